@@ -1,0 +1,61 @@
+"""Distill Studio: builds the Gradio app from components/ and launches it. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from components.chat import build_chat_tab
+from components.context import AppContext
+from components.dataset import build_dataset_tab
+from components.evaluate import build_evaluate_tab
+from components.finetune import build_finetune_tab
+from components.generate import build_generate_tab
+from components.hub import build_hub_tab
+from components.settings import build_settings_tab
+from components.start import build_start_tab
+from components.visitor import assign_visitor, browser_secret
+from pipeline.endpoints import SessionSettings
+
+TITLE = "Distill Studio"
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nTeach a small model what a strong one knows: generate, review, "
+                    "fine-tune, compare.")
+        ctx = AppContext(
+            settings=gr.State(SessionSettings()),
+            visitor=gr.BrowserState(None, storage_key="distill_visitor", secret=browser_secret()),
+            dataset_rev=gr.State(0),
+            recent_jobs=gr.BrowserState([], storage_key="distill_jobs", secret=browser_secret()),
+        )
+        with gr.Tabs():
+            with gr.Tab("Start", id="start"):
+                build_start_tab(ctx)
+            with gr.Tab("Generate", id="generate"):
+                build_generate_tab(ctx)
+            with gr.Tab("Dataset", id="dataset"):
+                build_dataset_tab(ctx)
+            with gr.Tab("Fine-tune", id="finetune"):
+                build_finetune_tab(ctx)
+            with gr.Tab("Chat", id="chat"):
+                build_chat_tab(ctx)
+            with gr.Tab("Evaluate", id="evaluate"):
+                build_evaluate_tab(ctx)
+            with gr.Tab("Hub", id="hub"):
+                build_hub_tab(ctx)
+            with gr.Tab("Settings", id="settings"):
+                build_settings_tab(ctx)
+        demo.load(assign_visitor, inputs=ctx.visitor, outputs=ctx.visitor, api_visibility="private")
+    return demo
+
+
+demo = build_app()
+
+if __name__ == "__main__":
+    demo.queue(default_concurrency_limit=8).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+    )

@@ -1,0 +1,45 @@
+"""Command-line subcommands: one module each, with `add_parser(subparsers)` and `run(args) -> int`.
+
+Contract (DESIGN.md): `--json` prints exactly one JSON object on stdout, progress goes to stderr;
+exit 0 success, 1 the work found problems or failed, 2 bad usage or unreadable input. A flag beats
+the standard environment variable (OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    """Human progress: always stderr, so stdout stays one JSON object under --json."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_endpoint_flags(parser: Any) -> None:
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL, "
+                        "else OpenAI when a key is set, else the embedded local backend)")
+    parser.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY)")
+
+
+def openai_client(args: Any, *, async_: bool = False, **opts: Any) -> Any:
+    """A client for the CLI: flags beat variables; with neither key nor URL, the embedded backend."""
+    import openai
+
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+    api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
+    if not base_url and not api_key:
+        from pipeline.local.runtime import ensure_local_backend
+
+        handle = ensure_local_backend()
+        base_url, api_key = handle.base_url, handle.api_key
+    klass = openai.AsyncOpenAI if async_ else openai.OpenAI
+    # Some compatible servers take any key; the SDK insists on one.
+    return klass(api_key=api_key or "none", base_url=base_url or None, **opts)

@@ -1,0 +1,94 @@
+"""The errors Distill Studio shows to people.
+
+Every message says what went wrong *and what to do about it*; the UI shows `str(error)` as it is
+and the CLI prints it on stderr. Keep secrets out of messages: never format a key into one.
+"""
+
+from __future__ import annotations
+
+
+class DistillError(Exception):
+    """Base class: a problem the user can act on. `str(e)` is the message to show."""
+
+    #: CLI exit code when this error ends a command (2 = bad usage or unreadable input).
+    exit_code: int = 1
+
+
+class InputError(DistillError):
+    """The user's input (a file, a field, a flag) cannot be used as given."""
+
+    exit_code = 2
+
+
+class UnreadableFileError(InputError):
+    """A file could not be read at all (missing, binary, wrong format)."""
+
+
+class ConfigError(DistillError):
+    """Settings are missing or inconsistent: no key, unknown endpoint, unknown role."""
+
+    exit_code = 2
+
+
+class MissingKeyError(ConfigError):
+    """No API key was found for an endpoint that needs one."""
+
+
+class ProviderError(DistillError):
+    """The model provider refused or failed a request; the message explains the provider's answer."""
+
+
+class BudgetExceededError(DistillError):
+    """A run stopped because going on would have spent more than the budget allows."""
+
+
+class CancelledError(DistillError):
+    """The user stopped the work; what was finished is kept."""
+
+
+def explain(exc: BaseException) -> str:
+    """A message for any error a user may meet, openai's included, that says what to do.
+
+    The provider's own text is kept where it helps (a 400 names the bad field) but never for a 401,
+    whose text can carry part of the key.
+    """
+    if isinstance(exc, DistillError):
+        return str(exc)
+    import openai  # local import: errors.py stays importable without the SDK
+
+    if isinstance(exc, openai.AuthenticationError):
+        return "The endpoint refused the API key (401). Check the key in the Settings tab or its environment variable."
+    if isinstance(exc, openai.PermissionDeniedError):
+        return f"This key has no access to that resource (403): {_provider_text(exc)}"
+    if isinstance(exc, openai.RateLimitError):
+        if _provider_code(exc) == "insufficient_quota":
+            return "The account is out of quota or over its billing limit (429 insufficient_quota). Add credit or raise the limit with the provider."
+        retry = exc.response.headers.get("retry-after") if exc.response is not None else None
+        wait = f" The provider asks to wait {retry} s." if retry else ""
+        return f"Rate limited by the provider (429).{wait} Lower the concurrency or try again shortly."
+    if isinstance(exc, openai.NotFoundError):
+        return f"Not found (404): {_provider_text(exc)} Check the model or job id, and that this endpoint serves it."
+    if isinstance(exc, openai.APITimeoutError):
+        return "The endpoint did not answer in time. Check that it is running, or raise the timeout."
+    if isinstance(exc, openai.APIConnectionError):
+        return "Could not reach the endpoint (network unreachable or wrong base URL). Check the URL in the Settings tab."
+    if isinstance(exc, openai.APIStatusError):
+        return f"The provider answered {exc.status_code}: {_provider_text(exc)}"
+    if isinstance(exc, openai.OpenAIError):
+        return f"OpenAI client error: {exc}"
+    return f"Unexpected error ({type(exc).__name__}): {exc}. Please report it with what you were doing."
+
+
+def _provider_body(exc: object) -> dict:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        return body.get("error", body) if isinstance(body.get("error", body), dict) else body
+    return {}
+
+
+def _provider_code(exc: object) -> str | None:
+    return _provider_body(exc).get("code")
+
+
+def _provider_text(exc: object) -> str:
+    return str(_provider_body(exc).get("message") or getattr(exc, "message", "") or exc).strip()

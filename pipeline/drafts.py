@@ -1,0 +1,86 @@
+"""A visitor's working dataset (the "draft"): the examples shown in the Dataset tab.
+
+Kept as chat JSONL in the visitor's workspace folder and rewritten atomically on every edit, so a page
+refresh or an app restart loses nothing. Other tabs add to it (Generate appends its results) and read
+it (Fine-tune, Hub). `meta.json` beside it records where the data came from (generation runs: teacher,
+template, parameters, cost), which the dataset card reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pipeline import workspace
+
+# One lock per draft file: a generation run may append while the visitor edits a cell.
+_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def draft_path(visitor_id: str) -> Path:
+    return workspace.visitor_dir(visitor_id, "draft") / "draft.jsonl"
+
+
+def meta_path(visitor_id: str) -> Path:
+    return workspace.visitor_dir(visitor_id, "draft") / "meta.json"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _dump(examples: list[dict]) -> str:
+    return "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
+
+
+def load_draft(visitor_id: str) -> list[dict]:
+    """The visitor's examples (empty list when they have none yet)."""
+    path = draft_path(visitor_id)
+    if not path.exists():
+        return []
+    with _locks[str(path)]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def save_draft(visitor_id: str, examples: list[dict]) -> None:
+    """Replace the draft with `examples` (atomically: a crash mid-write keeps the old file)."""
+    path = draft_path(visitor_id)
+    with _locks[str(path)]:
+        _atomic_write(path, _dump(examples))
+
+
+def append_to_draft(visitor_id: str, examples: list[dict]) -> int:
+    """Add examples at the end of the draft; returns the new number of examples."""
+    path = draft_path(visitor_id)
+    with _locks[str(path)]:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(_dump(examples))
+        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def load_meta(visitor_id: str) -> dict[str, Any]:
+    path = meta_path(visitor_id)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def update_meta(visitor_id: str, **fields: Any) -> dict[str, Any]:
+    """Merge fields into the draft's provenance record; list values are appended to, not replaced."""
+    path = meta_path(visitor_id)
+    with _locks[str(path)]:
+        meta = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        for key, value in fields.items():
+            if isinstance(value, list) and isinstance(meta.get(key), list):
+                meta[key] = meta[key] + value
+            else:
+                meta[key] = value
+        _atomic_write(path, json.dumps(meta, indent=2, ensure_ascii=False))
+    return meta

@@ -97,7 +97,7 @@ OPENAI = Endpoint("openai", "openai", base_url=os.environ.get("OPENAI_BASE_URL")
 #: Sensible OpenAI models per role when an OpenAI key is configured.
 OPENAI_ROLE_DEFAULTS = {"teacher": "gpt-4.1", "base": "gpt-4.1-mini-2025-04-14",
                         "fine_tuned": "gpt-4.1-mini-2025-04-14", "judge": "gpt-4.1-mini"}
-LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+LOCAL_MODEL = "SmolLM2-135M-Instruct"  # the id the embedded backend serves its base model under
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,11 @@ def render_status(settings: SessionSettings) -> str:
 
 
 def build_status_line(ctx: AppContext) -> gr.Markdown:
-    """Built above gr.Tabs; follows every change of the visitor's settings, whichever tab made it."""
-    # A callable value is computed at each page load, so environment keys set later are seen.
-    status_md = gr.Markdown(lambda: status_line(SessionSettings()), elem_id="distill-status")
+    """Built above gr.Tabs; follows every change of the visitor's settings, whichever tab made it.
+
+    app.py also renders it on page load (after restoring remembered settings), so environment keys
+    set after start-up are seen.
+    """
+    status_md = gr.Markdown(status_line(SessionSettings()), elem_id="distill-status")
     ctx.settings.change(render_status, ctx.settings, status_md, api_name="status", queue=False)
     return status_md

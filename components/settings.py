@@ -25,7 +25,8 @@ def _build_endpoints(ui: dict) -> None:
     ui["endpoints_df"] = gr.Dataframe(value=endpoint_rows(SessionSettings()), headers=ENDPOINT_COLUMNS,
                                       interactive=False, wrap=True)
     with gr.Row():
-        ui["endpoint_dd"] = gr.Dropdown([h.NEW, "local", "openai"], value=h.NEW, label="Endpoint to edit")
+        ui["endpoint_dd"] = gr.Dropdown([h.NEW, "local", "openai"], value=h.NEW, label="Endpoint to edit",
+                                        allow_custom_value=True)
         ui["name_box"] = gr.Textbox(label="Name", placeholder="my-vllm")
         ui["kind_dd"] = gr.Dropdown(KINDS, value="compatible", label="Kind")
     with gr.Row():
@@ -53,7 +54,8 @@ def _build_roles(ui: dict) -> None:
                 "local model; the fine-tuned student defaults to your newest finished fine-tune.")
     for name in ROLES:
         with gr.Row():
-            ui[f"{name}_endpoint_dd"] = gr.Dropdown(["local", "openai"], label=f"{ROLE_LABELS[name]}: endpoint")
+            ui[f"{name}_endpoint_dd"] = gr.Dropdown(["local", "openai"], label=f"{ROLE_LABELS[name]}: endpoint",
+                                                    allow_custom_value=True)
             ui[f"{name}_model_dd"] = gr.Dropdown([], label=f"{ROLE_LABELS[name]}: model",
                                                  allow_custom_value=True, scale=2)
     with gr.Row():

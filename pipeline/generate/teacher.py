@@ -163,6 +163,7 @@ class Teacher:
         self.stats = CallStats()
         self.limiter = AdaptiveLimiter(concurrency)
         self._rng = rng or random.Random()
+        self.sleep = asyncio.sleep  # tests replace it to see the delays chosen
 
     async def complete(self, messages: list[dict], *, schema: dict[str, Any] | None = None,
                        name: str = "answer", max_tokens: int | None = None,
@@ -218,7 +219,7 @@ class Teacher:
         asked = retry_after_seconds(exc)
         if asked is not None:
             delay = max(delay, min(asked, policy.max_retry_after))
-        await asyncio.sleep(delay)
+        await self.sleep(delay)
 
 
 def _reply(resp: Any) -> Reply:

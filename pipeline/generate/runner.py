@@ -49,6 +49,8 @@ class GenerationConfig:
     check_model: str | None = None
     #: Existing examples a `source` template (paraphrase) rewrites.
     sources: list[dict] | None = None
+    #: Examples the run must not duplicate and should not repeat (e.g. the visitor's draft).
+    avoid: list[dict] | None = None
     sample_size: int = prompts.SAMPLE_SIZE
     near_duplicate_threshold: float = 92.0
     max_tokens: int | None = None
@@ -105,9 +107,9 @@ class _Run:
                                    concurrency=config.concurrency, policy=config.retry)
             self.checker.stats = self.teacher.stats  # one retry budget and one count for the run
         self.dedup = Deduper(config.near_duplicate_threshold)
-        for ex in existing + (config.sources or []):
+        for ex in existing + (config.sources or []) + (config.avoid or []):
             self.dedup.add(ex)
-        self.recent = existing[-RECENT_KEEP:]
+        self.recent = ((config.avoid or []) + existing)[-RECENT_KEEP:]
         self.max_tokens = config.max_tokens or t.max_tokens
         self.next_index = int(self.state.get("requests_made", 0))
         self.claimed = 0

@@ -58,9 +58,9 @@ class JobSnapshot:
     def finished(self) -> bool:
         return self.status in ft.TERMINAL
 
-    def next_poll_s(self) -> float:
+    def next_poll_s(self, base: float = BASE_POLL_S) -> float:
         """Seconds to wait before the next poll: backoff after failures, never below Retry-After."""
-        delay = min(MAX_POLL_S, BASE_POLL_S * 2 ** self.failures)
+        delay = min(MAX_POLL_S, base * 2 ** self.failures)
         return max(delay, self.retry_after_s or 0.0)
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from components.finetune_view import (
     table_frame,
 )
 from pipeline import drafts
+from pipeline.dataset import split_examples
 from pipeline.endpoints import RoleChoice, SessionSettings, has_openai_key, make_client
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
@@ -54,7 +55,7 @@ def _examples(visitor: str | None, source: str, file: str | None, split: float) 
     if source == SOURCES[1]:
         if not file:
             raise InputError("Upload a training file first, or choose the current dataset draft.")
-        examples = load_examples(Path(file))
+        examples = load_examples(Path(file)).examples
     else:
         examples = drafts.load_draft(visitor or "")
         if not examples:
@@ -62,10 +63,7 @@ def _examples(visitor: str | None, source: str, file: str | None, split: float) 
                              "or upload a file here.")
     if not split:
         return examples, []
-    from pipeline.dataset import split_examples
-
-    train, validation = split_examples(examples, split, seed=SPLIT_SEED)
-    return list(train), list(validation)
+    return split_examples(examples, split, seed=SPLIT_SEED)
 
 
 def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]:

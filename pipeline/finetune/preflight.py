@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 from pipeline.errors import InputError
 from pipeline.finetune.jobs import AUTO, parse_hyperparameter
 from pipeline.models import base_of, is_fine_tuned, model_info, openai_fine_tunable_models, pricing_source
-from pipeline.tokens import billing_tokens, count_examples, counter_for, default_epochs, training_cost_usd
 
 DEFAULT_CONFIRM_USD = 5.0
 
@@ -70,9 +69,12 @@ class Preflight:
             f"{epochs} epochs -> {self.billing_tokens_per_epoch * self.n_epochs:,} training tokens",
             f"Estimated cost for {self.model}: {self.cost_text()} ({pricing_source()})",
         ]
-        lines += [f"Error, line {p['line']}: {p['message']}" for p in self.errors[:20]]
-        lines += [f"Warning{', line ' + str(p['line']) if p.get('line') else ''}: {p['message']}"
-                  for p in self.warnings[:20]]
+        # The validator's messages already name their line ("Line 12 ...").
+        lines += [f"Error: {p['message']}" for p in self.errors[:20]]
+        lines += [f"Warning: {p['message']}" for p in self.warnings[:20]]
+        hidden = max(0, len(self.errors) - 20) + max(0, len(self.warnings) - 20)
+        if hidden:
+            lines.append(f"... and {hidden} more problem(s): the Dataset tab lists them all.")
         if self.needs_confirmation:
             lines.append(f"This is above the ${self.threshold_usd:,.2f} confirmation threshold.")
         return lines
@@ -85,44 +87,37 @@ class Preflight:
                 "needs_confirmation": self.needs_confirmation}
 
 
-def _problem_dict(problem: Any, where: str = "") -> dict[str, Any]:
-    get = problem.get if isinstance(problem, dict) else lambda k, d=None: getattr(problem, k, d)
-    message = str(get("message", ""))
-    return {"line": get("line"), "code": get("code"), "message": f"{where}{message}",
-            "severity": str(get("severity", "error"))}
-
-
-def _validate(examples: list[Any], model: str, where: str) -> tuple[list[dict], list[dict]]:
-    """Problems found by the Dataset validator, split into errors and warnings."""
-    from pipeline.dataset import validate_examples
-
-    report = validate_examples(examples, model=model)
-    problems = [_problem_dict(p, where) for p in getattr(report, "problems", report)]
-    errors = [p for p in problems if "error" in p["severity"].lower()]
-    warnings = [p for p in problems if "error" not in p["severity"].lower()]
-    return errors, warnings
+#: Dataset-size rules meant for training data, not for a held-out validation split.
+_TRAINING_ONLY = frozenset({"too_few_examples", "few_examples"})
 
 
 def preflight(train: list[Any], model: str, *, validation: list[Any] | None = None,
-              n_epochs: Any = AUTO, threshold_usd: float | None = None) -> Preflight:
-    """Validate, count and price a fine-tuning run (no network)."""
+              n_epochs: Any = AUTO, threshold_usd: float | None = None,
+              line_numbers: list[int] | None = None, read_problems: list[Any] = ()) -> Preflight:
+    """Validate, count and price a fine-tuning run (no network).
+
+    `line_numbers` / `read_problems` come from pipeline.dataset.read_dataset when the data is a file,
+    so problems name the file's own lines (a line that was not even JSON included).
+    """
+    from pipeline.dataset import validate_examples
+
     epochs_value = parse_hyperparameter("n_epochs", n_epochs)
-    errors, warnings = _validate(train, model, "")
+    report = validate_examples(train, model, n_epochs=None if epochs_value == AUTO else int(epochs_value),
+                               line_numbers=line_numbers)
+    read = [p.as_dict() if hasattr(p, "as_dict") else dict(p) for p in read_problems]
+    errors = [p for p in read if p["severity"] == "error"] + report.errors
+    warnings = [p for p in read if p["severity"] != "error"] + report.warnings
     if validation:
-        v_errors, v_warnings = _validate(validation, model, "validation set: ")
-        errors += v_errors
-        # The validator's "fewer than 50 examples" is meant for training data, not a held-out split.
-        warnings += [w for w in v_warnings if w.get("code") not in ("few_examples", "too_few_examples")]
-    usable = [ex["messages"] for ex in train if isinstance(ex, dict) and isinstance(ex.get("messages"), list)]
-    counter = counter_for(model)
-    lengths = count_examples(usable, counter)
-    per_epoch = billing_tokens(lengths, model_info(model).training_context)
-    epochs = default_epochs(len(train)) if epochs_value == AUTO else int(epochs_value)
+        held_out = validate_examples(validation, model)
+        errors += [{**p, "message": f"Validation set: {p['message']}"} for p in held_out.errors
+                   if p["code"] not in _TRAINING_ONLY]
+        warnings += [{**p, "message": f"Validation set: {p['message']}"} for p in held_out.warnings
+                     if p["code"] not in _TRAINING_ONLY]
     return Preflight(
         model=model, n_train=len(train), n_validation=len(validation or []), errors=errors,
-        warnings=warnings, billing_tokens_per_epoch=per_epoch, n_epochs=epochs,
-        epochs_auto=epochs_value == AUTO, estimated_cost_usd=training_cost_usd(model, per_epoch, epochs),
-        tokens_approximate=counter.approximate,
+        warnings=warnings, billing_tokens_per_epoch=report.billing_tokens_per_epoch,
+        n_epochs=report.n_epochs, epochs_auto=epochs_value == AUTO,
+        estimated_cost_usd=report.estimated_cost_usd, tokens_approximate=report.tokens_approximate,
         threshold_usd=confirm_threshold_usd() if threshold_usd is None else threshold_usd,
     )
 
@@ -132,9 +127,8 @@ def require_ready(pre: Preflight, *, confirmed: bool = False) -> None:
     if pre.errors:
         first = pre.errors[0]
         more = f" (and {len(pre.errors) - 1} more)" if len(pre.errors) > 1 else ""
-        line = f"line {first['line']}: " if first.get("line") else ""
         raise InputError(f"The data has {len(pre.errors)} error(s); fix them before fine-tuning. "
-                         f"First, {line}{first['message']}{more}")
+                         f"First: {first['message']}{more}")
     if pre.needs_confirmation and not confirmed:
         raise ConfirmationNeeded(
             f"The estimated cost is {pre.cost_text()}, above the ${pre.threshold_usd:,.2f} threshold. "

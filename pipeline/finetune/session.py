@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UnreadableFileError
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.preflight import (
     Preflight,
@@ -30,19 +31,27 @@ class Started:
     validation_file: str | None
 
 
-def load_examples(path: Path) -> list[Any]:
-    """Examples from any file the Dataset tab reads (chat JSONL, prompt/completion, CSV, Parquet)."""
+def load_examples(path: Path) -> Any:
+    """A file the Dataset tab reads (chat JSONL, prompt/completion, CSV, Parquet) as a ReadResult."""
     from pipeline.dataset import read_dataset
 
-    return list(read_dataset(path).examples)
+    read = read_dataset(path)
+    if not read.readable:
+        reason = read.problems[0].message if read.problems else "no examples could be read"
+        raise UnreadableFileError(f"Cannot use {path.name}: {reason}")
+    return read
 
 
 def check_and_preflight(client: Any, train: list[Any], model: str, *, validation: list[Any] | None = None,
-                        n_epochs: Any = ft.AUTO, openai_hosted: bool | None = None) -> Preflight:
-    """Is the model fine-tunable on this endpoint, and what does the data look like? (no upload)"""
+                        n_epochs: Any = ft.AUTO, openai_hosted: bool | None = None,
+                        **read_info: Any) -> Preflight:
+    """Is the model fine-tunable on this endpoint, and what does the data look like? (no upload)
+
+    `read_info` (line_numbers, read_problems) passes through to preflight for data read from a file.
+    """
     hosted = is_openai_hosted(client.base_url) if openai_hosted is None else openai_hosted
     check_base_model(model, offered_base_models(client, openai_hosted=hosted), openai_hosted=hosted)
-    return preflight(train, model, validation=validation, n_epochs=n_epochs)
+    return preflight(train, model, validation=validation, n_epochs=n_epochs, **read_info)
 
 
 def start_job(client: Any, train: Path | list[Any], model: str, *,
@@ -53,15 +62,18 @@ def start_job(client: Any, train: Path | list[Any], model: str, *,
               on_progress: Callable[[str], None] | None = None) -> Started:
     """Preflight, refuse on errors or unconfirmed cost, upload the file(s), create the job."""
     say = on_progress or (lambda _msg: None)
+    read_info: dict[str, Any] = {}
     if isinstance(train, Path):
         name = name or train.stem
-        train = load_examples(train)
+        read = load_examples(train)
+        train = read.examples
+        read_info = {"line_numbers": read.line_numbers, "read_problems": read.problems}
     if validation_path is not None:
-        validation = load_examples(validation_path)
+        validation = load_examples(validation_path).examples
     # Validate the hyperparameters before anything is uploaded.
     ft.supervised_method(n_epochs, batch_size, learning_rate_multiplier)
     pre = check_and_preflight(client, train, model, validation=validation, n_epochs=n_epochs,
-                              openai_hosted=openai_hosted)
+                              openai_hosted=openai_hosted, **read_info)
     for line in pre.summary_lines():
         say(line)
     require_ready(pre, confirmed=confirmed)

@@ -50,20 +50,21 @@ def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
     return settings.endpoint(endpoint).kind == "openai" and is_openai_hosted(client.base_url)
 
 
-def _examples(visitor: str | None, source: str, file: str | None, split: float) -> tuple[list, list]:
-    """(training, validation) examples from the chosen source, split with a fixed seed."""
+def _examples(visitor: str | None, source: str, file: str | None, split: float) -> tuple[list, list, list]:
+    """(training, validation, reading problems) from the chosen source, split with a fixed seed."""
+    problems: list = []
     if source == SOURCES[1]:
         if not file:
             raise InputError("Upload a training file first, or choose the current dataset draft.")
-        examples = load_examples(Path(file)).examples
+        read = load_examples(Path(file))
+        examples, problems = read.examples, read.problems
     else:
         examples = drafts.load_draft(visitor or "")
         if not examples:
             raise InputError("Your dataset draft is empty. Build one in the Generate or Dataset tab, "
                              "or upload a file here.")
-    if not split:
-        return examples, []
-    return split_examples(examples, split, seed=SPLIT_SEED)
+    train, validation = split_examples(examples, split or 0, seed=SPLIT_SEED)
+    return train, validation, problems
 
 
 def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]:
@@ -75,9 +76,9 @@ def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]
 def check_run(settings: SessionSettings, visitor: str | None, source: str, file: str | None,
               split: float, endpoint: str, model: str, epochs: str) -> dict[str, Any]:
     client = make_client(settings, endpoint)
-    train, validation = _examples(visitor, source, file, split)
+    train, validation, problems = _examples(visitor, source, file, split)
     pre = check_and_preflight(client, train, model, validation=validation, n_epochs=epochs,
-                              openai_hosted=_hosted(settings, endpoint, client))
+                              openai_hosted=_hosted(settings, endpoint, client), read_problems=problems)
     return {"preflight_md": "\n".join(f"- {line}" for line in pre.summary_lines())}
 
 
@@ -85,9 +86,10 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
            source: str, file: str | None, split: float, endpoint: str, model: str, epochs: str,
            batch: str, lr: str, seed: float | None, suffix: str) -> dict[str, Any]:
     client = make_client(settings, endpoint)
-    train, validation = _examples(visitor, source, file, split)
+    train, validation, problems = _examples(visitor, source, file, split)
     try:
-        started = start_job(client, train, model, validation=validation, n_epochs=epochs, batch_size=batch,
+        started = start_job(client, train, model, validation=validation, read_problems=problems,
+                            n_epochs=epochs, batch_size=batch,
                             learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
                             seed=int(seed) if seed not in (None, "") else None,
                             metadata={"distill_visitor": visitor_tag(visitor)} if visitor else None,

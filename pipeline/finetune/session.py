@@ -59,10 +59,14 @@ def start_job(client: Any, train: Path | list[Any], model: str, *,
               n_epochs: Any = ft.AUTO, batch_size: Any = ft.AUTO, learning_rate_multiplier: Any = ft.AUTO,
               suffix: str | None = None, seed: int | None = None, metadata: dict[str, str] | None = None,
               confirmed: bool = False, openai_hosted: bool | None = None, name: str | None = None,
+              read_problems: list[Any] | None = None,
               on_progress: Callable[[str], None] | None = None) -> Started:
-    """Preflight, refuse on errors or unconfirmed cost, upload the file(s), create the job."""
+    """Preflight, refuse on errors or unconfirmed cost, upload the file(s), create the job.
+
+    `read_problems`: problems found while reading the source file (lines that were not examples).
+    """
     say = on_progress or (lambda _msg: None)
-    read_info: dict[str, Any] = {}
+    read_info: dict[str, Any] = {"read_problems": read_problems} if read_problems else {}
     if isinstance(train, Path):
         name = name or train.stem
         read = load_examples(train)

@@ -66,17 +66,31 @@ def explain(exc: BaseException) -> str:
         retry = exc.response.headers.get("retry-after") if exc.response is not None else None
         wait = f" The provider asks to wait {retry} s." if retry else ""
         return f"Rate limited by the provider (429).{wait} Lower the concurrency or try again shortly."
+    if _provider_code(exc) in _BILLING_CODES:
+        return "The account is out of quota or over its billing limit. Add credit or raise the limit with the provider."
     if isinstance(exc, openai.NotFoundError):
         return f"Not found (404): {_provider_text(exc)} Check the model or job id, and that this endpoint serves it."
     if isinstance(exc, openai.APITimeoutError):
         return "The endpoint did not answer in time. Check that it is running, or raise the timeout."
     if isinstance(exc, openai.APIConnectionError):
         return "Could not reach the endpoint (network unreachable or wrong base URL). Check the URL in the Settings tab."
+    if isinstance(exc, openai.BadRequestError):
+        param = _provider_body(exc).get("param")
+        if param == "model" or _provider_code(exc) == "model_not_available":
+            return (f"The provider cannot use that model here (400): {_provider_text(exc)} "
+                    "Pick one of the models this endpoint offers.")
+        if param in ("file", "training_file", "validation_file") or "file" in _provider_text(exc).lower():
+            return (f"The provider refused the file (400): {_provider_text(exc)} "
+                    "Fix the data (the Dataset tab checks every line) and try again.")
     if isinstance(exc, openai.APIStatusError):
         return f"The provider answered {exc.status_code}: {_provider_text(exc)}"
     if isinstance(exc, openai.OpenAIError):
         return f"OpenAI client error: {exc}"
     return f"Unexpected error ({type(exc).__name__}): {exc}. Please report it with what you were doing."
+
+
+#: Error codes meaning "no money left" whatever the status (429 insufficient_quota, 400 billing limit).
+_BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
 
 
 def _provider_body(exc: object) -> dict:

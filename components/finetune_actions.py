@@ -1,0 +1,222 @@
+"""Handlers of the Fine-tune tab. Each returns a dict keyed by component *name*; the tab maps names
+to its components (components/finetune.py), so these stay plain functions that tests can call.
+
+The job lives on the provider; the tab only keeps `watch` = {job_id, endpoint, snapshot, next_poll_at}
+in gr.State and polls from a gr.Timer. A refresh or a restart loses nothing: `reattach` finds the
+visitor's jobs again from the browser's list (gr.BrowserState), the workspace record and the provider.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from components.errors import warn
+from components.finetune_view import (
+    badge_html,
+    chart_frame,
+    checkpoints_frame,
+    events_frame,
+    job_choice,
+    progress_markdown,
+    table_frame,
+)
+from pipeline import drafts
+from pipeline.dataset import split_examples
+from pipeline.endpoints import RoleChoice, SessionSettings, has_openai_key, make_client
+from pipeline.errors import InputError
+from pipeline.finetune import jobs as ft
+from pipeline.finetune.preflight import ConfirmationNeeded, is_openai_hosted, offered_base_models
+from pipeline.finetune.records import known_jobs, record_job, recorded_jobs, remember, visitor_tag
+from pipeline.finetune.session import check_and_preflight, load_examples, start_job
+from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
+
+SOURCES = ("Current dataset draft", "Upload a file")
+SPLIT_SEED = 42
+
+
+def fine_tuning_endpoints(settings: SessionSettings) -> list[str]:
+    return [n for n, e in settings.endpoints().items() if "fine_tuning" in e.capabilities]
+
+
+def default_endpoint(settings: SessionSettings) -> str:
+    return "openai" if has_openai_key(settings) else "local"
+
+
+def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
+    return settings.endpoint(endpoint).kind == "openai" and is_openai_hosted(client.base_url)
+
+
+def _examples(visitor: str | None, source: str, file: str | None, split: float) -> tuple[list, list, list]:
+    """(training, validation, reading problems) from the chosen source, split with a fixed seed."""
+    problems: list = []
+    if source == SOURCES[1]:
+        if not file:
+            raise InputError("Upload a training file first, or choose the current dataset draft.")
+        read = load_examples(Path(file))
+        examples, problems = read.examples, read.problems
+    else:
+        examples = drafts.load_draft(visitor or "")
+        if not examples:
+            raise InputError("Your dataset draft is empty. Build one in the Generate or Dataset tab, "
+                             "or upload a file here.")
+    train, validation = split_examples(examples, split or 0, seed=SPLIT_SEED)
+    return train, validation, problems
+
+
+def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]:
+    client = make_client(settings, endpoint)
+    models = offered_base_models(client, openai_hosted=_hosted(settings, endpoint, client))
+    return {"model_dd": gr.Dropdown(choices=models, value=models[0] if models else None)}
+
+
+def check_run(settings: SessionSettings, visitor: str | None, source: str, file: str | None,
+              split: float, endpoint: str, model: str, epochs: str) -> dict[str, Any]:
+    client = make_client(settings, endpoint)
+    train, validation, problems = _examples(visitor, source, file, split)
+    pre = check_and_preflight(client, train, model, validation=validation, n_epochs=epochs,
+                              openai_hosted=_hosted(settings, endpoint, client), read_problems=problems)
+    return {"preflight_md": "\n".join(f"- {line}" for line in pre.summary_lines())}
+
+
+def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, recent: list | None,
+           source: str, file: str | None, split: float, endpoint: str, model: str, epochs: str,
+           batch: str, lr: str, seed: float | None, suffix: str) -> dict[str, Any]:
+    client = make_client(settings, endpoint)
+    train, validation, problems = _examples(visitor, source, file, split)
+    try:
+        started = start_job(client, train, model, validation=validation, read_problems=problems,
+                            n_epochs=epochs, batch_size=batch,
+                            learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
+                            seed=int(seed) if seed not in (None, "") else None,
+                            metadata={"distill_visitor": visitor_tag(visitor)} if visitor else None,
+                            openai_hosted=_hosted(settings, endpoint, client),
+                            name=Path(file).stem if source == SOURCES[1] and file else "draft")
+    except ConfirmationNeeded as exc:
+        return {"confirm_md": f"**{exc}**", "confirm_row": gr.Row(visible=True)}
+    job = started.job
+    if visitor:
+        record_job(visitor, job.id, endpoint=endpoint, base_model=model, suffix=suffix or None,
+                   status=job.status, estimated_cost_usd=started.preflight.estimated_cost_usd)
+    watch = {"job_id": job.id, "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
+    gr.Info(f"Started job {job.id}.")
+    return {"watch_state": watch, "recent_jobs": remember(recent, job.id, endpoint),
+            "confirm_row": gr.Row(visible=False), "timer": gr.Timer(active=True),
+            "status_html": badge_html(job.status),
+            "preflight_md": "\n".join(f"- {line}" for line in started.preflight.summary_lines())}
+
+
+def start_run(*args: Any) -> dict[str, Any]:
+    return _start(False, *args)
+
+
+def start_confirmed(*args: Any) -> dict[str, Any]:
+    return _start(True, *args)
+
+
+def _render(watch: dict, snap: JobSnapshot, smoothing: bool) -> dict[str, Any]:
+    return {"watch_state": watch, "status_html": badge_html(snap.status), "progress_md": progress_markdown(snap),
+            "loss_plot": chart_frame(snap, smoothing), "metrics_df": table_frame(snap),
+            "events_df": events_frame(snap), "checkpoints_df": checkpoints_frame(snap),
+            "cancel_btn": gr.Button(interactive=not snap.finished)}
+
+
+def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
+             smoothing: bool) -> dict[str, Any]:
+    """One timer tick: poll when due (backoff after network errors), stop the timer at the end."""
+    if not watch:
+        return {"timer": gr.Timer(active=False)}
+    if time.time() < watch.get("next_poll_at", 0.0):
+        return {}
+    previous = JobSnapshot.from_dict(watch["snapshot"]) if watch.get("snapshot") else None
+    snap = watch_job(make_client(settings, watch["endpoint"]), watch["job_id"], previous)
+    if snap.warning and snap.failures == 1:
+        gr.Warning(snap.warning)
+    watch = {**watch, "snapshot": snap.to_dict(), "next_poll_at": time.time() + snap.next_poll_s(BASE_POLL_S)}
+    out = _render(watch, snap, smoothing)
+    if snap.finished:
+        out["timer"] = gr.Timer(active=False)
+        was = previous.status if previous else None
+        if snap.status == "succeeded" and snap.fine_tuned_model and (
+                was != "succeeded" or "fine_tuned" not in settings.roles):
+            settings.roles["fine_tuned"] = RoleChoice(watch["endpoint"], snap.fine_tuned_model)
+            out["settings"] = settings
+            if was is not None:
+                gr.Info(f"Job succeeded: {snap.fine_tuned_model} is now the Chat tab's fine-tuned model.")
+        if visitor:
+            record_job(visitor, snap.job_id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
+    return out
+
+
+def redraw_chart(watch: dict | None, smoothing: bool) -> dict[str, Any]:
+    snap = JobSnapshot.from_dict(watch["snapshot"]) if watch and watch.get("snapshot") else None
+    return {"loss_plot": chart_frame(snap, smoothing)}
+
+
+def open_job(settings: SessionSettings, visitor: str | None, recent: list | None, endpoint: str,
+             job_id: str | None) -> dict[str, Any]:
+    """Watch a job picked from the list (poll at once: the timer's next tick does it)."""
+    if not job_id:
+        raise InputError("Pick a job from the list first.")
+    watch = {"job_id": job_id, "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
+    out = poll_job(settings, visitor, watch, False)
+    out.setdefault("timer", gr.Timer(active=True))  # poll_job stops it when the job has ended
+    return {**out, "recent_jobs": remember(recent, job_id, endpoint)}
+
+
+def refresh_jobs(settings: SessionSettings, visitor: str | None, recent: list | None,
+                 endpoint: str) -> dict[str, Any]:
+    client = make_client(settings, endpoint)
+    shared = settings.endpoint(endpoint).kind == "local"  # one backend serves every visitor
+    rows = known_jobs(client, endpoint, visitor, recent, shared=shared)
+    return {"jobs_dd": gr.Dropdown(choices=[job_choice(r) for r in rows],
+                                   value=rows[0]["job_id"] if rows else None)}
+
+
+def ask_cancel(watch: dict | None) -> dict[str, Any]:
+    if not watch:
+        raise InputError("No job is being watched.")
+    return {"cancel_md": f"Cancel job `{watch['job_id']}`? Training stops and cannot be resumed.",
+            "cancel_row": gr.Row(visible=True)}
+
+
+def cancel_run(settings: SessionSettings, watch: dict | None) -> dict[str, Any]:
+    if not watch:
+        raise InputError("No job is being watched.")
+    job = ft.cancel_job(make_client(settings, watch["endpoint"]), watch["job_id"])
+    gr.Info(f"Job {job.id}: {job.status}.")
+    return {"cancel_row": gr.Row(visible=False), "status_html": badge_html(job.status),
+            "watch_state": {**watch, "next_poll_at": 0.0}, "timer": gr.Timer(active=True)}
+
+
+def keep_running() -> dict[str, Any]:
+    return {"cancel_row": gr.Row(visible=False)}
+
+
+def reattach(settings: SessionSettings, visitor: str | None, recent: list | None) -> dict[str, Any]:
+    """On page load: watch the visitor's latest unfinished job again, and list earlier ones."""
+    candidates = [r for r in (recent or []) if isinstance(r, dict) and r.get("job_id")]
+    if visitor:
+        candidates += [{"job_id": r["job_id"], "endpoint": r.get("endpoint"), "status": r.get("status")}
+                       for r in recorded_jobs(visitor)]
+    out: dict[str, Any] = {}
+    for row in candidates:
+        if row.get("status") in ft.TERMINAL or not row.get("endpoint"):
+            continue
+        try:
+            out = open_job(settings, visitor, recent, row["endpoint"], row["job_id"])
+        except Exception as exc:  # the page must load even when a provider is down: say so and go on
+            warn(exc)
+            continue
+        if out.get("status_html"):
+            break
+    try:
+        endpoint = out.get("watch_state", {}).get("endpoint") or default_endpoint(settings)
+        out |= list_base_models(settings, endpoint) | {"endpoint_dd": endpoint}
+        out |= refresh_jobs(settings, visitor, recent, endpoint)
+    except Exception as exc:  # same: an unreachable endpoint must not break the page load
+        warn(exc)
+    return out

@@ -13,9 +13,10 @@ from components.chat_panes import (
     build_pane,
     configs_from,
     few_shot_sources,
-    model_choices,
     pane_outputs,
     params_from,
+    refresh_model_picker,
+    role_pickers,
 )
 from components.context import AppContext
 from components.errors import shown_errors
@@ -75,8 +76,17 @@ def undo_clear_chat(session: ChatSession, *, panes: list[Pane], undo_btn: gr.But
 
 @shown_errors
 def list_pane_models(settings: SessionSettings, endpoint: str, model: str) -> gr.Dropdown:
-    choices = model_choices(settings, endpoint)
-    return gr.Dropdown(choices=choices, value=model if model in choices else choices[0])
+    return refresh_model_picker(settings, endpoint, model)
+
+
+@shown_errors
+def use_role_defaults(settings: SessionSettings) -> list:
+    """Pickers back to the roles from Settings; the fine-tuned pane gets the newest fine-tuned model."""
+    return role_pickers(settings, PANE_ROLES, look_up_newest=True)
+
+
+def follow_settings(settings: SessionSettings) -> list:
+    return role_pickers(settings, PANE_ROLES, look_up_newest=False)
 
 
 @shown_errors
@@ -136,6 +146,7 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         clear_btn = gr.Button("Clear", size="sm")
         undo_btn = gr.Button("Undo clear", size="sm", visible=False)
         export_btn = gr.Button("Export Markdown + JSON", size="sm")
+        defaults_btn = gr.Button("Use role defaults (newest fine-tuned model)", size="sm")
     export_files = gr.File(label="Exported conversation", file_count="multiple", visible=True, height=80)
 
     picks = [c for p in panes for c in (p.endpoint_dd, p.model_dd)]
@@ -160,6 +171,8 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                     queue=False, api_visibility="private")
     undo_btn.click(partial(undo_clear_chat, panes=panes, undo_btn=undo_btn), [session_state],
                    [*streamed, undo_btn], queue=False, api_visibility="private")
+    defaults_btn.click(use_role_defaults, ctx.settings, picks, api_visibility="private")
+    ctx.settings.change(follow_settings, ctx.settings, picks, api_visibility="private")
     export_btn.click(export_chat, params_in, export_files, api_name="chat_export")
     blind_outs = [*streamed, *[c for p in panes for c in (p.endpoint_dd, p.model_dd, p.refresh_btn)],
                   vote_row, reveal_md]

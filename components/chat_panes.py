@@ -8,7 +8,8 @@ from pathlib import Path
 import gradio as gr
 
 from pipeline.chat import ChatSession, PaneConfig, Params, Turn, extras, metrics_line
-from pipeline.endpoints import LOCAL_MODEL, SessionSettings, make_client, role
+from pipeline.endpoints import LOCAL_MODEL, SessionSettings, role
+from pipeline.model_lists import chat_models, list_models, newest_fine_tuned_model
 
 ROLE_TITLES = {"base": "Base model", "fine_tuned": "Fine-tuned model", "teacher": "Teacher model"}
 PANE_ROLES = ("base", "fine_tuned", "teacher")
@@ -51,10 +52,34 @@ def displayed(history: list[dict]) -> list[dict]:
 
 
 def model_choices(settings: SessionSettings, endpoint: str) -> list[str]:
-    """Model ids the endpoint serves, for the picker (any typed id is accepted too)."""
-    client = make_client(settings, endpoint, max_retries=0, timeout=15)
-    ids = sorted(m.id for m in client.models.list())
-    return ids or [LOCAL_MODEL]
+    """Chat model ids the endpoint serves, for a picker (a typed id is accepted too)."""
+    listed = list_models(settings, endpoint, refresh=True)
+    if listed.error:
+        gr.Warning(listed.error)
+    return chat_models(listed.models)
+
+
+def refresh_model_picker(settings: SessionSettings, endpoint: str, model: str) -> gr.Dropdown:
+    choices = model_choices(settings, endpoint)
+    if not choices:
+        return gr.Dropdown(choices=[model] if model else [], value=model)
+    return gr.Dropdown(choices=choices, value=model if model in choices else choices[0])
+
+
+def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_newest: bool) -> list:
+    """Endpoint and model dropdown updates [ep0, m0, ep1, m1, ...] from the visitor's role choices.
+
+    With `look_up_newest`, the fine-tuned role's default is the newest succeeded fine-tuning job
+    (one network call); without, only what the session already knows.
+    """
+    if look_up_newest and "fine_tuned" in roles and "fine_tuned" not in settings.roles:
+        newest_fine_tuned_model(settings)
+    out = []
+    for r in roles:
+        choice = role(settings, r)
+        out += [gr.Dropdown(choices=list(settings.endpoints()), value=choice.endpoint),
+                gr.Dropdown(choices=[choice.model], value=choice.model)]
+    return out
 
 
 def few_shot_sources() -> list[str]:

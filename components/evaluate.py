@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from components.chat_panes import ROLE_TITLES, model_choices
+from components.chat_panes import ROLE_TITLES, refresh_model_picker, role_pickers
 from components.context import AppContext
 from components.errors import shown_errors
 from pipeline import drafts
@@ -110,8 +110,16 @@ def show_latest_results(visitor: str | None, *, out: dict) -> dict:
 
 @shown_errors
 def list_models_for(settings: SessionSettings, endpoint: str, model: str) -> gr.Dropdown:
-    choices = model_choices(settings, endpoint)
-    return gr.Dropdown(choices=choices, value=model if model in choices else choices[0])
+    return refresh_model_picker(settings, endpoint, model)
+
+
+@shown_errors
+def use_role_defaults(settings: SessionSettings) -> list:
+    return role_pickers(settings, (*ROLES, "judge"), look_up_newest=True)
+
+
+def follow_settings(settings: SessionSettings) -> list:
+    return role_pickers(settings, (*ROLES, "judge"), look_up_newest=False)
 
 
 def _model_slot(settings: SessionSettings, role_name: str, label: str, include: bool | None = True) -> list:
@@ -147,6 +155,7 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         run_btn = gr.Button("Run benchmark", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
         latest_btn = gr.Button("Show latest results")
+        defaults_btn = gr.Button("Use role defaults (newest fine-tuned model)")
     status_md = gr.Markdown()
     score_df = gr.Dataframe(label="Scoreboard", interactive=False, wrap=True)
     acc_plot = gr.BarPlot(x="model", y="accuracy %", label="Accuracy", y_lim=[0, 100])
@@ -160,6 +169,9 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                   max_tokens_nb, ctx.settings, ctx.visitor, control]
     run_btn.click(check_leakage, bench_inputs, leak_md, api_visibility="private").then(
         partial(run_evaluation, out=out), run_inputs, list(out.values()), api_name="evaluate_run")
+    pickers = [c for s in slots for c in s[1:]] + [judge_ep, judge_model]
+    defaults_btn.click(use_role_defaults, ctx.settings, pickers, api_visibility="private")
+    ctx.settings.change(follow_settings, ctx.settings, pickers, api_visibility="private")
     stop_btn.click(stop_evaluation, control, status_md, queue=False, api_visibility="private")
     latest_btn.click(partial(show_latest_results, out=out), ctx.visitor, list(out.values()), api_visibility="private")
     return {"bench_dd": bench_dd, "run_btn": run_btn, **out}

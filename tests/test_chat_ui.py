@@ -22,7 +22,7 @@ def chat_app():
                    "teacher": RoleChoice("fake", "error-teacher")})
         with gr.Blocks() as demo:
             ctx = AppContext(settings=gr.State(settings), visitor=gr.State("visitor-ui-test-1"),
-                             dataset_rev=gr.State(0), recent_jobs=gr.State([]))
+                             dataset_rev=gr.State(0), recent_jobs=gr.State([]), remembered=gr.State(None))
             build_chat_tab(ctx)
         demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
                             quiet=True, show_error=True)

@@ -36,7 +36,7 @@ def test_evaluate_run_scores_saves_and_warns_about_leaks():
                                    typed_keys={"fake": "k"})
         with gr.Blocks() as demo:
             ctx = AppContext(settings=gr.State(settings), visitor=gr.State(visitor), dataset_rev=gr.State(0),
-                             recent_jobs=gr.State([]))
+                             recent_jobs=gr.State([]), remembered=gr.State(None))
             build_evaluate_tab(ctx)
         demo.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
         try:

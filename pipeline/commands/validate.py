@@ -1,0 +1,72 @@
+"""`python -m pipeline validate PATH [--model M] [--epochs N] [--json]`.
+
+Exit 0 when there is no error, 1 when there are errors, 2 when the file cannot be read at all.
+--json prints one object: examples, errors, warnings (lists of {line, code, message, severity}),
+billing_tokens_per_epoch, n_epochs, estimated_cost_usd, tokens_approximate (+ model, encoding,
+context_limit, total_tokens, unparsed_lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+
+from pipeline.commands import emit_json
+from pipeline.dataset import DEFAULT_MODEL, ValidationReport, validate_file
+from pipeline.models import pricing_source
+
+#: Problems of one code listed before "... and N more" in the human output.
+SHOWN_PER_CODE = 5
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a chat fine-tuning dataset; count tokens, epochs and cost",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="JSONL, JSON array, CSV/TSV, Parquet, or a saved `datasets` folder")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"base model to fine-tune (default {DEFAULT_MODEL})")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: what OpenAI picks for this size)")
+    p.add_argument("--system-prompt", default=None, help="system prompt for converted prompt/completion or CSV rows")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.epochs is not None and not 1 <= args.epochs <= 50:
+        print("error: --epochs must be between 1 and 50.", file=sys.stderr)
+        return 2
+    report = validate_file(args.path, args.model, args.epochs, system_prompt=args.system_prompt)
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        print(render(report, args.path))
+    if not report.readable:
+        return 2
+    return 1 if report.errors else 0
+
+
+def render(report: ValidationReport, path: str) -> str:
+    """A readable summary: the figures, then problems grouped by code."""
+    approx = " (approximate: counted with " + report.encoding + ")" if report.tokens_approximate else ""
+    usd = report.estimated_cost_usd
+    cost = "unknown (no training price for this model)" if usd is None else \
+        f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+    lines = [
+        f"{path}: {report.n_examples} examples, {len(report.errors)} errors, {len(report.warnings)} warnings",
+        f"tokens: {report.total_tokens:,} total, {report.billing_tokens_per_epoch:,} billed per epoch{approx}",
+        f"epochs: {report.n_epochs}   estimated training cost for {report.model}: {cost}",
+        f"prices: {pricing_source()}",
+    ]
+    for label, items in (("ERROR", report.errors), ("warning", report.warnings)):
+        by_code: dict[str, list[dict]] = defaultdict(list)
+        for p in items:
+            by_code[p["code"]].append(p)
+        for code, probs in by_code.items():
+            lines.append(f"{label} {code} ({len(probs)}):")
+            lines += [f"  {p['message']}" for p in probs[:SHOWN_PER_CODE]]
+            if len(probs) > SHOWN_PER_CODE:
+                rest = [str(p["line"]) for p in probs[SHOWN_PER_CODE:SHOWN_PER_CODE + 20]]
+                more = "" if len(probs) <= SHOWN_PER_CODE + 20 else ", ..."
+                lines.append(f"  ... and {len(probs) - SHOWN_PER_CODE} more (lines {', '.join(rest)}{more})")
+    lines.append("OK: ready to fine-tune." if not report.errors else "Fix the errors above, then validate again.")
+    return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""Checks for chat fine-tuning data: every check of OpenAI's data-prep notebook, plus ours.
+
+The notebook's checks (codes in brackets): not a dict [not_a_dict], missing messages list
+[missing_messages], message missing role/content [message_missing_key], unrecognized key
+[message_unrecognized_key], unrecognized role [unrecognized_role], missing content [missing_content],
+no assistant message [missing_assistant_message]. Ours: content not a string, blank content, weight not
+0/1, over the model's training context, fewer than 10 (error) / 50 (warning) examples, no system / user
+message, exact duplicates, unknown top-level keys. Token counts, epochs and cost come from
+pipeline.tokens, counted the notebook's way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter as Tally
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import tokens
+from pipeline.dataset.problems import Problem, problem
+from pipeline.models import model_info
+
+ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
+MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"})
+EXAMPLE_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 50
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@dataclass
+class ValidationReport:
+    model: str
+    n_examples: int
+    #: Each {line, code, message, severity}; sorted by line (dataset-wide problems, line None, first).
+    errors: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    #: Problems of each example, parallel to the examples validated.
+    example_problems: list[list[Problem]] = field(default_factory=list)
+    #: Problems about the file or the whole dataset (not tied to one example).
+    dataset_problems: list[Problem] = field(default_factory=list)
+    token_lengths: list[int] = field(default_factory=list)
+    billing_tokens_per_epoch: int = 0
+    n_epochs: int = tokens.TARGET_EPOCHS
+    estimated_cost_usd: float | None = None
+    tokens_approximate: bool = False
+    encoding: str = "cl100k_base"
+    context_limit: int = 0
+    readable: bool = True
+    n_unparsed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.dataset_problems + [p for probs in self.example_problems for p in probs]
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_lengths)
+
+    def counts(self) -> dict[str, int]:
+        """How many problems of each code."""
+        return dict(Tally(p["code"] for p in self.errors + self.warnings))
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's --json object (keys are a stable contract)."""
+        return {
+            "examples": self.n_examples, "errors": self.errors, "warnings": self.warnings,
+            "billing_tokens_per_epoch": self.billing_tokens_per_epoch, "n_epochs": self.n_epochs,
+            "estimated_cost_usd": self.estimated_cost_usd, "tokens_approximate": self.tokens_approximate,
+            "model": self.model, "encoding": self.encoding, "context_limit": self.context_limit,
+            "total_tokens": self.total_tokens, "unparsed_lines": self.n_unparsed,
+        }
+
+
+def check_example(ex: Any, line: int, index: int) -> list[Problem]:
+    """The per-example format checks (the notebook's and ours), without tokens or duplicates."""
+    if not isinstance(ex, dict):
+        return [problem("not_a_dict", f"Line {line} is a JSON {type(ex).__name__}, not an object. Each line must "
+                        'be {"messages": [...]}.', line, index)]
+    messages = ex.get("messages")
+    if not messages:
+        return [problem("missing_messages", f'Line {line} has no "messages" list (or it is empty). Add '
+                        '"messages": [{"role": "user", ...}, {"role": "assistant", ...}].', line, index)]
+    if not isinstance(messages, list):
+        return [problem("messages_not_a_list", f'Line {line}: "messages" must be a list of message objects, '
+                        f"not a {type(messages).__name__}.", line, index)]
+    found: list[Problem] = []
+    extra = [k for k in ex if k not in EXAMPLE_KEYS]
+    if extra:
+        found.append(problem("unrecognized_example_key", f"Line {line} has key(s) {', '.join(map(repr, extra))} "
+                             "that OpenAI ignores or rejects. Remove them, or keep them only for your own use.",
+                             line, index))
+    roles = set()
+    weights = []
+    for j, m in enumerate(messages, start=1):
+        if not isinstance(m, dict):
+            found.append(problem("message_not_a_dict", f"Line {line}, message {j} is not an object. Use "
+                                 '{"role": ..., "content": ...}.', line, index))
+            continue
+        role = m.get("role")
+        roles.add(role)
+        tool_call = "tool_calls" in m or "function_call" in m
+        if "role" not in m or ("content" not in m and not tool_call):
+            missing = "role" if "role" not in m else "content"
+            found.append(problem("message_missing_key", f'Line {line}, message {j} has no "{missing}". Every '
+                                 'message needs "role" and "content".', line, index))
+        if len(m) > 2 or "role" not in m or "content" not in m:
+            odd = [k for k in m if k not in MESSAGE_KEYS]
+            if odd:
+                found.append(problem("message_unrecognized_key", f"Line {line}, message {j} has unknown key(s) "
+                                     f"{', '.join(map(repr, odd))}. Allowed: {', '.join(sorted(MESSAGE_KEYS))}.",
+                                     line, index))
+        if role not in ROLES and "role" in m:
+            found.append(problem("unrecognized_role", f"Line {line}, message {j} has role {role!r}. Use one of "
+                                 "system, user, assistant (or tool/function for tool calls).", line, index))
+        content = m.get("content")
+        if isinstance(content, str):
+            if not content.strip() and not tool_call:
+                found.append(problem("blank_content", f"Line {line}, message {j} ({role}) is blank. Write the "
+                                     "text or delete the message.", line, index))
+        elif content is None:
+            if not tool_call and "content" in m:
+                found.append(problem("missing_content", f"Line {line}, message {j} ({role}) has no content. "
+                                     "Add the text.", line, index))
+        elif not _content_parts_ok(content):
+            found.append(problem("content_not_string", f"Line {line}, message {j} ({role}) has content of type "
+                                 f"{type(content).__name__}; it must be a string. Put the text in quotes.",
+                                 line, index))
+        if "weight" in m:
+            w = m["weight"]
+            weights.append(w)
+            if type(w) is not int or w not in (0, 1) or role != "assistant":
+                found.append(problem("invalid_weight", f"Line {line}, message {j}: weight {w!r} is invalid. "
+                                     "Only assistant messages take a weight, and it must be 0 or 1.", line, index))
+    if "assistant" not in roles:
+        found.append(problem("missing_assistant_message", f"Line {line} has no assistant message, so there is "
+                             "nothing to learn. Add the answer as an assistant message.", line, index))
+    elif weights and all(w == 0 for w in weights) and len(weights) == sum(
+            1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant"):
+        found.append(problem("all_weights_zero", f"Line {line}: every assistant message has weight 0, so the "
+                             "example teaches nothing. Set weight 1 on the answer to learn.", line, index))
+    if "system" not in roles:
+        found.append(problem("missing_system_message", f"Line {line} has no system message. Fine if intended; "
+                             "a system prompt used in training should also be used when chatting.", line, index))
+    if "user" not in roles:
+        found.append(problem("missing_user_message", f"Line {line} has no user message. Add what the user asks.",
+                             line, index))
+    return found
+
+
+def _content_parts_ok(content: Any) -> bool:
+    """OpenAI's vision fine-tuning takes a list of typed parts; anything else that is not a string is wrong."""
+    return isinstance(content, list) and bool(content) and all(
+        isinstance(p, dict) and p.get("type") in ("text", "image_url") for p in content)
+
+
+def _dedupe_key(ex: Any) -> str:
+    return json.dumps(ex, sort_keys=True, ensure_ascii=False)
+
+
+def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_epochs: int | None = None,
+                      line_numbers: Sequence[int] | None = None) -> ValidationReport:
+    """Check examples for fine-tuning `model` and estimate tokens, epochs and cost.
+
+    `line_numbers` maps each example to its 1-based source line (default: 1..n, as in the JSONL written
+    from these examples). Never raises for bad data: everything wrong becomes a problem.
+    """
+    lines = list(line_numbers) if line_numbers is not None else list(range(1, len(examples) + 1))
+    if len(lines) != len(examples):
+        raise ValueError("line_numbers must have one entry per example")
+    info = model_info(model)
+    counter = tokens.counter_for(model)
+    per_example = [check_example(ex, lines[i], i) for i, ex in enumerate(examples)]
+    seen: dict[str, int] = {}
+    for i, ex in enumerate(examples):
+        key = _dedupe_key(ex)
+        first = seen.setdefault(key, i)
+        if first != i:
+            per_example[i].append(problem("duplicate", f"Line {lines[i]} repeats line {lines[first]} exactly. "
+                                          "Remove it (Dedupe) so it does not weigh twice.", lines[i], i))
+    message_lists = [_messages_of(ex) for ex in examples]
+    lengths = tokens.count_examples(message_lists, counter)
+    limit = info.training_context
+    for i, n in enumerate(lengths):
+        if n > limit:
+            per_example[i].append(problem("too_long", f"Line {lines[i]} is {n:,} tokens, over the {limit:,}-token "
+                                          f"training limit of {model}; it will be cut. Shorten or split it.",
+                                          lines[i], i))
+    dataset: list[Problem] = []
+    n = len(examples)
+    if n < MIN_EXAMPLES:
+        dataset.append(problem("too_few_examples", f"Only {n} example(s): OpenAI needs at least {MIN_EXAMPLES}. "
+                               "Add more (50-100 usually show clear gains)."))
+    elif n < RECOMMENDED_EXAMPLES:
+        dataset.append(problem("few_examples", f"{n} examples: at least {RECOMMENDED_EXAMPLES} usually give "
+                               "clearly better results. Consider generating more."))
+    epochs = n_epochs if n_epochs else tokens.default_epochs(n)
+    billing = tokens.billing_tokens(lengths, limit)
+    report = ValidationReport(
+        model=model, n_examples=n, example_problems=per_example, dataset_problems=dataset,
+        token_lengths=lengths, billing_tokens_per_epoch=billing, n_epochs=epochs,
+        estimated_cost_usd=tokens.training_cost_usd(model, billing, epochs),
+        tokens_approximate=counter.approximate, encoding=counter.encoding, context_limit=limit)
+    _fill_lists(report)
+    return report
+
+
+def _messages_of(ex: Any) -> list:
+    messages = ex.get("messages") if isinstance(ex, dict) else None
+    return messages if isinstance(messages, list) else []
+
+
+def _fill_lists(report: ValidationReport, extra: Sequence[Problem] = ()) -> None:
+    allp = sorted([*report.dataset_problems, *extra, *(p for ps in report.example_problems for p in ps)],
+                  key=lambda p: -1 if p.line is None else p.line)
+    report.errors = [p.as_dict() for p in allp if p.severity == "error"]
+    report.warnings = [p.as_dict() for p in allp if p.severity == "warning"]
+
+
+def validate_file(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
+                  system_prompt: str | None = None, columns: Any = None) -> ValidationReport:
+    """Read and validate a file; reading problems (bad lines, encoding) join the report with their lines."""
+    from pipeline.dataset.readers import read_dataset
+
+    read = read_dataset(path, system_prompt=system_prompt, columns=columns)
+    report = validate_examples(read.examples, model, n_epochs=n_epochs, line_numbers=read.line_numbers)
+    report.dataset_problems = list(read.problems) + report.dataset_problems
+    report.readable = read.readable
+    report.n_unparsed = len(read.unparsed)
+    _fill_lists(report)
+    return report

@@ -7,36 +7,26 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from pipeline.commands import emit_json, progress
-from pipeline.errors import UnreadableFileError
+from pipeline.dataset import read_dataset
+from pipeline.errors import InputError, UnreadableFileError
 from pipeline.hub.auth import resolve_token
 from pipeline.hub.card import LICENSES
 from pipeline.hub.push import push_dataset
-from pipeline.hub.stats import format_summary, split_examples, token_stats
+from pipeline.hub.stats import card_figures, split_for_push
 
 
-def read_jsonl(path: str) -> list[dict]:
-    """Examples of a chat JSONL file; a line that is not a JSON object stops with its line number."""
-    file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UnreadableFileError(f"Cannot read {path}: {exc.__class__.__name__}. Give a UTF-8 JSONL file.") from exc
-    examples = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UnreadableFileError(f"{path} line {number} is not JSON ({exc.msg}).") from exc
-        if not isinstance(item, dict):
-            raise UnreadableFileError(f"{path} line {number} is not a JSON object.")
-        examples.append(item)
-    return examples
+def read_examples(path: str) -> list[dict]:
+    """Examples of a dataset file (any format the Dataset tab reads); unreadable lines stop the push."""
+    result = read_dataset(path)
+    if not result.readable:
+        reason = result.problems[0].message if result.problems else "unknown format"
+        raise UnreadableFileError(f"Cannot read {path}: {reason}")
+    if result.unparsed:
+        raise InputError(f"{path} has {len(result.unparsed)} lines that are not examples. See them with "
+                         f"`python -m pipeline validate {path}`, fix them, then push again.")
+    return result.examples
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,13 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     token = resolve_token(args.token, required=True, allow_env=True)
-    examples = read_jsonl(args.path)
+    examples = read_examples(args.path)
     if args.validation:
-        splits = {"train": examples, "validation": read_jsonl(args.validation)}
+        splits = {"train": examples, "validation": read_examples(args.validation)}
     else:
-        splits = split_examples(examples, args.val_fraction)
-    card_info = {"license": args.license, "token_stats": token_stats(splits),
-                 "validation": format_summary([ex for split in splits.values() for ex in split])}
+        splits = split_for_push(examples, args.val_fraction)
+    card_info = {"license": args.license, **card_figures(splits)}
     result = push_dataset(splits, args.repo_id, token=str(token), private=args.private,
                           commit_message=args.message, card_info=card_info, progress=progress)
     if args.json:

@@ -135,3 +135,11 @@ def _benchmark_section(results: list[dict]) -> str:
 def _usage_section(repo_id: str) -> str:
     return ("## Use\n\n```python\nfrom datasets import load_dataset\n\n"
             f'ds = load_dataset("{repo_id}")\nprint(ds["train"][0]["messages"])\n```')
+
+
+def benchmark_rows(results: dict | None) -> list[dict]:
+    """The Evaluate tab's saved results ({"benchmark", "results": [{model, accuracy, total}...]}) as card rows."""
+    if not results:
+        return []
+    return [{"model": r.get("label") or r.get("model"), "benchmark": results.get("benchmark", "?"),
+             "score": r.get("accuracy"), "n": r.get("total")} for r in results.get("results") or []]

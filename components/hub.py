@@ -86,9 +86,9 @@ def load_dataset_into_draft(visitor: str, rev: int, repo_id: str, config: str, s
 
 def build_hub_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     who = ("Sign in with Hugging Face to push to your own account, or paste a token with write access."
-           if auth.on_space() else "Paste a token with write access, or set HF_TOKEN before starting the app.")
+           if auth.oauth_available() else "Paste a token with write access, or set HF_TOKEN before starting the app.")
     gr.Markdown(f"Push your dataset to the Hugging Face Hub with a dataset card, or load one from the Hub. {who}")
-    login_btn = gr.LoginButton() if auth.on_space() else None
+    login_btn = gr.LoginButton() if auth.oauth_available() else None
     token_box = gr.Textbox(label="Hugging Face token (optional when signed in)", type="password",
                            placeholder="hf_...", info="Used for this request only; never stored or shown.")
     with gr.Row(equal_height=True):

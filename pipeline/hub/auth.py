@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.errors import MissingKeyError
-from pipeline.hub.errors import NO_TOKEN, HubAuthError, explain_hub, invalid_repo_id
+from pipeline.hub.errors import NO_TOKEN, NO_TOKEN_ON_SPACE, HubAuthError, explain_hub, invalid_repo_id
 
 
 def on_space() -> bool:
     return bool(os.environ.get("SPACE_ID"))
+
+
+def oauth_available() -> bool:
+    """Sign in with Hugging Face works: a Space with `hf_oauth: true` (which sets OAUTH_CLIENT_ID).
+
+    gradio's LoginButton raises at startup without it, so the app must not show one then.
+    """
+    return on_space() and bool(os.environ.get("OAUTH_CLIENT_ID"))
 
 
 def endpoint() -> str | None:
@@ -43,7 +51,7 @@ def resolve_token(explicit: str | None, *, required: bool, allow_env: bool | Non
         if found:
             return found
     if required:
-        raise MissingKeyError(NO_TOKEN)
+        raise MissingKeyError(NO_TOKEN_ON_SPACE if on_space() else NO_TOKEN)
     return False
 
 
@@ -72,7 +80,7 @@ def check_repo_id(repo_id: str) -> str:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    repo_id = (repo_id or "").strip().strip("/")
+    repo_id = (repo_id or "").strip()
     if repo_id.startswith(("https://huggingface.co/datasets/", "hf://datasets/")):
         repo_id = repo_id.split("datasets/", 1)[1]
     try:

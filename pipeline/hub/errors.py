@@ -21,6 +21,8 @@ class HubNetworkError(HubError):
     """The Hub could not be reached, or the connection dropped mid-upload."""
 
 
+NO_TOKEN_ON_SPACE = ("No Hugging Face token: Sign in with Hugging Face (the button in the Hub tab) to push to your "
+                     "own account, or paste a token with write access from https://huggingface.co/settings/tokens.")
 NO_TOKEN = ("No Hugging Face token: sign in with Hugging Face (on a Space), type a token with write access, "
             "or set HF_TOKEN. Create one at https://huggingface.co/settings/tokens.")
 
@@ -59,6 +61,9 @@ def explain_hub(exc: BaseException, repo_id: str, action: str) -> DistillError:
         return HubError(f"{repo_id} has no such branch or revision. Leave the revision at 'main'.")
     if isinstance(exc, EntryNotFoundError):
         return HubError(f"A file of {repo_id} disappeared while {action}. Try again.")
+    if isinstance(exc, ValueError) and str(exc).startswith("Invalid metadata in README.md"):
+        # The Hub's /api/validate-yaml refused the card; nothing was uploaded.
+        return HubError(f"The Hub refused the dataset card's metadata, so nothing was pushed. {exc}")
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         return _from_status(exc.response.status_code, _server_message(exc), repo_id, action)
     if _is_network_error(exc):
@@ -111,8 +116,10 @@ def _is_network_error(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        module = type(current).__module__ or ""
-        if isinstance(current, (ConnectionError, TimeoutError)) or module.startswith(("httpx", "httpcore")):
+        # By name: huggingface_hub uses httpx2, other code httpx; both call these RequestError /
+        # TransportError (connect, read, write, protocol, timeout), never an HTTP status.
+        names = {klass.__name__ for klass in type(current).__mro__}
+        if isinstance(current, (ConnectionError, TimeoutError)) or {"TransportError", "RequestError"} & names:
             return True
         current = current.__cause__ or current.__context__
     return False

@@ -104,6 +104,12 @@ def resolve_files(paths: list[str], card: str | None, config: str | None) -> tup
         data = [p for p in data if p.startswith(f"{config}/")]
         if not data:
             raise InputError(f"There is no config '{config}' (no data files under {config}/).")
+    if data:
+        # Like `datasets`, a repo without configs is read with one loader: its most common format
+        # (ties go to Parquet, then JSON, then CSV).
+        kinds = [FORMATS[os.path.splitext(p)[1]] for p in data]
+        best = max(["parquet", "json", "csv"], key=lambda k: (kinds.count(k), -["parquet", "json", "csv"].index(k)))
+        data = [p for p, kind in zip(data, kinds, strict=True) if kind == best]
     splits: dict[str, list[str]] = {}
     for p in sorted(data):
         splits.setdefault(_split_of(p), []).append(p)

@@ -17,7 +17,7 @@ Point the real client at it with HF_ENDPOINT (or HfApi(endpoint=...)). It keeps 
   HEAD/GET /datasets/{id}/resolve/{rev}/{path}          file download with X-Repo-Commit / ETag
 
 Xet storage is not emulated: run the client with HF_HUB_DISABLE_XET=1 so uploads take the LFS path.
-`fail_next[kind] = status | "drop"` makes the next request of that kind fail (drop = close the socket
+`fail_next[kind] = status | "drop"` makes the next request of that kind fail (`fail_always`: every one) (drop = close the socket
 without answering, as a network failure mid-upload does). Every request is logged in `requests`.
 """
 
@@ -62,6 +62,8 @@ class FakeHub:
         self.repos: dict[str, Repo] = {}
         self.lfs_objects: dict[str, bytes] = {}
         self.fail_next: dict[str, int | str] = {}
+        #: Like fail_next, but every time (a dead link: the client's retries fail too).
+        self.fail_always: dict[str, int | str] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -168,7 +170,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _injected(self, kind: str) -> bool:
             with hub.lock:
-                failure = hub.fail_next.pop(kind, None)
+                failure = hub.fail_next.pop(kind, None) or hub.fail_always.get(kind)
             if failure is None:
                 return False
             if failure == "drop":

@@ -12,6 +12,7 @@ import gradio as gr
 from components.context import AppContext
 from components.errors import shown_errors
 from pipeline import drafts
+from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError
 from pipeline.hub import auth
 from pipeline.hub.card import LICENSES
@@ -23,11 +24,13 @@ from pipeline.hub.stats import split_for_push
 MODES = {"Replace the draft": "replace", "Add to the draft": "append"}
 
 
-def _visitor_token(typed: str | None, oauth_token: gr.OAuthToken | None) -> str | None:
-    """The visitor's sign-in token first, then what they typed (None: resolve_token decides)."""
+def _visitor_token(typed: str | None, settings: SessionSettings | None, oauth_token: gr.OAuthToken | None
+                   ) -> str | None:
+    """The visitor's own token: sign-in, then typed here, then typed in Settings (None: resolve_token
+    decides, which off Spaces means HF_TOKEN and on a Space means none)."""
     if oauth_token is not None and oauth_token.token:
         return oauth_token.token
-    return (typed or "").strip() or None
+    return (typed or "").strip() or (getattr(settings, "hf_token", None) or "").strip() or None
 
 
 def _splits(visitor: str, val_fraction: float) -> dict[str, list[dict]]:
@@ -44,9 +47,9 @@ def preview_card(visitor: str, repo_id: str, license: str, val_fraction: float) 
 
 
 @shown_errors
-def push_draft(visitor: str, repo_id: str, private: bool, message: str, license: str, val_fraction: float,
+def push_draft(visitor: str, settings: SessionSettings | None, repo_id: str, private: bool, message: str, license: str, val_fraction: float,
                token_text: str, oauth_token: gr.OAuthToken | None) -> str:
-    token = auth.resolve_token(_visitor_token(token_text, oauth_token), required=True)
+    token = auth.resolve_token(_visitor_token(token_text, settings, oauth_token), required=True)
     splits = _splits(visitor, val_fraction)
     result = push_dataset(splits, repo_id, token=str(token), private=bool(private), commit_message=message,
                           card_info=card_info_for(visitor, splits, license))
@@ -59,7 +62,7 @@ def push_draft(visitor: str, repo_id: str, private: bool, message: str, license:
 
 
 @shown_errors
-def load_dataset_into_draft(visitor: str, rev: int, repo_id: str, config: str, split: str, user_col: str,
+def load_dataset_into_draft(visitor: str, settings: SessionSettings | None, rev: int, repo_id: str, config: str, split: str, user_col: str,
                             assistant_col: str, system_col: str, mode: str | None, token_text: str,
                             oauth_token: gr.OAuthToken | None) -> tuple[str, int]:
     if mode not in MODES:
@@ -68,7 +71,7 @@ def load_dataset_into_draft(visitor: str, rev: int, repo_id: str, config: str, s
                {"user": user_col, "assistant": assistant_col, "system": system_col}.items() if (v or "").strip()}
     if mapping and not {"user", "assistant"} <= set(mapping):
         raise InputError("Name both the user column and the assistant column, or leave all three empty.")
-    token = auth.resolve_token(_visitor_token(token_text, oauth_token), required=False)
+    token = auth.resolve_token(_visitor_token(token_text, settings, oauth_token), required=False)
     result = load_from_hub(repo_id, config=(config or "").strip() or None, split=(split or "train").strip(),
                            mapping=mapping or None, token=token)
     if not result.examples:
@@ -89,7 +92,7 @@ def build_hub_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
            if auth.oauth_available() else "Paste a token with write access, or set HF_TOKEN before starting the app.")
     gr.Markdown(f"Push your dataset to the Hugging Face Hub with a dataset card, or load one from the Hub. {who}")
     login_btn = gr.LoginButton() if auth.oauth_available() else None
-    token_box = gr.Textbox(label="Hugging Face token (optional when signed in)", type="password",
+    token_box = gr.Textbox(label="Hugging Face token (optional when signed in or set in Settings)", type="password",
                            placeholder="hf_...", info="Used for this request only; never stored or shown.")
     with gr.Row(equal_height=True):
         with gr.Column():
@@ -125,9 +128,9 @@ def build_hub_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                       api_name="hub_preview_card")
     push_btn.click(preview_card, [ctx.visitor, repo_box, license_dd, val_sld], card_code, queue=False,
                    api_visibility="private").then(
-        push_draft, [ctx.visitor, repo_box, private_chk, message_box, license_dd, val_sld, token_box], push_md,
+        push_draft, [ctx.visitor, ctx.settings, repo_box, private_chk, message_box, license_dd, val_sld, token_box], push_md,
         api_name="hub_push", concurrency_limit=2)
-    load_btn.click(load_dataset_into_draft, [ctx.visitor, ctx.dataset_rev, load_repo_box, config_box, split_box,
+    load_btn.click(load_dataset_into_draft, [ctx.visitor, ctx.settings, ctx.dataset_rev, load_repo_box, config_box, split_box,
                                              user_box, assistant_box, system_box, mode_radio, token_box],
                    [load_md, ctx.dataset_rev], api_name="hub_load", concurrency_limit=2)
     comps = {"token_box": token_box, "repo_box": repo_box, "private_chk": private_chk, "license_dd": license_dd,

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from pipeline import drafts
+from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError, MissingKeyError
 from pipeline.hub import auth
 from pipeline.hub.card import build_card
@@ -192,7 +193,7 @@ def test_network_failure_mid_upload_leaves_the_draft_and_the_repo_unchanged(hub:
     import gradio as gr
 
     with pytest.raises(gr.Error, match="connection to the Hub failed.*local dataset was not changed"):
-        push_draft(visitor, "alice/net", True, "", "apache-2.0", 0.2, "tok-alice", None)
+        push_draft(visitor, None, "alice/net", True, "", "apache-2.0", 0.2, "tok-alice", None)
     assert drafts.draft_path(visitor).read_bytes() == before
     assert hub.repos["alice/net"].commits[-1]["summary"] == "initial commit"
     with pytest.raises(HubNetworkError):
@@ -273,10 +274,13 @@ def test_oauth_token_is_used_on_a_space_and_owner_token_never(hub: FakeHub, monk
     visitor = "visitor-oauth-00001"
     drafts.save_draft(visitor, examples(5))
     signed_in = gr.OAuthToken(token="tok-alice", scope="openid profile write-repos", expires_at=int(time.time()) + 600)
-    text = push_draft(visitor, "mine", True, "via oauth", "apache-2.0", 0.2, "", signed_in)
+    text = push_draft(visitor, SessionSettings(), "mine", True, "via oauth", "apache-2.0", 0.2, "", signed_in)
     assert "alice/mine" in text and "alice/mine" in hub.repos and "bob/mine" not in hub.repos
     with pytest.raises(gr.Error, match="Sign in with Hugging Face"):
-        push_draft(visitor, "mine2", True, "", "apache-2.0", 0.2, "", None)
+        push_draft(visitor, SessionSettings(), "mine2", True, "", "apache-2.0", 0.2, "", None)
+    # A token the visitor typed in Settings is theirs too.
+    mine = SessionSettings(hf_token="tok-alice")
+    assert "alice/mine3" in push_draft(visitor, mine, "mine3", True, "", "apache-2.0", 0.2, "", None)
     assert not any("bob" in r[1] for r in hub.requests)
 
 
@@ -292,7 +296,7 @@ def test_gradio_injects_the_oauth_token_into_the_push_handler(hub: FakeHub, monk
     visitor = "visitor-oauth-http01"
     drafts.save_draft(visitor, examples(4))
     with gr.Blocks() as demo:
-        boxes = [gr.Textbox(visitor), gr.Textbox("viahttp"), gr.Checkbox(True), gr.Textbox("m"),
+        boxes = [gr.Textbox(visitor), gr.State(SessionSettings()), gr.Textbox("viahttp"), gr.Checkbox(True), gr.Textbox("m"),
                  gr.Textbox("apache-2.0"), gr.Number(0.25), gr.Textbox("")]
         out = gr.Markdown()
         gr.Button().click(push_draft, boxes, out, api_name="push")
@@ -320,10 +324,10 @@ def test_load_replaces_or_appends_only_this_visitors_draft(hub: FakeHub) -> None
     drafts.save_draft(other, examples(1, "theirs"))
     drafts.update_meta(me, generation=GENERATION)
     with pytest.raises(gr.Error, match="replace your draft or are added"):
-        load_dataset_into_draft(me, 0, "alice/pub", "", "train", "", "", "", None, "", None)
-    text, rev = load_dataset_into_draft(me, 4, "alice/pub", "", "train", "", "", "", "Add to the draft", "", None)
+        load_dataset_into_draft(me, None, 0, "alice/pub", "", "train", "", "", "", None, "", None)
+    text, rev = load_dataset_into_draft(me, None, 4, "alice/pub", "", "train", "", "", "", "Add to the draft", "", None)
     assert rev == 5 and "draft now has 5" in text and len(drafts.load_draft(me)) == 5
-    text, rev = load_dataset_into_draft(me, rev, "alice/pub", "", "train", "", "", "", "Replace the draft", "", None)
+    text, rev = load_dataset_into_draft(me, None, rev, "alice/pub", "", "train", "", "", "", "Replace the draft", "", None)
     assert drafts.load_draft(me) == examples(3, "hub") and rev == 6
     assert drafts.load_meta(me)["generation"] == []  # the card no longer credits the teacher
     assert drafts.load_draft(other) == examples(1, "theirs")

@@ -5,6 +5,7 @@ component, and never returns a key: key boxes come back empty, tables say where 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import gradio as gr
@@ -144,7 +145,8 @@ def _models_note(settings: SessionSettings, names: list[str]) -> str:
             kept = f" Keeping the last list ({len(listed.models)} models)." if listed.models else ""
             notes.append(f"❌ {name}: {listed.error}{kept}")
         else:
-            notes.append(f"✅ {name}: {len(listed.models)} models.")
+            when = time.strftime("%H:%M:%S UTC", time.gmtime(listed.fetched_at or 0))
+            notes.append(f"✅ {name}: {len(listed.models)} models (fetched {when}).")
     return "  \n".join(notes)
 
 

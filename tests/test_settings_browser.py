@@ -3,6 +3,7 @@ the page never holds the key, and "remember in this browser" works only as far a
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -58,6 +59,30 @@ def _choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def _stored(page) -> str | None:
+    return page.evaluate("localStorage.getItem('distill_settings')")
+
+
+def _settle(page) -> None:
+    """Wait until the browser's stored copy stops changing (follow-up events write it)."""
+    for _ in range(30):
+        value = _stored(page)
+        page.wait_for_timeout(1000)
+        if _stored(page) == value:
+            return
+    raise AssertionError("the browser copy of the settings kept changing")
+
+
+def _tick_and_wait_for_storage(page, label: str) -> None:
+    """Tick a box, then wait until the browser's stored copy has been rewritten because of it."""
+    _settle(page)
+    before = _stored(page)
+    page.get_by_label(label).check()
+    page.wait_for_function(f"localStorage.getItem('distill_settings') !== {json.dumps(before)}",
+                           timeout=30_000)
+    _settle(page)
+
+
 def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(app_url, page) -> None:
     url, stub = app_url
     expect, status = playwright_api.expect, page.locator("#distill-status")
@@ -89,8 +114,7 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     page.get_by_label("API key").fill(KEY)
     page.get_by_role("button", name="Save endpoint").click()
     expect(page.get_by_text("Saved 'mine'")).to_be_visible(timeout=30_000)
-    page.get_by_label("Remember my endpoints in this browser").check()
-    page.wait_for_timeout(1500)  # the browser copy is written by a follow-up event
+    _tick_and_wait_for_storage(page, "Remember my endpoints in this browser")
     page.reload()
     _open_settings(page, url)
     expect(page.locator("#endpoints-table")).to_contain_text("mine", timeout=30_000)
@@ -101,8 +125,7 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     page.get_by_label("API key").fill(KEY)
     page.get_by_role("button", name="Save endpoint").click()
     expect(page.get_by_text("Saved 'mine' (key: typed")).to_be_visible(timeout=30_000)
-    page.get_by_label("…and their keys (only on a computer you trust)").check()
-    page.wait_for_timeout(1500)
+    _tick_and_wait_for_storage(page, "…and their keys (only on a computer you trust)")
     page.reload()
     _open_settings(page, url)
     expect(page.locator("#endpoints-table")).to_contain_text("mine", timeout=30_000)

@@ -16,7 +16,7 @@ from components.hub import build_hub_tab
 from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
-from components.status import build_status_line, render_status
+from components.status import build_status_line
 from components.visitor import assign_visitor, browser_secret
 from pipeline.endpoints import SessionSettings
 
@@ -34,7 +34,7 @@ def build_app() -> gr.Blocks:
             recent_jobs=gr.BrowserState([], storage_key="distill_jobs", secret=browser_secret()),
             remembered=gr.BrowserState(None, storage_key="distill_settings", secret=browser_secret()),
         )
-        status_md = build_status_line(ctx)
+        build_status_line(ctx)
         with gr.Tabs():
             with gr.Tab("Start", id="start"):
                 build_start_tab(ctx)
@@ -53,8 +53,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 build_settings_tab(ctx)
         demo.load(assign_visitor, inputs=ctx.visitor, outputs=ctx.visitor, api_visibility="private")
-        demo.load(restore_settings, [ctx.settings, ctx.remembered], ctx.settings, api_visibility="private"
-                  ).then(render_status, ctx.settings, status_md, api_visibility="private")
+        demo.load(restore_settings, [ctx.settings, ctx.remembered], ctx.settings, api_visibility="private")
     return demo
 
 

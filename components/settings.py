@@ -23,7 +23,7 @@ def _build_endpoints(ui: dict) -> None:
                 "`OPENAI_API_KEY` (`OPENAI_BASE_URL` moves it). Add any OpenAI-compatible server "
                 "(vLLM, Ollama, llama.cpp, LM Studio) or Azure OpenAI.")
     ui["endpoints_df"] = gr.Dataframe(value=endpoint_rows(SessionSettings()), headers=ENDPOINT_COLUMNS,
-                                      interactive=False, wrap=True)
+                                      interactive=False, wrap=True, elem_id="endpoints-table")
     with gr.Row():
         ui["endpoint_dd"] = gr.Dropdown([h.NEW, "local", "openai"], value=h.NEW, label="Endpoint to edit",
                                         allow_custom_value=True)
@@ -102,8 +102,9 @@ def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     view = [ui[k] for k in ("endpoints_df", "endpoint_dd", "budget_num", "confirm_num", "remember_chk",
                             "remember_keys_chk", "workspace_md", "hf_md")] + role_pairs
 
-    gr.on([s.change, ui["workspace_btn"].click], partial(h.render_settings, ui), [s, ctx.visitor], view,
-          api_name="show_settings")
+    # No triggers: on page load and whenever the settings or the visitor id change (any tab's doing).
+    gr.on(None, partial(h.render_settings, ui), [s, ctx.visitor], view, api_name="show_settings")
+    ui["workspace_btn"].click(partial(h.render_settings, ui), [s, ctx.visitor], view, api_visibility="private")
     s.change(h.remember_in_browser, s, ctx.remembered, api_visibility="private")
     ui["endpoint_dd"].input(partial(h.show_endpoint, ui), [s, ui["endpoint_dd"]],
                             [ui[k] for k in [*form, "key_box"]], api_name="show_endpoint")

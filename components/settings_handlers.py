@@ -5,6 +5,7 @@ component, and never returns a key: key boxes come back empty, tables say where 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import gradio as gr
@@ -22,7 +23,7 @@ from pipeline.endpoints import (
 )
 
 Ui = dict[str, Any]
-NEW = "➕ New endpoint"
+NEW = "+ New endpoint"
 
 
 def _endpoint_choices(settings: SessionSettings) -> list[str]:
@@ -67,19 +68,26 @@ def hf_source(settings: SessionSettings) -> str:
 def show_endpoint(ui: Ui, settings: SessionSettings, selected: str) -> dict:
     """Fill the form with an endpoint, secrets left out (the key box only says whether one is set)."""
     if selected == NEW or not selected:
-        return {ui["name_box"]: "", ui["kind_dd"]: "compatible", ui["url_box"]: "",
-                ui["key_box"]: gr.update(value="", placeholder="API key (kept in this session only)"),
-                ui["key_env_box"]: "", ui["api_version_box"]: "",
-                ui["headers_box"]: gr.update(value="", placeholder="Name: value, one a line (optional)"),
-                ui["caps_cbg"]: sorted(EndpointKind.registry["compatible"].default_capabilities)}
+        fresh = {"name_box": "", "kind_dd": "compatible", "url_box": "", "key_env_box": "", "api_version_box": "",
+                 "caps_cbg": sorted(EndpointKind.registry["compatible"].default_capabilities)}
+        out = {ui[k]: gr.update(value=v, interactive=True) for k, v in fresh.items()}
+        out[ui["key_box"]] = gr.update(value="", placeholder="API key (kept in this session only)", interactive=True)
+        out[ui["headers_box"]] = gr.update(value="", placeholder="Name: value, one a line (optional)", interactive=True)
+        return out
     endpoint = settings.endpoint(selected)
     source = key_source(settings, endpoint)
     headers = ", ".join(endpoint.default_headers) or "none"
-    return {ui["name_box"]: endpoint.name, ui["kind_dd"]: endpoint.kind, ui["url_box"]: endpoint.base_url or "",
-            ui["key_box"]: gr.update(value="", placeholder=f"Key: {source}. Type a new one to replace it."),
-            ui["key_env_box"]: endpoint.key_env or "", ui["api_version_box"]: endpoint.api_version or "",
-            ui["headers_box"]: gr.update(value="", placeholder=f"Headers set: {headers}. Empty keeps them."),
-            ui["caps_cbg"]: sorted(endpoint.capabilities)}
+    editable = not endpoint.builtin  # a built-in's key can be typed, nothing else
+    return {ui["name_box"]: gr.update(value=endpoint.name, interactive=editable),
+            ui["kind_dd"]: gr.update(value=endpoint.kind, interactive=editable),
+            ui["url_box"]: gr.update(value=endpoint.base_url or "", interactive=editable),
+            ui["key_box"]: gr.update(value="", placeholder=f"Key: {source}. Type a new one to replace it.",
+                                     interactive=endpoint.needs_key),
+            ui["key_env_box"]: gr.update(value=endpoint.key_env or "", interactive=editable),
+            ui["api_version_box"]: gr.update(value=endpoint.api_version or "", interactive=editable),
+            ui["headers_box"]: gr.update(value="", placeholder=f"Headers set: {headers}. Empty keeps them.",
+                                         interactive=editable),
+            ui["caps_cbg"]: gr.update(value=sorted(endpoint.capabilities), interactive=editable)}
 
 
 @shown_errors
@@ -137,7 +145,8 @@ def _models_note(settings: SessionSettings, names: list[str]) -> str:
             kept = f" Keeping the last list ({len(listed.models)} models)." if listed.models else ""
             notes.append(f"❌ {name}: {listed.error}{kept}")
         else:
-            notes.append(f"✅ {name}: {len(listed.models)} models.")
+            when = time.strftime("%H:%M:%S UTC", time.gmtime(listed.fetched_at or 0))
+            notes.append(f"✅ {name}: {len(listed.models)} models (fetched {when}).")
     return "  \n".join(notes)
 
 

@@ -14,11 +14,8 @@ def render_status(settings: SessionSettings) -> str:
 
 
 def build_status_line(ctx: AppContext) -> gr.Markdown:
-    """Built above gr.Tabs; follows every change of the visitor's settings, whichever tab made it.
-
-    app.py also renders it on page load (after restoring remembered settings), so environment keys
-    set after start-up are seen.
-    """
+    """Built above gr.Tabs; follows every change of the visitor's settings, whichever tab made it."""
     status_md = gr.Markdown(status_line(SessionSettings()), elem_id="distill-status")
-    ctx.settings.change(render_status, ctx.settings, status_md, api_name="status", queue=False)
+    # No triggers: runs on page load (environment keys set after start-up are seen) and on every change.
+    gr.on(None, render_status, ctx.settings, status_md, api_name="status", queue=False)
     return status_md

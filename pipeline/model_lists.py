@@ -175,6 +175,9 @@ def test_connection(settings: SessionSettings, endpoint_name: str, model: str | 
     return ConnectionResult(True, f"OK: connected to {_host(endpoint)}; {len(ids)} models available.")
 
 
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into one
+
+
 def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | None = None,
                             refresh: bool = False) -> str:
     """The newest succeeded fine-tuning job's model on the base role's endpoint, else the base model.

@@ -106,3 +106,15 @@ def test_header_secrets_are_scrubbed_from_provider_text(stub) -> None:
     assert model_lists.redact("echo hdr-secret-777 and sk-listing-secret-4242", settings) == "echo *** and ***"
     list_models(settings, "ep")
     assert stub.seen_headers[-1]["x-api-token"] == "hdr-secret-777", "headers are sent"
+
+
+def test_azure_endpoint_sends_api_key_header_version_and_deployment(stub) -> None:
+    settings = endpoint_edit.save_endpoint(SessionSettings(), name="az", kind="azure",
+                                           base_url=stub.url("azure").removesuffix("/v1"), key=KEY)
+    assert settings.endpoint("az").api_version == "2024-10-21"
+    assert "does not list its models" in list_models(settings, "az").error
+    ok = model_lists.test_connection(settings, "az", "gpt-a")
+    assert ok.ok and "'gpt-a' answered" in ok.message
+    assert stub.seen_headers[-1]["api-key"] == KEY and stub.api_versions == ["2024-10-21"]
+    missing = model_lists.test_connection(settings, "az", "no-deployment")
+    assert not missing.ok and missing.message.startswith("No access to model 'no-deployment'")

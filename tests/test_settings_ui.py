@@ -18,7 +18,7 @@ from gradio_client import Client
 
 from tests.fakes.openai_stub import OpenAIStub
 
-NEW = "➕ New endpoint"
+NEW = "+ New endpoint"
 
 
 def _free_port() -> int:

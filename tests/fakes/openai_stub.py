@@ -7,6 +7,8 @@ The first path part picks a behaviour, so one server covers every failure path:
   /badshape/v1/...    200 JSON that is not a model list
   /ratelimit/v1/...   429 rate_limit_exceeded
   /switch/v1/...      like /ok while `healthy` is True, 500 after (to test "keep the last good list")
+  /azure/openai/deployments/<model>/chat/completions?api-version=...  Azure's shape: `api-key`
+                      header, the deployment in the path; 404 DeploymentNotFound for an unknown one
 Every request's Authorization header is recorded in `seen_keys` (the tests check which key was sent).
 """
 
@@ -23,6 +25,7 @@ class OpenAIStub:
         self.keys: dict[str, list[str]] = dict(keys or {})
         self.jobs: dict[str, list[dict[str, Any]]] = {}  # key -> fine-tuning job objects
         self.healthy = True
+        self.api_versions: list[str] = []  # Azure's api-version query parameter, per request
         self.seen_keys: list[str] = []
         self.seen_headers: list[dict[str, str]] = []
         stub = self
@@ -60,11 +63,13 @@ class OpenAIStub:
     # ---- behaviours ------------------------------------------------------------------------
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         auth = req.headers.get("authorization", "")
-        key = auth.removeprefix("Bearer ").strip()
+        key = auth.removeprefix("Bearer ").strip() or req.headers.get("api-key", "")
         self.seen_keys.append(key)
         self.seen_headers.append({k.lower(): v for k, v in req.headers.items()})
         parts = req.path.split("?")[0].strip("/").split("/")
         behaviour, rest = parts[0], parts[2:] if len(parts) > 2 else []
+        if behaviour == "azure" and key in self.keys:
+            return self._azure(req, key, parts[1:])
         if behaviour == "switch":
             behaviour = "ok" if self.healthy else "down"
         if behaviour == "down":
@@ -91,6 +96,18 @@ class OpenAIStub:
             return self._json(req, 404, _error(f"The model `{rest[1]}` does not exist", "model_not_found"))
         if rest == ["fine_tuning", "jobs"]:
             return self._json(req, 200, {"object": "list", "data": self.jobs.get(key, []), "has_more": False})
+        return self._json(req, 404, _error("Unknown path", None))
+
+    def _azure(self, req: BaseHTTPRequestHandler, key: str, rest: list[str]) -> None:
+        self.api_versions.append(req.path.partition("api-version=")[2])
+        if len(rest) == 5 and rest[:2] == ["openai", "deployments"] and rest[3:] == ["chat", "completions"]:
+            if rest[2] not in self.keys[key]:
+                return self._json(req, 404, _error("The API deployment for this resource does not exist.",
+                                                   "DeploymentNotFound"))
+            return self._json(req, 200, {
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": rest[2],
+                "choices": [{"index": 0, "finish_reason": "length",
+                             "message": {"role": "assistant", "content": "p"}}]})
         return self._json(req, 404, _error("Unknown path", None))
 
     @staticmethod

@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline import tokens  # noqa: E402
 from pipeline.dataset import to_jsonl, validate_examples, validate_file  # noqa: E402
 
-WORDS = ("the of and to in is you that it was for on are as with they at be this have from or one had by word "
+_WORDS = ("the of and to in is you that it was for on are as with they at be this have from or one had by word "
          "but not what all were when your can said there use an each which she do how their if will up other "
          "about out many then them these so some her would make like him into time has look two more write go "
          "see number no way could people my than first water been call who oil its now find long down day did "
-         "get come made may part riddle answer because therefore step total café naïve 東京 ∑ 42 3.14 1957").split()
+         "get come made may part riddle answer because therefore step total café naïve 東京 ∑ 42 3.14 1957")
+WORDS = _WORDS.split(" ")
 SYSTEMS = ["You are a helpful assistant that reasons step by step.",
            "You are Marv, a factual chatbot that is also sarcastic.", ""]
 

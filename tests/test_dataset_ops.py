@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import drafts
 from pipeline.dataset import dedupe_examples, set_system_prompt, split_examples
+from pipeline.dataset import draft_ops as dops
 from pipeline.dataset import editing as ed
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.errors import InputError
@@ -100,14 +101,56 @@ def test_setting_system_cell_on_simple_row() -> None:
 
 def test_undo_restores_and_redoes() -> None:
     visitor = "undo-test-visitor"
-    ed.save_all(visitor, [simple(1), simple(2)], [Unparsed(3, "{x", "invalid_json", "m")])
-    ed.snapshot(visitor, "clearing the table")
-    ed.save_all(visitor, [], [])
-    assert ed.undo(visitor) == "clearing the table"
-    assert drafts.load_draft(visitor) == [simple(1), simple(2)] and ed.load_unparsed(visitor)[0].raw == "{x"
-    assert ed.undo(visitor) == "undo of clearing the table" and drafts.load_draft(visitor) == []
+    dops.save_all(visitor, [simple(1), simple(2)], [Unparsed(3, "{x", "invalid_json", "m")])
+    dops.snapshot(visitor, "clearing the table")
+    dops.save_all(visitor, [], [])
+    assert dops.undo(visitor) == "clearing the table"
+    assert drafts.load_draft(visitor) == [simple(1), simple(2)] and dops.load_unparsed(visitor)[0].raw == "{x"
+    assert dops.undo(visitor) == "undo of clearing the table" and drafts.load_draft(visitor) == []
 
 
 def test_row_spec() -> None:
     assert ed.parse_row_spec("3, 5-7, raw 2, 99", 10, 3) == ({2, 4, 5, 6}, {1})
     assert ed.parse_row_spec("nonsense", 10, 3) == (set(), set())
+
+
+def test_draft_keeps_line_separator_characters() -> None:
+    # json.dumps(ensure_ascii=False) leaves U+2028 raw; the draft must not split a line there.
+    example = ed.simple_example("", "a\u2028b\u2029c", "d")
+    dops.save_all("sep-test-visitor", [example], [])
+    assert drafts.load_draft("sep-test-visitor") == [example]
+    assert drafts.append_to_draft("sep-test-visitor", [example]) == 2
+
+
+def test_import_replace_append_and_table_save_keep_generated_rows(tmp_path) -> None:
+    from pipeline.dataset import read_dataset, to_jsonl
+
+    visitor = "import-test-visitor"
+    src = tmp_path / "d.jsonl"
+    src.write_text(to_jsonl([simple(1), simple(2)]) + "\n{bad\n", encoding="utf-8")
+    status = dops.import_read(visitor, read_dataset(src), False, "d.jsonl")
+    assert "Loaded 2 example(s)" in status and "1 unreadable" in status and "1 blank line" in status
+    dops.import_read(visitor, read_dataset(src), True, "d.jsonl")
+    assert len(drafts.load_draft(visitor)) == 4 and len(dops.load_unparsed(visitor)) == 2
+    rows = ed.build_rows(drafts.load_draft(visitor), dops.load_unparsed(visitor))
+    drafts.append_to_draft(visitor, [simple(9)])  # the Generate tab adds a row meanwhile
+    rows[0][2] = "edited"
+    dops.save_table(visitor, rows, [4, 2])
+    saved = drafts.load_draft(visitor)
+    assert saved[0]["messages"][0]["content"] == "edited" and saved[-1] == simple(9) and len(saved) == 5
+    assert dops.undo(visitor) == "loading d.jsonl" and len(drafts.load_draft(visitor)) == 2
+
+
+def test_split_and_export_write_files_and_meta() -> None:
+    visitor = "export-test-visitor"
+    dops.save_all(visitor, [simple(i) for i in range(20)], [])
+    files, status = dops.split_draft(visitor, 0.25, 3)
+    assert [f.name for f in files] == ["train.jsonl", "validation.jsonl"] and "15 train, 5 validation" in status
+    assert drafts.load_meta(visitor)["split"]["validation"] == str(files[1])
+    files, _ = dops.export_draft(visitor)
+    from pipeline.dataset import read_dataset
+
+    assert read_dataset(files[1]).examples == read_dataset(files[0]).examples == drafts.load_draft(visitor)
+    dops.save_all("empty-test-visitor", [], [])
+    with pytest.raises(InputError):
+        dops.export_draft("empty-test-visitor")

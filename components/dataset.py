@@ -36,8 +36,11 @@ def _render(visitor: str | None, model: str, epochs: float | None, status: str =
     examples = drafts.load_draft(visitor) if _exists(visitor) else []
     unparsed = dops.load_unparsed(visitor) if _exists(visitor) else []
     report = validate_draft(examples, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
-    rows = ed.build_rows(examples, unparsed, report.example_problems)
-    return {"table_df": pd.DataFrame(rows, columns=ed.HEADERS), "rendered": [len(examples), len(unparsed)],
+    shown = min(len(examples), ed.TABLE_ROWS)  # rows past this are kept as they are when the table is saved
+    rows = ed.build_rows(examples[:shown], unparsed, report.example_problems[:shown])
+    if shown < len(examples):
+        status += f" Showing the first {shown:,} of {len(examples):,} rows; all are validated and exported."
+    return {"table_df": pd.DataFrame(rows, columns=ed.HEADERS), "rendered": [shown, len(unparsed)],
             "summary_md": summary_markdown(report), "hist_plot": histogram(report),
             "report_json": report.to_json(), "status_md": status}
 

@@ -75,7 +75,7 @@ def import_read(visitor: str, read: ReadResult, append: bool, label: str) -> str
     save_all(visitor, old + read.examples, old_raw + read.unparsed)
     blank = sum(p.code == "blank_line" for p in read.problems)
     notes = [p.message for p in read.problems if p.code not in (*_SHOWN_AS_ROWS, "blank_line")]
-    parts = [f"{'Added' if append else 'Loaded'} {len(read.examples)} example(s) from {label}."]
+    parts = [f"{'Added' if append else 'Loaded'} {len(read.examples):,} example(s) from {label}."]
     if read.unparsed:
         parts.append(f"{len(read.unparsed)} unreadable line(s) kept as `raw` rows to fix.")
     if blank:

@@ -33,7 +33,7 @@ def summary_markdown(report: ValidationReport) -> str:
               if report.tokens_approximate else "")
     status = "✔ no errors" if not report.errors else f"✖ **{len(report.errors)} error(s)**"
     lines = [
-        f"**{report.n_examples} examples**"
+        f"**{report.n_examples:,} examples**"
         + (f" + {report.n_unparsed} unreadable row(s)" if report.n_unparsed else "")
         + f" · {report.total_tokens:,} tokens · {report.billing_tokens_per_epoch:,} billed per epoch"
         + f" · {report.n_epochs} epoch(s) · estimated training cost for `{report.model}`: **{cost}**{approx}",

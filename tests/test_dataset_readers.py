@@ -201,3 +201,25 @@ def test_fifty_megabyte_file_with_one_bad_line(tmp_path: Path) -> None:
     result = read_dataset(src)
     assert len(result.examples) == n - 1
     assert [(u.line, u.code) for u in result.unparsed] == [(n // 2 + 1, "invalid_json")]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json", ".txt"])
+def test_random_bytes_never_crash(tmp_path: Path, suffix: str) -> None:
+    import random
+
+    rng = random.Random(suffix)
+    pieces = [b"{", b"}", b"[", b"]", b'"', b",", b"\n", b"\r\n", b"\xff", b"\xc3", b"a", b"\t", b":", b" ",
+              GOOD.encode(), b"\xef\xbb\xbf"]
+    for i in range(150):
+        src = tmp_path / f"r{i}{suffix}"
+        src.write_bytes(b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))))
+        result = read_dataset(src)
+        stream = {"json_array", "multiline_json", "binary_file", "compressed_file"} & set(codes(result))
+        if suffix == ".jsonl" and not stream and "empty_file" not in codes(result):
+            # every non-blank line is an example or a kept raw line; every blank one is reported
+            data = src.read_bytes().removeprefix(b"\xef\xbb\xbf")
+            kept = set(result.line_numbers) | {u.line for u in result.unparsed}
+            blank = {p.line for p in result.problems if p.code in ("blank_line", "empty_file")}
+            lines = data.split(b"\n")
+            for n, raw in enumerate(lines[:-1] if lines[-1] == b"" else lines, start=1):
+                assert n in (kept if raw.strip() else blank), (n, raw, data)

@@ -41,6 +41,7 @@ def test_clean_dataset_has_no_problems() -> None:
     ({"messages": [{"role": "user", "content": "hi", "mood": "ok"}, {"role": "assistant", "content": "x"}]},
      "message_unrecognized_key"),
     ({"messages": [{"role": "human", "content": "hi"}, {"role": "assistant", "content": "x"}]}, "unrecognized_role"),
+    ({"messages": [{"role": ["user"], "content": "hi"}, {"role": "assistant", "content": "x"}]}, "unrecognized_role"),
     ({"messages": [{"role": "user", "content": None}, {"role": "assistant", "content": "x"}]}, "missing_content"),
     ({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]}, "missing_assistant_message"),
     ({"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "x"}]}, "content_not_string"),
@@ -149,3 +150,29 @@ def test_validate_file_merges_read_problems(tmp_path: Path) -> None:
     assert [(p["line"], p["code"]) for p in report.errors] == [(5, "invalid_json")]
     assert report.n_examples == 12 and report.n_unparsed == 1
     assert report.to_json()["examples"] == 12
+
+
+def test_random_junk_never_crashes() -> None:
+    """Seeded fuzz: odd shapes anywhere in an example become problems, never exceptions."""
+    import random
+
+    from pipeline.dataset import editing as ed
+
+    rng = random.Random(1)
+    atoms = [None, True, 0, 1, 2, -1.5, "", " ", "user", "assistant", "system", "tool", "x" * 50, [], {}]
+    keys = ["role", "content", "weight", "name", "tool_calls", "function_call", "messages", "extra"]
+
+    def junk(depth: int = 0):
+        r = rng.random()
+        if depth > 3 or r < 0.4:
+            return rng.choice(atoms)
+        if r < 0.7:
+            return [junk(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {rng.choice(keys): junk(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    examples = [junk() for _ in range(3000)]
+    examples += [{"messages": [junk(1) for _ in range(3)]} for _ in range(3000)]
+    report = validate_examples(examples, "gpt-3.5-turbo")
+    assert len(report.example_problems) == len(examples) and report.errors
+    rows = ed.build_rows(examples, [], report.example_problems)
+    assert ed.apply_table(rows, examples, [])[0] == examples

@@ -72,7 +72,7 @@ def load_sample(name: str, append: bool, visitor: str, model: str, epochs: float
 
 
 @shown_errors
-def save_edits(table: list[list], rendered: list[int], visitor: str, model: str, epochs: float | None) -> dict:
+def save_edits(table: list[list], rendered: list[int] | None, visitor: str, model: str, epochs: float | None) -> dict:
     dops.save_table(visitor, table, rendered)
     return _render(visitor, model, epochs, "Saved.")
 
@@ -160,7 +160,7 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                                  "per example; multi-turn rows: edit the json cell)",
                                  column_widths=["5%", "13%", "20%", "26%", "22%", "14%"],
                                  max_chars=500)
-    c["rendered"] = gr.State([0, 0])
+    c["rendered"] = gr.State(None)
     with gr.Row():
         c["add_row_btn"] = gr.Button("Add row", size="sm")
         c["delete_box"] = gr.Textbox(placeholder="rows to delete, e.g. 3, 5-7, raw 1", show_label=False, scale=2)

@@ -67,3 +67,16 @@ def test_load_sample_and_bad_input(client) -> None:
     assert f"sample {names[0]}" in status
     with pytest.raises(AppError, match="reload the page"):
         client.predict("", "gpt-4o-mini-2024-07-18", 0, api_name="/clear_table")
+
+
+def test_save_edits_from_a_fresh_client_does_not_duplicate(client) -> None:
+    from gradio_client import Client
+
+    fresh = Client(client.src, verbose=False)  # a new session: the table's drawn-from state is unset
+    rows = fresh.predict(VISITOR, "gpt-4o-mini-2024-07-18", 0, api_name="/validate_dataset")[0]
+    n = len(drafts.load_draft(VISITOR))
+    rows["data"][0][2] = "changed through the API"
+    table, *_ = fresh.predict(rows, VISITOR, "gpt-4o-mini-2024-07-18", 0, api_name="/save_edits")
+    saved = drafts.load_draft(VISITOR)
+    assert len(saved) == n and len(table["data"]) == len(rows["data"])
+    assert [m["content"] for m in saved[0]["messages"] if m["role"] == "user"][0] == "changed through the API"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import drafts, workspace
-from pipeline.dataset.editing import apply_table
+from pipeline.dataset.editing import TABLE_ROWS, apply_table
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.ops import split_examples
 from pipeline.dataset.readers import ReadResult
@@ -86,12 +86,13 @@ def import_read(visitor: str, read: ReadResult, append: bool, label: str) -> str
     return " ".join(parts)
 
 
-def save_table(visitor: str, rows: Sequence[Sequence[Any]], rendered: Sequence[int]) -> None:
+def save_table(visitor: str, rows: Sequence[Sequence[Any]], rendered: Sequence[int] | None) -> None:
     """Save the edited table. `rendered` = (examples, raw rows) the table was drawn from: rows another
-    tab appended to the draft since then are kept, not taken as deleted."""
+    tab appended to the draft since then are kept, not taken as deleted. None (an API caller without the
+    session's state) means the table shows the draft as it is now."""
     workspace.visitor_dir(visitor or "")
-    n, n_raw = rendered or (0, 0)
     base, raw = drafts.load_draft(visitor), load_unparsed(visitor)
+    n, n_raw = rendered if rendered else (min(len(base), TABLE_ROWS), len(raw))
     examples, unparsed = apply_table(rows or [], base[:n], raw[:n_raw])
     save_all(visitor, examples + base[n:], unparsed + raw[n_raw:])
 

@@ -7,6 +7,8 @@ loses nothing; the table is rebuilt from the draft on page load and whenever ano
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pandas as pd
 
@@ -15,6 +17,7 @@ from components.dataset_view import histogram, keyed, model_choices, sample_choi
 from components.errors import shown_errors
 from pipeline import dataset as ds
 from pipeline import drafts, workspace
+from pipeline.dataset import draft_ops as dops
 from pipeline.dataset import editing as ed
 from pipeline.dataset.draft_view import summary_markdown, validate_draft
 from pipeline.errors import InputError
@@ -31,10 +34,13 @@ def _exists(visitor: str | None) -> bool:
 def _render(visitor: str | None, model: str, epochs: float | None, status: str = "") -> dict:
     """Everything shown, rebuilt from the saved draft."""
     examples = drafts.load_draft(visitor) if _exists(visitor) else []
-    unparsed = ed.load_unparsed(visitor) if _exists(visitor) else []
+    unparsed = dops.load_unparsed(visitor) if _exists(visitor) else []
     report = validate_draft(examples, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
-    rows = ed.build_rows(examples, unparsed, report.example_problems)
-    return {"table_df": pd.DataFrame(rows, columns=ed.HEADERS), "rendered": [len(examples), len(unparsed)],
+    shown = min(len(examples), ed.TABLE_ROWS)  # rows past this are kept as they are when the table is saved
+    rows = ed.build_rows(examples[:shown], unparsed, report.example_problems[:shown])
+    if shown < len(examples):
+        status += f" Showing the first {shown:,} of {len(examples):,} rows; all are validated and exported."
+    return {"table_df": pd.DataFrame(rows, columns=ed.HEADERS), "rendered": [shown, len(unparsed)],
             "summary_md": summary_markdown(report), "hist_plot": histogram(report),
             "report_json": report.to_json(), "status_md": status}
 
@@ -49,20 +55,6 @@ def validate_dataset(visitor: str | None, model: str, epochs: float | None) -> d
     return _render(visitor, model, epochs)
 
 
-def _import(visitor: str, read, append: bool, label: str, model: str, epochs: float | None) -> dict:
-    workspace.visitor_dir(visitor or "")  # raises a readable error when the session has no id
-    if not read.readable:
-        raise InputError(" ".join(p.message for p in read.errors) or f"{label} could not be read.")
-    ed.snapshot(visitor, f"loading {label}")
-    old, old_raw = (drafts.load_draft(visitor), ed.load_unparsed(visitor)) if append else ([], [])
-    ed.save_all(visitor, old + read.examples, old_raw + read.unparsed)
-    notes = [p.message for p in read.problems if p.code not in ("invalid_json", "invalid_utf8", "blank_line")]
-    status = f"{'Added' if append else 'Loaded'} {len(read.examples)} example(s) from {label}" + (
-        f"; {len(read.unparsed)} unreadable line(s) kept as `raw` rows to fix" if read.unparsed else "") + \
-        ". " + " ".join(notes) + (" (Undo restores the previous table.)" if not append else "")
-    return _render(visitor, model, epochs, status)
-
-
 @shown_errors
 def load_file(path: str | None, append: bool, columns: str, system: str, visitor: str, model: str,
               epochs: float | None) -> dict:
@@ -70,32 +62,19 @@ def load_file(path: str | None, append: bool, columns: str, system: str, visitor
         raise InputError("Choose a file first (.jsonl, .json, .csv, .tsv or .parquet).")
     cols = [c.strip() for c in (columns or "").split(",") if c.strip()] or None
     read = ds.read_dataset(path, system_prompt=system or None, columns=cols)
-    return _import(visitor, read, append, path.rsplit("/", 1)[-1], model, epochs)
+    return _render(visitor, model, epochs, dops.import_read(visitor, read, append, Path(path).name))
 
 
 @shown_errors
 def load_sample(name: str, append: bool, visitor: str, model: str, epochs: float | None) -> dict:
-    return _import(visitor, ds.read_dataset(sample_path(name)), append, f"sample {name}", model, epochs)
+    read = ds.read_dataset(sample_path(name))
+    return _render(visitor, model, epochs, dops.import_read(visitor, read, append, f"sample {name}"))
 
 
 @shown_errors
-def save_edits(table: list[list], rendered: list[int], visitor: str, model: str, epochs: float | None) -> dict:
-    workspace.visitor_dir(visitor or "")
-    n, n_raw = rendered or (0, 0)
-    base, raw = drafts.load_draft(visitor), ed.load_unparsed(visitor)
-    # Rows appended by another tab after this table was drawn are kept, not taken as deleted.
-    examples, unparsed = ed.apply_table(table or [], base[:n], raw[:n_raw])
-    ed.save_all(visitor, examples + base[n:], unparsed + raw[n_raw:])
+def save_edits(table: list[list], rendered: list[int] | None, visitor: str, model: str, epochs: float | None) -> dict:
+    dops.save_table(visitor, table, rendered)
     return _render(visitor, model, epochs, "Saved.")
-
-
-def _bulk(visitor: str, label: str, change) -> tuple[list, list]:
-    """Apply change(examples, unparsed) -> (examples, unparsed) after an undo snapshot."""
-    workspace.visitor_dir(visitor or "")
-    ed.snapshot(visitor, label)
-    examples, unparsed = change(drafts.load_draft(visitor), ed.load_unparsed(visitor))
-    ed.save_all(visitor, examples, unparsed)
-    return examples, unparsed
 
 
 @shown_errors
@@ -111,76 +90,48 @@ def delete_rows(spec: str, visitor: str, model: str, epochs: float | None) -> di
         drop, drop_raw = ed.parse_row_spec(spec or "", len(ex), len(raw))
         if not drop and not drop_raw:
             raise InputError("Name the rows to delete by their # (e.g. `3, 5-7, raw 1`).")
-        return ([e for i, e in enumerate(ex) if i not in drop], [u for j, u in enumerate(raw) if j not in drop_raw])
+        return [e for i, e in enumerate(ex) if i not in drop], [u for j, u in enumerate(raw) if j not in drop_raw]
 
-    _bulk(visitor, f"deleting rows {spec}", change)
+    dops.bulk_change(visitor, f"deleting rows {spec}", change)
     return _render(visitor, model, epochs, f"Deleted rows {spec}. Undo restores them.")
 
 
 @shown_errors
 def apply_system_prompt(prompt: str, visitor: str, model: str, epochs: float | None) -> dict:
-    _bulk(visitor, "setting the system prompt", lambda ex, raw: (ds.set_system_prompt(ex, prompt or ""), raw))
+    dops.bulk_change(visitor, "setting the system prompt", lambda ex, raw: (ds.set_system_prompt(ex, prompt or ""), raw))
     what = "Removed system messages" if not (prompt or "").strip() else "Set the system prompt of every row"
     return _render(visitor, model, epochs, f"{what}. Undo restores the previous ones.")
 
 
 @shown_errors
 def dedupe_rows(visitor: str, model: str, epochs: float | None) -> dict:
-    removed = [0]
-
-    def change(ex: list, raw: list) -> tuple[list, list]:
-        kept, removed[0] = ds.dedupe_examples(ex)
-        return kept, raw
-
-    _bulk(visitor, "removing duplicates", change)
-    return _render(visitor, model, epochs, f"Removed {removed[0]} exact duplicate(s). Undo restores them.")
+    before = len(drafts.load_draft(visitor)) if _exists(visitor) else 0
+    examples, _ = dops.bulk_change(visitor, "removing duplicates", lambda ex, raw: (ds.dedupe_examples(ex)[0], raw))
+    return _render(visitor, model, epochs, f"Removed {before - len(examples)} exact duplicate(s). Undo restores them.")
 
 
 @shown_errors
 def clear_table(visitor: str, model: str, epochs: float | None) -> dict:
-    _bulk(visitor, "clearing the table", lambda ex, raw: ([], []))
+    dops.bulk_change(visitor, "clearing the table", lambda ex, raw: ([], []))
     return _render(visitor, model, epochs, "Cleared the table. **Undo** brings it back.")
 
 
 @shown_errors
 def undo_change(visitor: str, model: str, epochs: float | None) -> dict:
-    label = ed.undo(visitor) if _exists(visitor) else None
+    label = dops.undo(visitor) if _exists(visitor) else None
     return _render(visitor, model, epochs, f"Undid {label}." if label else "Nothing to undo yet.")
-
-
-def _exports(visitor: str) -> tuple[list, object]:
-    examples = drafts.load_draft(visitor)
-    if not examples:
-        raise InputError("The table is empty: load or add examples first.")
-    return examples, workspace.visitor_dir(visitor, "exports")
-
-
-def _files(visitor: str, files: list, status: str) -> dict:
-    if ed.load_unparsed(visitor):
-        status += " Rows marked `raw` are not valid JSON yet and were left out: fix or delete them."
-    return {"files": [str(f) for f in files], "status_md": status}
 
 
 @shown_errors
 def split_dataset(visitor: str, fraction: float, seed: float | None) -> dict:
-    examples, out = _exports(visitor)
-    seed = int(seed or 0)
-    train, val = ds.split_examples(examples, float(fraction), seed)
-    files = [ds.write_jsonl(train, out / "train.jsonl"), ds.write_jsonl(val, out / "validation.jsonl")]
-    # Recorded so the Fine-tune tab can offer the validation file.
-    drafts.update_meta(visitor, split={"train": str(files[0]), "validation": str(files[1]),
-                                       "validation_fraction": float(fraction), "seed": seed})
-    return _files(visitor, files, f"Split {len(examples)} examples: {len(train)} train, {len(val)} validation "
-                  f"(seed {seed}).")
+    files, status = dops.split_draft(visitor, float(fraction), int(seed or 0))
+    return {"files": [str(f) for f in files], "status_md": status}
 
 
 @shown_errors
 def export_dataset(visitor: str) -> dict:
-    examples, out = _exports(visitor)
-    files = [ds.write_jsonl(examples, out / "dataset.jsonl"), ds.write_csv(examples, out / "dataset.csv")]
-    return _files(visitor, files, f"Exported {len(examples)} examples as JSONL and CSV.")
-
-
+    files, status = dops.export_draft(visitor)
+    return {"files": [str(f) for f in files], "status_md": status}
 
 
 def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
@@ -207,8 +158,9 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c["table_df"] = gr.Dataframe(headers=ed.HEADERS, type="array", interactive=True, wrap=True,
                                  static_columns=[0, 5], max_height=600, label="Examples (edit cells; one row "
                                  "per example; multi-turn rows: edit the json cell)",
-                                 column_widths=["5%", "17%", "22%", "28%", "14%", "14%"])
-    c["rendered"] = gr.State([0, 0])
+                                 column_widths=["5%", "13%", "20%", "26%", "22%", "14%"],
+                                 max_chars=500)
+    c["rendered"] = gr.State(None)
     with gr.Row():
         c["add_row_btn"] = gr.Button("Add row", size="sm")
         c["delete_box"] = gr.Textbox(placeholder="rows to delete, e.g. 3, 5-7, raw 1", show_label=False, scale=2)
@@ -224,7 +176,7 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["seed_num"] = gr.Number(0, label="Split seed", precision=0)
         c["split_btn"] = gr.Button("Split train / validation")
         c["export_btn"] = gr.Button("Download JSONL + CSV")
-    c["files"] = gr.File(label="Files", file_count="multiple", interactive=False)
+    c["files"] = gr.File(label="Files", file_count="multiple", interactive=False, height=120)
     with gr.Accordion("Validation report (JSON)", open=False):
         c["report_json"] = gr.JSON()
     shown = [c[k] for k in ("table_df", "rendered", "summary_md", "hist_plot", "report_json", "status_md")]

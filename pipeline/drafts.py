@@ -48,7 +48,9 @@ def load_draft(visitor_id: str) -> list[dict]:
     if not path.exists():
         return []
     with _locks[str(path)]:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, which json.dumps(ensure_ascii=False)
+        # leaves unescaped inside strings.
+        lines = path.read_text(encoding="utf-8").split("\n")
     return [json.loads(line) for line in lines if line.strip()]
 
 
@@ -65,7 +67,7 @@ def append_to_draft(visitor_id: str, examples: list[dict]) -> int:
     with _locks[str(path)]:
         with path.open("a", encoding="utf-8") as fh:
             fh.write(_dump(examples))
-        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        return sum(1 for line in path.read_text(encoding="utf-8").split("\n") if line.strip())
 
 
 def load_meta(visitor_id: str) -> dict[str, Any]:

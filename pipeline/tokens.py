@@ -85,7 +85,7 @@ def counter_for(model: str) -> Counter:
 
 
 def _text_of(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def message_texts(messages: Sequence[dict]) -> list[str]:

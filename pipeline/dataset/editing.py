@@ -7,9 +7,6 @@ its first system, first user and last assistant text for reading, and the whole 
 editing one of the text cells changes only that message, editing `json` replaces the example, so an
 edit never flattens a conversation. Lines that were not valid JSON are rows keyed `raw N` with their
 raw text in `json` until they parse.
-
-Besides drafts.py's draft.jsonl, the visitor's draft folder keeps `unparsed.json` (those raw lines) and a
-one-step undo snapshot taken before every bulk change (load, clear, dedupe, system prompt, delete).
 """
 
 from __future__ import annotations
@@ -19,12 +16,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline import drafts
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.problems import Problem
-from pipeline.dataset.writers import simple_parts, to_jsonl
+from pipeline.dataset.writers import simple_parts
 
 HEADERS = ["#", "system", "user", "assistant", "json", "problems"]
+#: The table shows at most this many examples (a browser grid of 50,000 rows is unusable); edits of the
+#: shown rows are saved with the rest of the draft untouched.
+TABLE_ROWS = 2000
 RAW_KEY = "raw "
 EMPTY_EXAMPLE = {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}
 
@@ -62,7 +61,7 @@ def problem_text(problems: Sequence[Problem]) -> str:
     out = []
     for p in ordered:
         text = _LINE_PREFIX.sub("", p.message).strip()
-        out.append(f"{'⛔' if p.severity == 'error' else '⚠️'} {text[:1].upper()}{text[1:]}")
+        out.append(f"{'✖' if p.severity == 'error' else '⚠'} {text[:1].upper()}{text[1:]}")
     return "\n".join(out)
 
 
@@ -73,7 +72,7 @@ def build_rows(examples: Sequence[Any], unparsed: Sequence[Unparsed],
         probs = example_problems[i] if example_problems is not None else []
         rows.append([str(i + 1), *cells(ex), problem_text(probs)])
     for j, u in enumerate(unparsed):
-        rows.append([f"{RAW_KEY}{j + 1}", "", "", "", u.raw, f"⛔ {u.message}"])
+        rows.append([f"{RAW_KEY}{j + 1}", "", "", "", u.raw, f"✖ {u.message}"])
     return rows
 
 
@@ -169,46 +168,3 @@ def parse_row_spec(spec: str, n_examples: int, n_unparsed: int) -> tuple[set[int
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         target.update(i - 1 for i in range(lo, hi + 1) if 1 <= i <= limit)
     return ex_idx, raw_idx
-
-
-# ---- the visitor's draft extras: unparsed lines and one undo step -----------------------------------
-
-def _dir(visitor: str):
-    return drafts.draft_path(visitor).parent
-
-
-def load_unparsed(visitor: str) -> list[Unparsed]:
-    path = _dir(visitor) / "unparsed.json"
-    if not path.exists():
-        return []
-    return [Unparsed(**u) for u in json.loads(path.read_text(encoding="utf-8"))]
-
-
-def save_unparsed(visitor: str, unparsed: Sequence[Unparsed]) -> None:
-    path = _dir(visitor) / "unparsed.json"
-    path.write_text(json.dumps([u.__dict__ for u in unparsed], ensure_ascii=False), encoding="utf-8")
-
-
-def save_all(visitor: str, examples: Sequence[Any], unparsed: Sequence[Unparsed]) -> None:
-    drafts.save_draft(visitor, list(examples))
-    save_unparsed(visitor, unparsed)
-
-
-def snapshot(visitor: str, label: str) -> None:
-    """Keep the current draft so the next bulk change can be undone."""
-    d = _dir(visitor)
-    (d / "undo.jsonl").write_text(to_jsonl(drafts.load_draft(visitor)), encoding="utf-8")
-    (d / "undo.json").write_text(json.dumps({"label": label, "unparsed": [
-        u.__dict__ for u in load_unparsed(visitor)]}, ensure_ascii=False), encoding="utf-8")
-
-
-def undo(visitor: str) -> str | None:
-    """Restore the snapshot (swapping it with the current draft, so undo twice = redo); its label or None."""
-    d = _dir(visitor)
-    if not (d / "undo.jsonl").exists():
-        return None
-    lines = (d / "undo.jsonl").read_text(encoding="utf-8").splitlines()
-    meta = json.loads((d / "undo.json").read_text(encoding="utf-8"))
-    snapshot(visitor, f"undo of {meta['label']}")
-    save_all(visitor, [json.loads(x) for x in lines if x.strip()], [Unparsed(**u) for u in meta["unparsed"]])
-    return meta["label"]

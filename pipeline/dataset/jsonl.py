@@ -116,7 +116,8 @@ def parse_json_lines(lines: list[str], out: Parsed) -> None:
                    "each line must be one complete JSON object.")
             out.unparsed.append(Unparsed(n, line, "invalid_json", msg))
             out.problems.append(problem("invalid_json", msg, line=n))
-    if len(out.unparsed) > start[1] and first.startswith("{"):
+    first_line = next(n for n, ln in enumerate(lines, start=1) if ln.strip())
+    if len(out.unparsed) > start[1] and out.unparsed[start[1]].line == first_line and first.startswith("{"):
         # Pretty-printed objects (one object over several lines) read as a stream instead.
         saved = out.values[start[0]:], out.lines[start[0]:], out.unparsed[start[1]:], out.problems[start[2]:]
         del out.values[start[0]:], out.lines[start[0]:], out.unparsed[start[1]:], out.problems[start[2]:]
@@ -136,7 +137,8 @@ def _parse_stream(lines: list[str], out: Parsed, *, array: bool) -> bool:
     text = "\n".join(lines)
     dec = json.JSONDecoder()
     values, starts = [], []
-    pos = 0
+    pos = counted = 0
+    line = 1
     if array:
         pos = text.index("[") + 1
     try:
@@ -146,7 +148,9 @@ def _parse_stream(lines: list[str], out: Parsed, *, array: bool) -> bool:
                 break
             value, end = dec.raw_decode(text, pos)
             values.append(value)
-            starts.append(text.count("\n", 0, pos) + 1)
+            line += text.count("\n", counted, pos)  # counted incrementally: linear in the file size
+            counted = pos
+            starts.append(line)
             pos = end
         if array:
             if pos >= len(text) or text[pos] != "]" or text[pos + 1:].strip():

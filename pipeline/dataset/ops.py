@@ -35,7 +35,7 @@ def dedupe_examples(examples: Sequence[Any]) -> tuple[list[Any], int]:
     seen: set[str] = set()
     out = []
     for ex in examples:
-        key = json.dumps(ex, sort_keys=True, ensure_ascii=False)
+        key = json.dumps(ex, sort_keys=True, ensure_ascii=False, default=str)
         if key not in seen:
             seen.add(key)
             out.append(ex)

@@ -104,6 +104,8 @@ def check_example(ex: Any, line: int, index: int) -> list[Problem]:
                                  '{"role": ..., "content": ...}.', line, index))
             continue
         role = m.get("role")
+        if not isinstance(role, str):  # a list or dict here must not crash the set below
+            role = None if role is None else json.dumps(role, default=str)
         roles.add(role)
         tool_call = "tool_calls" in m or "function_call" in m
         if "role" not in m or ("content" not in m and not tool_call):
@@ -161,7 +163,7 @@ def _content_parts_ok(content: Any) -> bool:
 
 
 def _dedupe_key(ex: Any) -> str:
-    return json.dumps(ex, sort_keys=True, ensure_ascii=False)
+    return json.dumps(ex, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_epochs: int | None = None,

@@ -3,6 +3,7 @@ and each visitor's data stays in their own workspace folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -109,3 +110,35 @@ def test_no_module_level_state_for_visitors() -> None:
                 if container and name and not name.isupper() and name != "__all__" and (rel, name) not in allowed:
                     found.append(f"{rel}:{node.lineno} {name}")
     assert found == []
+
+
+def _training_file(client, n: int) -> str:
+    lines = "".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}"},
+                                             {"role": "assistant", "content": f"A{i}"}]}) + "\n" for i in range(n))
+    return client.files.create(file=("train.jsonl", lines.encode()), purpose="fine-tune").id
+
+
+def test_local_training_on_a_shared_space_is_bounded_and_queued(tiny_backend, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """The backend's limits (DISTILL_MAX_TRAIN_EXAMPLES / DISTILL_MAX_EPOCHS) and queue position, as a
+    visitor's client meets them through the OpenAI SDK."""
+    import openai
+
+    client = tiny_backend.client()
+    base = client.models.list().data[0].id
+    monkeypatch.setenv("DISTILL_MAX_TRAIN_EXAMPLES", "12")
+    monkeypatch.setenv("DISTILL_MAX_EPOCHS", "2")
+    with pytest.raises(openai.BadRequestError, match="at most 12 examples"):
+        client.fine_tuning.jobs.create(model=base, training_file=_training_file(client, 13))
+    small = _training_file(client, 10)  # OpenAI's (and the backend's) minimum
+    with pytest.raises(openai.BadRequestError, match="at most 2 epochs"):
+        client.fine_tuning.jobs.create(model=base, training_file=small, hyperparameters={"n_epochs": 3})
+    first = client.fine_tuning.jobs.create(model=base, training_file=small, hyperparameters={"n_epochs": 2})
+    second = client.fine_tuning.jobs.create(model=base, training_file=small, hyperparameters={"n_epochs": 2})
+    try:
+        # The second visitor is told they wait behind the first job.
+        assert (second.model_extra or {}).get("queue_position", 0) >= 1
+    finally:
+        for job in (second, first):
+            if client.fine_tuning.jobs.retrieve(job.id).status not in ("succeeded", "failed", "cancelled"):
+                client.fine_tuning.jobs.cancel(job.id)

@@ -150,36 +150,25 @@ def test_403_from_the_hub_is_explained(hub: FakeHub) -> None:
         push_dataset({"train": examples(2)}, "alice/ds", token="tok-alice")
 
 
-def test_409_conflict_when_the_repo_changed_during_the_push(hub: FakeHub) -> None:
+def test_409_conflict_when_the_repo_changed_during_the_push(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     hub.fail_next["commit"] = 409
     with pytest.raises(HubConflictError, match="409 conflict.*Push again"):
         push_dataset({"train": examples(2)}, "alice/ds", token="tok-alice")
-    # A real concurrent commit: the parent commit we saw is no longer the head.
-    push_dataset({"train": examples(2)}, "alice/ds2", token="tok-alice")
-    repo = hub.repos["alice/ds2"]
-    original = hub.commit
-
-    def sneak_in(*args, **kwargs):  # someone else commits right after our preupload
-        hub.commit = original
-        original(repo, "someone else", {"other.txt": b"x"}, [])
-        return None
-
-    hub.fail_next.clear()
-    hub.commit = original
+    # A real concurrent commit: someone else commits between our look at the repo and our commit,
+    # so the parent commit we send is stale and the Hub refuses it.
     from huggingface_hub import HfApi
 
+    push_dataset({"train": examples(2)}, "alice/ds2", token="tok-alice")
+    repo = hub.repos["alice/ds2"]
     real_preupload = HfApi.preupload_lfs_files
 
-    def preupload_then_conflict(self, *a, **k):
-        real_preupload(self, *a, **k)
-        sneak_in()
+    def preupload_then_someone_commits(self, *args, **kwargs):
+        real_preupload(self, *args, **kwargs)
+        hub.commit(repo, "someone else", {"other.txt": b"x"}, [])
 
-    HfApi.preupload_lfs_files = preupload_then_conflict
-    try:
-        with pytest.raises(HubConflictError):
-            push_dataset({"train": examples(3)}, "alice/ds2", token="tok-alice")
-    finally:
-        HfApi.preupload_lfs_files = real_preupload
+    monkeypatch.setattr(HfApi, "preupload_lfs_files", preupload_then_someone_commits)
+    with pytest.raises(HubConflictError, match="changed by someone else"):
+        push_dataset({"train": examples(3)}, "alice/ds2", token="tok-alice")
     assert repo.commits[-1]["summary"] == "someone else"
 
 

@@ -102,6 +102,16 @@ def test_pushing_again_updates_the_repo_and_drops_a_stale_split(hub: FakeHub) ->
     assert len(repo.commits) == 3 and again.private is True  # an existing repo keeps its visibility
 
 
+def test_card_reports_the_generate_tabs_provenance_record() -> None:
+    """The shape pipeline.generate.plan.provenance writes into the draft's meta."""
+    run = {"template": "reasoning", "teacher": "gpt-4o", "endpoint": "openai",
+           "params": {"n": 50, "temperature": 0.8, "seed": None, "check_model": None},
+           "counts": {"requested": 50, "written": 48, "failed_parse": 2}, "cost_usd": 1.5, "added_to_draft": 48}
+    card = str(build_card(repo_id="a/b", splits={"train": 48}, generation=[run, {**run, "cost_usd": 0.25}]))
+    assert "| gpt-4o | reasoning | n=50, temperature=0.8 | requested=50, written=48, failed_parse=2 | $1.5000 |" in card
+    assert "Generation cost in total: $1.7500." in card and "None" not in card
+
+
 def test_card_metadata_round_trips_through_huggingface_hub_and_datasets() -> None:
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard

@@ -127,7 +127,7 @@ def build_hub_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     preview_btn.click(preview_card, [ctx.visitor, repo_box, license_dd, val_sld], card_code,
                       api_name="hub_preview_card")
     push_btn.click(preview_card, [ctx.visitor, repo_box, license_dd, val_sld], card_code, queue=False,
-                   api_visibility="private").then(
+                   api_visibility="private").success(
         push_draft, [ctx.visitor, ctx.settings, repo_box, private_chk, message_box, license_dd, val_sld, token_box], push_md,
         api_name="hub_push", concurrency_limit=2)
     load_btn.click(load_dataset_into_draft, [ctx.visitor, ctx.settings, ctx.dataset_rev, load_repo_box, config_box, split_box,

@@ -102,6 +102,16 @@ def test_pushing_again_updates_the_repo_and_drops_a_stale_split(hub: FakeHub) ->
     assert len(repo.commits) == 3 and again.private is True  # an existing repo keeps its visibility
 
 
+def test_card_reports_the_generate_tabs_provenance_record() -> None:
+    """The shape pipeline.generate.plan.provenance writes into the draft's meta."""
+    run = {"template": "reasoning", "teacher": "gpt-4o", "endpoint": "openai",
+           "params": {"n": 50, "temperature": 0.8, "seed": None, "check_model": None},
+           "counts": {"requested": 50, "written": 48, "failed_parse": 2}, "cost_usd": 1.5, "added_to_draft": 48}
+    card = str(build_card(repo_id="a/b", splits={"train": 48}, generation=[run, {**run, "cost_usd": 0.25}]))
+    assert "| gpt-4o | reasoning | n=50, temperature=0.8 | requested=50, written=48, failed_parse=2 | $1.5000 |" in card
+    assert "Generation cost in total: $1.7500." in card and "None" not in card
+
+
 def test_card_metadata_round_trips_through_huggingface_hub_and_datasets() -> None:
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard
@@ -150,36 +160,25 @@ def test_403_from_the_hub_is_explained(hub: FakeHub) -> None:
         push_dataset({"train": examples(2)}, "alice/ds", token="tok-alice")
 
 
-def test_409_conflict_when_the_repo_changed_during_the_push(hub: FakeHub) -> None:
+def test_409_conflict_when_the_repo_changed_during_the_push(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     hub.fail_next["commit"] = 409
     with pytest.raises(HubConflictError, match="409 conflict.*Push again"):
         push_dataset({"train": examples(2)}, "alice/ds", token="tok-alice")
-    # A real concurrent commit: the parent commit we saw is no longer the head.
-    push_dataset({"train": examples(2)}, "alice/ds2", token="tok-alice")
-    repo = hub.repos["alice/ds2"]
-    original = hub.commit
-
-    def sneak_in(*args, **kwargs):  # someone else commits right after our preupload
-        hub.commit = original
-        original(repo, "someone else", {"other.txt": b"x"}, [])
-        return None
-
-    hub.fail_next.clear()
-    hub.commit = original
+    # A real concurrent commit: someone else commits between our look at the repo and our commit,
+    # so the parent commit we send is stale and the Hub refuses it.
     from huggingface_hub import HfApi
 
+    push_dataset({"train": examples(2)}, "alice/ds2", token="tok-alice")
+    repo = hub.repos["alice/ds2"]
     real_preupload = HfApi.preupload_lfs_files
 
-    def preupload_then_conflict(self, *a, **k):
-        real_preupload(self, *a, **k)
-        sneak_in()
+    def preupload_then_someone_commits(self, *args, **kwargs):
+        real_preupload(self, *args, **kwargs)
+        hub.commit(repo, "someone else", {"other.txt": b"x"}, [])
 
-    HfApi.preupload_lfs_files = preupload_then_conflict
-    try:
-        with pytest.raises(HubConflictError):
-            push_dataset({"train": examples(3)}, "alice/ds2", token="tok-alice")
-    finally:
-        HfApi.preupload_lfs_files = real_preupload
+    monkeypatch.setattr(HfApi, "preupload_lfs_files", preupload_then_someone_commits)
+    with pytest.raises(HubConflictError, match="changed by someone else"):
+        push_dataset({"train": examples(3)}, "alice/ds2", token="tok-alice")
     assert repo.commits[-1]["summary"] == "someone else"
 
 

@@ -22,11 +22,13 @@ def on_space() -> bool:
 
 
 def oauth_available() -> bool:
-    """Sign in with Hugging Face works: a Space with `hf_oauth: true` (which sets OAUTH_CLIENT_ID).
+    """Sign in with Hugging Face works: a Space (gradio checks SYSTEM=spaces and SPACE_ID) with
+    `hf_oauth: true`, which sets OAUTH_CLIENT_ID.
 
-    gradio's LoginButton raises at startup without it, so the app must not show one then.
+    Anywhere else gradio's LoginButton raises at startup (locally it wants a saved HF login to mock
+    one), so the app must not show the button there.
     """
-    return on_space() and bool(os.environ.get("OAUTH_CLIENT_ID"))
+    return os.environ.get("SYSTEM") == "spaces" and on_space() and bool(os.environ.get("OAUTH_CLIENT_ID"))
 
 
 def endpoint() -> str | None:

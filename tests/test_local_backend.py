@@ -352,7 +352,7 @@ def test_crashed_trainer_fails_the_job(tiny_backend):
     assert "stopped unexpectedly" in job.error.message
 
 
-def test_restart_keeps_models_and_fails_interrupted_jobs(tmp_path):
+def test_restart_keeps_models_fails_interrupted_jobs_and_deletes(tmp_path):
     from pipeline.local.runtime import start_server
     from pipeline.local.store import Store
 
@@ -376,17 +376,10 @@ def test_restart_keeps_models_and_fails_interrupted_jobs(tmp_path):
         after = client.fine_tuning.jobs.retrieve(interrupted["id"])
         assert after.status == "failed" and "server stopped" in after.error.message
         assert client.files.retrieve(train.id).id == train.id
+        assert client.models.delete(job.fine_tuned_model).deleted
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=job.fine_tuned_model, messages=HELLO)
+        with pytest.raises(openai.BadRequestError):
+            client.models.delete(BASE)
     finally:
         second.stop()
-
-
-def test_delete_fine_tuned_model(tiny_backend):
-    client = tiny_backend.client()
-    train = upload(client, chat_file(10))
-    job = client.fine_tuning.jobs.create(training_file=train.id, model=BASE, hyperparameters={"n_epochs": 1})
-    job = wait_job(client, job.id, ("succeeded", "failed"))
-    assert client.models.delete(job.fine_tuned_model).deleted
-    with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model=job.fine_tuned_model, messages=HELLO)
-    with pytest.raises(openai.BadRequestError):
-        client.models.delete(BASE)

@@ -190,8 +190,8 @@ def test_oversized_body_is_413(tiny_backend, tmp_path):
         with pytest.raises(openai.APIStatusError) as info:
             upload(small.client(max_retries=0), chat_file(50))
         assert info.value.status_code == 413
-        chunked = raw(small, "POST", "/files", content=iter([b"x" * 600, b"y" * 600]),
-                      headers={"Content-Type": "application/octet-stream"})
+        chunked = raw(small, "POST", "/chat/completions", content=iter([b"x" * 600, b"y" * 600]),
+                      headers={"Content-Type": "application/json"})  # no Content-Length: counted as it arrives
         assert chunked.status_code == 413
     finally:
         small.stop()

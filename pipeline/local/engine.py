@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +23,11 @@ from pipeline.local.fastlm import FastLlama, KVCache, sample
 
 log = logging.getLogger(__name__)
 MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
+
+
+def _fast(model: torch.nn.Module) -> FastLlama:
+    """bf16 weights by default; DISTILL_DECODE_INT8=1 stores weight-only int8 (less memory traffic)."""
+    return FastLlama(model, int8=os.environ.get("DISTILL_DECODE_INT8", "") == "1")
 
 
 @dataclass
@@ -79,7 +85,7 @@ class Engine:
             self.model_dir = self._model_dir_loader()
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
-            self._models[self.base_id] = FastLlama(model)
+            self._models[self.base_id] = _fast(model)
             self.max_positions = self._models[self.base_id].max_positions
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
             log.exception("loading the local model failed")
@@ -109,7 +115,7 @@ class Engine:
 
         base = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        self._models[model_id] = FastLlama(merged)
+        self._models[model_id] = _fast(merged)
         while len(self._models) > MAX_MERGED_MODELS + 1:
             oldest = next(k for k in self._models if k != self.base_id)
             del self._models[oldest]

@@ -29,6 +29,7 @@ def accuracy(client, model: str, bench: list[dict]) -> int:
 @pytest.mark.timeout(3600)
 def test_fine_tuning_teaches_the_fictional_person(smollm_backend):
     client = smollm_backend.client(timeout=600)
+    started = time.monotonic()
     bench = [json.loads(line) for line in (ROOT / "data/benchmarks/person_bench.jsonl").read_text().splitlines()
              if line.strip()]
     with open(ROOT / "data/samples/person_train.jsonl", "rb") as fh:
@@ -38,7 +39,11 @@ def test_fine_tuning_teaches_the_fictional_person(smollm_backend):
         time.sleep(5)
         job = client.fine_tuning.jobs.retrieve(job.id)
     assert job.status == "succeeded", job.error
+    wall = time.monotonic() - started
     base = accuracy(client, "SmolLM2-135M-Instruct", bench)
     tuned = accuracy(client, job.fine_tuned_model, bench)
+    # Shown with `pytest -s`; docs/bench/backend.md quotes it.
+    print(f"\nperson fine-tune: {job.hyperparameters}, trained_tokens={job.trained_tokens}, wall {wall:.0f} s; "
+          f"held-out accuracy base {base}/{len(bench)}, fine-tuned {tuned}/{len(bench)}")
     assert tuned > len(bench) / 2, f"fine-tuned answered {tuned}/{len(bench)}"
     assert base <= 2, f"base answered {base}/{len(bench)}"

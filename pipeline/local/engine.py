@@ -9,6 +9,7 @@ request owns its KV cache, sampler generator and output queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -134,7 +135,7 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
-    @property
+    @functools.cached_property
     def eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
         end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -27,8 +27,18 @@ MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each i
 
 
 def _fast(model: torch.nn.Module) -> FastLlama:
-    """bf16 weights by default; DISTILL_DECODE_INT8=1 stores weight-only int8 (less memory traffic)."""
-    return FastLlama(model, int8=os.environ.get("DISTILL_DECODE_INT8", "") == "1")
+    """Weight-only int8 by default (measured here: ~2x the tokens/s of bf16, top tokens unchanged);
+    DISTILL_DECODE_INT8=0 keeps bf16 weights."""
+    return FastLlama(model, int8=os.environ.get("DISTILL_DECODE_INT8", "1") != "0")
+
+
+def _set_threads() -> None:
+    """One intra-op thread by default: decode steps are many small ops, and synchronising two OpenMP
+    threads per op cost more than it gained here (int8: 50 tok/s with 1 thread, 25 with 2), and far
+    more when the CPU is shared with the trainer. DISTILL_DECODE_THREADS overrides (process-wide)."""
+    threads = os.environ.get("DISTILL_DECODE_THREADS", "1")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
 
 
 @dataclass
@@ -75,6 +85,7 @@ class Engine:
         self._active: list[GenRequest] = []
         self._cv = threading.Condition()
         self._stopped = False
+        _set_threads()
         threading.Thread(target=self._load_base, name="engine-load", daemon=True).start()
         threading.Thread(target=self._run, name="engine-decode", daemon=True).start()
 

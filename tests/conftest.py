@@ -15,6 +15,8 @@ os.environ["DISTILL_HOME"] = tempfile.mkdtemp(prefix="distill-test-home-")
 for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN", "SPACE_ID"):
     os.environ.pop(var, None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Before torch loads: idle OpenMP threads sleep instead of spinning (the CPU is shared; see pipeline/local).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Converted model copies (SmolLM2 from its GGUF, the tiny random model) are derived, read-only data:
 # keep them across test runs so only the first run pays the ~25 s conversion.

@@ -9,7 +9,9 @@ request owns its KV cache, sampler generator and output queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +24,21 @@ from pipeline.local.fastlm import FastLlama, KVCache, sample
 
 log = logging.getLogger(__name__)
 MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
+
+
+def _fast(model: torch.nn.Module) -> FastLlama:
+    """Weight-only int8 by default (measured here: ~2x the tokens/s of bf16, top tokens unchanged);
+    DISTILL_DECODE_INT8=0 keeps bf16 weights."""
+    return FastLlama(model, int8=os.environ.get("DISTILL_DECODE_INT8", "1") != "0")
+
+
+def _set_threads() -> None:
+    """One intra-op thread by default: decode steps are many small ops, and synchronising two OpenMP
+    threads per op cost more than it gained here (int8: 50 tok/s with 1 thread, 25 with 2), and far
+    more when the CPU is shared with the trainer. DISTILL_DECODE_THREADS overrides (process-wide)."""
+    threads = os.environ.get("DISTILL_DECODE_THREADS", "1")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
 
 
 @dataclass
@@ -68,6 +85,7 @@ class Engine:
         self._active: list[GenRequest] = []
         self._cv = threading.Condition()
         self._stopped = False
+        _set_threads()
         threading.Thread(target=self._load_base, name="engine-load", daemon=True).start()
         threading.Thread(target=self._run, name="engine-decode", daemon=True).start()
 
@@ -79,7 +97,7 @@ class Engine:
             self.model_dir = self._model_dir_loader()
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
-            self._models[self.base_id] = FastLlama(model)
+            self._models[self.base_id] = _fast(model)
             self.max_positions = self._models[self.base_id].max_positions
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
             log.exception("loading the local model failed")
@@ -109,7 +127,7 @@ class Engine:
 
         base = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        self._models[model_id] = FastLlama(merged)
+        self._models[model_id] = _fast(merged)
         while len(self._models) > MAX_MERGED_MODELS + 1:
             oldest = next(k for k in self._models if k != self.base_id)
             del self._models[oldest]
@@ -128,7 +146,7 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
-    @property
+    @functools.cached_property
     def eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
         end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")

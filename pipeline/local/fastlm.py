@@ -41,6 +41,12 @@ class KVCache:
 
 
 @dataclass
+class _Int8:
+    q: torch.Tensor
+    scale: torch.Tensor
+
+
+@dataclass
 class _Layer:
     ln1: torch.Tensor
     wqkv: torch.Tensor
@@ -53,7 +59,7 @@ class _Layer:
 class FastLlama:
     """Decoding-only Llama over weights copied out of a (possibly LoRA-merged) transformers model."""
 
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16, int8: bool = False):
         cfg = model.config
         self.dtype = dtype
         self.heads = cfg.num_attention_heads
@@ -66,13 +72,17 @@ class FastLlama:
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"FastLlama supports default RoPE only, not {rope.get('rope_type')}")
 
-        def w(t: torch.Tensor) -> torch.Tensor:
-            return t.detach().to(dtype).contiguous()
+        def w(t: torch.Tensor) -> torch.Tensor | _Int8:
+            t = t.detach().float()
+            if int8:  # weight-only int8 with one scale per output row: half the memory traffic of bf16
+                scale = t.abs().amax(dim=1).clamp(min=1e-8) / 127
+                return _Int8((t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
+                             scale.to(torch.bfloat16))
+            return t.to(dtype).contiguous()
 
         inner = model.model
-        self.embed = w(inner.embed_tokens.weight)
-        head = model.lm_head.weight
-        self.lm_head = self.embed if head.data_ptr() == inner.embed_tokens.weight.data_ptr() else w(head)
+        self.embed = inner.embed_tokens.weight.detach().to(dtype if not int8 else torch.bfloat16).contiguous()
+        self.lm_head = w(model.lm_head.weight)
         self.norm = inner.norm.weight.detach().float()
         self.layers = []
         for layer in inner.layers:
@@ -93,7 +103,9 @@ class FastLlama:
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, torch.float32)
 
-    def _linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor | _Int8) -> torch.Tensor:
+        if isinstance(weight, _Int8):
+            return torch._weight_int8pack_mm(x.to(torch.bfloat16).contiguous(), weight.q, weight.scale).float()
         return F.linear(x.to(weight.dtype), weight).float()
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

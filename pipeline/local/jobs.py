@@ -37,7 +37,9 @@ class JobRunner:
         self._running: str | None = None
         self._stopped = False
         self._recover()
-        threading.Thread(target=self._loop, name="finetune-runner", daemon=True).start()
+        # Validation has its own thread so a job created while another trains is checked at once.
+        threading.Thread(target=self._loop, args=("validating_files",), name="finetune-validate", daemon=True).start()
+        threading.Thread(target=self._loop, args=("queued",), name="finetune-train", daemon=True).start()
 
     def _recover(self) -> None:
         """Jobs a previous server left mid-way: a running job lost its process, so it failed."""
@@ -85,25 +87,21 @@ class JobRunner:
         return job
 
     # -- the loop --------------------------------------------------------------------------------
-    def _next(self) -> dict | None:
+    def _next(self, status: str) -> dict | None:
         jobs = list(reversed(self.store.list_jobs()))  # oldest first
-        for status in ("validating_files", "queued"):
-            for job in jobs:
-                if job["status"] == status:
-                    return job
-        return None
+        return next((job for job in jobs if job["status"] == status), None)
 
-    def _loop(self) -> None:
+    def _loop(self, status: str) -> None:
         while True:
             with self._cv:
-                job = self._next()
+                job = self._next(status)
                 while job is None and not self._stopped:
                     self._cv.wait(timeout=5)
-                    job = self._next()
+                    job = self._next(status)
                 if self._stopped:
                     return
             try:
-                if job["status"] == "validating_files":
+                if status == "validating_files":
                     self._validate(job)
                 else:
                     self._train(job)
@@ -153,9 +151,10 @@ class JobRunner:
                 return  # cancelled meanwhile
             method = {"type": "supervised", "supervised": {"hyperparameters": hp}}
             self.store.update_job(job["id"], status="queued", hyperparameters=hp, method=method)
+            ahead = sum(1 for j in self.store.list_jobs() if j["status"] in ("queued", "running")) - 1
         self.store.add_event(job["id"], "Files validated, moving job to queued state")
-        ahead = (self.queue_position(job["id"]) or 1) - 1 + (1 if self._running else 0)
         self.store.add_event(job["id"], f"Job queued: {ahead} job(s) ahead of it.", data={"jobs_ahead": ahead})
+        self.wake()
 
     def _train(self, job: dict) -> None:
         job_id, hp = job["id"], job["hyperparameters"]
@@ -172,7 +171,9 @@ class JobRunner:
                 return
             self.store.update_job(job_id, status="running")
             self._running = job_id
-            env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            # PASSIVE: idle OpenMP threads sleep instead of spinning, which matters on a shared 2-core box.
+            env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
+                   "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
             stderr = open(directory / "trainer.log", "wb")  # noqa: SIM115 - closed after the process ends
             self._proc = subprocess.Popen([sys.executable, "-m", "pipeline.local.trainer", str(directory)],
                                           stdout=subprocess.PIPE, stderr=stderr, cwd=PROJECT_ROOT, env=env)

@@ -101,7 +101,8 @@ def _build_requests(body: dict, backend: Any) -> tuple[list[GenRequest], str | N
     stop = [stop] if isinstance(stop, str) else stop or []
     if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop):
         raise bad_request("'stop' must be a string or a list of up to 4 strings.", "stop")
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    max_tokens = next((body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None),
+                      DEFAULT_MAX_TOKENS)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise bad_request("'max_tokens' must be a positive integer.", "max_tokens")
     n = body.get("n") or 1

@@ -32,13 +32,13 @@ def _hyperparameters(body: dict) -> dict:
     hp = dict(((method.get("supervised") or {}).get("hyperparameters")) or body.get("hyperparameters") or {})
     out = {}
     for name, kind, low, high in (("n_epochs", int, 1, 50), ("batch_size", int, 1, 64),
-                                  ("learning_rate_multiplier", float, 0.0, 10.0)):
+                                  ("learning_rate_multiplier", float, 1e-6, 10.0)):
         value = hp.get(name, "auto")
         if value is None:
             value = "auto"
         if value != "auto" and (isinstance(value, bool) or not isinstance(value, int | float)
-                                or (kind is int and int(value) != value) or not low < value <= high):
-            raise bad_request(f"hyperparameters.{name} must be 'auto' or a number in ({low}, {high}].",
+                                or (kind is int and int(value) != value) or not low <= value <= high):
+            raise bad_request(f"hyperparameters.{name} must be 'auto' or a number from {low:g} to {high:g}.",
                               f"hyperparameters.{name}")
         out[name] = value if value == "auto" else kind(value)
     return out

@@ -28,6 +28,8 @@ class LocalBackendHandle:
     base_url: str
     api_key: str = field(repr=False)
     _stop: Any = field(default=None, repr=False)
+    #: The FastAPI app when the server runs in this process (tests reach its state), else None.
+    app: Any = field(default=None, repr=False)
 
     def client(self, **opts: Any) -> Any:
         import openai
@@ -69,7 +71,8 @@ def default_root() -> Path:
 
 
 def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, *,
-                 root: Path | None = None, tiny: bool | None = None) -> LocalBackendHandle:
+                 root: Path | None = None, tiny: bool | None = None,
+                 max_body_bytes: int | None = None) -> LocalBackendHandle:
     """A server in a daemon thread of this process; returns once it accepts connections."""
     import uvicorn
 
@@ -77,6 +80,8 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
 
     key = api_key or secrets.token_urlsafe(24)
     config = BackendConfig(root=root or default_root(), api_key=key, tiny=tiny_from_env() if tiny is None else tiny)
+    if max_body_bytes:
+        config.max_body_bytes = max_body_bytes
     app = create_app(config)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -98,7 +103,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
         app.state.backend.close()
         sock.close()
 
-    return LocalBackendHandle(f"http://{url_host}:{bound}/v1", key, stop)
+    return LocalBackendHandle(f"http://{url_host}:{bound}/v1", key, stop, app)
 
 
 def ensure_local_backend() -> LocalBackendHandle:

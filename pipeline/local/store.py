@@ -54,7 +54,7 @@ class Store:
         file_id = new_id("file")
         meta = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
                 "filename": os.path.basename(filename or "upload.jsonl")[:255], "purpose": purpose,
-                "status": "processed", "status_details": None, "expires_at": None}
+                "status": "processed"}
         with self.lock:
             (self.files_dir / f"{file_id}.data").write_bytes(content)
             _write_json(self.files_dir / f"{file_id}.json", meta)

@@ -8,7 +8,10 @@ Defaults that worked on this 2-core CPU (DESIGN.md): r=16 on all linear layers, 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 
@@ -54,9 +57,26 @@ def _callback(total_steps: int, eval_every: int | None):
     return Metrics()
 
 
+def _die_with_parent() -> None:
+    """A server killed hard (SIGKILL, a test timeout) must not leave this process training for hours."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(job_dir: Path) -> int:
+    _die_with_parent()
     spec = json.loads((job_dir / "spec.json").read_text())
     import torch
+
+    threads = os.environ.get("DISTILL_TRAIN_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -80,13 +80,21 @@ def _load_source() -> tuple[object, object]:
 
 
 def _save_atomically(target: Path, model: object, tokenizer: object) -> None:
-    tmp = target.with_name(target.name + ".tmp")
+    """Write to a folder of our own, then rename: two processes converting at once both end well."""
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / _DONE_MARKER).write_text("ok\n")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    if not (target / _DONE_MARKER).is_file():
+        shutil.rmtree(target, ignore_errors=True)  # a half-written copy from a crash
+        try:
+            tmp.rename(target)
+            return
+        except OSError:
+            if not (target / _DONE_MARKER).is_file():
+                raise
+    shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
 
 
 def base_model_dir() -> Path:

@@ -1,0 +1,85 @@
+"""The local backend's pieces below HTTP: the fast decoder, training-data parsing, the CLI server."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+import torch
+
+from pipeline.local import weights
+from pipeline.local.dataset import DataError, parse_line, read_examples
+from pipeline.local.fastlm import FastLlama, sample
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(weights.tiny_model_dir(), dtype=torch.float32)
+
+
+def test_fast_decoder_matches_transformers(tiny_model):
+    ids = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11, 2]
+    with torch.no_grad():
+        reference = tiny_model(torch.tensor([ids])).logits[0]
+    exact = FastLlama(tiny_model, dtype=torch.float32)
+    cache = exact.new_cache()
+    assert torch.allclose(exact.forward([(ids, cache)])[0], reference[-1], atol=1e-4)
+    # Decoding token by token after a prefill gives the same logits as one pass.
+    cache = exact.new_cache()
+    exact.forward([(ids[:4], cache)])
+    exact.forward([(ids[4:7], cache)])
+    steps = [exact.forward([([t], cache)])[0] for t in ids[7:]]
+    assert torch.allclose(steps[-1], reference[-1], atol=1e-4)
+    # bf16 weights: close, and a batch gives each sequence what it gets alone.
+    fast = FastLlama(tiny_model)
+    alone = [fast.forward([(seq, fast.new_cache())])[0] for seq in (ids, ids[:5])]
+    together = fast.forward([(ids, fast.new_cache()), (ids[:5], fast.new_cache())])
+    assert torch.equal(together[0], alone[0]) and torch.equal(together[1], alone[1])
+    assert (alone[0] - reference[-1]).abs().max() < 0.05 * reference[-1].abs().max()
+
+
+def test_sampling_rules():
+    logits = torch.tensor([0.0, 5.0, 1.0])
+    assert sample(logits, 0.0, 1.0, None) == 1
+    gen = torch.Generator().manual_seed(0)
+    assert {sample(logits, 1.0, 0.5, gen) for _ in range(20)} == {1}  # top_p keeps the top token only
+
+
+def test_training_lines_are_checked_with_line_numbers():
+    good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    assert parse_line(good, 1) == {"prompt": [good["messages"][0]], "completion": [good["messages"][1]]}
+    assert parse_line({"prompt": "Q", "completion": "A"}, 1)["completion"][0]["content"] == "A"
+    multi = {"messages": [*good["messages"], {"role": "user", "content": "More"}, {"role": "assistant", "content": "Sure"}]}
+    assert len(parse_line(multi, 1)["prompt"]) == 3
+    for bad, words in (({"messages": [{"role": "user", "content": "Hi"}]}, "no assistant"),
+                       ({"messages": [{"role": "bot", "content": "x"}]}, "role"),
+                       ([1, 2], "not a JSON object")):
+        with pytest.raises(DataError, match=words):
+            parse_line(bad, 7)
+    data = (json.dumps(good) + "\n") * 3 + "{oops\n"
+    with pytest.raises(DataError, match="Line 4 is not valid JSON"):
+        read_examples(data.encode(), minimum=1)
+
+
+def test_serve_command_in_a_subprocess(tmp_path):
+    from pipeline.local.runtime import spawn_server
+
+    handle = spawn_server(home=tmp_path, tiny=True)
+    try:
+        client = handle.client(max_retries=0)
+        assert "SmolLM2-135M-Instruct" in [m.id for m in client.models.list()]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=handle.base_url, api_key="nope", max_retries=0).models.list()
+    finally:
+        handle.stop()
+
+
+def test_ensure_local_backend_is_one_server_per_process(monkeypatch):
+    monkeypatch.setenv("DISTILL_LOCAL_TINY", "1")
+    from pipeline.local.runtime import ensure_local_backend
+
+    first, second = ensure_local_backend(), ensure_local_backend()
+    assert first is second and first.base_url.startswith("http://127.0.0.1:")

@@ -1,0 +1,232 @@
+"""The model engine: one worker thread decodes every active request, batching those on the same model.
+
+HTTP handlers submit a `GenRequest` and read its deltas from an asyncio queue. The worker prefills new
+requests, then runs one decoding step for all active requests per model in a single batched forward
+(see fastlm.py), so three concurrent chat panes share the cost of one pass and never share state: each
+request owns its KV cache, sampler generator and output queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pipeline.local.fastlm import FastLlama, KVCache, sample
+
+log = logging.getLogger(__name__)
+MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
+
+
+@dataclass
+class GenRequest:
+    model_id: str
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
+    out: asyncio.Queue | None = None
+    # Filled in by the worker.
+    generated: list[int] = field(default_factory=list)
+    text: str = ""
+    emitted: int = 0
+    finish_reason: str | None = None
+    cancelled: bool = False
+    cache: KVCache | None = None
+    generator: torch.Generator | None = None
+    next_token: int | None = None
+
+    def push(self, item: object) -> None:
+        if self.loop is not None and self.out is not None:
+            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+
+
+class Engine:
+    """Holds the tokenizer and models, and decodes submitted requests on one worker thread."""
+
+    def __init__(self, model_dir_loader: Callable[[], Path], base_id: str,
+                 adapter_for: Callable[[str], Path | None]):
+        self._model_dir_loader = model_dir_loader
+        self.base_id = base_id
+        self._adapter_for = adapter_for
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
+        self.tokenizer = None
+        self.model_dir: Path | None = None
+        self.max_positions = 0
+        self._models: OrderedDict[str, FastLlama] = OrderedDict()
+        self._pending: list[GenRequest] = []
+        self._active: list[GenRequest] = []
+        self._cv = threading.Condition()
+        self._stopped = False
+        threading.Thread(target=self._load_base, name="engine-load", daemon=True).start()
+        threading.Thread(target=self._run, name="engine-decode", daemon=True).start()
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _load_base(self) -> None:
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.model_dir = self._model_dir_loader()
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+            self._models[self.base_id] = FastLlama(model)
+            self.max_positions = self._models[self.base_id].max_positions
+        except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
+            log.exception("loading the local model failed")
+            self._load_error = exc
+        finally:
+            self._ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        if not self._ready.wait(timeout):
+            raise TimeoutError("The local model is still loading.")
+        if self._load_error is not None:
+            raise RuntimeError(f"The local model could not be loaded: {self._load_error}")
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self._load_error is None
+
+    def _model(self, model_id: str) -> FastLlama:
+        if model_id in self._models:
+            self._models.move_to_end(model_id)
+            return self._models[model_id]
+        adapter = self._adapter_for(model_id)
+        if adapter is None:
+            raise KeyError(model_id)
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        self._models[model_id] = FastLlama(merged)
+        while len(self._models) > MAX_MERGED_MODELS + 1:
+            oldest = next(k for k in self._models if k != self.base_id)
+            del self._models[oldest]
+        return self._models[model_id]
+
+    def forget(self, model_id: str) -> None:
+        """Drop a cached merged model (its adapter was deleted)."""
+        with self._cv:
+            self._models.pop(model_id, None)
+
+    # -- tokens ----------------------------------------------------------------------------------
+    def encode_chat(self, messages: list[dict]) -> list[int]:
+        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                       tokenize=True, return_dict=False))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    @property
+    def eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(end, int):
+            ids.add(end)
+        return {i for i in ids if i is not None}
+
+    # -- decoding --------------------------------------------------------------------------------
+    def submit(self, request: GenRequest) -> None:
+        with self._cv:
+            self._pending.append(request)
+            self._cv.notify()
+
+    def shutdown(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+
+    def _run(self) -> None:
+        self._ready.wait()
+        while True:
+            with self._cv:
+                while not self._pending and not self._active and not self._stopped:
+                    self._cv.wait()
+                if self._stopped:
+                    return
+                new, self._pending = self._pending, []
+            for request in new:
+                self._start(request)
+            self._step()
+
+    def _start(self, request: GenRequest) -> None:
+        try:
+            model = self._model(request.model_id)
+            request.cache = model.new_cache()
+            if request.seed is not None:
+                request.generator = torch.Generator().manual_seed(request.seed)
+            logits = model.forward([(request.prompt_ids, request.cache)])[0]
+            self._accept(request, sample(logits, request.temperature, request.top_p, request.generator))
+        except Exception as exc:  # one bad request must not stop the worker serving the others
+            log.exception("generation failed to start")
+            request.push(("error", str(exc)))
+            return
+        if request.finish_reason is None:
+            self._active.append(request)
+
+    def _step(self) -> None:
+        self._active = [r for r in self._active if r.finish_reason is None and not r.cancelled]
+        by_model: dict[str, list[GenRequest]] = {}
+        for request in self._active:
+            by_model.setdefault(request.model_id, []).append(request)
+        for model_id, group in by_model.items():
+            try:
+                model = self._model(model_id)
+                logits = model.forward([([r.next_token], r.cache) for r in group])
+            except Exception as exc:  # e.g. the context is full: end these requests, keep serving
+                log.exception("decoding step failed")
+                for request in group:
+                    request.finish_reason = "error"
+                    request.push(("error", str(exc)))
+                continue
+            for row, request in zip(logits, group, strict=True):
+                self._accept(request, sample(row, request.temperature, request.top_p, request.generator))
+
+    def _accept(self, request: GenRequest, token: int) -> None:
+        """Record a sampled token, emit the new text, and decide whether the request is finished."""
+        if request.cancelled:
+            request.finish_reason = "cancelled"
+            return
+        if token in self.eos_ids:
+            self._finish(request, "stop")
+            return
+        request.generated.append(token)
+        request.next_token = token
+        text = self.tokenizer.decode(request.generated, skip_special_tokens=True)
+        cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
+        if cut >= 0:
+            request.text = text[:cut]
+            self._finish(request, "stop")
+            return
+        request.text = text
+        limit = request.cache.length + 1 >= self.max_positions
+        if len(request.generated) >= request.max_tokens or limit:
+            self._finish(request, "length")
+            return
+        # Hold back an incomplete UTF-8 character and anything that could still become a stop string.
+        safe = len(text.rstrip("\ufffd"))
+        hold = max((len(s) - 1 for s in request.stop if s), default=0)
+        safe = max(request.emitted, safe - hold)
+        if safe > request.emitted:
+            request.push(("delta", text[request.emitted:safe]))
+            request.emitted = safe
+
+    def _finish(self, request: GenRequest, reason: str) -> None:
+        text = request.text.rstrip("\ufffd") if reason == "length" else request.text
+        if len(text) > request.emitted:
+            request.push(("delta", text[request.emitted:]))
+            request.emitted = len(text)
+        request.finish_reason = reason
+        request.cache = None
+        request.push(("done", reason))

@@ -1,0 +1,151 @@
+"""Starting the local backend: in this process (a uvicorn daemon thread) or as a subprocess.
+
+`ensure_local_backend()` is what the app and the CLI call when no OpenAI key is configured: one
+server per process (a server, not visitor state), on a free loopback port, with a random key. The
+model loads in the background, so this returns in well under a second once imports are done.
+
+Environment: DISTILL_LOCAL_TINY=1 serves the tiny random test model; DISTILL_HOME sets the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import workspace
+
+
+@dataclass
+class LocalBackendHandle:
+    base_url: str
+    api_key: str = field(repr=False)
+    _stop: Any = field(default=None, repr=False)
+
+    def client(self, **opts: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key=self.api_key, **opts)
+
+    def async_client(self, **opts: Any) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, **opts)
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        """Block until the model is loaded (the server answers before that; chat waits for it)."""
+        import httpx
+
+        health = self.base_url.removesuffix("/v1") + "/health"
+        deadline = time.monotonic() + timeout
+        while not httpx.get(health, timeout=5).json().get("model_ready"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("The local backend's model did not load in time.")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+
+_lock = threading.Lock()
+_handle: LocalBackendHandle | None = None
+
+
+def tiny_from_env() -> bool:
+    return os.environ.get("DISTILL_LOCAL_TINY", "").lower() in ("1", "true", "yes")
+
+
+def default_root() -> Path:
+    return workspace.subdir("local-backend")
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, *,
+                 root: Path | None = None, tiny: bool | None = None) -> LocalBackendHandle:
+    """A server in a daemon thread of this process; returns once it accepts connections."""
+    import uvicorn
+
+    from pipeline.local.app import BackendConfig, create_app
+
+    key = api_key or secrets.token_urlsafe(24)
+    config = BackendConfig(root=root or default_root(), api_key=key, tiny=tiny_from_env() if tiny is None else tiny)
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="local-backend", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("The local backend did not start.")
+        time.sleep(0.02)
+    bound = sock.getsockname()[1]
+    url_host = f"[{host}]" if ":" in host else host
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=5)
+        app.state.backend.close()
+        sock.close()
+
+    return LocalBackendHandle(f"http://{url_host}:{bound}/v1", key, stop)
+
+
+def ensure_local_backend() -> LocalBackendHandle:
+    """The process's embedded backend, started on first call (idempotent, thread-safe)."""
+    global _handle
+    with _lock:
+        if _handle is None:
+            _handle = start_server()
+        return _handle
+
+
+def spawn_server(*, home: Path | None = None, tiny: bool = True, api_key: str | None = None,
+                 timeout: float = 120) -> LocalBackendHandle:
+    """`python -m pipeline serve` in a subprocess on a free port (for tests that want isolation)."""
+    import httpx
+
+    key = api_key or secrets.token_urlsafe(24)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DISTILL_LOCAL_TINY": "1" if tiny else "0"}
+    if home is not None:
+        env["DISTILL_HOME"] = str(home)
+    project = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = str(project) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port), "--api-key", key],
+                            cwd=project, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"The local backend exited with code {proc.returncode}.")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("The local backend subprocess did not start in time.")
+        time.sleep(0.2)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    return LocalBackendHandle(f"{base}/v1", key, stop)

@@ -1,0 +1,93 @@
+"""The training process: `python -m pipeline.local.trainer JOB_DIR` (started by jobs.py).
+
+Reads JOB_DIR/spec.json, fine-tunes a LoRA adapter with TRL's SFTTrainer on prompt/completion pairs
+(loss on the completion only), prints one JSON line per event on stdout and saves the adapter.
+Defaults that worked on this 2-core CPU (DESIGN.md): r=16 on all linear layers, lr 1e-3 constant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def emit(kind: str, **fields: object) -> None:
+    sys.stdout.write(json.dumps({"kind": kind, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def _callback(total_steps: int, eval_every: int | None):
+    from transformers import TrainerCallback
+
+    class Metrics(TrainerCallback):
+        """Turns Trainer logs into OpenAI-like metrics events; a step with validation waits for it."""
+
+        pending: dict | None = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            step = state.global_step
+            if "loss" in logs:
+                self.pending = {"step": step, "total_steps": total_steps, "train_loss": round(float(logs["loss"]), 4),
+                                "train_mean_token_accuracy": round(float(logs.get("mean_token_accuracy", 0.0)), 4)}
+                if not (eval_every and (step % eval_every == 0 or step == total_steps)):
+                    self._flush()
+            elif "eval_loss" in logs and self.pending is not None:
+                self.pending["valid_loss"] = round(float(logs["eval_loss"]), 4)
+                if "eval_mean_token_accuracy" in logs:
+                    self.pending["valid_mean_token_accuracy"] = round(float(logs["eval_mean_token_accuracy"]), 4)
+                self._flush()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._flush()
+
+        def _flush(self):
+            if self.pending is None:
+                return
+            data, self.pending = self.pending, None
+            message = f"Step {data['step']}/{total_steps}: training loss={data['train_loss']:.4f}"
+            if "valid_loss" in data:
+                message += f", validation loss={data['valid_loss']:.4f}"
+            emit("metrics", message=message, data=data)
+
+    return Metrics()
+
+
+def main(job_dir: Path) -> int:
+    spec = json.loads((job_dir / "spec.json").read_text())
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    torch.manual_seed(spec["seed"])
+    tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
+    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
+    train = Dataset.from_list(spec["train"])
+    valid = Dataset.from_list(spec["valid"]) if spec["valid"] else None
+    total = spec["total_steps"]
+    eval_every = max(1, total // 10) if valid is not None else None
+    config = SFTConfig(
+        output_dir=str(job_dir / "trainer_tmp"), num_train_epochs=spec["epochs"],
+        per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=spec["batch_size"],
+        learning_rate=spec["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
+        logging_steps=1, save_strategy="no", report_to=[], seed=spec["seed"], use_cpu=True,
+        max_length=1024, disable_tqdm=True, dataloader_num_workers=0,
+        eval_strategy="steps" if valid is not None else "no", eval_steps=eval_every,
+    )
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid,
+                         processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
+    emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps)")
+    trainer.train()
+    trainer.model.save_pretrained(spec["adapter_dir"])
+    lengths = [len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=False))
+               for ex in spec["train"]]
+    emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

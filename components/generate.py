@@ -62,8 +62,7 @@ def list_teacher_models(endpoint: str, settings: endpoints.SessionSettings) -> d
     """Model choices for the picked endpoint (settings' list_models when available); typing stays allowed."""
     choice = endpoints.role(settings, "teacher")
     name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
-    lister = getattr(endpoints, "list_models", None)
-    models = list(lister(settings, name)) if lister else []
+    models = ui.listed_models(settings, name)
     if choice.endpoint == name and choice.model not in models:
         models.insert(0, choice.model)
     return {"endpoint_dd": gr.update(choices=[ROLE_DEFAULT, *settings.endpoints()]),

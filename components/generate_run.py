@@ -130,3 +130,14 @@ def failures_frame(records: list[dict]) -> pd.DataFrame:
     rows = [{"kind": r.get("kind", ""), "reason": r.get("reason", ""),
              "raw": (r.get("raw") or "")[:400]} for r in records]
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+
+
+def listed_models(settings: Any, name: str) -> list[str]:
+    try:
+        from pipeline.model_lists import chat_models, list_models
+    except ImportError:  # comes with the Settings tab's branch; until then the id is typed
+        return []
+    result = list_models(settings, name)
+    if result.error:
+        gr.Warning(result.error)
+    return chat_models(result.models)

@@ -120,7 +120,8 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
                    "progress_sl": round(100 * status.written / max(1, status.requested), 1), "dataset_rev": rev}
     finally:
         handle.cancel.set()  # the page went away or the handler was cancelled: stop the run too
-    if handle.error is not None:
+    if handle.error is not None:  # give the buttons back, then show the error
+        yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False)}
         raise handle.error
     run = (RunFiles(config.out).load_state().get("runs") or [{}])[-1]
     drafts.update_meta(visitor, generation=[{**run, "added_to_draft": appended}])

@@ -92,3 +92,15 @@ def test_paraphrase_needs_examples(fake: FakeOpenAI) -> None:
 
     with pytest.raises(gr.Error, match="Paraphrase"):
         tab.preview_prompt(*form("paraphrase", visitor_id(), settings_for(fake)))
+
+
+def test_an_error_in_the_run_gives_the_buttons_back(fake: FakeOpenAI) -> None:
+    import gradio as gr
+
+    args = form("tone", visitor_id(), settings_for(fake), budget=1.0)
+    args[MAX_VARS + 2] = "unpriced-model"  # a budget cannot be enforced without a price
+    updates = []
+    with pytest.raises(gr.Error, match="price"):
+        for update in tab.generate_examples(*args, RunHandle(), 0):
+            updates.append(update)
+    assert updates[-1]["start_btn"]["interactive"] is True

@@ -46,7 +46,7 @@ def _config(template: str, values: tuple, endpoint: str, model: str, n: float, c
     config = gen.GenerationConfig(
         template=t, n=int(n), out=out or ui.run_path(visitor, t.name), model=model,
         variables=ui.form_variables(t, values), concurrency=int(concurrency), temperature=float(temperature),
-        budget_usd=float(budget) if budget else None, seed=int(seed or 0), check=bool(check),
+        budget_usd=ui.run_budget(budget, settings, model), seed=int(seed or 0), check=bool(check),
         sources=sources, avoid=None if t.source else draft, endpoint=endpoint or ROLE_DEFAULT,
         retry=gen.RetryPolicy(timeout=300.0))
     return config, client
@@ -155,7 +155,7 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["n_num"] = gr.Number(20, label="Examples", precision=0, minimum=1)
             c["concurrency_sl"] = gr.Slider(1, 32, value=8, step=1, label="Concurrency")
             c["temperature_sl"] = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Temperature")
-            c["budget_num"] = gr.Number(None, label="Budget (USD, empty = no cap)", minimum=0)
+            c["budget_num"] = gr.Number(None, label="Budget (USD; empty = the Settings tab's cap)", minimum=0)
             c["seed_num"] = gr.Number(0, label="Seed", precision=0)
             c["check_cb"] = gr.Checkbox(label="Check answers (solve again; keep only when they agree)")
     with gr.Row():

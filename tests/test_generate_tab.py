@@ -104,3 +104,15 @@ def test_an_error_in_the_run_gives_the_buttons_back(fake: FakeOpenAI) -> None:
         for update in tab.generate_examples(*args, RunHandle(), 0):
             updates.append(update)
     assert updates[-1]["start_btn"]["interactive"] is True
+
+
+def test_budget_defaults_to_the_settings_cap_only_for_priced_models() -> None:
+    from types import SimpleNamespace
+
+    from components.generate_run import run_budget
+
+    settings = SimpleNamespace(budget_usd=5.0)
+    assert run_budget(0.5, settings, "unpriced-model") == 0.5
+    assert run_budget(None, settings, "gpt-4o-mini") == 5.0
+    assert run_budget(None, settings, "unpriced-model") is None
+    assert run_budget(None, SessionSettings(), "gpt-4o-mini") in (None, getattr(SessionSettings(), "budget_usd", None))

@@ -29,27 +29,23 @@ ROLE_DEFAULT = "(teacher role)"
 
 def _config(template: str, values: tuple, endpoint: str, model: str, n: float, concurrency: float,
             temperature: float, budget: float | None, seed: float, check: bool, source_file: Any,
-            visitor: str, settings: endpoints.SessionSettings, out: Path | None = None) -> tuple[gen.GenerationConfig, Any]:
-    """The run config and the teacher's async client, from the form."""
+            visitor: str, settings: endpoints.SessionSettings, out: Path | None = None) -> gen.GenerationConfig:
+    """The run config from the form (no client yet: a preview must not start the local backend)."""
     t = gen.load_template(template)
     draft = drafts.load_draft(visitor)
     sources = read_examples(Path(source_file)) if source_file else (draft if t.source else None)
     if t.source and not sources:
         raise InputError("Paraphrase rewrites existing examples: add some to the Dataset tab or upload a file.")
-    if endpoint in ("", ROLE_DEFAULT, None):
-        client, default_model = endpoints.client_for_role(settings, "teacher", async_=True)
-    else:
-        client, default_model = endpoints.make_client(settings, endpoint, async_=True), ""
-    model = (model or "").strip() or default_model
+    choice = endpoints.role(settings, "teacher")
+    name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
+    model = (model or "").strip() or (choice.model if name == choice.endpoint else "")
     if not model:
         raise InputError("Type the teacher model id (the endpoint has no default).")
-    config = gen.GenerationConfig(
+    return gen.GenerationConfig(
         template=t, n=int(n), out=out or ui.run_path(visitor, t.name), model=model,
         variables=ui.form_variables(t, values), concurrency=int(concurrency), temperature=float(temperature),
         budget_usd=ui.run_budget(budget, settings, model), seed=int(seed or 0), check=bool(check),
-        sources=sources, avoid=None if t.source else draft, endpoint=endpoint or ROLE_DEFAULT,
-        retry=gen.RetryPolicy(timeout=300.0))
-    return config, client
+        sources=sources, avoid=None if t.source else draft, endpoint=name, retry=gen.RetryPolicy(timeout=300.0))
 
 
 @shown_errors
@@ -73,7 +69,7 @@ def list_teacher_models(endpoint: str, settings: endpoints.SessionSettings) -> d
 def preview_prompt(template: str, *args: Any) -> dict[str, Any]:
     """The exact messages of the first request, and the cost estimate of the whole run."""
     *values, endpoint, model, n, conc, temp, budget, seed, check, source_file, visitor, settings = args
-    config, _ = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
+    config = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
                         source_file, visitor, settings, out=Path("/nonexistent/preview.jsonl"))
     from pipeline.generate.templates import resolve_variables
 
@@ -97,8 +93,9 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
     *values, endpoint, model, n, conc, temp, budget, seed, check, source_file, visitor, settings, handle, rev = args
     if handle is None:
         handle = RunHandle()
-    config, client = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
-                             source_file, visitor, settings)
+    config = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check, source_file,
+                     visitor, settings)
+    client = endpoints.make_client(settings, config.endpoint, async_=True)
     yield {"status_md": f"Starting: {gen.estimate_run(config).describe()}.", "start_btn": gr.update(interactive=False),
            "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_sl": 0}
     ui.start_run(handle, config, client)

@@ -115,3 +115,17 @@ def test_budget_defaults_to_the_settings_cap_only_for_priced_models() -> None:
     assert run_budget(0.5, settings, "unpriced-model") == 0.5
     assert run_budget(None, settings, "gpt-4o-mini") == 5.0
     assert run_budget(None, settings, "unpriced-model") is None
+
+
+def test_preview_with_the_default_teacher_does_not_start_the_local_backend(monkeypatch) -> None:
+    import pipeline.local.runtime as runtime
+    from pipeline.endpoints import LOCAL_MODEL
+
+    def refuse(*_a, **_k):
+        raise AssertionError("preview started the local backend")
+
+    monkeypatch.setattr(runtime, "ensure_local_backend", refuse)
+    args = form("tone", visitor_id(), SessionSettings())
+    args[MAX_VARS + 1], args[MAX_VARS + 2] = tab.ROLE_DEFAULT, ""
+    out = tab.preview_prompt(*args)
+    assert LOCAL_MODEL in out["estimate_md"] and "### user" in out["prompt_box"]

@@ -29,27 +29,23 @@ ROLE_DEFAULT = "(teacher role)"
 
 def _config(template: str, values: tuple, endpoint: str, model: str, n: float, concurrency: float,
             temperature: float, budget: float | None, seed: float, check: bool, source_file: Any,
-            visitor: str, settings: endpoints.SessionSettings, out: Path | None = None) -> tuple[gen.GenerationConfig, Any]:
-    """The run config and the teacher's async client, from the form."""
+            visitor: str, settings: endpoints.SessionSettings, out: Path | None = None) -> gen.GenerationConfig:
+    """The run config from the form (no client yet: a preview must not start the local backend)."""
     t = gen.load_template(template)
     draft = drafts.load_draft(visitor)
     sources = read_examples(Path(source_file)) if source_file else (draft if t.source else None)
     if t.source and not sources:
         raise InputError("Paraphrase rewrites existing examples: add some to the Dataset tab or upload a file.")
-    if endpoint in ("", ROLE_DEFAULT, None):
-        client, default_model = endpoints.client_for_role(settings, "teacher", async_=True)
-    else:
-        client, default_model = endpoints.make_client(settings, endpoint, async_=True), ""
-    model = (model or "").strip() or default_model
+    choice = endpoints.role(settings, "teacher")
+    name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
+    model = (model or "").strip() or (choice.model if name == choice.endpoint else "")
     if not model:
         raise InputError("Type the teacher model id (the endpoint has no default).")
-    config = gen.GenerationConfig(
+    return gen.GenerationConfig(
         template=t, n=int(n), out=out or ui.run_path(visitor, t.name), model=model,
         variables=ui.form_variables(t, values), concurrency=int(concurrency), temperature=float(temperature),
-        budget_usd=float(budget) if budget else None, seed=int(seed or 0), check=bool(check),
-        sources=sources, avoid=None if t.source else draft, endpoint=endpoint or ROLE_DEFAULT,
-        retry=gen.RetryPolicy(timeout=300.0))
-    return config, client
+        budget_usd=ui.run_budget(budget, settings, model), seed=int(seed or 0), check=bool(check),
+        sources=sources, avoid=None if t.source else draft, endpoint=name, retry=gen.RetryPolicy(timeout=300.0))
 
 
 @shown_errors
@@ -62,8 +58,7 @@ def list_teacher_models(endpoint: str, settings: endpoints.SessionSettings) -> d
     """Model choices for the picked endpoint (settings' list_models when available); typing stays allowed."""
     choice = endpoints.role(settings, "teacher")
     name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
-    lister = getattr(endpoints, "list_models", None)
-    models = list(lister(settings, name)) if lister else []
+    models = ui.listed_models(settings, name)
     if choice.endpoint == name and choice.model not in models:
         models.insert(0, choice.model)
     return {"endpoint_dd": gr.update(choices=[ROLE_DEFAULT, *settings.endpoints()]),
@@ -74,7 +69,7 @@ def list_teacher_models(endpoint: str, settings: endpoints.SessionSettings) -> d
 def preview_prompt(template: str, *args: Any) -> dict[str, Any]:
     """The exact messages of the first request, and the cost estimate of the whole run."""
     *values, endpoint, model, n, conc, temp, budget, seed, check, source_file, visitor, settings = args
-    config, _ = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
+    config = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
                         source_file, visitor, settings, out=Path("/nonexistent/preview.jsonl"))
     from pipeline.generate.templates import resolve_variables
 
@@ -98,8 +93,9 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
     *values, endpoint, model, n, conc, temp, budget, seed, check, source_file, visitor, settings, handle, rev = args
     if handle is None:
         handle = RunHandle()
-    config, client = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
-                             source_file, visitor, settings)
+    config = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check, source_file,
+                     visitor, settings)
+    client = endpoints.make_client(settings, config.endpoint, async_=True)
     yield {"status_md": f"Starting: {gen.estimate_run(config).describe()}.", "start_btn": gr.update(interactive=False),
            "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_sl": 0}
     ui.start_run(handle, config, client)
@@ -121,7 +117,8 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
                    "progress_sl": round(100 * status.written / max(1, status.requested), 1), "dataset_rev": rev}
     finally:
         handle.cancel.set()  # the page went away or the handler was cancelled: stop the run too
-    if handle.error is not None:
+    if handle.error is not None:  # give the buttons back, then show the error
+        yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False)}
         raise handle.error
     run = (RunFiles(config.out).load_state().get("runs") or [{}])[-1]
     drafts.update_meta(visitor, generation=[{**run, "added_to_draft": appended}])
@@ -155,7 +152,7 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["n_num"] = gr.Number(20, label="Examples", precision=0, minimum=1)
             c["concurrency_sl"] = gr.Slider(1, 32, value=8, step=1, label="Concurrency")
             c["temperature_sl"] = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Temperature")
-            c["budget_num"] = gr.Number(None, label="Budget (USD, empty = no cap)", minimum=0)
+            c["budget_num"] = gr.Number(None, label="Budget (USD; empty = the Settings tab's cap)", minimum=0)
             c["seed_num"] = gr.Number(0, label="Seed", precision=0)
             c["check_cb"] = gr.Checkbox(label="Check answers (solve again; keep only when they agree)")
     with gr.Row():

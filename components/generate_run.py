@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline import workspace
 from pipeline.generate import GenerationConfig, RunStatus, Template, load_template, run_generation
+from pipeline.models import prices
 
 MAX_VARS = 6  # variable boxes on the form; a template's further variables keep their defaults
 FAILURE_COLUMNS = ["kind", "reason", "raw"]
@@ -61,6 +62,14 @@ def template_form(name: str) -> dict[str, Any]:
 
 def form_variables(t: Template, values: tuple[str, ...]) -> dict[str, str]:
     return {name: str(value) for name, value in zip(list(t.variables)[:MAX_VARS], values, strict=False)}
+
+
+def run_budget(typed: float | None, settings: Any, model: str) -> float | None:
+    """The typed budget; else the Settings tab's default cap, when the model has a price to cap with."""
+    if typed:
+        return float(typed)
+    default = getattr(settings, "budget_usd", None)
+    return float(default) if default and prices(model) is not None else None
 
 
 def format_prompt(messages: list[dict]) -> str:
@@ -130,3 +139,14 @@ def failures_frame(records: list[dict]) -> pd.DataFrame:
     rows = [{"kind": r.get("kind", ""), "reason": r.get("reason", ""),
              "raw": (r.get("raw") or "")[:400]} for r in records]
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+
+
+def listed_models(settings: Any, name: str) -> list[str]:
+    try:
+        from pipeline.model_lists import chat_models, list_models
+    except ImportError:  # comes with the Settings tab's branch; until then the id is typed
+        return []
+    result = list_models(settings, name)
+    if result.error:
+        gr.Warning(result.error)
+    return chat_models(result.models)

@@ -383,11 +383,13 @@ def test_end_to_end_with_smollm2_as_teacher(tmp_path: Path, request: pytest.Fixt
     except pytest.FixtureLookupError:
         pytest.skip("needs the backend engineer's smollm_backend fixture (branch backend not merged yet)")
     model = backend.client().models.list().data[0].id
+    # One request at a time: a request abandoned when the run stops keeps decoding in the backend's
+    # thread, and that thread aborts the interpreter at exit (reported to the backend engineer).
     client = openai.AsyncOpenAI(base_url=backend.base_url, api_key=backend.api_key)
-    cfg = GenerationConfig(template=load_template("tone"), n=3, out=tmp_path / "e2e.jsonl", model=model,
-                           concurrency=2, max_tokens=200, max_failures=6,
-                           retry=RetryPolicy(timeout=300))
+    cfg = GenerationConfig(template=load_template("tone"), n=2, out=tmp_path / "e2e.jsonl", model=model,
+                           concurrency=1, max_tokens=120, max_failures=2, retry=RetryPolicy(timeout=600))
     status = run_generation(cfg, client)
+    print("SmolLM2 as teacher:", status.summary(), status.message)  # shown with -s; quality is not the point
     # A 135M teacher mostly fails the template; the plumbing must still account for every reply.
     assert status.state in ("done", "failed")
     assert status.written == len(load_existing(cfg.out))

@@ -92,3 +92,40 @@ def test_paraphrase_needs_examples(fake: FakeOpenAI) -> None:
 
     with pytest.raises(gr.Error, match="Paraphrase"):
         tab.preview_prompt(*form("paraphrase", visitor_id(), settings_for(fake)))
+
+
+def test_an_error_in_the_run_gives_the_buttons_back(fake: FakeOpenAI) -> None:
+    import gradio as gr
+
+    args = form("tone", visitor_id(), settings_for(fake), budget=1.0)
+    args[MAX_VARS + 2] = "unpriced-model"  # a budget cannot be enforced without a price
+    updates = []
+    with pytest.raises(gr.Error, match="price"):
+        for update in tab.generate_examples(*args, RunHandle(), 0):
+            updates.append(update)
+    assert updates[-1]["start_btn"]["interactive"] is True
+
+
+def test_budget_defaults_to_the_settings_cap_only_for_priced_models() -> None:
+    from types import SimpleNamespace
+
+    from components.generate_run import run_budget
+
+    settings = SimpleNamespace(budget_usd=5.0)
+    assert run_budget(0.5, settings, "unpriced-model") == 0.5
+    assert run_budget(None, settings, "gpt-4o-mini") == 5.0
+    assert run_budget(None, settings, "unpriced-model") is None
+
+
+def test_preview_with_the_default_teacher_does_not_start_the_local_backend(monkeypatch) -> None:
+    import pipeline.local.runtime as runtime
+    from pipeline.endpoints import LOCAL_MODEL
+
+    def refuse(*_a, **_k):
+        raise AssertionError("preview started the local backend")
+
+    monkeypatch.setattr(runtime, "ensure_local_backend", refuse)
+    args = form("tone", visitor_id(), SessionSettings())
+    args[MAX_VARS + 1], args[MAX_VARS + 2] = tab.ROLE_DEFAULT, ""
+    out = tab.preview_prompt(*args)
+    assert LOCAL_MODEL in out["estimate_md"] and "### user" in out["prompt_box"]

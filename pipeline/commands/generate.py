@@ -112,7 +112,8 @@ def run(args: Any) -> int:
         emit_json({**status.to_json(), "teacher": model, "template": template.name,
                    "estimated_cost_usd": est.cost_usd})
     else:
+        review = f" Kept apart for review: {status.failures_out}" if Path(status.failures_out).exists() else ""
         print(f"{status.written}/{status.requested} examples in {status.out} "
               f"({status.failed_parse} unparsed, {status.duplicates_dropped} duplicates dropped, "
-              f"{status.retries} retries, ${status.cost_usd:.4f}). Failures for review: {status.failures_out}")
+              f"{status.retries} retries, ${status.cost_usd:.4f}).{review}")
     return 0 if status.written == status.requested else 1

@@ -5,9 +5,10 @@ parse (`parse`) -> dedupe (`dedup`) -> optionally check the answer (`checking`) 
 `runner` runs them concurrently with cost (`costing`) and progress (`status`); `plan` estimates.
 """
 
+from pipeline.generate.config import GenerationConfig
 from pipeline.generate.costing import Estimate
 from pipeline.generate.plan import estimate_run
-from pipeline.generate.runner import GenerationConfig, generate, run_generation
+from pipeline.generate.runner import generate, run_generation
 from pipeline.generate.status import RunStatus
 from pipeline.generate.teacher import RetryPolicy
 from pipeline.generate.templates import Template, list_templates, load_template, resolve_variables

@@ -63,8 +63,10 @@ class CostMeter:
     def try_hold(self, messages: list[dict], max_tokens: int, extra: float = 0.0) -> float | None:
         """Hold back the worst case of a call (+ `extra`, e.g. its answer check); None when that could
         break the budget, so the call must not start."""
+        if self.budget is None:  # nothing to guard: skip counting the prompt (CPU on every call)
+            return 0.0
         worst = self.price(self.prompt_tokens(messages), max_tokens) + extra
-        if self.budget is not None and self.spent + self.held + worst > self.budget + 1e-12:
+        if self.spent + self.held + worst > self.budget + 1e-12:
             return None
         self.held += worst
         return worst

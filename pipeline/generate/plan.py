@@ -16,7 +16,7 @@ from pipeline.generate.store import load_existing
 from pipeline.generate.templates import resolve_variables
 
 if TYPE_CHECKING:
-    from pipeline.generate.runner import GenerationConfig
+    from pipeline.generate.config import GenerationConfig
     from pipeline.generate.status import RunStatus
     from pipeline.generate.teacher import Teacher
 

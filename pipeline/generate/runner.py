@@ -13,59 +13,23 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DistillError, ProviderError, explain
 from pipeline.generate import prompts
 from pipeline.generate.checking import check_example
+from pipeline.generate.config import GenerationConfig
 from pipeline.generate.costing import CostMeter
 from pipeline.generate.dedup import Deduper
 from pipeline.generate.parse import ParseFailure, parse_answer
 from pipeline.generate.plan import provenance, route_sigint
 from pipeline.generate.status import RunStatus
 from pipeline.generate.store import RunFiles, load_existing
-from pipeline.generate.teacher import CallFailed, RetryPolicy, Teacher
-from pipeline.generate.templates import Template, build_examples, resolve_variables
+from pipeline.generate.teacher import CallFailed, Teacher
+from pipeline.generate.templates import build_examples, resolve_variables
 
 RECENT_KEEP = 200  # earlier examples the prompt sample is drawn from (a bounded window)
-
-
-@dataclass
-class GenerationConfig:
-    template: Template
-    n: int
-    out: Path
-    model: str
-    variables: dict[str, str] = field(default_factory=dict)
-    concurrency: int = 8
-    temperature: float = 0.9
-    budget_usd: float | None = None
-    seed: int = 0
-    #: Ask a checker to solve each verifiable example again; keep it only when final answers agree.
-    check: bool = False
-    check_model: str | None = None
-    #: Existing examples a `source` template (paraphrase) rewrites.
-    sources: list[dict] | None = None
-    #: Examples the run must not duplicate and should not repeat (e.g. the visitor's draft).
-    avoid: list[dict] | None = None
-    sample_size: int = prompts.SAMPLE_SIZE
-    near_duplicate_threshold: float = 92.0
-    max_tokens: int | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Parse failures + duplicates + check drops + failed calls after which the run gives up.
-    max_failures: int | None = None
-    endpoint: str = ""
-
-    def per_request(self, variables: dict[str, str]) -> int:
-        if not self.template.items:
-            return 1
-        try:
-            return max(1, int(variables.get("ways", "1")))
-        except ValueError:
-            return 1
 
 
 ProgressFn = Callable[[RunStatus], None]

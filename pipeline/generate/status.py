@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The keys `python -m pipeline generate --json` prints (stable: the issue names them).
@@ -51,10 +51,10 @@ class RunStatus:
 
     def snapshot(self) -> RunStatus:
         """A copy safe to hand to another thread (lists copied, so later appends do not show up)."""
-        copy = RunStatus(**{k: v for k, v in asdict(self).items() if k not in ("new_examples", "new_failures")})
-        copy.new_examples = list(self.new_examples)
-        copy.new_failures = list(self.new_failures)
-        return copy
+        snap = copy.copy(self)  # shallow: the examples themselves are never changed after being written
+        snap.new_examples = list(self.new_examples)
+        snap.new_failures = list(self.new_failures)
+        return snap
 
     def to_json(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in JSON_KEYS}
@@ -71,7 +71,3 @@ class RunStatus:
         parts.append(f"{self.retries} retries")
         parts.append(f"${self.cost_usd:.4f}" if self.cost_known else "cost unknown")
         return ", ".join(parts)
-
-    @staticmethod
-    def failures_path_for(out: Path) -> str:
-        return str(out.with_name(f"{out.stem}.failed.jsonl"))

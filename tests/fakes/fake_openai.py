@@ -198,3 +198,27 @@ def _fill(schema: dict, rng: random.Random, name: str) -> Any:
     if name == "final_answer":
         return "42"
     return " ".join(rng.sample(WORDS, 12)).capitalize() + "?"
+
+
+def main() -> None:
+    """`python -m tests.fakes.fake_openai --latency 0.5`: serve in its own process (benchmarks)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    fake = FakeOpenAI(latency=args.latency, failure_rate=args.failure_rate, retry_after=args.retry_after,
+                      seed=args.seed).start()
+    print(fake.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """The result to show: the fictional-person benchmark, base SmolLM2 vs the same model fine-tuned on
 the person's Q&A, on the embedded local backend (real SmolLM2-135M-Instruct, CPU).
 
-    .venv/bin/python benchmarks/person_lift.py [--epochs auto]
+    .venv/bin/python benchmarks/person_lift.py [--epochs auto] [--lr-multiplier auto]
 
 Starts `python -m pipeline serve` in a subprocess with its own workspace, fine-tunes through the
 OpenAI SDK (/v1/files, /v1/fine_tuning/jobs, as the Fine-tune tab does), then scores both models
@@ -28,6 +28,7 @@ from pipeline.local.runtime import spawn_server  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", default="auto")
+    parser.add_argument("--lr-multiplier", default="auto", help="learning_rate_multiplier (base LR 1e-3)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="distill-person-lift-"))
     handle = spawn_server(home=home, tiny=False, timeout=600)
@@ -39,7 +40,9 @@ def main() -> None:
             file = client.files.create(file=fh, purpose="fine-tune")
         epochs = args.epochs if args.epochs == "auto" else int(args.epochs)
         job = client.fine_tuning.jobs.create(model=base, training_file=file.id, suffix="person",
-                                             hyperparameters={"n_epochs": epochs})
+                                             hyperparameters={"n_epochs": epochs, "learning_rate_multiplier":
+                                                              args.lr_multiplier if args.lr_multiplier == "auto"
+                                                              else float(args.lr_multiplier)})
         started = time.perf_counter()
         print(f"fine-tuning {base} on {train.name} (job {job.id})...", file=sys.stderr, flush=True)
         while job.status not in ("succeeded", "failed", "cancelled"):
@@ -52,7 +55,7 @@ def main() -> None:
         events = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
         cmd = [sys.executable, "-m", "pipeline", "eval", "data/benchmarks/person_bench.jsonl",
                "--model", base, "--model", job.fine_tuned_model, "--base-url", handle.base_url,
-               f"--api-key={handle.api_key}", "--max-tokens", "96", "--concurrency", "2", "--json",
+               f"--api-key={handle.api_key}", "--max-tokens", "64", "--concurrency", "2", "--json",
                "--out", str(home / "person_eval.json")]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         started = time.perf_counter()

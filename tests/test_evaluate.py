@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
     ("Final answer: No, it cannot be done.", "no"),
     ("We get 3 then 7 then finally 15", "15"),
     ("Final answer: 0.50", "0.5"),
+    ("Final answer: 12 kilometres", "12 km"),
+    ("Final answer: 12km", "12 km"),
+    ("So 3.5 hours.\nFinal answer: 3.5 h", "3.5 hours"),
+    ("Final answer: 40%", "40"),
 ])
 def test_final_answer_accepts(answer, expected):
     assert score_final_answer(answer, expected).correct, extract_final_answer(answer)
@@ -52,6 +56,7 @@ def test_final_answer_accepts(answer, expected):
     ("Final answer: nothing", "no"),
     ("I am not sure.", "42"),
     ("Final answer: 12:53", "12:35"),
+    ("Final answer: 13 km", "12 km"),
 ])
 def test_final_answer_rejects(answer, expected):
     assert not score_final_answer(answer, expected).correct

@@ -164,3 +164,21 @@ def test_cli_json_and_exit_codes(tmp_path):
     assert failing.returncode == 1 and "error-x" in failing.stderr
     missing = _cli(str(tmp_path / "nope.jsonl"), "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--api-key", "k")
     assert missing.returncode == 2 and "Cannot read" in missing.stderr
+
+
+def test_cancel_stops_a_run_and_keeps_what_was_answered():
+    import threading
+
+    from pipeline.errors import CancelledError
+    from pipeline.evaluate import iter_answers
+
+    items = parse_benchmark(BENCH.rsplit("\n", 1)[0])
+    cancel = threading.Event()
+    got = []
+    with FakeChatServer(answers=_answers) as srv, pytest.raises(CancelledError):
+        client = srv.client()
+        for answer in iter_answers(items, [Target("good", client), Target("delay-3-slow", client)],
+                                   concurrency=1, cancel=cancel):
+            got.append(answer)
+            cancel.set()
+    assert [a.model for a in got] == ["good"]

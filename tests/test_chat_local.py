@@ -39,7 +39,7 @@ def test_eval_cli_against_the_local_backend(tiny_backend, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "eval", str(bench), "--model", model,
                            "--base-url", tiny_backend.base_url, f"--api-key={tiny_backend.api_key}",
                            "--max-tokens", "8", "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)["results"][0]
     assert (row["model"], row["total"], row["errors"]) == (model, 3, 0)

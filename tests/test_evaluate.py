@@ -146,7 +146,7 @@ def _cli(*args, env_extra=None):
     env = {k: v for k, v in __import__("os").environ.items()}
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "pipeline", "eval", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_cli_json_and_exit_codes(tmp_path):

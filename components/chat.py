@@ -91,10 +91,10 @@ def follow_settings(settings: SessionSettings) -> list:
 
 @shown_errors
 def export_chat(system, temperature, max_tokens, few_shot, few_shot_src, ep0, m0, ep1, m1, ep2, m2,
-                settings: SessionSettings, visitor: str | None, session: ChatSession) -> list[str]:
+                settings: SessionSettings, visitor: str | None, session: ChatSession) -> gr.File:
     configs = configs_from(settings, visitor, [ep0, m0, ep1, m1, ep2, m2], few_shot, few_shot_src)
     md, js = extras.write_exports(visitor or "", session, configs, params_from(system, temperature, max_tokens))
-    return [str(md), str(js)]
+    return gr.File(value=[str(md), str(js)], visible=True)
 
 
 @shown_errors
@@ -147,7 +147,7 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         undo_btn = gr.Button("Undo clear", size="sm", visible=False)
         export_btn = gr.Button("Export Markdown + JSON", size="sm")
         defaults_btn = gr.Button("Use role defaults (newest fine-tuned model)", size="sm")
-    export_files = gr.File(label="Exported conversation", file_count="multiple", visible=True, height=80)
+    export_files = gr.File(label="Exported conversation", file_count="multiple", visible=False)
 
     picks = [c for p in panes for c in (p.endpoint_dd, p.model_dd)]
     state_in = [ctx.settings, ctx.visitor, session_state]
@@ -158,11 +158,12 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         trigger(partial(show_user_message, panes=panes), [msg_box, session_state], shown, queue=False,
                 api_visibility="private").success(
             partial(send_message, panes=panes, msg_box=msg_box), [msg_box, *params_in], [*streamed, msg_box],
-            api_name="chat_send" if trigger == send_btn.click else False, concurrency_limit=None)
+            api_name="chat_send" if trigger == send_btn.click else False, concurrency_limit=None,
+            show_progress="minimal")
     for i, pane in enumerate(panes):
         pane.stop_btn.click(partial(stop_pane, pane=i), [session_state], None, queue=False, api_visibility="private")
         pane.regen_btn.click(partial(regenerate_pane, pane=i, panes=panes), params_in, streamed,
-                             api_name=f"chat_regenerate_{i}", concurrency_limit=None)
+                             api_name=f"chat_regenerate_{i}", concurrency_limit=None, show_progress="minimal")
         pane.refresh_btn.click(list_pane_models, [ctx.settings, pane.endpoint_dd, pane.model_dd], pane.model_dd,
                                api_visibility="private")
         pane.endpoint_dd.input(list_pane_models, [ctx.settings, pane.endpoint_dd, pane.model_dd], pane.model_dd,

@@ -91,7 +91,8 @@ def configs_from(settings: SessionSettings, visitor: str | None, picks: list[str
     """Pane configs from the pickers [ep0, m0, ep1, m1, ep2, m2]; the few-shot preset goes to the base pane."""
     shots: tuple[dict, ...] = ()
     if few_shot:
-        sample = SAMPLES_DIR / few_shot_source if few_shot_source and few_shot_source != YOUR_DATASET else None
+        # Only the listed sample names: the value comes from the browser and must not name any other path.
+        sample = SAMPLES_DIR / few_shot_source if few_shot_source in few_shot_sources()[1:] else None
         shots = extras.few_shot_messages(extras.few_shot_examples(None if sample else visitor, sample))
         if not shots:
             gr.Warning("No examples for the few-shot prompt: your dataset is empty. Pick a sample file instead.")

@@ -37,8 +37,8 @@ def _bench_path(choice: str | None, upload: str | None) -> Path:
         if not upload:
             raise InputError("Upload a benchmark JSONL first, or pick a sample benchmark.")
         return Path(upload)
-    if not choice:
-        raise InputError("Pick a benchmark.")
+    if choice not in {p.name for p in BENCH_DIR.glob("*.jsonl")}:  # a name from the list, never a path
+        raise InputError("Pick a benchmark from the list, or upload one.")
     return BENCH_DIR / choice
 
 

@@ -55,3 +55,16 @@ def test_send_endpoint_streams_every_pane(chat_app):
                            api_name="/chat_send")
     assert [_text(m) for m in again[0]] == ["Hello panes", "fast-a says: Hello panes", "Second", "fast-a says: Second"]
     assert [_text(m) for m in again[2]][-1] == "fast-c says: Second"
+
+
+def test_regenerate_endpoint_redoes_one_pane(chat_app):
+    demo, _ = chat_app
+    client = Client(demo.local_url, verbose=False)
+    first = client.predict("Ping", "", 0.3, 64, False, None, "fake", "fast-a", "fake", "fast-b", "fake", "fast-c",
+                           api_name="/chat_send")
+    # Pane 2 switches model and regenerates; panes 1 and 3 keep their answers.
+    again = client.predict("", 0.3, 64, False, None, "fake", "fast-a", "fake", "other-model", "fake", "fast-c",
+                           api_name="/chat_regenerate_1")
+    assert [_text(m) for m in again[1]] == ["Ping", "other-model says: Ping"]
+    assert [_text(m) for m in again[0]] == [_text(m) for m in first[0]]
+    assert [_text(m) for m in again[2]] == [_text(m) for m in first[2]]

@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
     ("Final answer: No, it cannot be done.", "no"),
     ("We get 3 then 7 then finally 15", "15"),
     ("Final answer: 0.50", "0.5"),
+    ("Final answer: 12 kilometres", "12 km"),
+    ("Final answer: 12km", "12 km"),
+    ("So 3.5 hours.\nFinal answer: 3.5 h", "3.5 hours"),
+    ("Final answer: 40%", "40"),
 ])
 def test_final_answer_accepts(answer, expected):
     assert score_final_answer(answer, expected).correct, extract_final_answer(answer)
@@ -52,6 +56,7 @@ def test_final_answer_accepts(answer, expected):
     ("Final answer: nothing", "no"),
     ("I am not sure.", "42"),
     ("Final answer: 12:53", "12:35"),
+    ("Final answer: 13 km", "12 km"),
 ])
 def test_final_answer_rejects(answer, expected):
     assert not score_final_answer(answer, expected).correct
@@ -141,7 +146,7 @@ def _cli(*args, env_extra=None):
     env = {k: v for k, v in __import__("os").environ.items()}
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "pipeline", "eval", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_cli_json_and_exit_codes(tmp_path):
@@ -159,3 +164,21 @@ def test_cli_json_and_exit_codes(tmp_path):
     assert failing.returncode == 1 and "error-x" in failing.stderr
     missing = _cli(str(tmp_path / "nope.jsonl"), "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--api-key", "k")
     assert missing.returncode == 2 and "Cannot read" in missing.stderr
+
+
+def test_cancel_stops_a_run_and_keeps_what_was_answered():
+    import threading
+
+    from pipeline.errors import CancelledError
+    from pipeline.evaluate import iter_answers
+
+    items = parse_benchmark(BENCH.rsplit("\n", 1)[0])
+    cancel = threading.Event()
+    got = []
+    with FakeChatServer(answers=_answers) as srv, pytest.raises(CancelledError):
+        client = srv.client()
+        for answer in iter_answers(items, [Target("good", client), Target("delay-3-slow", client)],
+                                   concurrency=1, cancel=cancel):
+            got.append(answer)
+            cancel.set()
+    assert [a.model for a in got] == ["good"]

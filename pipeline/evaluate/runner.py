@@ -1,6 +1,6 @@
 """Run a benchmark against several models at once and keep the scoreboard.
 
-All (model, question) calls share one thread pool, interleaved question by question, so the models
+All (model, question) calls share one set of worker threads, interleaved question by question, so the models
 progress together and a slow one does not hold the others' results back. A failed call is kept as a
 wrong answer with its error, and counted, never dropped.
 """
@@ -8,10 +8,10 @@ wrong answer with its error, and counted, never dropped.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -111,20 +111,42 @@ def iter_answers(items: Sequence[BenchItem], targets: Sequence[Target], *, judge
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ConfigError("The same model is listed twice; give each model once (or a different label).")
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="eval")
-    pending: set[Future] = {pool.submit(_answer_one, item, t, judge, temperature, max_tokens)
-                            for item in items for t in targets}
+    pairs: queue.Queue[tuple[BenchItem, Target]] = queue.Queue()
+    for item in items:
+        for t in targets:
+            pairs.put((item, t))
+    total = pairs.qsize()
+    done: queue.Queue[Answer] = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                item, target = pairs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put(_answer_one(item, target, judge, temperature, max_tokens))
+            except Exception as exc:  # a scoring bug must not hang the run: the answer records it
+                done.put(Answer(item.index, target.name, "", False, "error", None, 0, 0, None, error=explain(exc)))
+
+    # Daemon threads, not a ThreadPoolExecutor: Ctrl-C or a closed page must not wait for calls in
+    # flight (a local model can take minutes), and the executor's exit hook joins its workers.
+    for n in range(min(max(1, concurrency), total)):
+        threading.Thread(target=work, name=f"eval-{n}", daemon=True).start()
     try:
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("Evaluation stopped; the answers so far are kept.")
-            for fut in done:
-                yield fut.result()
+        for _ in range(total):
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("Evaluation stopped; the answers so far are kept.")
+                try:
+                    answer = done.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    continue
+            yield answer
     finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()
 
 
 def summarise(items: Sequence[BenchItem], targets: Sequence[Target], answers: Sequence[Answer]) -> list[dict]:

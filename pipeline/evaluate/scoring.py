@@ -17,6 +17,8 @@ _FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：=-]?\s*(.+)", re.IGNORECAS
 _ANSWER_IS = re.compile(r"\banswer\s+is\s*[:：]?\s*(.+)", re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
 _PURE_NUMBER = re.compile(r"^[-+]?\$?\d[\d,]*(?:\.\d+)?%?$")
+#: "12 km", "3.5 hours", "40 °c": a number and a unit; compared as numbers (units are written many ways).
+_NUMBER_UNIT = re.compile(r"^[-+]?\$?\d[\d,]*(?:\.\d+)?\s*%?\s*[a-z°/.]+(?: [a-z.]+)?$")
 _ARTICLES = re.compile(r"^(?:the|a|an)\s+")
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
@@ -74,7 +76,7 @@ def _same_number(a: float, b: float) -> bool:
 
 def score_final_answer(answer: str, expected: str) -> Verdict:
     exp = normalise(expected)
-    numeric = bool(_PURE_NUMBER.match(exp))
+    numeric = bool(_PURE_NUMBER.match(exp) or _NUMBER_UNIT.match(exp))
     got = extract_final_answer(answer, numeric=numeric)
     norm = normalise(got)
     if numeric:

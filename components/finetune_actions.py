@@ -109,12 +109,20 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
             "preflight_md": "\n".join(f"- {line}" for line in started.preflight.summary_lines())}
 
 
-def start_run(*args: Any) -> dict[str, Any]:
-    return _start(False, *args)
+def start_run(settings: SessionSettings, visitor: str | None, recent: list | None, source: str,
+              file: str | None, split: float, endpoint: str, model: str, epochs: str, batch: str, lr: str,
+              seed: float | None, suffix: str) -> dict[str, Any]:
+    """Start, unless the cost is above the threshold: then ask (the confirm row) first."""
+    return _start(False, settings, visitor, recent, source, file, split, endpoint, model, epochs, batch,
+                  lr, seed, suffix)
 
 
-def start_confirmed(*args: Any) -> dict[str, Any]:
-    return _start(True, *args)
+def start_confirmed(settings: SessionSettings, visitor: str | None, recent: list | None, source: str,
+                    file: str | None, split: float, endpoint: str, model: str, epochs: str, batch: str,
+                    lr: str, seed: float | None, suffix: str) -> dict[str, Any]:
+    """Start after the visitor accepted the estimated cost."""
+    return _start(True, settings, visitor, recent, source, file, split, endpoint, model, epochs, batch,
+                  lr, seed, suffix)
 
 
 def _render(watch: dict, snap: JobSnapshot, smoothing: bool) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
     if not watch:
         return {"timer": gr.Timer(active=False)}
     if time.time() < watch.get("next_poll_at", 0.0):
-        return {}
+        return {"watch_state": watch}  # not due yet (backoff): nothing changes
     previous = JobSnapshot.from_dict(watch["snapshot"]) if watch.get("snapshot") else None
     snap = watch_job(make_client(settings, watch["endpoint"]), watch["job_id"], previous)
     if snap.warning and snap.failures == 1:

@@ -139,7 +139,8 @@ def test_polling_keeps_going_through_network_errors(stub, visitor) -> None:
     out = act.poll_job(settings, visitor, watch, False)
     assert "Could not reach" in out["progress_md"] and "timer" not in out  # the timer keeps ticking
     assert out["watch_state"]["next_poll_at"] > time.time()
-    assert act.poll_job(settings, visitor, out["watch_state"], False) == {}  # not due yet: backoff
+    waiting = act.poll_job(settings, visitor, out["watch_state"], False)  # not due yet: backoff
+    assert waiting == {"watch_state": out["watch_state"]}
 
 
 def test_draft_and_upload_errors_are_readable(stub, visitor, tmp_path) -> None:

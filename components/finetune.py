@@ -44,13 +44,16 @@ def build_finetune_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             gr.Markdown("### 1. Data and model")
             c["source_radio"] = gr.Radio(list(act.SOURCES), value=act.SOURCES[0], label="Training data")
             c["upload_file"] = gr.File(label="Training file (JSONL, CSV, Parquet)", visible=False,
-                                       file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"], type="filepath")
+                                       file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"], type="filepath",
+                                       elem_id="ft-upload")
             c["split_sl"] = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Validation split",
                                       info="Share of examples held out to measure validation loss (0 = none)")
             c["endpoint_dd"] = gr.Dropdown(endpoints, value=act.default_endpoint(start_settings), label="Endpoint",
                                            info="Where the job runs: OpenAI, or the embedded local backend")
             with gr.Row():
-                c["model_dd"] = gr.Dropdown([], label="Base model", allow_custom_value=True, scale=4)
+                initial = act.initial_base_models(start_settings)
+                c["model_dd"] = gr.Dropdown(initial, value=initial[0], label="Base model",
+                                            allow_custom_value=True, scale=4)
                 c["models_btn"] = gr.Button("↻ Models", scale=1, size="sm")
             with gr.Accordion("Hyperparameters", open=False):
                 c["epochs_box"] = gr.Textbox("auto", label="Epochs", info="'auto' or 1-50")

@@ -26,13 +26,14 @@ from components.finetune_view import (
 )
 from pipeline import drafts
 from pipeline.dataset import split_examples
-from pipeline.endpoints import RoleChoice, SessionSettings, has_openai_key, make_client
+from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, has_openai_key, make_client
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.preflight import ConfirmationNeeded, is_openai_hosted, offered_base_models
 from pipeline.finetune.records import known_jobs, record_job, recorded_jobs, remember, visitor_tag
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
 from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
+from pipeline.models import openai_fine_tunable_models
 
 SOURCES = ("Current dataset draft", "Upload a file")
 SPLIT_SEED = 42
@@ -44,6 +45,11 @@ def fine_tuning_endpoints(settings: SessionSettings) -> list[str]:
 
 def default_endpoint(settings: SessionSettings) -> str:
     return "openai" if has_openai_key(settings) else "local"
+
+
+def initial_base_models(settings: SessionSettings) -> list[str]:
+    """What the model list shows before the page has loaded the endpoint's own (no network call)."""
+    return openai_fine_tunable_models() if default_endpoint(settings) == "openai" else [LOCAL_MODEL]
 
 
 def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:

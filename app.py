@@ -14,7 +14,9 @@ from components.finetune import build_finetune_tab
 from components.generate import build_generate_tab
 from components.hub import build_hub_tab
 from components.settings import build_settings_tab
+from components.settings_handlers import restore_settings
 from components.start import build_start_tab
+from components.status import build_status_line
 from components.visitor import assign_visitor, browser_secret
 from pipeline.endpoints import SessionSettings
 
@@ -30,7 +32,9 @@ def build_app() -> gr.Blocks:
             visitor=gr.BrowserState(None, storage_key="distill_visitor", secret=browser_secret()),
             dataset_rev=gr.State(0),
             recent_jobs=gr.BrowserState([], storage_key="distill_jobs", secret=browser_secret()),
+            remembered=gr.BrowserState(None, storage_key="distill_settings", secret=browser_secret()),
         )
+        build_status_line(ctx)
         with gr.Tabs():
             with gr.Tab("Start", id="start"):
                 build_start_tab(ctx)
@@ -49,6 +53,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Settings", id="settings"):
                 build_settings_tab(ctx)
         demo.load(assign_visitor, inputs=ctx.visitor, outputs=ctx.visitor, api_visibility="private")
+        demo.load(restore_settings, [ctx.settings, ctx.remembered], ctx.settings, api_visibility="private")
     return demo
 
 

@@ -17,3 +17,6 @@ class AppContext:
     dataset_rev: gr.State
     #: Recent fine-tuning job ids, kept in the visitor's browser so a refresh re-attaches to them.
     recent_jobs: gr.BrowserState
+    #: The visitor's settings kept in their own browser when they ask for it (off by default; keys only
+    #: if they tick "remember keys"). Restored into `settings` on page load; never stored server-side.
+    remembered: gr.BrowserState

@@ -1,12 +1,252 @@
-"""Dataset tab."""
+"""Dataset tab: load, review, edit, validate (tokens, epochs, cost), split, dedupe and export the draft.
+
+Every change is written to the visitor's draft (pipeline.drafts) at once, so a refresh or a restart
+loses nothing; the table is rebuilt from the draft on page load and whenever another tab bumps
+`ctx.dataset_rev`. Bulk changes take an undo snapshot first.
+"""
 
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from components.context import AppContext
+from components.dataset_view import histogram, keyed, model_choices, sample_choices, sample_path
+from components.errors import shown_errors
+from pipeline import dataset as ds
+from pipeline import drafts, workspace
+from pipeline.dataset import editing as ed
+from pipeline.dataset.draft_view import summary_markdown, validate_draft
+from pipeline.errors import InputError
+
+
+def _exists(visitor: str | None) -> bool:
+    try:
+        workspace.visitor_dir(visitor or "")
+        return True
+    except InputError:
+        return False
+
+
+def _render(visitor: str | None, model: str, epochs: float | None, status: str = "") -> dict:
+    """Everything shown, rebuilt from the saved draft."""
+    examples = drafts.load_draft(visitor) if _exists(visitor) else []
+    unparsed = ed.load_unparsed(visitor) if _exists(visitor) else []
+    report = validate_draft(examples, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
+    rows = ed.build_rows(examples, unparsed, report.example_problems)
+    return {"table_df": pd.DataFrame(rows, columns=ed.HEADERS), "rendered": [len(examples), len(unparsed)],
+            "summary_md": summary_markdown(report), "hist_plot": histogram(report),
+            "report_json": report.to_json(), "status_md": status}
+
+
+@shown_errors
+def show_draft(visitor: str | None, rev: int, model: str, epochs: float | None) -> dict:
+    return _render(visitor, model, epochs)
+
+
+@shown_errors
+def validate_dataset(visitor: str | None, model: str, epochs: float | None) -> dict:
+    return _render(visitor, model, epochs)
+
+
+def _import(visitor: str, read, append: bool, label: str, model: str, epochs: float | None) -> dict:
+    workspace.visitor_dir(visitor or "")  # raises a readable error when the session has no id
+    if not read.readable:
+        raise InputError(" ".join(p.message for p in read.errors) or f"{label} could not be read.")
+    ed.snapshot(visitor, f"loading {label}")
+    old, old_raw = (drafts.load_draft(visitor), ed.load_unparsed(visitor)) if append else ([], [])
+    ed.save_all(visitor, old + read.examples, old_raw + read.unparsed)
+    notes = [p.message for p in read.problems if p.code not in ("invalid_json", "invalid_utf8", "blank_line")]
+    status = f"{'Added' if append else 'Loaded'} {len(read.examples)} example(s) from {label}" + (
+        f"; {len(read.unparsed)} unreadable line(s) kept as `raw` rows to fix" if read.unparsed else "") + \
+        ". " + " ".join(notes) + (" (Undo restores the previous table.)" if not append else "")
+    return _render(visitor, model, epochs, status)
+
+
+@shown_errors
+def load_file(path: str | None, append: bool, columns: str, system: str, visitor: str, model: str,
+              epochs: float | None) -> dict:
+    if not path:
+        raise InputError("Choose a file first (.jsonl, .json, .csv, .tsv or .parquet).")
+    cols = [c.strip() for c in (columns or "").split(",") if c.strip()] or None
+    read = ds.read_dataset(path, system_prompt=system or None, columns=cols)
+    return _import(visitor, read, append, path.rsplit("/", 1)[-1], model, epochs)
+
+
+@shown_errors
+def load_sample(name: str, append: bool, visitor: str, model: str, epochs: float | None) -> dict:
+    return _import(visitor, ds.read_dataset(sample_path(name)), append, f"sample {name}", model, epochs)
+
+
+@shown_errors
+def save_edits(table: list[list], rendered: list[int], visitor: str, model: str, epochs: float | None) -> dict:
+    workspace.visitor_dir(visitor or "")
+    n, n_raw = rendered or (0, 0)
+    base, raw = drafts.load_draft(visitor), ed.load_unparsed(visitor)
+    # Rows appended by another tab after this table was drawn are kept, not taken as deleted.
+    examples, unparsed = ed.apply_table(table or [], base[:n], raw[:n_raw])
+    ed.save_all(visitor, examples + base[n:], unparsed + raw[n_raw:])
+    return _render(visitor, model, epochs, "Saved.")
+
+
+def _bulk(visitor: str, label: str, change) -> tuple[list, list]:
+    """Apply change(examples, unparsed) -> (examples, unparsed) after an undo snapshot."""
+    workspace.visitor_dir(visitor or "")
+    ed.snapshot(visitor, label)
+    examples, unparsed = change(drafts.load_draft(visitor), ed.load_unparsed(visitor))
+    ed.save_all(visitor, examples, unparsed)
+    return examples, unparsed
+
+
+@shown_errors
+def add_row(visitor: str, model: str, epochs: float | None) -> dict:
+    workspace.visitor_dir(visitor or "")
+    drafts.append_to_draft(visitor, [ed.EMPTY_EXAMPLE])
+    return _render(visitor, model, epochs, "Added an empty row at the end: fill in its cells.")
+
+
+@shown_errors
+def delete_rows(spec: str, visitor: str, model: str, epochs: float | None) -> dict:
+    def change(ex: list, raw: list) -> tuple[list, list]:
+        drop, drop_raw = ed.parse_row_spec(spec or "", len(ex), len(raw))
+        if not drop and not drop_raw:
+            raise InputError("Name the rows to delete by their # (e.g. `3, 5-7, raw 1`).")
+        return ([e for i, e in enumerate(ex) if i not in drop], [u for j, u in enumerate(raw) if j not in drop_raw])
+
+    _bulk(visitor, f"deleting rows {spec}", change)
+    return _render(visitor, model, epochs, f"Deleted rows {spec}. Undo restores them.")
+
+
+@shown_errors
+def apply_system_prompt(prompt: str, visitor: str, model: str, epochs: float | None) -> dict:
+    _bulk(visitor, "setting the system prompt", lambda ex, raw: (ds.set_system_prompt(ex, prompt or ""), raw))
+    what = "Removed system messages" if not (prompt or "").strip() else "Set the system prompt of every row"
+    return _render(visitor, model, epochs, f"{what}. Undo restores the previous ones.")
+
+
+@shown_errors
+def dedupe_rows(visitor: str, model: str, epochs: float | None) -> dict:
+    removed = [0]
+
+    def change(ex: list, raw: list) -> tuple[list, list]:
+        kept, removed[0] = ds.dedupe_examples(ex)
+        return kept, raw
+
+    _bulk(visitor, "removing duplicates", change)
+    return _render(visitor, model, epochs, f"Removed {removed[0]} exact duplicate(s). Undo restores them.")
+
+
+@shown_errors
+def clear_table(visitor: str, model: str, epochs: float | None) -> dict:
+    _bulk(visitor, "clearing the table", lambda ex, raw: ([], []))
+    return _render(visitor, model, epochs, "Cleared the table. **Undo** brings it back.")
+
+
+@shown_errors
+def undo_change(visitor: str, model: str, epochs: float | None) -> dict:
+    label = ed.undo(visitor) if _exists(visitor) else None
+    return _render(visitor, model, epochs, f"Undid {label}." if label else "Nothing to undo yet.")
+
+
+def _exports(visitor: str) -> tuple[list, object]:
+    examples = drafts.load_draft(visitor)
+    if not examples:
+        raise InputError("The table is empty: load or add examples first.")
+    return examples, workspace.visitor_dir(visitor, "exports")
+
+
+def _files(visitor: str, files: list, status: str) -> dict:
+    if ed.load_unparsed(visitor):
+        status += " Rows marked `raw` are not valid JSON yet and were left out: fix or delete them."
+    return {"files": [str(f) for f in files], "status_md": status}
+
+
+@shown_errors
+def split_dataset(visitor: str, fraction: float, seed: float | None) -> dict:
+    examples, out = _exports(visitor)
+    seed = int(seed or 0)
+    train, val = ds.split_examples(examples, float(fraction), seed)
+    files = [ds.write_jsonl(train, out / "train.jsonl"), ds.write_jsonl(val, out / "validation.jsonl")]
+    # Recorded so the Fine-tune tab can offer the validation file.
+    drafts.update_meta(visitor, split={"train": str(files[0]), "validation": str(files[1]),
+                                       "validation_fraction": float(fraction), "seed": seed})
+    return _files(visitor, files, f"Split {len(examples)} examples: {len(train)} train, {len(val)} validation "
+                  f"(seed {seed}).")
+
+
+@shown_errors
+def export_dataset(visitor: str) -> dict:
+    examples, out = _exports(visitor)
+    files = [ds.write_jsonl(examples, out / "dataset.jsonl"), ds.write_csv(examples, out / "dataset.csv")]
+    return _files(visitor, files, f"Exported {len(examples)} examples as JSONL and CSV.")
+
+
 
 
 def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
-    note_md = gr.Markdown("*Not available yet:* upload, review, edit, validate, count tokens and cost, split, dedupe and export chat datasets.")
-    return {"note_md": note_md}
+    c: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        c["upload_file"] = gr.File(label="Upload a dataset (.jsonl .json .csv .tsv .parquet)", type="filepath",
+                                   file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"], scale=2)
+        with gr.Column(scale=2):
+            c["sample_dd"] = gr.Dropdown(sample_choices(), label="…or a sample dataset", value=None)
+            c["load_sample_btn"] = gr.Button("Load sample")
+            c["append_cb"] = gr.Checkbox(False, label="Add to the table instead of replacing it")
+        with gr.Column(scale=2):
+            c["model_dd"] = gr.Dropdown(model_choices(), value=ds.DEFAULT_MODEL, allow_custom_value=True,
+                                      label="Base model (for tokens and cost)")
+            c["epochs_num"] = gr.Number(0, label="Epochs (0 = what OpenAI would pick)", precision=0, minimum=0)
+            c["validate_btn"] = gr.Button("Validate", variant="primary")
+    with gr.Accordion("Import options", open=False):
+        c["columns_box"] = gr.Textbox(label="CSV/Parquet columns: user,assistant[,system] (blank = detect)")
+        c["import_system_box"] = gr.Textbox(label="System prompt for converted prompt/completion or CSV rows")
+    c["status_md"] = gr.Markdown()
+    with gr.Row():
+        c["summary_md"] = gr.Markdown()
+        c["hist_plot"] = gr.Plot(show_label=False)
+    c["table_df"] = gr.Dataframe(headers=ed.HEADERS, type="array", interactive=True, wrap=True,
+                                 static_columns=[0, 5], max_height=600, label="Examples (edit cells; one row "
+                                 "per example; multi-turn rows: edit the json cell)",
+                                 column_widths=["5%", "17%", "22%", "28%", "14%", "14%"])
+    c["rendered"] = gr.State([0, 0])
+    with gr.Row():
+        c["add_row_btn"] = gr.Button("Add row", size="sm")
+        c["delete_box"] = gr.Textbox(placeholder="rows to delete, e.g. 3, 5-7, raw 1", show_label=False, scale=2)
+        c["delete_btn"] = gr.Button("Delete rows", size="sm")
+        c["dedupe_btn"] = gr.Button("Remove duplicates", size="sm")
+        c["clear_btn"] = gr.Button("Clear table", size="sm", variant="stop")
+        c["undo_btn"] = gr.Button("Undo last bulk change", size="sm")
+    with gr.Row():
+        c["system_box"] = gr.Textbox(label="System prompt for every row (blank removes them)", scale=4)
+        c["system_btn"] = gr.Button("Set for all rows", scale=1)
+    with gr.Row():
+        c["fraction_sl"] = gr.Slider(0.05, 0.5, value=0.1, step=0.05, label="Validation fraction")
+        c["seed_num"] = gr.Number(0, label="Split seed", precision=0)
+        c["split_btn"] = gr.Button("Split train / validation")
+        c["export_btn"] = gr.Button("Download JSONL + CSV")
+    c["files"] = gr.File(label="Files", file_count="multiple", interactive=False)
+    with gr.Accordion("Validation report (JSON)", open=False):
+        c["report_json"] = gr.JSON()
+    shown = [c[k] for k in ("table_df", "rendered", "summary_md", "hist_plot", "report_json", "status_md")]
+    common = [ctx.visitor, c["model_dd"], c["epochs_num"]]
+
+    def on(trigger, fn, inputs, api_name=None, outputs=shown):
+        trigger(keyed(fn, c), inputs=inputs, outputs=outputs, api_name=api_name)
+
+    gr.on(None, keyed(show_draft, c), inputs=[ctx.visitor, ctx.dataset_rev, c["model_dd"], c["epochs_num"]],
+          outputs=shown, api_name="show_draft")
+    on(c["validate_btn"].click, validate_dataset, common, "validate_dataset")
+    on(c["upload_file"].upload, load_file,
+       [c["upload_file"], c["append_cb"], c["columns_box"], c["import_system_box"], *common], "load_file")
+    on(c["load_sample_btn"].click, load_sample, [c["sample_dd"], c["append_cb"], *common], "load_sample")
+    on(c["table_df"].input, save_edits, [c["table_df"], c["rendered"], *common], "save_edits")
+    on(c["add_row_btn"].click, add_row, common)
+    on(c["delete_btn"].click, delete_rows, [c["delete_box"], *common], "delete_rows")
+    on(c["system_btn"].click, apply_system_prompt, [c["system_box"], *common], "set_system_prompt")
+    on(c["dedupe_btn"].click, dedupe_rows, common, "dedupe")
+    on(c["clear_btn"].click, clear_table, common)
+    on(c["undo_btn"].click, undo_change, common, "undo")
+    files_out = [c["files"], c["status_md"]]
+    on(c["split_btn"].click, split_dataset, [ctx.visitor, c["fraction_sl"], c["seed_num"]], outputs=files_out)
+    on(c["export_btn"].click, export_dataset, [ctx.visitor], outputs=files_out)
+    return c

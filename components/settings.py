@@ -1,12 +1,138 @@
-"""Settings tab."""
+"""Settings tab: endpoints and keys, role assignments, Hugging Face token, budgets, workspace.
+
+Wiring only; handlers are in components/settings_handlers.py, logic in pipeline/. Keys typed here
+live in the visitor's gr.State; their boxes are emptied after saving and nothing sends them back.
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 
+from components import settings_handlers as h
 from components.context import AppContext
+from pipeline.endpoints import CAPABILITIES, ROLE_LABELS, ROLES, EndpointKind, SessionSettings
+from pipeline.settings_view import ENDPOINT_COLUMNS, endpoint_rows
+
+KINDS = [(k.label, name) for name, k in EndpointKind.registry.items() if k.user_addable]
+
+
+def _build_endpoints(ui: dict) -> None:
+    gr.Markdown("### Endpoints\nThe built-in local model needs no key. OpenAI uses a key typed here or "
+                "`OPENAI_API_KEY` (`OPENAI_BASE_URL` moves it). Add any OpenAI-compatible server "
+                "(vLLM, Ollama, llama.cpp, LM Studio) or Azure OpenAI.")
+    ui["endpoints_df"] = gr.Dataframe(value=endpoint_rows(SessionSettings()), headers=ENDPOINT_COLUMNS,
+                                      interactive=False, wrap=True, elem_id="endpoints-table")
+    with gr.Row():
+        ui["endpoint_dd"] = gr.Dropdown([h.NEW, "local", "openai"], value=h.NEW, label="Endpoint to edit",
+                                        allow_custom_value=True)
+        ui["name_box"] = gr.Textbox(label="Name", placeholder="my-vllm")
+        ui["kind_dd"] = gr.Dropdown(KINDS, value="compatible", label="Kind")
+    with gr.Row():
+        ui["url_box"] = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8000/v1", scale=2)
+        ui["key_box"] = gr.Textbox(label="API key", type="password",
+                                   placeholder="API key (kept in this session only)")
+        ui["key_env_box"] = gr.Textbox(label="…or environment variable", placeholder="MY_SERVER_KEY")
+    with gr.Row():
+        ui["api_version_box"] = gr.Textbox(label="Azure API version", placeholder="2024-10-21")
+        ui["headers_box"] = gr.Textbox(label="Extra headers", lines=2,
+                                       placeholder="Name: value, one a line (optional)")
+        ui["caps_cbg"] = gr.CheckboxGroup(list(CAPABILITIES), label="Capabilities",
+                                          value=sorted(EndpointKind.registry["compatible"].default_capabilities))
+    with gr.Row():
+        ui["forget_chk"] = gr.Checkbox(label="Forget its typed key and headers", value=False)
+        ui["save_btn"] = gr.Button("Save endpoint", variant="primary")
+        ui["remove_btn"] = gr.Button("Remove", variant="stop")
+        ui["test_model_box"] = gr.Textbox(label="Model to test (optional)", placeholder="gpt-4.1-mini")
+        ui["test_btn"] = gr.Button("Test connection")
+    ui["result_md"] = gr.Markdown()
+
+
+def _build_roles(ui: dict) -> None:
+    gr.Markdown("### Roles\nWhich endpoint and model plays each part. Without an OpenAI key all use the "
+                "local model; the fine-tuned student defaults to your newest finished fine-tune.")
+    for name in ROLES:
+        with gr.Row():
+            ui[f"{name}_endpoint_dd"] = gr.Dropdown(["local", "openai"], label=f"{ROLE_LABELS[name]}: endpoint",
+                                                    allow_custom_value=True)
+            ui[f"{name}_model_dd"] = gr.Dropdown([], label=f"{ROLE_LABELS[name]}: model",
+                                                 allow_custom_value=True, scale=2)
+    with gr.Row():
+        ui["refresh_models_btn"] = gr.Button("Refresh model lists")
+        ui["reset_roles_btn"] = gr.Button("Reset to defaults")
+        ui["save_roles_btn"] = gr.Button("Save roles", variant="primary")
+    ui["models_md"] = gr.Markdown()
+    ui["roles_md"] = gr.Markdown()
+
+
+def _build_rest(ui: dict) -> None:
+    gr.Markdown("### Hugging Face\nFor pushing datasets to the Hub. Typed here, or `HF_TOKEN`.")
+    with gr.Row():
+        ui["hf_box"] = gr.Textbox(label="Hugging Face token", type="password", placeholder="hf_…")
+        ui["hf_forget_chk"] = gr.Checkbox(label="Forget the typed token", value=False)
+        ui["hf_save_btn"] = gr.Button("Save token")
+    ui["hf_md"] = gr.Markdown()
+    gr.Markdown("### Budgets")
+    with gr.Row():
+        ui["budget_num"] = gr.Number(label="Generation budget (USD per run)", minimum=0)
+        ui["confirm_num"] = gr.Number(label="Ask before fine-tunes costing more than (USD)", minimum=0)
+        ui["budgets_save_btn"] = gr.Button("Save budgets")
+    ui["budgets_md"] = gr.Markdown()
+    gr.Markdown("### Remember in this browser\nOff by default. Endpoints, roles and budgets are kept "
+                "in this browser's storage, never on the server; keys only if you tick the second box.")
+    with gr.Row():
+        ui["remember_chk"] = gr.Checkbox(label="Remember my endpoints in this browser", value=False)
+        ui["remember_keys_chk"] = gr.Checkbox(label="…and their keys (only on a computer you trust)",
+                                              value=False)
+    gr.Markdown("### Workspace")
+    with gr.Row():
+        ui["workspace_md"] = gr.Markdown()
+        ui["workspace_btn"] = gr.Button("Refresh", size="sm", scale=0)
 
 
 def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
-    note_md = gr.Markdown("*Not available yet:* endpoints, API keys, role assignments and workspace usage.")
-    return {"note_md": note_md}
+    ui: dict = {"settings": ctx.settings}
+    _build_endpoints(ui)
+    _build_roles(ui)
+    _build_rest(ui)
+    s, form = ctx.settings, ["name_box", "kind_dd", "url_box", "key_env_box", "api_version_box",
+                             "headers_box", "caps_cbg"]
+    role_pairs = [ui[f"{r}_{part}_dd"] for r in ROLES for part in ("endpoint", "model")]
+    view = [ui[k] for k in ("endpoints_df", "endpoint_dd", "budget_num", "confirm_num", "remember_chk",
+                            "remember_keys_chk", "workspace_md", "hf_md")] + role_pairs
+
+    # No triggers: on page load and whenever the settings or the visitor id change (any tab's doing).
+    gr.on(None, partial(h.render_settings, ui), [s, ctx.visitor], view, api_name="show_settings")
+    ui["workspace_btn"].click(partial(h.render_settings, ui), [s, ctx.visitor], view, api_visibility="private")
+    s.change(h.remember_in_browser, s, ctx.remembered, api_visibility="private")
+    ui["endpoint_dd"].input(partial(h.show_endpoint, ui), [s, ui["endpoint_dd"]],
+                            [ui[k] for k in [*form, "key_box"]], api_name="show_endpoint")
+    ui["save_btn"].click(
+        partial(h.save_endpoint_clicked, ui),
+        [s, ui["endpoint_dd"], ui["name_box"], ui["kind_dd"], ui["url_box"], ui["key_box"], ui["key_env_box"],
+         ui["api_version_box"], ui["headers_box"], ui["caps_cbg"], ui["forget_chk"]],
+        [s, ui["endpoint_dd"], ui["key_box"], ui["headers_box"], ui["forget_chk"], ui["endpoints_df"],
+         ui["result_md"]], api_name="save_endpoint")
+    ui["remove_btn"].click(partial(h.remove_endpoint_clicked, ui), [s, ui["endpoint_dd"]],
+                           [s, ui["endpoint_dd"], ui["endpoints_df"], ui["result_md"]], api_name="remove_endpoint")
+    ui["test_btn"].click(partial(h.test_endpoint_clicked, ui), [s, ui["endpoint_dd"], ui["test_model_box"]],
+                         [ui["result_md"], ui["endpoints_df"]], api_name="test_connection")
+    for r in ROLES:
+        ui[f"{r}_endpoint_dd"].input(
+            partial(h.models_for_role, ui, r), [s, ui[f"{r}_endpoint_dd"], ui[f"{r}_model_dd"]],
+            [ui[f"{r}_model_dd"], ui["models_md"], ui["endpoints_df"]], api_name=f"models_for_{r}")
+    ui["refresh_models_btn"].click(
+        partial(h.refresh_models_clicked, ui), [s, *role_pairs],
+        [ui["models_md"], ui["endpoints_df"], *role_pairs[1::2]], api_name="refresh_models")
+    ui["save_roles_btn"].click(partial(h.save_roles_clicked, ui), [s, *role_pairs], [s, ui["roles_md"]],
+                               api_name="save_roles")
+    ui["reset_roles_btn"].click(partial(h.reset_roles_clicked, ui), [s], [s, ui["roles_md"]],
+                                api_name="reset_roles")
+    ui["hf_save_btn"].click(partial(h.save_hf_token_clicked, ui), [s, ui["hf_box"], ui["hf_forget_chk"]],
+                            [s, ui["hf_box"], ui["hf_forget_chk"], ui["hf_md"]], api_name="save_hf_token")
+    ui["budgets_save_btn"].click(partial(h.save_budgets_clicked, ui), [s, ui["budget_num"], ui["confirm_num"]],
+                                 [s, ui["budgets_md"]], api_name="save_budgets")
+    gr.on([ui["remember_chk"].input, ui["remember_keys_chk"].input], partial(h.set_remember, ui),
+          [s, ui["remember_chk"], ui["remember_keys_chk"]], [s, ui["remember_keys_chk"]], api_name="set_remember")
+    return ui

@@ -1,12 +1,167 @@
-"""Start tab."""
+"""Start tab: what the app does, and guided demo scenarios that run the whole story step by step."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 import gradio as gr
 
+from components import start_view as view
 from components.context import AppContext
+from components.errors import shown_errors
+from components.wiring import keyed
+from pipeline.demo import STEP_TITLES, DemoRun, list_scenarios, load_scenario, run_step
+from pipeline.demo.background import Finished, iterate_in_thread
+from pipeline.demo.steps import restore_draft
+from pipeline.endpoints import RoleChoice, SessionSettings
+from pipeline.errors import explain
+from pipeline.finetune.records import remember
+
+INTRO = """### Start here
+Distill Studio teaches a small **student** model what a strong **teacher** knows: **Generate** examples
+with the teacher, review them in **Dataset**, **Fine-tune** the student, then compare base, fine-tuned
+and teacher side by side in **Chat** and on a scoreboard in **Evaluate**. Everything works without an
+API key on the built-in local backend (SmolLM2-135M on this machine's CPU); add an OpenAI or other key in
+**Settings** to use bigger models. A demo below runs the whole story in a few minutes."""
+LOG_LINES = 8
+
+
+class DemoControl:
+    """The visitor's Stop switch for a running demo (a fresh one per session)."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+
+    def __deepcopy__(self, memo: dict) -> DemoControl:
+        return DemoControl()
+
+
+def show_scenario(name: str, run: DemoRun | None) -> dict[str, Any]:
+    scenario = load_scenario(name)
+    return {"pitch_md": view.pitch_markdown(scenario), "steps_df": view.steps_frame(scenario, run),
+            "augment_btn": gr.update(visible="augment" in scenario.steps)}
+
+
+def _with_fine_tuned(settings: SessionSettings, run: DemoRun) -> SessionSettings:
+    """A copy of the settings whose fine-tuned role is the demo's new model (the Chat tab follows it)."""
+    updated = copy.copy(settings)
+    updated.roles = {**settings.roles, "fine_tuned": RoleChoice(run.job_endpoint or "local", run.fine_tuned_model or "")}
+    return updated
+
+
+def _render(run: DemoRun, log: list[str], running: str | None) -> dict[str, Any]:
+    scenario = load_scenario(run.scenario)
+    panes = view.panes_markdown(run)
+    return {"log_md": "\n".join(f"- {line}" for line in log[-LOG_LINES:]),
+            "steps_df": view.steps_frame(scenario, run, running), "question_md": view.question_markdown(run),
+            "pane_a_md": panes[0], "pane_b_md": panes[1], "pane_c_md": panes[2],
+            "scoreboard_df": view.scoreboard_frame(run), "totals_md": view.totals_markdown(run), "run_state": run}
+
+
+def _run_one(run: DemoRun, step: str, settings: SessionSettings, control: DemoControl, confirm: bool,
+             say: Any) -> Any:
+    return run_step(run, step, settings, say=say, cancel=control.cancel, confirm_cost=confirm)
+
+
+@shown_errors
+def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control: DemoControl | None,
+             settings: SessionSettings, visitor: str, rev: int, recent: list) -> Iterator[dict[str, Any]]:
+    """Run one step (or all of them, `which == "all"`), streaming what happens into the tab."""
+    scenario = load_scenario(name)
+    if run is None or run.scenario != name or run.visitor_id != visitor:
+        run = DemoRun(name, visitor)
+    control = control or DemoControl()
+    control.cancel.clear()
+    steps = list(scenario.steps) if which == "all" else [which]
+    log: list[str] = []
+    yield {"control_state": control, "stop_btn": gr.update(interactive=True)}
+    for step in steps:
+        log.append(f"**{STEP_TITLES[step]}**")
+        yield _render(run, log, step)
+        work = functools.partial(_run_one, run, step, settings, control, confirm)
+        for item in iterate_in_thread(work):
+            if isinstance(item, Finished):
+                if item.error is not None:
+                    log.append(f"⚠️ {explain(item.error)}")
+                    gr.Warning(explain(item.error))
+                break
+            log.append(item)
+            yield _render(run, log, step)
+        else:
+            continue
+        if step not in run.results:
+            break
+        updates: dict[str, Any] = {}
+        if step in ("load", "augment"):
+            rev = (rev or 0) + 1
+            updates["dataset_rev"] = rev
+        if step == "finetune" and run.fine_tuned_model:
+            settings = _with_fine_tuned(settings, run)
+            updates |= {"settings": settings, "recent_jobs": remember(recent, run.job_id or "", run.job_endpoint or "")}
+        yield {**_render(run, log, None), **updates}
+    yield {**_render(run, log, None), "stop_btn": gr.update(interactive=False)}
+
+
+def stop_demo(control: DemoControl | None) -> dict[str, Any]:
+    if control is not None:
+        control.cancel.set()
+    return {"stop_btn": gr.update(interactive=False)}
+
+
+@shown_errors
+def undo_load(run: DemoRun | None, rev: int) -> dict[str, Any]:
+    if run is None:
+        raise gr.Error("Nothing to undo: no demo has loaded data in this session.")
+    count = restore_draft(run)
+    gr.Info(f"Your previous table ({count} examples) is back in the Dataset tab.")
+    return {"dataset_rev": (rev or 0) + 1}
 
 
 def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
-    note_md = gr.Markdown("*Not available yet:* guided demo scenarios (fictional person, step-by-step reasoning) that run the whole story in a few clicks.")
-    return {"note_md": note_md}
+    scenarios = list_scenarios()
+    c: dict[str, Any] = {"settings": ctx.settings, "dataset_rev": ctx.dataset_rev, "recent_jobs": ctx.recent_jobs,
+                         "run_state": gr.State(None), "control_state": gr.State(DemoControl())}
+    gr.Markdown(INTRO)
+    with gr.Group():
+        c["scenario_radio"] = gr.Radio([(s.title, s.name) for s in scenarios], value=scenarios[0].name,
+                                       label="Demo scenario")
+        c["pitch_md"] = gr.Markdown(view.pitch_markdown(scenarios[0]))
+    with gr.Row():
+        c["run_all_btn"] = gr.Button("▶ Run all steps", variant="primary", scale=2)
+        for step in ("load", "augment", "finetune", "compare", "benchmark"):
+            c[f"{step}_btn"] = gr.Button(STEP_TITLES[step], size="sm")
+        c["stop_btn"] = gr.Button("■ Stop", variant="stop", interactive=False, size="sm")
+    with gr.Row():
+        c["confirm_cb"] = gr.Checkbox(False, label="Allow paid provider calls above the confirmation threshold",
+                                      info="Only matters with an OpenAI or other paid endpoint; the local backend is free.")
+        c["undo_btn"] = gr.Button("↶ Undo load (restore my previous table)", size="sm")
+    c["log_md"] = gr.Markdown("*Press **Run all steps** or one step at a time. Each step is a normal action of "
+                              "the app: its results appear in the other tabs too.*", elem_id="demo-log")
+    c["steps_df"] = gr.Dataframe(view.steps_frame(scenarios[0], None), label="Steps", interactive=False,
+                                 wrap=True, elem_id="demo-steps")
+    c["totals_md"] = gr.Markdown("")
+    c["question_md"] = gr.Markdown("")
+    panes = view.panes_markdown(None)
+    with gr.Row(equal_height=True):
+        for key, text in zip(("pane_a_md", "pane_b_md", "pane_c_md"), panes, strict=True):
+            with gr.Column(variant="panel"):
+                c[key] = gr.Markdown(text)
+    c["scoreboard_df"] = gr.Dataframe(view.scoreboard_frame(None), label="Scoreboard (held-out questions)",
+                                      interactive=False, elem_id="demo-scoreboard")
+
+    run_inputs = [c["confirm_cb"], c["run_state"], c["control_state"], ctx.settings, ctx.visitor, ctx.dataset_rev,
+                  ctx.recent_jobs]
+    outputs = set(c.values())
+    c["scenario_radio"].change(keyed(show_scenario, c), [c["scenario_radio"], c["run_state"]],
+                               [c["pitch_md"], c["steps_df"], c["augment_btn"]], queue=False)
+    for which in ("all", "load", "augment", "finetune", "compare", "benchmark"):
+        btn = c["run_all_btn"] if which == "all" else c[f"{which}_btn"]
+        btn.click(keyed(run_demo, c), [c["scenario_radio"], gr.State(which), *run_inputs], outputs,
+                  api_name=f"demo_{which}", concurrency_limit=None)
+    c["stop_btn"].click(keyed(stop_demo, c), c["control_state"], c["stop_btn"], queue=False)
+    c["undo_btn"].click(keyed(undo_load, c), [c["run_state"], ctx.dataset_rev], ctx.dataset_rev, api_name="demo_undo")
+    return c

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,36 @@ def update_meta(visitor_id: str, **fields: Any) -> dict[str, Any]:
                 meta[key] = value
         _atomic_write(path, json.dumps(meta, indent=2, ensure_ascii=False))
     return meta
+
+
+def replace_draft(visitor_id: str, examples: list[dict], **meta: Any) -> Path | None:
+    """Start a new draft (a demo, a loaded sample) while keeping the old one as a backup to undo to.
+
+    Returns the backup's path, or None when there was nothing to keep.
+    """
+    old = draft_path(visitor_id)
+    backup = None
+    if old.exists() and old.stat().st_size:
+        backup = old.with_name(f"backup-{time.strftime('%Y%m%d-%H%M%S')}-{time.perf_counter_ns() % 10**6:06d}.jsonl")
+        with _locks[str(old)]:
+            backup.write_bytes(old.read_bytes())
+        old_meta = meta_path(visitor_id)
+        if old_meta.exists():
+            backup.with_suffix(".meta.json").write_bytes(old_meta.read_bytes())
+    save_draft(visitor_id, examples)
+    with _locks[str(meta_path(visitor_id))]:
+        _atomic_write(meta_path(visitor_id), json.dumps(meta, indent=2, ensure_ascii=False))
+    return backup
+
+
+def restore_backup(visitor_id: str, backup: Path) -> int:
+    """Put a backup made by replace_draft back as the draft; returns its number of examples."""
+    folder = draft_path(visitor_id).parent
+    if backup.parent.resolve() != folder.resolve() or not backup.exists():
+        raise FileNotFoundError(f"No draft backup named {backup.name} in this workspace.")
+    examples = [json.loads(line) for line in backup.read_text(encoding="utf-8").splitlines() if line.strip()]
+    save_draft(visitor_id, examples)
+    meta = backup.with_suffix(".meta.json")
+    with _locks[str(meta_path(visitor_id))]:
+        _atomic_write(meta_path(visitor_id), meta.read_text(encoding="utf-8") if meta.exists() else "{}")
+    return len(examples)

@@ -5,26 +5,38 @@ provider). Settings belong to one visitor and live in their Gradio session (`Ses
 in module globals; keys typed in the UI stay in that object and are never written anywhere.
 
 Key lookup order (simonw/llm's): typed in this session -> environment / Space secret -> clear error.
+Model lists, connection tests and the newest fine-tuned model live in `pipeline.model_lists` and are
+importable from here too (`from pipeline.endpoints import list_models`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import openai
 
-from pipeline.errors import ConfigError, MissingKeyError
+from pipeline.errors import ConfigError, InputError, MissingKeyError
 
 ROLES = ("teacher", "base", "fine_tuned", "judge")
+ROLE_LABELS = {"teacher": "Teacher", "base": "Base student", "fine_tuned": "Fine-tuned student",
+               "judge": "Judge"}
 CAPABILITIES = ("chat", "structured_output", "fine_tuning", "model_listing")
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 
 class EndpointKind:
     """How to build a client for one kind of provider. Subclasses are registered by `name`."""
 
     name: ClassVar[str]
+    label: ClassVar[str]
+    #: What a new endpoint of this kind is assumed to support until the user says otherwise.
+    default_capabilities: ClassVar[frozenset[str]] = frozenset(("chat", "model_listing"))
+    #: Kinds a visitor may add; the local backend exists once, built in.
+    user_addable: ClassVar[bool] = True
+    needs_base_url: ClassVar[bool] = True
     registry: ClassVar[dict[str, type[EndpointKind]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -40,22 +52,29 @@ class EndpointKind:
 
 class OpenAIKind(EndpointKind):
     name = "openai"
+    label = "OpenAI"
+    default_capabilities = frozenset(CAPABILITIES)
+    needs_base_url = False  # api.openai.com unless a base URL is given
 
 
 class CompatibleKind(EndpointKind):
     """vLLM, Ollama, llama.cpp server, LM Studio...: the plain OpenAI client with another base URL."""
 
     name = "compatible"
+    label = "OpenAI-compatible"
 
 
 class AzureKind(EndpointKind):
     name = "azure"
+    label = "Azure OpenAI"
+    # Azure's /models lists base models, not the deployment names chat calls take.
+    default_capabilities = frozenset(("chat", "structured_output"))
 
     @classmethod
     def client(cls, endpoint: Endpoint, key: str, *, async_: bool = False, **opts: Any) -> Any:
         klass = openai.AsyncAzureOpenAI if async_ else openai.AzureOpenAI
         return klass(api_key=key, azure_endpoint=endpoint.base_url or "",
-                     api_version=endpoint.api_version or "2024-10-21",
+                     api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
                      default_headers=endpoint.default_headers or None, **opts)
 
 
@@ -63,6 +82,10 @@ class LocalKind(EndpointKind):
     """The embedded backend: started on first use on a loopback port with a random key."""
 
     name = "local"
+    label = "Built-in local model"
+    default_capabilities = frozenset(CAPABILITIES)
+    user_addable = False
+    needs_base_url = False
 
     @classmethod
     def client(cls, endpoint: Endpoint, key: str, *, async_: bool = False, **opts: Any) -> Any:
@@ -81,7 +104,8 @@ class Endpoint:
     #: Environment variable (or Space secret) the key is read from when none was typed.
     key_env: str | None = None
     api_version: str | None = None
-    default_headers: dict[str, str] = field(default_factory=dict)
+    #: May carry credentials (Azure's api-key header...): treated like a key, never shown back.
+    default_headers: dict[str, str] = field(default_factory=dict, repr=False)
     capabilities: frozenset[str] = frozenset(("chat", "model_listing"))
     builtin: bool = False
 
@@ -89,15 +113,20 @@ class Endpoint:
     def needs_key(self) -> bool:
         return self.kind != "local"
 
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
 
 LOCAL = Endpoint("local", "local", capabilities=frozenset(CAPABILITIES), builtin=True)
 OPENAI = Endpoint("openai", "openai", base_url=os.environ.get("OPENAI_BASE_URL") or None,
                   key_env="OPENAI_API_KEY", capabilities=frozenset(CAPABILITIES), builtin=True)
 
-#: Sensible OpenAI models per role when an OpenAI key is configured.
+#: Sensible OpenAI models per role when an OpenAI key is configured: a current GPT-4-class teacher,
+#: a small fine-tunable snapshot as the base (the fine-tuned role falls back to it).
 OPENAI_ROLE_DEFAULTS = {"teacher": "gpt-4.1", "base": "gpt-4.1-mini-2025-04-14",
                         "fine_tuned": "gpt-4.1-mini-2025-04-14", "judge": "gpt-4.1-mini"}
 LOCAL_MODEL = "SmolLM2-135M-Instruct"  # the id the embedded backend serves its base model under
+HF_TOKEN_ENV = "HF_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -108,14 +137,36 @@ class RoleChoice:
 
 @dataclass
 class SessionSettings:
-    """One visitor's endpoints, typed keys and role choices (kept in gr.State, never on disk)."""
+    """One visitor's endpoints, typed keys, role choices and budgets (kept in gr.State, never on disk).
+
+    Handlers that change settings should return `settings.copy()` changed, not the same object:
+    gr.State notices a change (and the status line refreshes) only when the object is new.
+    """
 
     custom_endpoints: dict[str, Endpoint] = field(default_factory=dict)
     typed_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    hf_token: str | None = field(default=None, repr=False)
     roles: dict[str, RoleChoice] = field(default_factory=dict)
+    #: Default spending cap (USD) for one generation run.
+    budget_usd: float = 5.0
+    #: A fine-tune estimated above this (USD) asks for confirmation before it starts.
+    confirm_above_usd: float = 2.0
+    #: Remember custom endpoints in this visitor's browser (gr.BrowserState); keys only if remember_keys.
+    remember: bool = False
+    remember_keys: bool = False
+    #: Per-session caches (pipeline.model_lists): endpoint name -> ModelList / newest fine-tuned id.
+    model_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    fine_tuned_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __repr__(self) -> str:  # keys must never reach a log line through repr()
         return f"SessionSettings(endpoints={list(self.endpoints())}, roles={self.roles})"
+
+    __str__ = __repr__
+
+    def copy(self) -> SessionSettings:
+        """A new object with its own dicts (the caches are shared: they describe the same endpoints)."""
+        return replace(self, custom_endpoints=dict(self.custom_endpoints),
+                       typed_keys=dict(self.typed_keys), roles=dict(self.roles))
 
     def endpoints(self) -> dict[str, Endpoint]:
         builtins = {LOCAL.name: LOCAL, OPENAI.name: openai_endpoint()}
@@ -127,10 +178,39 @@ class SessionSettings:
         except KeyError:
             raise ConfigError(f"There is no endpoint named '{name}'. Add it in the Settings tab.") from None
 
+    def secrets(self) -> list[str]:
+        """Every credential this session knows (for scrubbing messages), longest first."""
+        found = [*self.typed_keys.values(), self.hf_token or ""]
+        for endpoint in self.endpoints().values():
+            found += list(endpoint.default_headers.values())
+            if endpoint.key_env and env_key_allowed(endpoint):
+                found.append(os.environ.get(endpoint.key_env, ""))
+        return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
 
 def openai_endpoint() -> Endpoint:
     """OpenAI's built-in endpoint; OPENAI_BASE_URL is read at call time so a Space secret applies."""
     return replace(OPENAI, base_url=os.environ.get("OPENAI_BASE_URL") or None)
+
+
+# ---- keys -------------------------------------------------------------------------------------
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+
+
+def env_key_allowed(endpoint: Endpoint) -> bool:
+    """May this endpoint read its key from the server's environment?
+
+    Built-ins always may (their base URL is the operator's too). A visitor's endpoint may on a
+    private run; on a shared Space only variables the owner lists in DISTILL_SHARED_KEY_VARS, or a
+    visitor could point a custom URL at the owner's OPENAI_API_KEY and receive it.
+    """
+    if endpoint.builtin or not endpoint.key_env:
+        return True
+    if not os.environ.get("SPACE_ID"):
+        return True
+    allowed = {v.strip() for v in os.environ.get("DISTILL_SHARED_KEY_VARS", "").split(",")}
+    return endpoint.key_env in allowed
 
 
 def find_key(settings: SessionSettings, endpoint: Endpoint) -> str | None:
@@ -138,7 +218,20 @@ def find_key(settings: SessionSettings, endpoint: Endpoint) -> str | None:
     typed = settings.typed_keys.get(endpoint.name)
     if typed:
         return typed
-    return os.environ.get(endpoint.key_env) if endpoint.key_env else None
+    if endpoint.key_env and env_key_allowed(endpoint):
+        return os.environ.get(endpoint.key_env) or None
+    return None
+
+
+def key_source(settings: SessionSettings, endpoint: Endpoint) -> str:
+    """Where the key comes from, in words (never the key): for tables and the status line."""
+    if not endpoint.needs_key:
+        return "not needed"
+    if settings.typed_keys.get(endpoint.name):
+        return "typed (this session)"
+    if endpoint.key_env and os.environ.get(endpoint.key_env):
+        return f"${endpoint.key_env}" if env_key_allowed(endpoint) else f"${endpoint.key_env} (not shared)"
+    return "missing"
 
 
 def require_key(settings: SessionSettings, endpoint: Endpoint) -> str:
@@ -147,11 +240,29 @@ def require_key(settings: SessionSettings, endpoint: Endpoint) -> str:
     key = find_key(settings, endpoint)
     if key:
         return key
-    where = f"set the {endpoint.key_env} environment variable (a Space secret on Hugging Face)" \
-        if endpoint.key_env else "type it in the Settings tab"
+    if endpoint.key_env and not env_key_allowed(endpoint):
+        where = (f"on this shared Space ${endpoint.key_env} is used only if the owner lists it in "
+                 "DISTILL_SHARED_KEY_VARS")
+    elif endpoint.key_env:
+        where = f"set the {endpoint.key_env} environment variable (a Space secret on Hugging Face)"
+    else:
+        where = "give the endpoint an environment variable name and set that variable"
     raise MissingKeyError(
-        f"No API key for endpoint '{endpoint.name}'. Type one in the Settings tab, or {where}."
+        f"No API key for endpoint '{endpoint.name}'. Type one in Settings > Endpoints, or {where}."
     )
+
+
+def find_hf_token(settings: SessionSettings) -> str | None:
+    """Hugging Face token: typed in this session, else $HF_TOKEN (a Space secret), else None."""
+    return settings.hf_token or os.environ.get(HF_TOKEN_ENV) or None
+
+
+def require_hf_token(settings: SessionSettings) -> str:
+    token = find_hf_token(settings)
+    if not token:
+        raise MissingKeyError("No Hugging Face token. Type one in Settings > Hugging Face, or set the "
+                              "HF_TOKEN environment variable (a Space secret on Hugging Face).")
+    return token
 
 
 def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool = False,
@@ -164,14 +275,24 @@ def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool =
     return kind.client(endpoint, require_key(settings, endpoint), async_=async_, **opts)
 
 
+# ---- roles ------------------------------------------------------------------------------------
+
 def has_openai_key(settings: SessionSettings) -> bool:
     return bool(find_key(settings, openai_endpoint()))
 
 
 def default_role(settings: SessionSettings, role: str) -> RoleChoice:
-    """With no OpenAI key every role uses the local backend; with one, OpenAI models."""
+    """With no OpenAI key every role uses the local backend; with one, OpenAI models.
+
+    The fine-tuned role uses the newest succeeded job's model once `newest_fine_tuned_model` has
+    looked it up this session (no network here: the status line calls this on every change).
+    """
     if role not in ROLES:
         raise ConfigError(f"Unknown role '{role}'; roles are {', '.join(ROLES)}.")
+    if role == "fine_tuned":
+        base = settings.roles.get("base") or default_role(settings, "base")
+        tuned = settings.fine_tuned_cache.get(base.endpoint)
+        return RoleChoice(base.endpoint, tuned or base.model)
     if has_openai_key(settings):
         return RoleChoice("openai", OPENAI_ROLE_DEFAULTS[role])
     return RoleChoice("local", LOCAL_MODEL)
@@ -184,5 +305,42 @@ def role(settings: SessionSettings, name: str) -> RoleChoice:
 def client_for_role(settings: SessionSettings, name: str, *, async_: bool = False,
                     **opts: Any) -> tuple[Any, str]:
     """(client, model id) for a role: what the Generate, Fine-tune, Chat and Evaluate tabs call."""
+    if name == "fine_tuned" and name not in settings.roles:
+        from pipeline.model_lists import newest_fine_tuned_model
+
+        newest_fine_tuned_model(settings)  # fills the session cache default_role reads
     choice = role(settings, name)
     return make_client(settings, choice.endpoint, async_=async_, **opts), choice.model
+
+
+def with_role(settings: SessionSettings, name: str, endpoint: str, model: str) -> SessionSettings:
+    """A copy with one role assigned (e.g. the Fine-tune tab after a job succeeds)."""
+    if name not in ROLES:
+        raise ConfigError(f"Unknown role '{name}'; roles are {', '.join(ROLES)}.")
+    settings.endpoint(endpoint)
+    if not model.strip():
+        raise InputError(f"Choose a model for the {ROLE_LABELS[name].lower()} role.")
+    new = settings.copy()
+    new.roles[name] = RoleChoice(endpoint, model.strip())
+    return new
+
+
+#: Names defined in sibling modules, importable from here too. Lazy (PEP 562) so that those modules
+#: can import this one without a cycle.
+_LAZY = {"list_models": "model_lists", "test_connection": "model_lists",
+         "newest_fine_tuned_model": "model_lists", "ModelList": "model_lists",
+         "ConnectionResult": "model_lists", "save_endpoint": "endpoint_edit",
+         "remove_endpoint": "endpoint_edit", "set_key": "endpoint_edit"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"pipeline.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ROLES", "CAPABILITIES", "LOCAL_MODEL", "Endpoint", "EndpointKind", "RoleChoice",
+           "SessionSettings", "make_client", "client_for_role", "role", "default_role", "find_key",
+           "require_key", "key_source", "find_hf_token", "require_hf_token", "with_role", *_LAZY]

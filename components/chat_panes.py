@@ -1,0 +1,127 @@
+"""Helpers for the Chat tab: one pane's components, and turning pipeline state into what they show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from pipeline.chat import ChatSession, PaneConfig, Params, Turn, extras, metrics_line
+from pipeline.endpoints import LOCAL_MODEL, SessionSettings, role
+from pipeline.model_lists import chat_models, list_models, newest_fine_tuned_model
+
+ROLE_TITLES = {"base": "Base model", "fine_tuned": "Fine-tuned model", "teacher": "Teacher model"}
+PANE_ROLES = ("base", "fine_tuned", "teacher")
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
+YOUR_DATASET = "Your dataset (first examples)"
+
+
+@dataclass
+class Pane:
+    endpoint_dd: gr.Dropdown
+    model_dd: gr.Dropdown
+    refresh_btn: gr.Button
+    chatbot: gr.Chatbot
+    metrics_md: gr.Markdown
+    stop_btn: gr.Button
+    regen_btn: gr.Button
+
+
+def build_pane(settings: SessionSettings, role_name: str) -> Pane:
+    choice = role(settings, role_name)
+    with gr.Column(min_width=260):
+        with gr.Row(equal_height=True):
+            endpoint_dd = gr.Dropdown(list(settings.endpoints()), value=choice.endpoint, label="Endpoint",
+                                      scale=2, min_width=100)
+            model_dd = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
+                                   scale=4, min_width=140)
+            refresh_btn = gr.Button("↻", scale=0, min_width=40, size="sm")
+        chatbot = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
+                             feedback_options=None, group_consecutive_messages=False)
+        metrics_md = gr.Markdown("", elem_classes=["pane-metrics"])
+        with gr.Row():
+            stop_btn = gr.Button("Stop", size="sm", variant="stop")
+            regen_btn = gr.Button("Regenerate", size="sm")
+    return Pane(endpoint_dd, model_dd, refresh_btn, chatbot, metrics_md, stop_btn, regen_btn)
+
+
+def displayed(history: list[dict]) -> list[dict]:
+    """What a Chatbot shows: role and content only (error flags stay in the session)."""
+    return [{"role": m["role"], "content": m["content"]} for m in history]
+
+
+def model_choices(settings: SessionSettings, endpoint: str) -> list[str]:
+    """Chat model ids the endpoint serves, for a picker (a typed id is accepted too)."""
+    listed = list_models(settings, endpoint, refresh=True)
+    if listed.error:
+        gr.Warning(listed.error)
+    return chat_models(listed.models)
+
+
+def refresh_model_picker(settings: SessionSettings, endpoint: str, model: str) -> gr.Dropdown:
+    choices = model_choices(settings, endpoint)
+    if not choices:
+        return gr.Dropdown(choices=[model] if model else [], value=model)
+    return gr.Dropdown(choices=choices, value=model if model in choices else choices[0])
+
+
+def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_newest: bool) -> list:
+    """Endpoint and model dropdown updates [ep0, m0, ep1, m1, ...] from the visitor's role choices.
+
+    With `look_up_newest`, the fine-tuned role's default is the newest succeeded fine-tuning job
+    (one network call); without, only what the session already knows.
+    """
+    if look_up_newest and "fine_tuned" in roles and "fine_tuned" not in settings.roles:
+        newest_fine_tuned_model(settings)
+    out = []
+    for r in roles:
+        choice = role(settings, r)
+        out += [gr.Dropdown(choices=list(settings.endpoints()), value=choice.endpoint),
+                gr.Dropdown(choices=[choice.model], value=choice.model)]
+    return out
+
+
+def few_shot_sources() -> list[str]:
+    return [YOUR_DATASET] + sorted(p.name for p in SAMPLES_DIR.glob("*.jsonl"))
+
+
+def configs_from(settings: SessionSettings, visitor: str | None, picks: list[str], few_shot: bool,
+                 few_shot_source: str | None) -> list[PaneConfig]:
+    """Pane configs from the pickers [ep0, m0, ep1, m1, ep2, m2]; the few-shot preset goes to the base pane."""
+    shots: tuple[dict, ...] = ()
+    if few_shot:
+        sample = SAMPLES_DIR / few_shot_source if few_shot_source and few_shot_source != YOUR_DATASET else None
+        shots = extras.few_shot_messages(extras.few_shot_examples(None if sample else visitor, sample))
+        if not shots:
+            gr.Warning("No examples for the few-shot prompt: your dataset is empty. Pick a sample file instead.")
+    return [PaneConfig(r, picks[2 * i] or "local", picks[2 * i + 1] or LOCAL_MODEL,
+                       few_shot=shots if r == "base" else ())
+            for i, r in enumerate(PANE_ROLES)]
+
+
+def params_from(system: str, temperature: float | None, max_tokens: float | None) -> Params:
+    return Params(system=system or "", temperature=temperature,
+                  max_tokens=int(max_tokens) if max_tokens else None)
+
+
+def pane_outputs(panes: list[Pane], session: ChatSession, turn: Turn | None = None) -> dict:
+    """Chatbot values and metric lines for every pane, from a live turn or the stored session."""
+    hide = session.blind_order is not None and not session.blind_revealed
+    out: dict = {}
+    for i, pane in enumerate(panes):
+        history = turn.histories[i] if turn else session.histories[i]
+        state = turn.states[i] if turn and turn.states and turn.states[i] is not None else session.metrics[i]
+        out[pane.chatbot] = displayed(history)
+        out[pane.metrics_md] = metrics_line(state, hide_cost=hide)
+    return out
+
+
+def blind_labels(panes: list[Pane], on: bool) -> dict:
+    out: dict = {}
+    for i, pane in enumerate(panes):
+        out[pane.chatbot] = gr.Chatbot(value=[], label=f"Model {extras.LETTERS[i]}" if on else ROLE_TITLES[PANE_ROLES[i]])
+        for comp in (pane.endpoint_dd, pane.model_dd, pane.refresh_btn):
+            out[comp] = gr.update(visible=not on)
+        out[pane.metrics_md] = ""
+    return out

@@ -1,0 +1,53 @@
+"""Helpers of the Dataset tab that are about showing things: choices, the histogram, output mapping."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from pipeline.dataset.validate import ValidationReport
+from pipeline.endpoints import LOCAL_MODEL
+from pipeline.models import DATA_DIR, openai_fine_tunable_models
+
+SAMPLES_DIR = DATA_DIR / "samples"
+
+
+def sample_choices() -> list[str]:
+    """Sample datasets shipped in data/samples (whatever .jsonl files are there when the app starts)."""
+    return sorted(p.name for p in SAMPLES_DIR.glob("*.jsonl")) if SAMPLES_DIR.is_dir() else []
+
+
+def sample_path(name: str) -> Path:
+    if name not in sample_choices():
+        raise gr.Error(f"Unknown sample {name!r}; pick one of: {', '.join(sample_choices()) or 'none shipped'}.")
+    return SAMPLES_DIR / name
+
+
+def model_choices() -> list[str]:
+    return [*openai_fine_tunable_models(), LOCAL_MODEL]
+
+
+def histogram(report: ValidationReport) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=report.token_lengths, nbinsx=30, marker_color="#6366f1"))
+    approx = " (approximate)" if report.tokens_approximate else ""
+    fig.update_layout(title=f"Tokens per example{approx}", xaxis_title="tokens", yaxis_title="examples",
+                      height=260, margin={"l": 40, "r": 10, "t": 40, "b": 40}, bargap=0.05)
+    if report.token_lengths and max(report.token_lengths) > report.context_limit:
+        fig.add_vline(x=report.context_limit, line_dash="dash", line_color="red",
+                      annotation_text=f"limit {report.context_limit:,}")
+    return fig
+
+
+def keyed(fn: Callable[..., dict[str, Any]], comps: dict[str, Any]) -> Callable[..., dict[Any, Any]]:
+    """Let a handler return {name: value}; gradio wants {component: value}. Keeps fn's signature."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> dict[Any, Any]:
+        return {comps[k]: v for k, v in fn(*args).items()}
+
+    return wrapper

@@ -1,0 +1,132 @@
+"""Helpers of the Generate tab: template -> form, form -> run config, a run in a thread, display.
+
+The run itself is `pipeline.generate.run_generation`, started in a worker thread so the tab's
+generator handler can yield progress while it goes; Stop sets the run's threading.Event, which the
+run polls every 50 ms. The handle lives in the visitor's gr.State, never in a module global.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from pipeline import workspace
+from pipeline.generate import GenerationConfig, RunStatus, Template, load_template, run_generation
+
+MAX_VARS = 6  # variable boxes on the form; a template's further variables keep their defaults
+FAILURE_COLUMNS = ["kind", "reason", "raw"]
+
+
+def keyed(fn: Callable[..., Any], comps: dict[str, Any]) -> Callable[..., Any]:
+    """Handlers return {name: value}; gradio wants {component: value}. Works for generators too."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args: Any) -> Iterator[dict]:
+            for out in fn(*args):
+                yield {comps[k]: v for k, v in out.items()}
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*args: Any) -> dict:
+        return {comps[k]: v for k, v in fn(*args).items()}
+    return plain
+
+
+def template_form(name: str) -> dict[str, Any]:
+    """Updates that fit the form to a template: its description, variable boxes, source, check."""
+    t = load_template(name)
+    out: dict[str, Any] = {"template_md": f"**{t.title}** — {t.description}"}
+    names = list(t.variables)[:MAX_VARS]
+    for i in range(MAX_VARS):
+        if i < len(names):
+            var = t.variables[names[i]]
+            out[f"var_box_{i}"] = gr.update(visible=True, label=var.label, value=var.default,
+                                            lines=4 if var.multiline else 1, info=f"{{{var.name}}}")
+        else:
+            out[f"var_box_{i}"] = gr.update(visible=False, value="")
+    out["source_file"] = gr.update(visible=t.source)
+    out["check_cb"] = gr.update(visible=t.checkable, value=False)
+    return out
+
+
+def form_variables(t: Template, values: tuple[str, ...]) -> dict[str, str]:
+    return {name: str(value) for name, value in zip(list(t.variables)[:MAX_VARS], values, strict=False)}
+
+
+def format_prompt(messages: list[dict]) -> str:
+    return "\n\n".join(f"### {m['role']}\n{m['content']}" for m in messages)
+
+
+def run_path(visitor: str, template: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return workspace.visitor_dir(visitor, "generate") / f"{template}-{stamp}.jsonl"
+
+
+@dataclass
+class RunHandle:
+    """One Start press: the Stop button's event, and where progress snapshots arrive."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    updates: queue.Queue = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+
+def start_run(handle: RunHandle, config: GenerationConfig, client: Any) -> None:
+    def target() -> None:
+        try:
+            final = run_generation(config, client, on_progress=handle.updates.put, cancel=handle.cancel)
+            handle.updates.put(final)
+        except BaseException as exc:  # handed to the handler thread, which shows it as gr.Error
+            handle.error = exc
+        finally:
+            handle.updates.put(None)
+
+    handle.thread = threading.Thread(target=target, name="generate-run", daemon=True)
+    handle.thread.start()
+
+
+def drain(handle: RunHandle, wait: float = 0.5) -> tuple[RunStatus | None, bool]:
+    """(latest snapshot or None, finished) after waiting up to `wait` seconds for news."""
+    latest, finished = None, False
+    try:
+        item = handle.updates.get(timeout=wait)
+        while True:
+            if item is None:
+                finished = True
+            else:
+                latest = item
+            item = handle.updates.get_nowait()
+    except queue.Empty:
+        pass
+    return latest, finished
+
+
+def status_markdown(s: RunStatus) -> str:
+    head = {"running": "Running", "done": "Done", "cancelled": "Stopped", "budget": "Stopped at the budget",
+            "failed": "Stopped"}.get(s.state, s.state)
+    cost = f"${s.cost_usd:.4f}" if s.cost_known else "cost unknown (model not in the pricing table)"
+    lines = [f"**{head}** — {s.written}/{s.requested} examples ({s.new} new this run)",
+             f"Unparsed replies: {s.failed_parse} · duplicates dropped: {s.duplicates_dropped} · "
+             f"answer check dropped: {s.check_dropped} · failed calls: {s.failed_calls}",
+             f"Retries: {s.retries} (429s: {s.rate_limited}) · in flight: {s.in_flight} · concurrency now: "
+             f"{s.concurrency_limit} · output format: {s.structured_output} · {cost} · {s.elapsed_s:.1f} s"]
+    if s.message and s.state != "running":
+        lines.append(s.message)
+    return "\n\n".join(lines)
+
+
+def failures_frame(records: list[dict]) -> pd.DataFrame:
+    rows = [{"kind": r.get("kind", ""), "reason": r.get("reason", ""),
+             "raw": (r.get("raw") or "")[:400]} for r in records]
+    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)

@@ -1,0 +1,7 @@
+"""Guided demo scenarios: the whole story (data, augmentation, fine-tune, side-by-side, scoreboard)
+as a list of steps that each call the same pipeline functions the tabs call."""
+
+from pipeline.demo.scenarios import Scenario, list_scenarios, load_scenario
+from pipeline.demo.steps import STEP_TITLES, DemoRun, StepResult, run_step
+
+__all__ = ["STEP_TITLES", "DemoRun", "Scenario", "StepResult", "list_scenarios", "load_scenario", "run_step"]

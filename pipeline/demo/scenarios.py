@@ -1,0 +1,50 @@
+"""Demo scenarios are data (data/demos.json); this module reads them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError
+from pipeline.models import DATA_DIR
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    pitch: str
+    sample: Path
+    benchmark: Path
+    suffix: str
+    steps: tuple[str, ...]
+    augment: dict[str, Any] = field(default_factory=dict)
+    facts: Path | None = None
+
+
+@cache
+def _table() -> dict[str, Any]:
+    return json.loads((DATA_DIR / "demos.json").read_text(encoding="utf-8"))
+
+
+def openai_equivalent(role: str) -> str:
+    """The OpenAI model whose prices estimate a local step's cost ("teacher" or "student")."""
+    return _table()["openai_equivalent"][role]
+
+
+def list_scenarios() -> list[Scenario]:
+    return [load_scenario(name) for name in _table()["scenarios"]]
+
+
+def load_scenario(name: str) -> Scenario:
+    raw = _table()["scenarios"].get(name)
+    if raw is None:
+        raise InputError(f"There is no demo scenario '{name}'. Pick one of: {', '.join(_table()['scenarios'])}.")
+    return Scenario(
+        name=name, title=raw["title"], pitch=raw["pitch"], sample=DATA_DIR / raw["sample"],
+        benchmark=DATA_DIR / raw["benchmark"], suffix=raw["suffix"], steps=tuple(raw["steps"]),
+        augment=raw.get("augment", {}), facts=DATA_DIR / raw["facts"] if raw.get("facts") else None,
+    )

@@ -1,0 +1,102 @@
+"""The demo's steps. Each calls the pipeline functions a tab would call and reports what happened
+and what it cost: real dollars where a provider bills, and on the free local backend an estimate of
+the same work on OpenAI's equivalent models (data/demos.json names them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import drafts, endpoints, workspace
+from pipeline.demo.scenarios import Scenario, load_scenario
+from pipeline.errors import CancelledError, InputError
+
+Say = Callable[[str], None]
+
+STEP_TITLES = {
+    "load": "Load the sample data",
+    "augment": "Paraphrase-augment with the teacher",
+    "finetune": "Fine-tune the student",
+    "compare": "Ask a held-out question in three panes",
+    "benchmark": "Score base vs fine-tuned on held-out questions",
+}
+
+
+@dataclass
+class StepResult:
+    step: str
+    summary: str
+    seconds: float
+    #: What the step really cost (0 on the local backend; None when the price is unknown).
+    cost_usd: float | None = None
+    #: On the local backend: the same work on OpenAI's equivalent models, estimated.
+    equivalent_usd: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DemoRun:
+    """One visitor's progress through one scenario (kept in their session state)."""
+
+    scenario: str
+    visitor_id: str
+    backup: str | None = None
+    job_id: str | None = None
+    job_endpoint: str | None = None
+    fine_tuned_model: str | None = None
+    results: dict[str, StepResult] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    run: DemoRun
+    scenario: Scenario
+    settings: endpoints.SessionSettings
+    say: Say
+    cancel: threading.Event
+    confirm_cost: bool
+
+
+def is_local(settings: endpoints.SessionSettings, endpoint_name: str) -> bool:
+    return settings.endpoint(endpoint_name).kind == "local"
+
+
+def run_step(run: DemoRun, step: str, settings: endpoints.SessionSettings, *, say: Say | None = None,
+             cancel: threading.Event | None = None, confirm_cost: bool = False) -> StepResult:
+    """Run one step of the run's scenario; the result is also stored in `run.results`."""
+    scenario = load_scenario(run.scenario)
+    if step not in scenario.steps:
+        raise InputError(f"The '{scenario.title}' demo has no step '{step}'.")
+    ctx = StepContext(run, scenario, settings, say or (lambda _m: None), cancel or threading.Event(),
+                      confirm_cost)
+    from pipeline.demo import actions  # the heavy imports (generation, fine-tune...) only when run
+
+    started = time.perf_counter()
+    result = getattr(actions, f"step_{step}")(ctx)
+    result.seconds = round(time.perf_counter() - started, 1)
+    run.results[step] = result
+    return result
+
+
+def check_cancel(ctx: StepContext) -> None:
+    if ctx.cancel.is_set():
+        raise CancelledError("Demo stopped; the steps already finished are kept.")
+
+
+def demo_folder(ctx: StepContext) -> str:
+    return str(workspace.visitor_dir(ctx.run.visitor_id, "demo"))
+
+
+def keep_backup(ctx: StepContext, backup: Any) -> None:
+    ctx.run.backup = str(backup) if backup else ctx.run.backup
+
+
+def restore_draft(run: DemoRun) -> int:
+    """Undo the demo's 'load' step: the visitor's previous draft comes back."""
+    if not run.backup:
+        raise InputError("There is no earlier draft to restore: the demo started from an empty table.")
+    return drafts.restore_backup(run.visitor_id, Path(run.backup))

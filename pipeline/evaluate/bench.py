@@ -1,0 +1,66 @@
+"""Benchmark files: JSONL, one item a line: {"messages": [...], "expected": "...", "scoring": ...}."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InputError, UnreadableFileError
+from pipeline.evaluate.scoring import SCORINGS
+
+
+@dataclass(frozen=True)
+class BenchItem:
+    index: int
+    messages: list[dict]
+    expected: str
+    scoring: str
+
+    @property
+    def question(self) -> str:
+        return next((m.get("content") or "" for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+
+def parse_benchmark(text: str, name: str = "benchmark") -> list[BenchItem]:
+    items, problems = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {lineno}: not JSON ({exc.msg})")
+            continue
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(msgs, list) or not any(isinstance(m, dict) and m.get("role") == "user" for m in msgs):
+            problems.append(f"line {lineno}: needs 'messages' with at least one user message")
+            continue
+        if not isinstance(row.get("expected"), str | int | float) or str(row["expected"]).strip() == "":
+            problems.append(f"line {lineno}: needs a non-empty 'expected' answer")
+            continue
+        scoring = row.get("scoring", "final_answer")
+        if scoring not in SCORINGS:
+            problems.append(f"line {lineno}: 'scoring' must be one of {', '.join(SCORINGS)}, not {scoring!r}")
+            continue
+        # A trailing assistant turn would be the answer itself: drop it so the model answers.
+        while msgs and msgs[-1].get("role") == "assistant":
+            msgs = msgs[:-1]
+        items.append(BenchItem(len(items), msgs, str(row["expected"]), scoring))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise InputError(f"{name} has lines that are not benchmark items: {shown}. Each line needs "
+                         '{"messages": [...], "expected": "...", "scoring": "final_answer|contains|judge"}.')
+    if not items:
+        raise InputError(f"{name} has no benchmark items.")
+    return items
+
+
+def load_benchmark(path: str | Path) -> list[BenchItem]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnreadableFileError(f"Cannot read the benchmark {path}: {exc.__class__.__name__}. "
+                                  "Check the path; it must be a UTF-8 JSONL file.") from exc
+    return parse_benchmark(text, path.name)

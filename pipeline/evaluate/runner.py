@@ -1,0 +1,203 @@
+"""Run a benchmark against several models at once and keep the scoreboard.
+
+All (model, question) calls share one thread pool, interleaved question by question, so the models
+progress together and a slow one does not hold the others' results back. A failed call is kept as a
+wrong answer with its error, and counted, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import workspace
+from pipeline.errors import CancelledError, ConfigError, explain
+from pipeline.evaluate.bench import BenchItem
+from pipeline.evaluate.scoring import judge_messages, parse_judgement, score
+from pipeline.tokens import count_messages, counter_for, usage_cost_usd
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_MAX_TOKENS = 512
+
+
+class RunControl:
+    """A stop switch for one visitor's running evaluation (kept in their session state)."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+
+    def __deepcopy__(self, memo: dict) -> RunControl:  # each visitor's session gets a fresh one
+        return RunControl()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model to evaluate (or the judge): its id, a client for its endpoint, a display label."""
+
+    model: str
+    client: Any
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+
+@dataclass
+class Answer:
+    item: int
+    model: str
+    answer: str
+    correct: bool
+    verdict: str
+    latency_s: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    error: str | None = None
+    note: str = ""
+    judge_cost_usd: float | None = None
+
+
+def _call(target: Target, messages: list[dict], temperature: float | None, max_tokens: int) -> tuple[str, float, int, int]:
+    params: dict[str, Any] = {"max_tokens": max_tokens}
+    if temperature is not None:
+        params["temperature"] = temperature
+    started = time.perf_counter()
+    resp = target.client.chat.completions.create(model=target.model, messages=messages, **params)
+    latency = time.perf_counter() - started
+    text = (resp.choices[0].message.content or "") if resp.choices else ""
+    if resp.usage is not None:
+        return text, latency, resp.usage.prompt_tokens, resp.usage.completion_tokens
+    counter = counter_for(target.model)  # a server without usage: estimate
+    return text, latency, count_messages(messages, counter), counter.count(text)
+
+
+def _answer_one(item: BenchItem, target: Target, judge: Target | None, temperature: float | None,
+                max_tokens: int) -> Answer:
+    try:
+        text, latency, tin, tout = _call(target, item.messages, temperature, max_tokens)
+    except Exception as exc:  # one failed call is one wrong answer with its reason, not a failed run
+        return Answer(item.index, target.name, "", False, "error", None, 0, 0, None, error=explain(exc))
+    cost = usage_cost_usd(target.model, tin, tout)
+    if item.scoring != "judge":
+        v = score(item.scoring, text, item.expected)
+        return Answer(item.index, target.name, text, v.correct, v.extracted, latency, tin, tout, cost, note=v.note)
+    assert judge is not None  # run_benchmark checks this up front
+    try:
+        jtext, _, jin, jout = _call(judge, judge_messages(item.messages, item.expected, text), 0.0, 16)
+    except Exception as exc:
+        return Answer(item.index, target.name, text, False, "judge error", latency, tin, tout, cost,
+                      error=f"The judge failed: {explain(exc)}")
+    v = parse_judgement(jtext)
+    return Answer(item.index, target.name, text, v.correct, v.extracted, latency, tin, tout, cost,
+                  note=v.note, judge_cost_usd=usage_cost_usd(judge.model, jin, jout))
+
+
+def iter_answers(items: Sequence[BenchItem], targets: Sequence[Target], *, judge: Target | None = None,
+                 concurrency: int = DEFAULT_CONCURRENCY, temperature: float | None = 0.0,
+                 max_tokens: int = DEFAULT_MAX_TOKENS,
+                 cancel: threading.Event | None = None) -> Iterator[Answer]:
+    """Yield answers as they complete. Closing the generator or setting `cancel` stops new calls."""
+    if any(i.scoring == "judge" for i in items) and judge is None:
+        raise ConfigError("This benchmark has judge-scored questions: choose a judge model "
+                          "(--judge on the command line, the judge picker in the Evaluate tab).")
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise ConfigError("The same model is listed twice; give each model once (or a different label).")
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="eval")
+    pending: set[Future] = {pool.submit(_answer_one, item, t, judge, temperature, max_tokens)
+                            for item in items for t in targets}
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("Evaluation stopped; the answers so far are kept.")
+            for fut in done:
+                yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def summarise(items: Sequence[BenchItem], targets: Sequence[Target], answers: Sequence[Answer]) -> list[dict]:
+    rows = []
+    for t in targets:
+        mine = [a for a in answers if a.model == t.name]
+        total = len(items)
+        correct = sum(a.correct for a in mine)
+        lat = [a.latency_s for a in mine if a.latency_s is not None]
+        costs = [a.cost_usd for a in mine if a.error is None]
+        cost = None if any(c is None for c in costs) else round(sum(costs), 8)  # type: ignore[arg-type]
+        judge_costs = [a.judge_cost_usd for a in mine if a.judge_cost_usd is not None]
+        tokens = sum(a.input_tokens + a.output_tokens for a in mine)
+        answered = max(1, len(mine) - sum(a.error is not None for a in mine))
+        rows.append({
+            "model": t.model, "label": t.name,
+            "accuracy": round(correct / total, 4) if total else 0.0, "correct": correct, "total": total,
+            "answered": len(mine), "errors": sum(a.error is not None for a in mine),
+            "mean_latency_s": round(sum(lat) / len(lat), 3) if lat else None,
+            "input_tokens": sum(a.input_tokens for a in mine), "output_tokens": sum(a.output_tokens for a in mine),
+            "tokens_per_100": round(tokens / answered * 100),
+            "cost_usd": cost, "cost_per_100_usd": None if cost is None else round(cost / answered * 100, 6),
+            "judge_cost_usd": round(sum(judge_costs), 8) if judge_costs else None,
+        })
+    return rows
+
+
+def build_results(name: str, items: Sequence[BenchItem], targets: Sequence[Target], answers: Sequence[Answer],
+                  *, judge: Target | None = None, leaks: list[dict] | None = None) -> dict:
+    """The saved (and printed) form: scoreboard plus per-question drill-down."""
+    by_item: dict[int, dict[str, dict]] = {}
+    for a in answers:
+        by_item.setdefault(a.item, {})[a.model] = {k: v for k, v in asdict(a).items() if k not in ("item", "model")}
+    return {
+        "benchmark": name, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_questions": len(items), "judge": judge.model if judge else None,
+        "results": summarise(items, targets, answers),
+        "items": [{"index": i.index, "question": i.question, "expected": i.expected, "scoring": i.scoring,
+                   "answers": by_item.get(i.index, {})} for i in items],
+        "leakage": leaks or [],
+    }
+
+
+def run_benchmark(name: str, items: Sequence[BenchItem], targets: Sequence[Target], *,
+                  judge: Target | None = None, on_answer: Callable[[Answer, int, int], None] | None = None,
+                  **opts: Any) -> dict:
+    answers: list[Answer] = []
+    total = len(items) * len(targets)
+    for a in iter_answers(items, targets, judge=judge, **opts):
+        answers.append(a)
+        if on_answer:
+            on_answer(a, len(answers), total)
+    return build_results(name, items, targets, answers, judge=judge)
+
+
+def every_model_evaluated(results: dict) -> bool:
+    return all(r["answered"] == r["total"] and r["errors"] == 0 for r in results["results"])
+
+
+# ---- results in the visitor's workspace -----------------------------------------------------
+def save_results(visitor_id: str, results: dict) -> Path:
+    folder = workspace.visitor_dir(visitor_id, "evals")
+    stem = Path(results["benchmark"]).stem
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.perf_counter_ns() % 10**6:06d}-{stem}.json"
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def list_results(visitor_id: str) -> list[Path]:
+    return sorted(workspace.visitor_dir(visitor_id, "evals").glob("*.json"))
+
+
+def latest_results(visitor_id: str) -> dict | None:
+    """The visitor's most recent evaluation (what the dataset card reports), or None."""
+    paths = list_results(visitor_id)
+    return json.loads(paths[-1].read_text(encoding="utf-8")) if paths else None

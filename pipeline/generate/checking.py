@@ -1,0 +1,52 @@
+"""Answer checking for verifiable templates: solve the question again and compare final answers.
+
+The checker (the teacher again, or a second model) gets the example's prompt (system + user turns) and
+must end with `Final answer: <answer>`; the example is kept only when the two final answers agree
+after normalising case, spacing, punctuation, units of thousands and numbers ("1,000.0" == "1000").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pipeline.generate.teacher import Teacher
+
+_FINAL = re.compile(r"final answer\s*\**\s*:\s*(.+)", re.IGNORECASE)
+_NUMBER = re.compile(r"^[-+]?\$?\d[\d,]*(\.\d+)?%?$")
+CHECK_INSTRUCTION = ("Solve the problem step by step. End with a last line of the form "
+                     "'Final answer: <answer>' where <answer> is short (a number, a word or a short phrase).")
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The answer on the last `Final answer:` line of a reply, or None when there is none."""
+    found = _FINAL.findall(text or "")
+    return found[-1].strip() if found else None
+
+
+def normalise(answer: str) -> str:
+    text = unicodedata.normalize("NFKC", answer).strip().lower()
+    text = re.sub(r"^(the|a|an)\s+", "", text)
+    text = text.strip(" .!*`\"'")
+    compact = text.replace(" ", "")
+    if _NUMBER.match(compact):
+        try:
+            value = float(compact.replace(",", "").replace("$", "").rstrip("%"))
+            return f"{value:g}" + ("%" if compact.endswith("%") else "")
+        except ValueError:
+            pass
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s%/.-]", "", text)).strip()
+
+
+def answers_agree(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and normalise(a) == normalise(b)
+
+
+async def check_example(checker: Teacher, example: dict, final_answer: str, *, max_tokens: int
+                        ) -> tuple[bool, str | None, object]:
+    """(agree, the checker's final answer, its Reply) for one example."""
+    users = [m for m in example["messages"] if m.get("role") == "user"]
+    prompt = [{"role": "system", "content": CHECK_INSTRUCTION}, *users]
+    reply = await checker.complete(prompt, max_tokens=max_tokens, temperature=0.0)
+    theirs = extract_final_answer(reply.text)
+    return answers_agree(final_answer, theirs), theirs, reply

@@ -1,0 +1,51 @@
+"""Exact and near-duplicate detection on the user turns of examples (rapidfuzz does the distance).
+
+Two examples whose user turns match after normalising case, spacing and punctuation are exact
+duplicates; two whose user turns score at least `threshold` with rapidfuzz's token_sort_ratio (word
+order ignored) are near duplicates. Only the user side is compared: the point is
+not to ask the student the same question twice, whatever the answer says.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rapidfuzz import fuzz, process, utils
+
+_SPACE = re.compile(r"\s+")
+
+
+def user_text(example: dict) -> str:
+    return "\n".join(str(m.get("content") or "") for m in example.get("messages", [])
+                     if isinstance(m, dict) and m.get("role") == "user")
+
+
+def _normal(text: str) -> str:
+    return _SPACE.sub(" ", utils.default_process(text)).strip()
+
+
+class Deduper:
+    def __init__(self, threshold: float = 92.0) -> None:
+        self.threshold = threshold
+        self._exact: set[str] = set()
+        self._texts: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def add(self, example: dict) -> None:
+        key = _normal(user_text(example))
+        self._exact.add(key)
+        self._texts.append(key)
+
+    def duplicate_reason(self, example: dict) -> str | None:
+        """Why this example duplicates one already kept, or None when it is new."""
+        key = _normal(user_text(example))
+        if key in self._exact:
+            return "exact duplicate of an earlier example"
+        if self.threshold < 100 and self._texts:
+            match = process.extractOne(key, self._texts, scorer=fuzz.token_sort_ratio,
+                                       score_cutoff=self.threshold, processor=None)
+            if match is not None:
+                return f"near duplicate ({match[1]:.0f}% similar) of: {match[0][:120]}"
+        return None

@@ -1,0 +1,204 @@
+"""What an endpoint offers: its model list (cached per session), a connection test, its newest
+fine-tuned model. Failures come back as sentences that say what to do, never as tracebacks, and
+never with a key in them (provider texts are scrubbed of every secret the session knows).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import openai
+
+from pipeline.endpoints import Endpoint, SessionSettings, make_client, role
+from pipeline.errors import DistillError, explain
+
+log = logging.getLogger("distill.endpoints")
+
+#: One cheap call should not hang a demo: no retries, a short timeout.
+PROBE_TIMEOUT_S = 10.0
+#: Ids that are clearly not chat models (embeddings, audio, images, moderation): hidden from role pickers.
+_NOT_CHAT = ("text-embedding", "tts", "whisper", "dall-e", "gpt-image", "omni-moderation",
+             "text-moderation", "davinci", "babbage", "sora", "computer-use", "codex-mini")
+
+
+@dataclass
+class ModelList:
+    models: list[str] = field(default_factory=list)
+    #: Why the last fetch failed (the models are then the last good list), or None.
+    error: str | None = None
+    #: time.time() of the last good fetch; None if there never was one.
+    fetched_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    ok: bool
+    message: str
+
+
+class NotAModelList(Exception):
+    """The endpoint answered 200 with something that is not an OpenAI model list."""
+
+
+def redact(text: str, settings: SessionSettings) -> str:
+    """Replace every secret the session knows by '***' (some providers echo part of a bad key)."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+def _host(endpoint: Endpoint) -> str:
+    if endpoint.kind == "local":
+        return "the built-in local backend"
+    return urlparse(endpoint.base_url).netloc if endpoint.base_url else "api.openai.com"
+
+
+def describe_failure(exc: BaseException, endpoint: Endpoint, settings: SessionSettings,
+                     model: str | None = None) -> str:
+    """A failed call in words: invalid key, no access to model, network unreachable, rate limited..."""
+    if isinstance(exc, DistillError):
+        text = str(exc)
+    elif isinstance(exc, openai.AuthenticationError):
+        text = (f"Invalid key: {_host(endpoint)} refused it (401). Type the key again in Settings, "
+                "or fix the environment variable it comes from.")
+    elif isinstance(exc, openai.PermissionDeniedError):
+        what = f"model '{model}'" if model else "this resource"
+        text = f"No access: the key is valid but may not use {what} (403)."
+    elif isinstance(exc, openai.NotFoundError):
+        text = (f"No access to model '{model}': {_host(endpoint)} does not serve it to this key (404)."
+                if model else f"Not found (404) at {_host(endpoint)}: check the base URL "
+                "(OpenAI-compatible servers usually end in /v1).")
+    elif isinstance(exc, openai.RateLimitError):
+        text = explain(exc)
+    elif isinstance(exc, openai.APITimeoutError):
+        text = f"Network unreachable: no answer from {_host(endpoint)} within {PROBE_TIMEOUT_S:.0f} s."
+    elif isinstance(exc, openai.APIConnectionError):
+        text = (f"Network unreachable: could not connect to {_host(endpoint)}. Check the base URL and "
+                "that the server is running.")
+    elif isinstance(exc, NotAModelList):
+        text = (f"{_host(endpoint)} answered, but not with an OpenAI model list ({exc}). Check the "
+                "base URL (OpenAI-compatible servers usually end in /v1).")
+    else:
+        text = explain(exc)
+    return redact(text, settings)
+
+
+def _probe_client(settings: SessionSettings, endpoint_name: str):
+    return make_client(settings, endpoint_name, timeout=PROBE_TIMEOUT_S, max_retries=0)
+
+
+def _parsed(raw) -> object:
+    """The parsed body of a raw SDK response, or NotAModelList when the body is not JSON."""
+    ctype = raw.headers.get("content-type", "")
+    if "json" not in ctype:
+        raise NotAModelList(f"got {ctype.split(';')[0] or 'a body without content type'}")
+    try:
+        return raw.parse()
+    except (ValueError, TypeError) as exc:  # JSON that does not decode
+        raise NotAModelList(f"undecodable JSON ({type(exc).__name__})") from exc
+
+
+def _model_ids(client) -> list[str]:
+    data = getattr(_parsed(client.models.with_raw_response.list()), "data", None)
+    if not isinstance(data, list):
+        raise NotAModelList(f"'data' is {type(data).__name__}, not a list")
+    ids = [getattr(m, "id", None) for m in data]
+    if any(not isinstance(i, str) or not i for i in ids):
+        raise NotAModelList("an entry has no string 'id'")
+    return sorted(set(ids))
+
+
+def _check_model(client, model: str) -> None:
+    found = _parsed(client.models.with_raw_response.retrieve(model))
+    if getattr(found, "id", None) != model:
+        raise NotAModelList(f"no model object for '{model}'")
+
+
+def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool = False) -> ModelList:
+    """The endpoint's models, from its /models, cached in this visitor's session.
+
+    A failure keeps the last good list and says why in `error`. Endpoints that cannot list models
+    (Azure deployments) return an empty list and a hint to type the name.
+    """
+    cached: ModelList | None = settings.model_cache.get(endpoint_name)
+    if cached is not None and not refresh:
+        return cached
+    endpoint = settings.endpoint(endpoint_name)
+    if not endpoint.can("model_listing"):
+        return ModelList(error=f"'{endpoint_name}' does not list its models: type the model "
+                         "(or deployment) name.")
+    try:
+        ids = _model_ids(_probe_client(settings, endpoint_name))
+    except Exception as exc:  # every failure becomes words; the last good list stays
+        log.warning("listing models of endpoint %s failed: %s", endpoint_name, type(exc).__name__)
+        last = cached or ModelList()
+        result = ModelList(list(last.models), describe_failure(exc, endpoint, settings), last.fetched_at)
+    else:
+        result = ModelList(ids, None, time.time())
+    settings.model_cache[endpoint_name] = result
+    return result
+
+
+def chat_models(models: list[str]) -> list[str]:
+    """Drop ids that are plainly not chat models, for role pickers (the full list stays available)."""
+    return [m for m in models if not m.lower().startswith(_NOT_CHAT)]
+
+
+def test_connection(settings: SessionSettings, endpoint_name: str, model: str | None = None
+                    ) -> ConnectionResult:
+    """One cheap call (list models, or look up / ping `model`) and the outcome in words."""
+    model = (model or "").strip() or None
+    try:
+        endpoint = settings.endpoint(endpoint_name)
+    except DistillError as exc:
+        return ConnectionResult(False, str(exc))
+    try:
+        client = _probe_client(settings, endpoint_name)
+        if model and endpoint.can("model_listing"):
+            _check_model(client, model)
+            return ConnectionResult(True, f"OK: the key works and '{model}' is available on {_host(endpoint)}.")
+        if model:  # no /models (Azure deployments): the smallest real request
+            client.chat.completions.create(model=model, max_completion_tokens=1,
+                                           messages=[{"role": "user", "content": "ping"}])
+            return ConnectionResult(True, f"OK: '{model}' answered on {_host(endpoint)}.")
+        if not endpoint.can("model_listing"):
+            return ConnectionResult(False, f"Give a model (deployment) name to test '{endpoint_name}': "
+                                    "it does not list its models.")
+        ids = _model_ids(client)
+    except Exception as exc:  # the result is the words, whatever went wrong
+        log.warning("connection test of endpoint %s failed: %s", endpoint_name, type(exc).__name__)
+        return ConnectionResult(False, describe_failure(exc, endpoint, settings, model))
+    settings.model_cache[endpoint_name] = ModelList(ids, None, time.time())
+    return ConnectionResult(True, f"OK: connected to {_host(endpoint)}; {len(ids)} models available.")
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into one
+
+
+def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | None = None,
+                            refresh: bool = False) -> str:
+    """The newest succeeded fine-tuning job's model on the base role's endpoint, else the base model.
+
+    `job_ids` limits the search to this visitor's own jobs (on a shared key, the account's jobs
+    list holds everyone's). The answer is cached in the session; `default_role` reads the cache.
+    """
+    base = role(settings, "base")
+    cache = settings.fine_tuned_cache
+    if base.endpoint in cache and not refresh and job_ids is None:
+        return cache[base.endpoint] or base.model
+    if not settings.endpoint(base.endpoint).can("fine_tuning"):
+        return base.model
+    try:
+        jobs = _probe_client(settings, base.endpoint).fine_tuning.jobs.list(limit=100).data
+    except Exception as exc:  # the role falls back to the base model; the Fine-tune tab shows errors
+        log.warning("listing fine-tuning jobs on %s failed: %s", base.endpoint, type(exc).__name__)
+        return base.model
+    wanted = set(job_ids) if job_ids is not None else None
+    done = [j for j in jobs if j.status == "succeeded" and j.fine_tuned_model
+            and (wanted is None or j.id in wanted)]
+    newest = max(done, key=lambda j: (j.finished_at or 0, j.created_at or 0), default=None)
+    cache[base.endpoint] = newest.fine_tuned_model if newest else ""
+    return cache[base.endpoint] or base.model

@@ -1,0 +1,57 @@
+"""The Chat tab over gradio_client: the send endpoint streams from three panes of a local server."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+from components.chat import build_chat_tab
+from components.context import AppContext
+from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
+from tests.fakes.chat_server import FakeChatServer
+
+
+@pytest.fixture(scope="module")
+def chat_app():
+    with FakeChatServer() as srv:
+        settings = SessionSettings(
+            custom_endpoints={"fake": Endpoint("fake", "compatible", base_url=srv.base_url)},
+            typed_keys={"fake": "k"},
+            roles={"base": RoleChoice("fake", "fast-a"), "fine_tuned": RoleChoice("fake", "delay-0.5-ft"),
+                   "teacher": RoleChoice("fake", "error-teacher")})
+        with gr.Blocks() as demo:
+            ctx = AppContext(settings=gr.State(settings), visitor=gr.State("visitor-ui-test-1"),
+                             dataset_rev=gr.State(0), recent_jobs=gr.State([]), remembered=gr.State(None))
+            build_chat_tab(ctx)
+        demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
+                            quiet=True, show_error=True)
+        try:
+            yield demo, srv
+        finally:
+            demo.close()
+
+
+def _text(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def test_send_endpoint_streams_every_pane(chat_app):
+    demo, _ = chat_app
+    client = Client(demo.local_url, verbose=False)
+    result = client.predict("Hello panes", "Be brief.", 0.3, 64, False, None,
+                            "fake", "fast-a", "fake", "delay-0.5-ft", "fake", "error-teacher",
+                            api_name="/chat_send")
+    base, ft, teacher, m_base, m_ft, m_teacher, box = result
+    assert _text(base[-1]) == "fast-a says: Hello panes"
+    assert _text(ft[-1]) == "delay-0.5-ft says: Hello panes"
+    assert "⚠️" in _text(teacher[-1]) and "500" in _text(teacher[-1])
+    assert "first token" in m_base and "tokens" in m_base
+    assert "error" in m_teacher
+    assert box == ""
+    # The session kept each pane's history: a second message carries the first exchange.
+    again = client.predict("Second", "", 0.3, 64, False, None, "fake", "fast-a", "fake", "fast-b", "fake", "fast-c",
+                           api_name="/chat_send")
+    assert [_text(m) for m in again[0]] == ["Hello panes", "fast-a says: Hello panes", "Second", "fast-a says: Second"]
+    assert [_text(m) for m in again[2]][-1] == "fast-c says: Second"

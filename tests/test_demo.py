@@ -1,0 +1,67 @@
+"""The guided demo's steps against the embedded backend (tiny random model: plumbing, not quality)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import drafts
+from pipeline.demo import DemoRun, list_scenarios, load_scenario, run_step
+from pipeline.demo.steps import restore_draft
+from pipeline.endpoints import SessionSettings
+from pipeline.errors import InputError
+from pipeline.local import runtime
+
+
+@pytest.fixture
+def local(tiny_backend, monkeypatch):
+    monkeypatch.setattr(runtime, "_handle", tiny_backend)
+    return tiny_backend
+
+
+def test_scenarios_name_existing_files_and_known_steps() -> None:
+    names = {s.name for s in list_scenarios()}
+    assert {"person", "reasoning"} <= names
+    for s in list_scenarios():
+        assert s.sample.exists() and s.benchmark.exists()
+        assert s.steps[0] == "load" and "finetune" in s.steps and s.steps[-1] == "benchmark"
+    with pytest.raises(InputError):
+        load_scenario("nope")
+
+
+def test_load_keeps_the_previous_draft_and_undo_restores_it() -> None:
+    visitor = "visitor_demo_undo_01"
+    drafts.save_draft(visitor, [{"messages": [{"role": "user", "content": "mine"},
+                                              {"role": "assistant", "content": "kept"}]}])
+    run = DemoRun("person", visitor)
+    result = run_step(run, "load", SessionSettings())
+    assert "53 examples" in result.summary and result.cost_usd == 0.0
+    assert len(drafts.load_draft(visitor)) == 53
+    assert restore_draft(run) == 1
+    assert drafts.load_draft(visitor)[0]["messages"][0]["content"] == "mine"
+
+
+def test_steps_before_their_inputs_say_what_to_do(local) -> None:
+    run = DemoRun("person", "visitor_demo_order_01")
+    with pytest.raises(InputError, match="Load the sample data"):
+        run_step(run, "finetune", SessionSettings())
+    with pytest.raises(InputError, match="no step"):
+        run_step(DemoRun("reasoning", "visitor_demo_order_01"), "augment", SessionSettings())
+
+
+def test_reasoning_scenario_end_to_end_on_the_local_backend(local) -> None:
+    settings, visitor = SessionSettings(), "visitor_demo_e2e_001"
+    run = DemoRun("reasoning", visitor)
+    said: list[str] = []
+    for step in load_scenario("reasoning").steps:
+        run_step(run, step, settings, say=said.append)
+    assert run.fine_tuned_model and run.fine_tuned_model.startswith("ft:")
+    tune = run.results["finetune"]
+    assert tune.cost_usd == 0.0 and tune.equivalent_usd and tune.equivalent_usd > 0
+    assert tune.details["metrics"], "the loss curve has points"
+    panes = run.results["compare"].details["panes"]
+    assert [p["label"] for p in panes] == ["base", "fine-tuned", "teacher"]
+    assert all(p["status"] == "done" for p in panes)
+    board = run.results["benchmark"].details["results"]
+    assert [r["label"] for r in board] == ["base", "fine-tuned"]
+    assert all(r["total"] == 26 and r["answered"] == 26 for r in board)
+    assert any("Step" in line or "step" in line for line in said)

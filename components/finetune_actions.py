@@ -9,6 +9,7 @@ visitor's jobs again from the browser's list (gr.BrowserState), the workspace re
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,10 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
         was = previous.status if previous else None
         if snap.status == "succeeded" and snap.fine_tuned_model and (
                 was != "succeeded" or "fine_tuned" not in settings.roles):
-            settings.roles["fine_tuned"] = RoleChoice(watch["endpoint"], snap.fine_tuned_model)
-            out["settings"] = settings
+            # A new object, not a mutation: gradio spots State changes by hash, and a dataclass
+            # hashes by id, so only a new object fires settings.change (the Chat tab follows it).
+            out["settings"] = replace(settings, roles={
+                **settings.roles, "fine_tuned": RoleChoice(watch["endpoint"], snap.fine_tuned_model)})
             if was is not None:
                 gr.Info(f"Job succeeded: {snap.fine_tuned_model} is now the Chat tab's fine-tuned model.")
         if visitor:

@@ -74,6 +74,7 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert 'data-status="succeeded"' in out["status_html"] and not out["timer"].active
     model = watch["snapshot"]["fine_tuned_model"]
     assert out["settings"].roles["fine_tuned"] == RoleChoice("stub", model)
+    assert out["settings"] is not settings  # a new object, so gradio fires settings.change
     assert model in out["progress_md"] and "Step **" in out["progress_md"]
     chart = out["loss_plot"]
     assert isinstance(chart, pd.DataFrame) and set(chart["series"]) == {"train", "validation"}
@@ -96,8 +97,8 @@ def test_reattach_after_an_app_restart(stub, visitor) -> None:
         assert again["watch_state"]["job_id"] == job_id and again["timer"].active
         assert job_id in [value for _, value in again["jobs_dd"].choices]
         assert again["endpoint_dd"] == "stub" and again["model_dd"].choices
-    _, watch = poll_until_finished(fresh, visitor, again["watch_state"])
-    assert watch["snapshot"]["status"] == "succeeded" and fresh.roles["fine_tuned"].endpoint == "stub"
+    final, watch = poll_until_finished(fresh, visitor, again["watch_state"])
+    assert watch["snapshot"]["status"] == "succeeded" and final["settings"].roles["fine_tuned"].endpoint == "stub"
     assert act.reattach(settings_for(stub), visitor, None).get("watch_state") is None  # nothing running
 
 

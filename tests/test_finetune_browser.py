@@ -66,3 +66,27 @@ def test_start_reload_reattach_and_cancel(running_app, tmp_path) -> None:
         expect(page.locator('.ft-badge[data-status="cancelled"]')).to_be_visible(timeout=30_000)
         browser.close()
     assert stub.bodies("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel") == [None]
+
+
+def test_succeeded_job_becomes_the_chat_tabs_fine_tuned_model(running_app, tmp_path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    demo, stub = running_app
+    train = tmp_path / "small.jsonl"
+    train.write_text("".join(json.dumps(e) + "\n" for e in examples(12)), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.goto(demo.local_url)
+        page.get_by_role("tab", name="Fine-tune").click()
+        page.get_by_label("Upload a file").check()
+        page.locator("#ft-upload input[type=file]").set_input_files(str(train))
+        expect(page.get_by_text("small.jsonl")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Start fine-tuning").click()
+        expect(page.locator('.ft-badge[data-status="succeeded"]')).to_be_visible(timeout=120_000)
+        model = re.search(r"ft:[^\s`]+", page.get_by_text("Fine-tuned model:").inner_text()).group(0)
+        page.get_by_role("tab", name="Chat").click()
+        # The fine-tuned pane's model picker now holds the new model (it may take a moment to refresh).
+        page.wait_for_function(f"() => [...document.querySelectorAll('input')].some(e => e.value === '{model}')",
+                               timeout=30_000)
+        browser.close()

@@ -25,10 +25,12 @@ TICK_S = 2.0  # the timer's beat; the handler itself decides when a poll is due 
 
 def _bind(fn: Callable[..., dict[str, Any]], comps: dict[str, Any]) -> Callable[..., dict[Any, Any]]:
     """Turn a handler returning {name: value} into one returning {component: value}."""
+    first = comps[_outputs(fn)[0]]
 
     @functools.wraps(fn)
     def handler(*args: Any) -> dict[Any, Any]:
-        return {comps[name]: value for name, value in fn(*args).items()}
+        # Gradio reads an empty dict as one value, not as "no updates": skip explicitly.
+        return {comps[name]: value for name, value in fn(*args).items()} or {first: gr.skip()}
 
     return shown_errors(handler)
 
@@ -42,13 +44,16 @@ def build_finetune_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             gr.Markdown("### 1. Data and model")
             c["source_radio"] = gr.Radio(list(act.SOURCES), value=act.SOURCES[0], label="Training data")
             c["upload_file"] = gr.File(label="Training file (JSONL, CSV, Parquet)", visible=False,
-                                       file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"], type="filepath")
+                                       file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"], type="filepath",
+                                       elem_id="ft-upload")
             c["split_sl"] = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Validation split",
                                       info="Share of examples held out to measure validation loss (0 = none)")
             c["endpoint_dd"] = gr.Dropdown(endpoints, value=act.default_endpoint(start_settings), label="Endpoint",
                                            info="Where the job runs: OpenAI, or the embedded local backend")
             with gr.Row():
-                c["model_dd"] = gr.Dropdown([], label="Base model", allow_custom_value=True, scale=4)
+                initial = act.initial_base_models(start_settings)
+                c["model_dd"] = gr.Dropdown(initial, value=initial[0], label="Base model",
+                                            allow_custom_value=True, scale=4)
                 c["models_btn"] = gr.Button("↻ Models", scale=1, size="sm")
             with gr.Accordion("Hyperparameters", open=False):
                 c["epochs_box"] = gr.Textbox("auto", label="Epochs", info="'auto' or 1-50")
@@ -106,8 +111,11 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     on(c["endpoint_dd"].change, act.refresh_jobs, ["settings", "visitor", "recent_jobs", "endpoint_dd"])
     on(c["models_btn"].click, act.list_base_models, ["settings", "endpoint_dd"], "finetune_models")
     on(c["check_btn"].click, act.check_run, run_inputs[:2] + run_inputs[3:9], "finetune_preflight")
-    on(c["start_btn"].click, act.start_run, run_inputs, "finetune_start", concurrency_limit=4)
-    on(c["confirm_btn"].click, act.start_confirmed, run_inputs, "finetune_start_confirmed")
+    jobs_inputs = ["settings", "visitor", "recent_jobs", "endpoint_dd"]
+    for btn, fn, api in ((c["start_btn"], act.start_run, "finetune_start"),
+                         (c["confirm_btn"], act.start_confirmed, "finetune_start_confirmed")):
+        started = on(btn.click, fn, run_inputs, api, concurrency_limit=4)
+        on(started.success, act.refresh_jobs, jobs_inputs)  # the new job joins the list
     on(c["timer"].tick, act.poll_job, ["settings", "visitor", "watch_state", "smooth_chk"], "finetune_poll",
        show_progress="hidden")
     on(c["smooth_chk"].change, act.redraw_chart, ["watch_state", "smooth_chk"])

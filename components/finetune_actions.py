@@ -9,6 +9,7 @@ visitor's jobs again from the browser's list (gr.BrowserState), the workspace re
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,14 @@ from components.finetune_view import (
 )
 from pipeline import drafts
 from pipeline.dataset import split_examples
-from pipeline.endpoints import RoleChoice, SessionSettings, has_openai_key, make_client
+from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, has_openai_key, make_client
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.preflight import ConfirmationNeeded, is_openai_hosted, offered_base_models
 from pipeline.finetune.records import known_jobs, record_job, recorded_jobs, remember, visitor_tag
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
 from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
+from pipeline.models import openai_fine_tunable_models
 
 SOURCES = ("Current dataset draft", "Upload a file")
 SPLIT_SEED = 42
@@ -44,6 +46,11 @@ def fine_tuning_endpoints(settings: SessionSettings) -> list[str]:
 
 def default_endpoint(settings: SessionSettings) -> str:
     return "openai" if has_openai_key(settings) else "local"
+
+
+def initial_base_models(settings: SessionSettings) -> list[str]:
+    """What the model list shows before the page has loaded the endpoint's own (no network call)."""
+    return openai_fine_tunable_models() if default_endpoint(settings) == "openai" else [LOCAL_MODEL]
 
 
 def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
@@ -109,12 +116,20 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
             "preflight_md": "\n".join(f"- {line}" for line in started.preflight.summary_lines())}
 
 
-def start_run(*args: Any) -> dict[str, Any]:
-    return _start(False, *args)
+def start_run(settings: SessionSettings, visitor: str | None, recent: list | None, source: str,
+              file: str | None, split: float, endpoint: str, model: str, epochs: str, batch: str, lr: str,
+              seed: float | None, suffix: str) -> dict[str, Any]:
+    """Start, unless the cost is above the threshold: then ask (the confirm row) first."""
+    return _start(False, settings, visitor, recent, source, file, split, endpoint, model, epochs, batch,
+                  lr, seed, suffix)
 
 
-def start_confirmed(*args: Any) -> dict[str, Any]:
-    return _start(True, *args)
+def start_confirmed(settings: SessionSettings, visitor: str | None, recent: list | None, source: str,
+                    file: str | None, split: float, endpoint: str, model: str, epochs: str, batch: str,
+                    lr: str, seed: float | None, suffix: str) -> dict[str, Any]:
+    """Start after the visitor accepted the estimated cost."""
+    return _start(True, settings, visitor, recent, source, file, split, endpoint, model, epochs, batch,
+                  lr, seed, suffix)
 
 
 def _render(watch: dict, snap: JobSnapshot, smoothing: bool) -> dict[str, Any]:
@@ -130,7 +145,7 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
     if not watch:
         return {"timer": gr.Timer(active=False)}
     if time.time() < watch.get("next_poll_at", 0.0):
-        return {}
+        return {"watch_state": watch}  # not due yet (backoff): nothing changes
     previous = JobSnapshot.from_dict(watch["snapshot"]) if watch.get("snapshot") else None
     snap = watch_job(make_client(settings, watch["endpoint"]), watch["job_id"], previous)
     if snap.warning and snap.failures == 1:
@@ -142,8 +157,10 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
         was = previous.status if previous else None
         if snap.status == "succeeded" and snap.fine_tuned_model and (
                 was != "succeeded" or "fine_tuned" not in settings.roles):
-            settings.roles["fine_tuned"] = RoleChoice(watch["endpoint"], snap.fine_tuned_model)
-            out["settings"] = settings
+            # A new object, not a mutation: gradio spots State changes by hash, and a dataclass
+            # hashes by id, so only a new object fires settings.change (the Chat tab follows it).
+            out["settings"] = replace(settings, roles={
+                **settings.roles, "fine_tuned": RoleChoice(watch["endpoint"], snap.fine_tuned_model)})
             if was is not None:
                 gr.Info(f"Job succeeded: {snap.fine_tuned_model} is now the Chat tab's fine-tuned model.")
         if visitor:

@@ -6,6 +6,8 @@ and the CLI prints it on stderr. Keep secrets out of messages: never format a ke
 
 from __future__ import annotations
 
+import re
+
 
 class DistillError(Exception):
     """Base class: a problem the user can act on. `str(e)` is the message to show."""
@@ -79,7 +81,8 @@ def explain(exc: BaseException) -> str:
         if param == "model" or _provider_code(exc) == "model_not_available":
             return (f"The provider cannot use that model here (400): {_provider_text(exc)} "
                     "Pick one of the models this endpoint offers.")
-        if param in ("file", "training_file", "validation_file") or "file" in _provider_text(exc).lower():
+        if param in ("file", "training_file", "validation_file") or re.search(
+                r"\b(file|jsonl)\b", _provider_text(exc), re.IGNORECASE):
             return (f"The provider refused the file (400): {_provider_text(exc)} "
                     "Fix the data (the Dataset tab checks every line) and try again.")
     if isinstance(exc, openai.APIStatusError):

@@ -58,13 +58,20 @@ def test_whole_flow_on_the_local_backend(tiny_backend) -> None:
     assert snap.fine_tuned_model in {m.id for m in client.models.list()}
 
 
-def test_cancel_on_the_local_backend(tiny_backend) -> None:
+def test_queue_place_and_cancel_on_the_local_backend(tiny_backend) -> None:
     client = tiny_backend.client(max_retries=0)
-    job = start_job(client, examples(40), base_model(client), n_epochs=30, batch_size=2).job
-    follow(client, job.id, until=lambda s: s.status == "running" or s.finished)
-    assert ft.cancel_job(client, job.id).status in ("cancelled", "running")  # it stops within seconds
-    snap = follow(client, job.id)
-    assert snap.status == "cancelled" and snap.fine_tuned_model is None
+    model = base_model(client)
+    long_job = start_job(client, examples(40), model, n_epochs=30, batch_size=2).job
+    follow(client, long_job.id, until=lambda s: s.status == "running" or s.finished)
+    # A second job waits behind the first: the visitor sees their place in the queue.
+    waiting = start_job(client, examples(10), model, n_epochs=2).job
+    snap = watch_job(client, waiting.id)
+    # (this backend validates a waiting job's files only when its turn comes)
+    assert snap.status in ("validating_files", "queued") and snap.queue_ahead == 0  # next in line
+    assert ft.cancel_job(client, waiting.id).status == "cancelled"
+    assert ft.cancel_job(client, long_job.id).status in ("cancelled", "running")  # stops within seconds
+    snap = follow(client, long_job.id)
+    assert snap.status == "cancelled" and snap.fine_tuned_model is None and snap.remaining_s == 0
 
 
 def test_invalid_training_data_is_refused_or_fails_with_its_line(tiny_backend) -> None:

@@ -93,7 +93,8 @@ def smooth(values: list[float | None], weight: float = 0.6) -> list[float | None
 
 def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The table as shown: one row per step."""
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.astype({"step": "int64", **{c: "float64" for c in COLUMNS[1:]}})
 
 
 def loss_frame(rows: list[dict[str, Any]], smoothing: bool = False) -> pd.DataFrame:
@@ -105,4 +106,6 @@ def loss_frame(rows: list[dict[str, Any]], smoothing: bool = False) -> pd.DataFr
         if smoothing:
             values = smooth(values)
         records += [{"step": s, "loss": v, "series": series} for s, v in zip(steps, values, strict=True)]
-    return pd.DataFrame(records, columns=["step", "loss", "series"])
+    # Explicit dtypes: an empty first frame must not make a chart treat loss as categories.
+    frame = pd.DataFrame(records, columns=["step", "loss", "series"])
+    return frame.astype({"step": "int64", "loss": "float64", "series": "str"})

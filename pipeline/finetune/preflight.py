@@ -24,6 +24,23 @@ class ConfirmationNeeded(InputError):
     """The estimated cost is above the threshold and the user has not confirmed it."""
 
 
+def _grouped(problems: list[dict[str, Any]], label: str, max_each: int = 3) -> list[str]:
+    """One line per problem, but one line per kind when a kind repeats (50 lines without a system
+    message are one finding, not 50). The validator's messages already name their line."""
+    by_code: dict[Any, list[dict[str, Any]]] = {}
+    for p in problems:
+        by_code.setdefault(p.get("code"), []).append(p)
+    out: list[str] = []
+    for code, items in by_code.items():
+        if len(items) <= max_each:
+            out += [f"{label}: {p['message']}" for p in items]
+            continue
+        where = [str(p["line"]) for p in items if p.get("line")]
+        shown = ", ".join(where[:8]) + (", ..." if len(where) > 8 else "")
+        out.append(f"{label} x{len(items)} ({code}; lines {shown}), e.g.: {items[0]['message']}")
+    return out
+
+
 def confirm_threshold_usd() -> float:
     raw = os.environ.get("DISTILL_FINETUNE_CONFIRM_USD")
     try:
@@ -58,7 +75,8 @@ class Preflight:
     def cost_text(self) -> str:
         if self.estimated_cost_usd is None:
             return "unknown (no training price for this model in data/pricing.json)"
-        return f"${self.estimated_cost_usd:,.2f}"
+        cost = self.estimated_cost_usd
+        return f"${cost:,.2f}" if cost >= 0.01 or cost == 0 else f"${cost:.4f}"
 
     def summary_lines(self) -> list[str]:
         approx = " (approximate count)" if self.tokens_approximate else ""
@@ -69,12 +87,7 @@ class Preflight:
             f"{epochs} epochs -> {self.billing_tokens_per_epoch * self.n_epochs:,} training tokens",
             f"Estimated cost for {self.model}: {self.cost_text()} ({pricing_source()})",
         ]
-        # The validator's messages already name their line ("Line 12 ...").
-        lines += [f"Error: {p['message']}" for p in self.errors[:20]]
-        lines += [f"Warning: {p['message']}" for p in self.warnings[:20]]
-        hidden = max(0, len(self.errors) - 20) + max(0, len(self.warnings) - 20)
-        if hidden:
-            lines.append(f"... and {hidden} more problem(s): the Dataset tab lists them all.")
+        lines += _grouped(self.errors, "Error") + _grouped(self.warnings, "Warning")
         if self.needs_confirmation:
             lines.append(f"This is above the ${self.threshold_usd:,.2f} confirmation threshold.")
         return lines

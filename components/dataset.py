@@ -137,7 +137,7 @@ def export_dataset(visitor: str) -> dict:
 def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c: dict[str, gr.components.Component] = {}
     with gr.Row():
-        c["upload_file"] = gr.File(label="Upload a dataset (.jsonl .json .csv .tsv .parquet)", type="filepath",
+        c["upload_file"] = gr.File(label="Upload a dataset (.jsonl .json .csv .tsv .parquet)", type="filepath", elem_id="dataset-upload",
                                    file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"], scale=2)
         with gr.Column(scale=2):
             c["sample_dd"] = gr.Dropdown(sample_choices(), label="…or a sample dataset", value=None)

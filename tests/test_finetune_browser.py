@@ -48,7 +48,7 @@ def test_start_reload_reattach_and_cancel(running_app, tmp_path) -> None:
         page.get_by_role("tab", name="Fine-tune").click()
         page.get_by_label("Upload a file").check()
         page.locator("#ft-upload input[type=file]").set_input_files(str(train))
-        expect(page.get_by_text("riddles.jsonl")).to_be_visible(timeout=30_000)  # upload finished
+        expect(page.get_by_text("riddles.jsonl")).to_be_visible(timeout=90_000)  # upload finished
         page.get_by_role("button", name="Check data and cost").click()
         expect(page.get_by_text("180 training examples, 20 validation")).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Start fine-tuning").click()

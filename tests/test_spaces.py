@@ -91,7 +91,8 @@ def test_no_module_level_state_for_visitors() -> None:
     """
     import ast
 
-    allowed = {("pipeline/drafts.py", "_locks")}  # one lock per draft *file*, keyed by its path
+    # One lock per *file* (a visitor's draft, a visitor's job records), keyed by its path: no visitor data.
+    allowed = {("pipeline/drafts.py", "_locks"), ("pipeline/finetune/records.py", "_locks")}
     found = []
     for path in [*ROOT.joinpath("components").glob("*.py"), *ROOT.joinpath("pipeline").rglob("*.py")]:
         rel = str(path.relative_to(ROOT))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from pipeline.tokens import training_cost_usd, usage_cost_usd
 
 POLL_S = 2.0
 VALIDATION_FRACTION = 0.1
-COMPARE_MAX_TOKENS = 120
+#: Answer length in the compare and benchmark steps. Tests with the random tiny model, which never
+#: stops by itself, lower it with DISTILL_DEMO_MAX_TOKENS.
+COMPARE_MAX_TOKENS = int(os.environ.get("DISTILL_DEMO_MAX_TOKENS", "120"))
 
 
 def step_load(ctx: StepContext) -> StepResult:
@@ -177,7 +180,7 @@ def step_benchmark(ctx: StepContext) -> StepResult:
             ctx.say(f"{n}/{total} answers scored")
 
     results = run_benchmark(ctx.scenario.benchmark.name, items, targets, on_answer=on_answer,
-                            cancel=ctx.cancel, max_tokens=COMPARE_MAX_TOKENS + 80)
+                            cancel=ctx.cancel, max_tokens=COMPARE_MAX_TOKENS)
     save_results(ctx.run.visitor_id, results)
     board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%})" for r in results["results"]]
     all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)

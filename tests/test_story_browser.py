@@ -1,0 +1,104 @@
+"""The whole story in a real browser (Debian's chromium via Playwright) against `python app.py` on the
+embedded backend with the tiny random model: what a presenter clicks and sees, asserted on the page.
+
+Screenshots of each tab are written to $DISTILL_SCREENSHOT_DIR (docs/screenshots when refreshed by
+hand, a temp folder otherwise)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app
+
+pytestmark = pytest.mark.browser
+SHOTS = Path(os.environ.get("DISTILL_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="distill-shots-"))
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (scripts/run_tests.sh installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    env = {"DISTILL_LOCAL_TINY": "1", "DISTILL_DEMO_MAX_TOKENS": "8"}
+    with running_app(tmp_path_factory.mktemp("story-home"), env) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(url)
+        yield pg
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_first_screen_says_which_backend_is_active(page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("No OpenAI key").first).to_be_visible()
+    shot(page, "start")
+
+
+def test_a_broken_file_shows_its_problems(page, tmp_path) -> None:
+    from playwright.sync_api import expect
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+                      '{"messages": [oops\n'
+                      '{"messages": [{"role": "wizard", "content": "x"}]}\n', encoding="utf-8")
+    page.get_by_role("tab", name="Dataset").click()
+    page.locator("#dataset-upload input[type=file]").set_input_files(str(broken))
+    expect(page.get_by_text("invalid_json").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("unrecognized_role").first).to_be_visible()
+    shot(page, "dataset-problems")
+
+
+def test_the_reasoning_demo_runs_from_data_to_scoreboard(page) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Start").click()
+    page.get_by_label("Step-by-step reasoning").check()
+    page.get_by_role("button", name="▶ Run all steps").click()
+    board = page.locator("#demo-scoreboard")
+    expect(board.get_by_text("fine-tuned", exact=True).first).to_be_visible(timeout=900_000)
+    expect(board.get_by_text("base", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Training loss went from")).to_be_visible()
+    expect(page.get_by_text("Held-out question:")).to_be_visible()
+    shot(page, "start-demo-done")
+    for tab in ("Dataset", "Fine-tune", "Evaluate"):  # the demo's results show in the other tabs too
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1500)
+        shot(page, tab.lower())
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.get_by_text("ft:SmolLM2-135M-Instruct:local:reasoning").first).to_be_visible(timeout=60_000)
+
+
+def test_one_message_fills_three_chat_panes(page) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_label("Max tokens").fill("6")
+    page.get_by_label("Message to all three panes").fill("What is 2 + 2?")
+    page.get_by_role("button", name="Send", exact=True).click()
+    bots = page.locator(".message.bot, [data-testid='bot']")
+    expect(bots).to_have_count(3, timeout=120_000)
+    expect(page.get_by_text("What is 2 + 2?")).to_have_count(3)
+    shot(page, "chat")
+
+
+def test_the_evaluate_tab_fills_a_scoreboard(page) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_label("Max tokens per answer").fill("6")
+    page.get_by_role("button", name="Run benchmark").click()
+    expect(page.get_by_text("Scoreboard")).to_be_visible()
+    expect(page.locator("table").get_by_text("SmolLM2-135M-Instruct").first).to_be_visible(timeout=600_000)
+    shot(page, "evaluate-scoreboard")

@@ -142,7 +142,8 @@ def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c["log_md"] = gr.Markdown("*Press **Run all steps** or one step at a time. Each step is a normal action of "
                               "the app: its results appear in the other tabs too.*", elem_id="demo-log")
     c["steps_df"] = gr.Dataframe(view.steps_frame(scenarios[0], None), label="Steps", interactive=False,
-                                 wrap=True, elem_id="demo-steps")
+                                 wrap=True, elem_id="demo-steps", column_widths=["18%", "52%", "8%", "10%", "12%"],
+                                 datatype=["str", "markdown", "str", "str", "str"])
     c["totals_md"] = gr.Markdown("")
     c["question_md"] = gr.Markdown("")
     panes = view.panes_markdown(None)

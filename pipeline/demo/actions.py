@@ -113,12 +113,14 @@ def step_finetune(ctx: StepContext) -> StepResult:
         raise InputError(f"The fine-tuning job {job.id} ended {snap.status}: {snap.error or 'no reason given'}")
     ctx.run.fine_tuned_model = snap.fine_tuned_model
     pre = started.preflight
+    epochs = getattr(ft.retrieve_job(client, job.id).hyperparameters, "n_epochs", None)
+    epochs = epochs if isinstance(epochs, int) else pre.n_epochs  # what the provider really ran
     losses = [r["train_loss"] for r in snap.metrics if r.get("train_loss") is not None]
     trend = f" Training loss went from {losses[0]:.2f} to {losses[-1]:.2f}." if len(losses) >= 2 else ""
-    equivalent = training_cost_usd(openai_equivalent("student"), pre.billing_tokens_per_epoch, pre.n_epochs) \
+    equivalent = training_cost_usd(openai_equivalent("student"), pre.billing_tokens_per_epoch, epochs) \
         if local else None
     return StepResult("finetune", f"Fine-tuned `{base.model}` on **{len(train)} examples** ({len(valid)} held for "
-                      f"validation), {pre.n_epochs} epochs.{trend} New model: `{snap.fine_tuned_model}`.",
+                      f"validation), {epochs} epochs.{trend} New model: `{snap.fine_tuned_model}`.",
                       0, cost_usd=0.0 if local else pre.estimated_cost_usd, equivalent_usd=equivalent,
                       details={"job_id": job.id, "metrics": snap.metrics, "fine_tuned_model": snap.fine_tuned_model})
 

@@ -157,7 +157,7 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         latest_btn = gr.Button("Show latest results")
         defaults_btn = gr.Button("Use role defaults (newest fine-tuned model)")
     status_md = gr.Markdown()
-    score_df = gr.Dataframe(label="Scoreboard", interactive=False, wrap=True)
+    score_df = gr.Dataframe(label="Scoreboard", interactive=False, wrap=True, elem_id="eval-scoreboard")
     acc_plot = gr.BarPlot(x="model", y="accuracy %", label="Accuracy", y_lim=[0, 100])
     drill_df = gr.Dataframe(label="Per question", interactive=False, wrap=True, max_height=600)
     out = {"status_md": status_md, "score_df": score_df, "acc_plot": acc_plot, "drill_df": drill_df}

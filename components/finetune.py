@@ -126,6 +126,8 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     on(c["cancel_btn"].click, act.ask_cancel, ["watch_state"])
     on(c["cancel_yes_btn"].click, act.cancel_run, ["settings", "watch_state"], "finetune_cancel")
     on(c["cancel_no_btn"].click, act.keep_running, [])
+    # A job started elsewhere in this session (the Start tab's demo) appears in the list at once.
+    on(ctx.recent_jobs.change, act.refresh_jobs, ["settings", "visitor", "recent_jobs", "endpoint_dd"])
     if Context.root_block is not None:  # re-attach on every page load (refresh, restart)
         on(Context.root_block.load, act.reattach, ["settings", "visitor", "recent_jobs"])
 

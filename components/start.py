@@ -86,7 +86,7 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
         for item in iterate_in_thread(work):
             if isinstance(item, Finished):
                 if item.error is not None:
-                    log.append(f"⚠️ {explain(item.error)}")
+                    log.append(f"⚠ {explain(item.error)}")
                     gr.Warning(explain(item.error))
                 break
             log.append(item)

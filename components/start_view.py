@@ -40,7 +40,7 @@ def panes_markdown(run: DemoRun | None) -> list[str]:
                 "*The teacher's answer appears here.*"]
     blocks = []
     for pane in result.details["panes"]:
-        mark = "✅ contains the expected fact" if pane["contains_expected"] else "❌ misses the expected fact"
+        mark = "✔ contains the expected fact" if pane["contains_expected"] else "✖ misses the expected fact"
         speed = f" · {pane['tokens_per_s']:.0f} tok/s" if pane.get("tokens_per_s") else ""
         blocks.append(f"**{pane['label']}** · `{pane['model']}`{speed}\n\n{pane['text'] or '*(no answer)*'}"
                       f"\n\n{mark}")

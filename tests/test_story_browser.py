@@ -44,6 +44,10 @@ def test_first_screen_says_which_backend_is_active(page) -> None:
     expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("No OpenAI key").first).to_be_visible()
     shot(page, "start")
+    for tab in ("Generate", "Hub", "Settings"):  # empty states of the tabs the story does not drive
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1500)
+        shot(page, tab.lower())
 
 
 def test_a_broken_file_shows_its_problems(page, tmp_path) -> None:

@@ -13,8 +13,9 @@ import gradio as gr
 import pandas as pd
 
 from components.context import AppContext
-from components.dataset_view import histogram, keyed, model_choices, sample_choices, sample_path
+from components.dataset_view import histogram, model_choices, sample_choices, sample_path
 from components.errors import shown_errors
+from components.wiring import keyed
 from pipeline import dataset as ds
 from pipeline import drafts, workspace
 from pipeline.dataset import draft_ops as dops

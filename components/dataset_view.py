@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -42,12 +39,3 @@ def histogram(report: ValidationReport) -> go.Figure:
                       annotation_text=f"limit {report.context_limit:,}")
     return fig
 
-
-def keyed(fn: Callable[..., dict[str, Any]], comps: dict[str, Any]) -> Callable[..., dict[Any, Any]]:
-    """Let a handler return {name: value}; gradio wants {component: value}. Keeps fn's signature."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any) -> dict[Any, Any]:
-        return {comps[k]: v for k, v in fn(*args).items()}
-
-    return wrapper

@@ -17,7 +17,8 @@ import gradio as gr
 from components import generate_run as ui
 from components.context import AppContext
 from components.errors import shown_errors
-from components.generate_run import MAX_VARS, RunHandle, keyed
+from components.generate_run import MAX_VARS, RunHandle
+from components.wiring import keyed
 from pipeline import drafts, endpoints
 from pipeline import generate as gen
 from pipeline.errors import InputError

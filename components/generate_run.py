@@ -7,12 +7,9 @@ run polls every 50 ms. The handle lives in the visitor's gr.State, never in a mo
 
 from __future__ import annotations
 
-import functools
-import inspect
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,20 +24,6 @@ from pipeline.models import prices
 MAX_VARS = 6  # variable boxes on the form; a template's further variables keep their defaults
 FAILURE_COLUMNS = ["kind", "reason", "raw"]
 
-
-def keyed(fn: Callable[..., Any], comps: dict[str, Any]) -> Callable[..., Any]:
-    """Handlers return {name: value}; gradio wants {component: value}. Works for generators too."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen(*args: Any) -> Iterator[dict]:
-            for out in fn(*args):
-                yield {comps[k]: v for k, v in out.items()}
-        return gen
-
-    @functools.wraps(fn)
-    def plain(*args: Any) -> dict:
-        return {comps[k]: v for k, v in fn(*args).items()}
-    return plain
 
 
 def template_form(name: str) -> dict[str, Any]:

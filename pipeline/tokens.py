@@ -95,18 +95,7 @@ def message_texts(messages: Sequence[dict]) -> list[str]:
 
 def count_messages(messages: Sequence[dict], counter: Counter) -> int:
     """Tokens of one chat example, as the data-prep notebook's num_tokens_from_messages counts them."""
-    total = REPLY_PRIMING_TOKENS
-    for m in messages:
-        if not isinstance(m, dict):
-            continue
-        total += TOKENS_PER_MESSAGE
-        for key, value in m.items():
-            if value is None:
-                continue
-            total += counter.count(_text_of(value))
-            if key == "name":
-                total += TOKENS_PER_NAME
-    return total
+    return count_examples([messages], counter)[0]
 
 
 def count_examples(examples: Iterable[Sequence[dict]], counter: Counter) -> list[int]:

@@ -9,7 +9,7 @@ from pipeline import endpoint_edit, model_lists
 from pipeline.endpoints import SessionSettings, list_models
 from tests.fakes.openai_stub import OpenAIStub
 
-KEY = "sk-listing-secret-4242"
+KEY = "sk-listing-secret-zqxw"
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_endpoint_without_model_listing_asks_for_a_name(stub) -> None:
 def test_header_secrets_are_scrubbed_from_provider_text(stub) -> None:
     # A provider error that echoes a header value must not show it: every known secret is redacted.
     settings = _settings(stub.url(), headers="X-Api-Token: hdr-secret-777")
-    assert model_lists.redact("echo hdr-secret-777 and sk-listing-secret-4242", settings) == "echo *** and ***"
+    assert model_lists.redact("echo hdr-secret-777 and sk-listing-secret-zqxw", settings) == "echo *** and ***"
     list_models(settings, "ep")
     assert stub.seen_headers[-1]["x-api-token"] == "hdr-secret-777", "headers are sent"
 

@@ -7,6 +7,7 @@ hand, a temp folder otherwise)."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -94,6 +95,9 @@ def test_one_message_fills_three_chat_panes(page) -> None:
     bots = page.locator(".message.bot, [data-testid='bot']")
     expect(bots).to_have_count(3, timeout=120_000)
     expect(page.get_by_text("What is 2 + 2?")).to_have_count(3)
+    # every pane finished: each metrics line reports its time to first token, none is still streaming
+    expect(page.get_by_text(re.compile(r"first token \d"))).to_have_count(3, timeout=120_000)
+    expect(page.get_by_text("streaming…")).to_have_count(0, timeout=120_000)
     shot(page, "chat")
 
 

@@ -12,6 +12,7 @@ from components.chat_panes import ROLE_TITLES, refresh_model_picker, role_picker
 from components.context import AppContext
 from components.errors import shown_errors
 from pipeline import drafts
+from pipeline.control import RunControl
 from pipeline.endpoints import SessionSettings, make_client, role
 from pipeline.errors import InputError
 from pipeline.evaluate import (
@@ -23,7 +24,6 @@ from pipeline.evaluate import (
     load_benchmark,
     save_results,
 )
-from pipeline.evaluate.runner import RunControl
 from pipeline.evaluate.tables import accuracy_frame, drilldown_frame, scoreboard_frame
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "data" / "benchmarks"

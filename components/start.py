@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from components import start_view as view
 from components.context import AppContext
 from components.errors import shown_errors
 from components.wiring import keyed
+from pipeline.control import RunControl
 from pipeline.demo import STEP_TITLES, DemoRun, list_scenarios, load_scenario, run_step
 from pipeline.demo.background import Finished, iterate_in_thread
 from pipeline.demo.steps import restore_draft
@@ -28,16 +28,6 @@ and teacher side by side in **Chat** and on a scoreboard in **Evaluate**. Everyt
 API key on the built-in local backend (SmolLM2-135M on this machine's CPU); add an OpenAI or other key in
 **Settings** to use bigger models. A demo below runs the whole story in a few minutes."""
 LOG_LINES = 8
-
-
-class DemoControl:
-    """The visitor's Stop switch for a running demo (a fresh one per session)."""
-
-    def __init__(self) -> None:
-        self.cancel = threading.Event()
-
-    def __deepcopy__(self, memo: dict) -> DemoControl:
-        return DemoControl()
 
 
 def show_scenario(name: str, run: DemoRun | None) -> dict[str, Any]:
@@ -62,19 +52,19 @@ def _render(run: DemoRun, log: list[str], running: str | None) -> dict[str, Any]
             "scoreboard_df": view.scoreboard_frame(run), "totals_md": view.totals_markdown(run), "run_state": run}
 
 
-def _run_one(run: DemoRun, step: str, settings: SessionSettings, control: DemoControl, confirm: bool,
+def _run_one(run: DemoRun, step: str, settings: SessionSettings, control: RunControl, confirm: bool,
              say: Any) -> Any:
     return run_step(run, step, settings, say=say, cancel=control.cancel, confirm_cost=confirm)
 
 
 @shown_errors
-def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control: DemoControl | None,
+def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control: RunControl | None,
              settings: SessionSettings, visitor: str, rev: int, recent: list) -> Iterator[dict[str, Any]]:
     """Run one step (or all of them, `which == "all"`), streaming what happens into the tab."""
     scenario = load_scenario(name)
     if run is None or run.scenario != name or run.visitor_id != visitor:
         run = DemoRun(name, visitor)
-    control = control or DemoControl()
+    control = control or RunControl()
     control.cancel.clear()
     steps = list(scenario.steps) if which == "all" else [which]
     log: list[str] = []
@@ -91,8 +81,6 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
                 break
             log.append(item)
             yield _render(run, log, step)
-        else:
-            continue
         if step not in run.results:
             break
         updates: dict[str, Any] = {}
@@ -106,7 +94,7 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
     yield {**_render(run, log, None), "stop_btn": gr.update(interactive=False)}
 
 
-def stop_demo(control: DemoControl | None) -> dict[str, Any]:
+def stop_demo(control: RunControl | None) -> dict[str, Any]:
     if control is not None:
         control.cancel.set()
     return {"stop_btn": gr.update(interactive=False)}
@@ -124,7 +112,7 @@ def undo_load(run: DemoRun | None, rev: int) -> dict[str, Any]:
 def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     scenarios = list_scenarios()
     c: dict[str, Any] = {"settings": ctx.settings, "dataset_rev": ctx.dataset_rev, "recent_jobs": ctx.recent_jobs,
-                         "run_state": gr.State(None), "control_state": gr.State(DemoControl())}
+                         "run_state": gr.State(None), "control_state": gr.State(RunControl())}
     gr.Markdown(INTRO)
     with gr.Group():
         c["scenario_radio"] = gr.Radio([(s.title, s.name) for s in scenarios], value=scenarios[0].name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from pipeline import drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
@@ -50,7 +49,7 @@ def step_augment(ctx: StepContext) -> StepResult:
         raise InputError("The Dataset table is empty: run the 'Load the sample data' step first.")
     every = max(1, len(draft) // int(aug["sources"]))
     sources = draft[::every][: int(aug["sources"])]
-    out = Path(demo_folder(ctx)) / f"{ctx.scenario.name}-paraphrase-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    out = demo_folder(ctx) / f"{ctx.scenario.name}-paraphrase-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     config = GenerationConfig(template=load_template(aug["template"]), n=int(aug["n"]), out=out,
                               model=teacher.model, variables={"ways": str(aug["ways"])}, concurrency=4,
                               temperature=0.8, seed=0, sources=sources, avoid=draft,

@@ -87,8 +87,8 @@ def check_cancel(ctx: StepContext) -> None:
         raise CancelledError("Demo stopped; the steps already finished are kept.")
 
 
-def demo_folder(ctx: StepContext) -> str:
-    return str(workspace.visitor_dir(ctx.run.visitor_id, "demo"))
+def demo_folder(ctx: StepContext) -> Path:
+    return workspace.visitor_dir(ctx.run.visitor_id, "demo")
 
 
 def keep_backup(ctx: StepContext, backup: Any) -> None:

@@ -26,16 +26,6 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_TOKENS = 512
 
 
-class RunControl:
-    """A stop switch for one visitor's running evaluation (kept in their session state)."""
-
-    def __init__(self) -> None:
-        self.cancel = threading.Event()
-
-    def __deepcopy__(self, memo: dict) -> RunControl:  # each visitor's session gets a fresh one
-        return RunControl()
-
-
 @dataclass(frozen=True)
 class Target:
     """A model to evaluate (or the judge): its id, a client for its endpoint, a display label."""

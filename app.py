@@ -52,8 +52,8 @@ def build_app() -> gr.Blocks:
                 build_hub_tab(ctx)
             with gr.Tab("Settings", id="settings"):
                 build_settings_tab(ctx)
-        demo.load(assign_visitor, inputs=ctx.visitor, outputs=ctx.visitor, api_visibility="private")
-        demo.load(restore_settings, [ctx.settings, ctx.remembered], ctx.settings, api_visibility="private")
+        demo.load(assign_visitor, inputs=ctx.visitor, outputs=ctx.visitor, api_visibility="private").then(
+            restore_settings, [ctx.settings, ctx.remembered, ctx.visitor], ctx.settings, api_visibility="private")
     return demo
 
 

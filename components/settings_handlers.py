@@ -21,6 +21,7 @@ from pipeline.endpoints import (
     role,
     with_role,
 )
+from pipeline.finetune.records import visitor_tag
 
 Ui = dict[str, Any]
 NEW = "+ New endpoint"
@@ -218,6 +219,9 @@ def remember_in_browser(settings: SessionSettings) -> Any:
     return settings_view.to_browser(settings)
 
 
-def restore_settings(settings: SessionSettings, stored: Any) -> SessionSettings:
-    """On page load: settings this browser remembered, if the visitor asked for that."""
-    return settings_view.from_browser(settings, stored)[0] if stored else settings
+def restore_settings(settings: SessionSettings, stored: Any, visitor: str | None = None) -> SessionSettings:
+    """On page load: settings this browser remembered, if the visitor asked for that, and whose they are
+    (so model pickers on a shared endpoint list only this visitor's fine-tuned models)."""
+    restored = (settings_view.from_browser(settings, stored)[0] if stored else settings).copy()
+    restored.owner = visitor_tag(visitor) if visitor else ""
+    return restored

@@ -154,6 +154,9 @@ class SessionSettings:
     #: Remember custom endpoints in this visitor's browser (gr.BrowserState); keys only if remember_keys.
     remember: bool = False
     remember_keys: bool = False
+    #: The visitor's tag (pipeline.finetune.records.visitor_tag), set on page load: on an endpoint every
+    #: visitor shares, model pickers hide the fine-tuned models other visitors' jobs made.
+    owner: str = ""
     #: Per-session caches (pipeline.model_lists): endpoint name -> ModelList / newest fine-tuned id.
     model_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     fine_tuned_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)

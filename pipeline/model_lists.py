@@ -6,6 +6,7 @@ never with a key in them (provider texts are scrubbed of every secret the sessio
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -14,11 +15,14 @@ import openai
 
 from pipeline.endpoints import Endpoint, SessionSettings, make_client, role
 from pipeline.errors import DistillError, explain
+from pipeline.finetune.records import META_KEY
 
 log = logging.getLogger("distill.endpoints")
 
 #: One cheap call should not hang a demo: no retries, a short timeout.
 PROBE_TIMEOUT_S = 10.0
+#: Jobs read to find whose fine-tuned models are whose (newest first); older ones are not looked at.
+MAX_JOBS_SCANNED = 1000
 #: Ids that are clearly not chat models (embeddings, audio, images, moderation): hidden from role pickers.
 _NOT_CHAT = ("text-embedding", "tts", "whisper", "dall-e", "gpt-image", "omni-moderation",
              "text-moderation", "davinci", "babbage", "sora", "computer-use", "codex-mini")
@@ -131,7 +135,10 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
         return ModelList(error=f"'{endpoint_name}' does not list its models: type the model "
                          "(or deployment) name.")
     try:
-        ids = _model_ids(_probe_client(settings, endpoint_name))
+        client = _probe_client(settings, endpoint_name)
+        ids = _model_ids(client)
+        if settings.owner and shared_endpoint(settings, endpoint) and endpoint.can("fine_tuning"):
+            ids = _without_others_models(client, ids, settings.owner)
     except Exception as exc:  # every failure becomes words; the last good list stays
         log.warning("listing models of endpoint %s failed: %s", endpoint_name, type(exc).__name__)
         last = cached or ModelList()
@@ -140,6 +147,37 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
         result = ModelList(ids, None, time.time())
     settings.model_cache[endpoint_name] = result
     return result
+
+
+def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
+    """Does every visitor of this app reach the same account through this endpoint?
+
+    On a Space, the built-in local backend serves everyone, and so does a key read from the Space's
+    environment; a key the visitor typed is their own account. Off Spaces the app has one user.
+    """
+    if not os.environ.get("SPACE_ID"):
+        return False
+    return endpoint.kind == "local" or not settings.typed_keys.get(endpoint.name)
+
+
+def _without_others_models(client, ids: list[str], owner: str) -> list[str]:
+    """Drop fine-tuned models whose job another visitor started (their jobs carry their tag).
+
+    Models of untagged jobs (the operator's, made with the CLI) stay. If the jobs cannot be read,
+    every fine-tuned id is hidden rather than risk showing another visitor's.
+    """
+    try:
+        foreign = set()
+        for count, job in enumerate(client.fine_tuning.jobs.list(limit=100)):
+            tag = (job.metadata or {}).get(META_KEY)
+            if tag and tag != owner and job.fine_tuned_model:
+                foreign.add(job.fine_tuned_model)
+            if count + 1 >= MAX_JOBS_SCANNED:
+                break
+    except Exception as exc:  # noqa: BLE001 - privacy first: no fine-tuned model is listed
+        log.warning("listing fine-tuning jobs to filter models failed: %s", type(exc).__name__)
+        return [i for i in ids if not i.startswith("ft:")]
+    return [i for i in ids if i not in foreign and not any(i.startswith(f + ":ckpt") for f in foreign)]
 
 
 def chat_models(models: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from pipeline.dataset.validate import validate_file
 from pipeline.generate import GenerationConfig, RetryPolicy, estimate_run, load_template, run_generation
 from pipeline.generate.checking import answers_agree, extract_final_answer
 from pipeline.generate.dedup import Deduper
@@ -377,22 +378,19 @@ def test_cli_bad_usage_is_exit_2(tmp_path: Path) -> None:
 
 # -- end to end with the real SmolLM2 behind the local backend ----------------------------------
 @pytest.mark.slow
-def test_end_to_end_with_smollm2_as_teacher(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    try:
-        backend = request.getfixturevalue("smollm_backend")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the backend engineer's smollm_backend fixture (branch backend not merged yet)")
-    model = backend.client().models.list().data[0].id
-    # One request at a time: a request abandoned when the run stops keeps decoding in the backend's
-    # thread, and that thread aborts the interpreter at exit (reported to the backend engineer).
-    client = openai.AsyncOpenAI(base_url=backend.base_url, api_key=backend.api_key)
-    cfg = GenerationConfig(template=load_template("tone"), n=2, out=tmp_path / "e2e.jsonl", model=model,
-                           concurrency=1, max_tokens=120, max_failures=2, retry=RetryPolicy(timeout=600))
+def test_end_to_end_with_smollm2_as_teacher(tmp_path: Path, smollm_backend) -> None:
+    model = smollm_backend.client().models.list().data[0].id
+    client = openai.AsyncOpenAI(base_url=smollm_backend.base_url, api_key=smollm_backend.api_key)
+    cfg = GenerationConfig(template=load_template("knowledge"), n=3, out=tmp_path / "e2e.jsonl", model=model,
+                           concurrency=3, max_tokens=300, max_failures=6, retry=RetryPolicy(timeout=600))
     status = run_generation(cfg, client)
     print("SmolLM2 as teacher:", status.summary(), status.message)  # shown with -s; quality is not the point
-    # A 135M teacher mostly fails the template; the plumbing must still account for every reply.
     assert status.state in ("done", "failed")
-    assert status.written == len(load_existing(cfg.out))
+    assert status.written == len(load_existing(cfg.out)) >= 1
     failed = lines(tmp_path / "e2e.failed.jsonl") if (tmp_path / "e2e.failed.jsonl").exists() else []
     assert status.failed_parse + status.duplicates_dropped == len(failed)
-    assert status.written + status.failed_parse + status.duplicates_dropped >= 1
+    # The local backend constrains decoding to the template's schema: a 135M teacher's replies are
+    # JSON of the right shape (only a reply cut off at max_tokens could be incomplete).
+    assert not [f for f in failed if f.get("kind") == "parse" and "JSON" in f["reason"] and "cut off" not in f["reason"]]
+    problems = {e["code"] for e in validate_file(cfg.out).errors}
+    assert problems <= {"too_few_examples"}  # OpenAI's minimum of 10; the lines themselves are valid

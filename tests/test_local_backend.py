@@ -153,13 +153,49 @@ def test_three_concurrent_streams_do_not_mix(tiny_backend):
     assert together == alone
 
 
-def test_response_format_is_accepted(tiny_backend):
+SHAPE = {"type": "object", "additionalProperties": False, "required": ["ok", "digit", "color", "word"],
+         "properties": {"ok": {"type": "boolean"}, "digit": {"type": "integer", "minimum": 0, "maximum": 9},
+                        "color": {"enum": ["red", "green"]}, "word": {"type": "string", "maxLength": 4}}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_output_follows_the_schema_even_from_random_weights(tiny_backend, stream):
+    """The tiny model's weights are random: only the grammar can make its output valid JSON."""
     client = tiny_backend.client()
-    for fmt in ({"type": "json_object"},
-                {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object",
-                                                                               "properties": {"x": {"type": "string"}}}}}):
-        reply = client.chat.completions.create(model=BASE, messages=HELLO, max_tokens=10, response_format=fmt)
-        assert isinstance(reply.choices[0].message.content, str)
+    fmt = {"type": "json_schema", "json_schema": {"name": "shape", "strict": True, "schema": SHAPE}}
+    for seed in range(3):
+        kwargs = {"model": BASE, "messages": HELLO, "max_tokens": 60, "seed": seed, "response_format": fmt}
+        if stream:
+            text = "".join(c.choices[0].delta.content or "" for c in
+                           client.chat.completions.create(stream=True, **kwargs) if c.choices)
+        else:
+            reply = client.chat.completions.create(**kwargs)
+            assert reply.choices[0].finish_reason == "stop"
+            assert reply.usage.completion_tokens <= 60
+            text = reply.choices[0].message.content
+        value = json.loads(text)
+        assert set(value) == {"ok", "digit", "color", "word"}
+        assert isinstance(value["ok"], bool) and 0 <= value["digit"] <= 9
+        assert value["color"] in ("red", "green") and len(value["word"]) <= 4
+
+
+def test_json_object_output_is_an_object(tiny_backend):
+    client = tiny_backend.client()
+    reply = client.chat.completions.create(model=BASE, messages=HELLO, max_tokens=200, seed=1, temperature=0.2,
+                                           response_format={"type": "json_object"})
+    text = reply.choices[0].message.content
+    if reply.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
+    assert text.startswith("{")
+
+
+def test_a_schema_the_backend_cannot_follow_is_a_400(tiny_backend):
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strin"}}}
+    response = raw(tiny_backend, "POST", "/chat/completions",
+                   json={"model": BASE, "messages": HELLO, "response_format": fmt})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "response_format"
+    assert "strin" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("body, param", [
@@ -383,3 +419,28 @@ def test_restart_keeps_models_fails_interrupted_jobs_and_deletes(tmp_path):
             client.models.delete(BASE)
     finally:
         second.stop()
+
+
+def test_a_client_that_hangs_up_stops_its_decoding(tiny_backend):
+    """A timed-out non-streaming call must not keep the shared CPU busy until max_tokens."""
+    engine = tiny_backend.app.state.backend.engine
+    seen: list = []
+    submit = engine.submit
+
+    def recording(request):
+        seen.append(request)
+        submit(request)
+
+    engine.submit = recording
+    try:
+        client = tiny_backend.client(timeout=1.0, max_retries=0)
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model=BASE, messages=HELLO, n=4, max_tokens=100_000, temperature=1.0)
+        deadline = time.monotonic() + 10
+        while any(r.finish_reason is None and not r.cancelled for r in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        engine.submit = submit
+    assert len(seen) == 4
+    assert all(r.cancelled for r in seen)
+    assert all(len(r.generated) < r.max_tokens for r in seen)

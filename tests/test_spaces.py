@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import drafts, workspace
 from pipeline.errors import InputError
+from pipeline.finetune.records import visitor_tag
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH_ENV = {"SYSTEM": "spaces", "OAUTH_CLIENT_ID": "client-id", "OAUTH_CLIENT_SECRET": "client-secret",
@@ -143,3 +144,51 @@ def test_local_training_on_a_shared_space_is_bounded_and_queued(tiny_backend, mo
         for job in (second, first):
             if client.fine_tuning.jobs.retrieve(job.id).status not in ("succeeded", "failed", "cancelled"):
                 client.fine_tuning.jobs.cancel(job.id)
+
+
+def _succeeded_job(stub, client, tag: str | None) -> str:
+    """A stub job run to completion (each retrieve moves it one tick); its fine-tuned model id."""
+    upload = client.files.create(file=("t.jsonl", b'{"messages": [{"role": "user", "content": "hi"}, '
+                                       b'{"role": "assistant", "content": "yo"}]}\n' * 10), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=upload.id,
+                                         metadata={"distill_visitor": tag} if tag else None)
+    while job.status != "succeeded":
+        job = client.fine_tuning.jobs.retrieve(job.id)
+    return job.fine_tuned_model
+
+
+def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(monkeypatch: pytest.MonkeyPatch
+                                                                             ) -> None:
+    from components.settings_handlers import restore_settings
+    from pipeline import endpoint_edit, model_lists
+    from pipeline.endpoints import SessionSettings
+    from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
+
+    stub = OpenAIFineTuneStub()
+    try:
+        client = stub.client()
+        mine, theirs, operators = (_succeeded_job(stub, client, tag) for tag in
+                                   (visitor_tag("me"), visitor_tag("someone-else"), None))
+        monkeypatch.setenv("SPACE_ID", "team/distill-studio")
+        monkeypatch.setenv("STUB_KEY", stub.api_key)
+        monkeypatch.setenv("DISTILL_SHARED_KEY_VARS", "STUB_KEY")
+        shared = endpoint_edit.save_endpoint(SessionSettings(), name="team", kind="compatible",
+                                             base_url=stub.base_url, key_env="STUB_KEY",
+                                             capabilities=["model_listing", "fine_tuning", "chat"])
+        shared = restore_settings(shared, None, "me")  # what the page load does for visitor "me"
+        listed = model_lists.list_models(shared, "team").models
+        assert mine in listed and operators in listed and theirs not in listed
+        assert "gpt-4o" in listed
+
+        # A key the visitor typed is their own account: nothing is hidden.
+        own = endpoint_edit.save_endpoint(shared, name="team", original_name="team", kind="compatible",
+                                          base_url=stub.base_url, key=stub.api_key,
+                                          capabilities=["model_listing", "fine_tuning", "chat"])
+        assert theirs in model_lists.list_models(own, "team", refresh=True).models
+
+        # If the jobs cannot be read, no fine-tuned model is listed rather than someone else's.
+        stub.script("GET", "/v1/fine_tuning/jobs", 500, {"error": {"message": "down", "type": "server_error"}})
+        listed = model_lists.list_models(shared, "team", refresh=True).models
+        assert "gpt-4o" in listed and not any(m.startswith("ft:") for m in listed)
+    finally:
+        stub.close()

@@ -71,9 +71,12 @@ def step_augment(ctx: StepContext) -> StepResult:
     failed = f" {status.failed_parse} replies did not parse; they are kept in `{out.stem}.failed.jsonl` for review." \
         if status.failed_parse else ""
     if local and not status.new_examples:
-        failed += (" The built-in 135M model is too small to follow the rewrite format; add an OpenAI (or other)"
-                   " key in Settings and a GPT-4-class teacher writes real paraphrases. The demo goes on with the"
+        failed += (" The built-in 135M teacher wrote nothing usable this time; the demo goes on with the"
                    " hand-written set, which already asks each fact several ways.")
+    if local:
+        failed += (" The built-in 135M model keeps to the format (the local backend constrains its output to"
+                   " the template's JSON schema) but its rewordings are rough: read them in the Dataset tab,"
+                   " or add an OpenAI (or other) key in Settings for a GPT-4-class teacher.")
     samples = [ex["messages"][-2]["content"] for ex in status.new_examples[:3] if len(ex.get("messages", [])) >= 2]
     return StepResult("augment", f"The teacher (`{teacher.model}`) wrote **{len(status.new_examples)} reworded "
                       f"questions** (answers kept as they were) and they were added to the table.{failed}",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class GenRequest:
     top_p: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    constraint: OutputConstraint | None = None  # structured output: the grammar the tokens must follow
     loop: asyncio.AbstractEventLoop | None = None
     out: asyncio.Queue | None = None
     # Filled in by the worker.
@@ -60,7 +62,7 @@ class GenRequest:
     cancelled: bool = False
     cache: KVCache | None = None
     generator: torch.Generator | None = None
-    next_token: int | None = None
+    feed: list[int] = field(default_factory=list)  # tokens to run through the model on the next step
 
     def push(self, item: object) -> None:
         if self.loop is not None and self.out is not None:
@@ -78,6 +80,7 @@ class Engine:
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
         self.tokenizer = None
+        self.grammar_tokenizer = None  # llguidance's view of the tokenizer, for structured output
         self.model_dir: Path | None = None
         self.max_positions = 0
         self._models: OrderedDict[str, FastLlama] = OrderedDict()
@@ -96,6 +99,7 @@ class Engine:
 
             self.model_dir = self._model_dir_loader()
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            self.grammar_tokenizer = load_tokenizer(self.tokenizer)
             model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
             self._models[self.base_id] = _fast(model)
             self.max_positions = self._models[self.base_id].max_positions
@@ -185,7 +189,7 @@ class Engine:
             if request.seed is not None:
                 request.generator = torch.Generator().manual_seed(request.seed)
             logits = model.forward([(request.prompt_ids, request.cache)])[0]
-            self._accept(request, sample(logits, request.temperature, request.top_p, request.generator))
+            self._accept(request, self._sample(request, logits))
         except Exception as exc:  # one bad request must not stop the worker serving the others
             log.exception("generation failed to start")
             request.push(("error", str(exc)))
@@ -201,7 +205,7 @@ class Engine:
         for model_id, group in by_model.items():
             try:
                 model = self._model(model_id)
-                logits = model.forward([([r.next_token], r.cache) for r in group])
+                logits = model.forward([(r.feed, r.cache) for r in group])
             except Exception as exc:  # e.g. the context is full: end these requests, keep serving
                 log.exception("decoding step failed")
                 for request in group:
@@ -209,7 +213,13 @@ class Engine:
                     request.push(("error", str(exc)))
                 continue
             for row, request in zip(logits, group, strict=True):
-                self._accept(request, sample(row, request.temperature, request.top_p, request.generator))
+                self._accept(request, self._sample(request, row))
+
+    @staticmethod
+    def _sample(request: GenRequest, logits: torch.Tensor) -> int:
+        if request.constraint is not None:
+            logits = request.constraint.mask(logits)
+        return sample(logits, request.temperature, request.top_p, request.generator)
 
     def _accept(self, request: GenRequest, token: int) -> None:
         """Record a sampled token, emit the new text, and decide whether the request is finished."""
@@ -219,8 +229,14 @@ class Engine:
         if token in self.eos_ids:
             self._finish(request, "stop")
             return
-        request.generated.append(token)
-        request.next_token = token
+        request.feed = [token]
+        if request.constraint is not None:
+            if not request.constraint.accept(token):
+                self._fail(request, f"structured output broke its grammar: {request.constraint.failed}")
+                return
+            room = request.max_tokens - len(request.generated) - 1  # forced tokens count against max_tokens
+            request.feed += request.constraint.forced()[: max(0, room)]
+        request.generated.extend(request.feed)
         text = self.tokenizer.decode(request.generated, skip_special_tokens=True)
         cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
         if cut >= 0:
@@ -228,7 +244,10 @@ class Engine:
             self._finish(request, "stop")
             return
         request.text = text
-        limit = request.cache.length + 1 >= self.max_positions
+        if request.constraint is not None and request.constraint.finished:
+            self._finish(request, "stop")  # the JSON is complete; only end-of-sequence could follow
+            return
+        limit = request.cache.length + len(request.feed) >= self.max_positions
         if len(request.generated) >= request.max_tokens or limit:
             self._finish(request, "length")
             return
@@ -239,6 +258,13 @@ class Engine:
         if safe > request.emitted:
             request.push(("delta", text[request.emitted:safe]))
             request.emitted = safe
+
+    @staticmethod
+    def _fail(request: GenRequest, message: str) -> None:
+        log.error("generation failed: %s", message)
+        request.finish_reason = "error"
+        request.cache = None
+        request.push(("error", message))
 
     def _finish(self, request: GenRequest, reason: str) -> None:
         text = request.text.rstrip("\ufffd") if reason == "length" else request.text

@@ -9,13 +9,15 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from pipeline.local.constrain import ConstraintError, OutputConstraint, check_grammar, grammar_for
 from pipeline.local.engine import GenRequest
 from pipeline.local.errors import APIError, bad_request
 
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 1024  # a 135M model can loop; OpenAI's "until the context is full" would take minutes
+DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 
 
@@ -67,8 +69,22 @@ def _json_hint(body: dict) -> str | None:
     raise bad_request("response_format.type must be text, json_object or json_schema.", "response_format")
 
 
+def _grammar(body: dict, engine: Any) -> str | None:
+    """The grammar that constrains decoding to the requested JSON, or None (text, or no llguidance)."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or engine.grammar_tokenizer is None:
+        return None
+    try:
+        grammar = grammar_for(fmt)
+        if grammar is not None:
+            check_grammar(grammar, engine.grammar_tokenizer)
+    except ConstraintError as exc:
+        raise bad_request(str(exc), "response_format") from None
+    return grammar
+
+
 def _extract_json(text: str) -> str:
-    """Best effort for a small model: the first balanced {...} that parses, else the text as it is."""
+    """For a reply decoded without a grammar: the first balanced {...} that parses, else the text."""
     start = text.find("{")
     while start >= 0:
         depth = 0
@@ -94,6 +110,7 @@ def _build_requests(body: dict, backend: Any) -> tuple[list[GenRequest], str | N
                        param="model", code="model_not_found")
     messages = _messages(body)
     hint = _json_hint(body)
+    grammar = _grammar(body, backend.engine)
     if hint:
         messages = [{"role": "system", "content": hint}, *messages] if messages[0]["role"] != "system" else \
             [{"role": "system", "content": messages[0]["content"] + "\n" + hint}, *messages[1:]]
@@ -122,7 +139,9 @@ def _build_requests(body: dict, backend: Any) -> tuple[list[GenRequest], str | N
                           "messages", "context_length_exceeded")
     max_tokens = min(max_tokens, window - len(prompt))
     requests = [GenRequest(model, prompt, max_tokens, temperature, top_p,
-                           None if seed is None else seed + i, stop) for i in range(n)]
+                           None if seed is None else seed + i, stop,
+                           OutputConstraint(backend.engine.grammar_tokenizer, grammar) if grammar else None)
+                for i in range(n)]
     return requests, hint
 
 
@@ -142,6 +161,19 @@ async def _collect(request: GenRequest) -> str:
             raise APIError(500, f"Generation failed: {value}")
         else:
             return "".join(parts)
+
+
+async def _collect_while_connected(requests: list[GenRequest], http: Request) -> list[str] | None:
+    """Every choice's text, or None as soon as the client hangs up (a timed-out or cancelled SDK call)
+    so its decoding stops instead of holding the CPU the other requests share."""
+    texts = asyncio.ensure_future(asyncio.gather(*(_collect(gen) for gen in requests)))
+    while True:
+        done, _ = await asyncio.wait({texts}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return texts.result()
+        if await http.is_disconnected():
+            texts.cancel()
+            return None
 
 
 @router.post("/v1/chat/completions")
@@ -166,10 +198,12 @@ async def chat_completions(request: Request) -> Any:
         return StreamingResponse(_stream(requests[0], base, include_usage), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
     try:
-        texts = [await _collect(gen) for gen in requests]
+        texts = await _collect_while_connected(requests, request)
     finally:
         for gen in requests:
             gen.cancelled = True  # a client that went away stops using the CPU
+    if texts is None:
+        return Response(status_code=499)  # nobody is listening; the status only shows in logs
     choices = [{"index": i, "finish_reason": gen.finish_reason, "logprobs": None,
                 "message": {"role": "assistant", "content": _extract_json(text) if json_hint else text,
                             "refusal": None, "annotations": []}}

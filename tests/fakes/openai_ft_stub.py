@@ -179,6 +179,9 @@ class OpenAIFineTuneStub:
     def _models(self) -> tuple[int, dict]:
         data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
                 for m in LISTED_MODELS]
+        # Like OpenAI: the organisation's fine-tuned models are listed too.
+        data += [{"id": j.obj["fine_tuned_model"], "object": "model", "created": j.obj["finished_at"],
+                  "owned_by": "org-stub"} for j in self.jobs.values() if j.obj.get("fine_tuned_model")]
         return 200, {"object": "list", "data": data}
 
     def _upload(self, form: dict | None) -> tuple[int, dict]:

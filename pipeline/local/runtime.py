@@ -70,6 +70,19 @@ def default_root() -> Path:
     return workspace.subdir("local-backend")
 
 
+def tcp_listener(host: str, port: int) -> socket.socket:
+    """A bound TCP socket to hand to uvicorn (`sockets=[...]`).
+
+    The protocol is named explicitly: asyncio turns Nagle's algorithm off only on sockets whose
+    `proto` is TCP, and `socket.socket()` leaves it 0. Without this every response on a kept-alive
+    connection waited ~40 ms for the client's delayed ACK (measured: 42 ms vs 0.5 ms per request).
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, *,
                  root: Path | None = None, tiny: bool | None = None,
                  max_body_bytes: int | None = None) -> LocalBackendHandle:
@@ -83,9 +96,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
     if max_body_bytes:
         config.max_body_bytes = max_body_bytes
     app = create_app(config)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = tcp_listener(host, port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="local-backend", daemon=True)
     thread.start()

@@ -15,7 +15,6 @@ import asyncio
 import json
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +24,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from pipeline.local.runtime import tcp_listener
 
 _WORD_TEXT = ("apple river stone cloud seven lantern violet engine harbor meadow puzzle copper falcon winter "
          "orchard signal marble candle thunder garden silver bridge pepper island rocket velvet canyon "
@@ -74,9 +75,7 @@ class FakeOpenAI:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeOpenAI:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock = tcp_listener("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=1)

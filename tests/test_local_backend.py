@@ -444,3 +444,29 @@ def test_a_client_that_hangs_up_stops_its_decoding(tiny_backend):
     assert len(seen) == 4
     assert all(r.cancelled for r in seen)
     assert all(len(r.generated) < r.max_tokens for r in seen)
+
+
+def test_the_listening_socket_makes_asyncio_turn_nagle_off():
+    """With Nagle on, each kept-alive response waited ~40 ms for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    from pipeline.local.runtime import tcp_listener
+
+    async def accepted_nodelay() -> int:
+        seen: list[int] = []
+
+        def on_client(reader, writer) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        sock = tcp_listener("127.0.0.1", 0)
+        server = await asyncio.start_server(on_client, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        while not seen:
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        return seen[0]
+
+    assert asyncio.run(accepted_nodelay()) != 0

@@ -470,3 +470,24 @@ def test_the_listening_socket_makes_asyncio_turn_nagle_off():
         return seen[0]
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+@pytest.mark.slow
+def test_a_job_started_while_a_fresh_machine_converts_the_model_succeeds(tmp_path, monkeypatch):
+    """First visit on a fresh Space: the engine loads (and converts) the model while the first job
+    starts; both reach transformers at once, which used to kill the job with an ImportError."""
+    from pipeline.local.runtime import start_server
+
+    monkeypatch.setenv("DISTILL_MODEL_DIR", str(tmp_path / "models"))  # nothing converted yet
+    handle = start_server(root=tmp_path / "home", tiny=True)
+    try:
+        client = handle.client()
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=upload(client, chat_file()).id,
+                                             hyperparameters={"n_epochs": 2})
+        deadline = time.monotonic() + 300
+        while job.status not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = client.fine_tuning.jobs.retrieve(job.id)
+        assert job.status == "succeeded", job.error
+    finally:
+        handle.stop()

@@ -22,6 +22,7 @@ import torch
 
 from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
+from pipeline.local.weights import transformers_api
 
 log = logging.getLogger(__name__)
 MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
@@ -95,12 +96,11 @@ class Engine:
     # -- loading ---------------------------------------------------------------------------------
     def _load_base(self) -> None:
         try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
+            tf = transformers_api()
             self.model_dir = self._model_dir_loader()
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            self.tokenizer = tf.AutoTokenizer.from_pretrained(self.model_dir)
             self.grammar_tokenizer = load_tokenizer(self.tokenizer)
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+            model = tf.AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
             self._models[self.base_id] = _fast(model)
             self.max_positions = self._models[self.base_id].max_positions
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
@@ -127,9 +127,8 @@ class Engine:
         if adapter is None:
             raise KeyError(model_id)
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM
 
-        base = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        base = transformers_api().AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
         self._models[model_id] = _fast(merged)
         while len(self._models) > MAX_MERGED_MODELS + 1:

@@ -17,6 +17,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
+from types import ModuleType
 
 from pipeline import workspace
 from pipeline.errors import ConfigError
@@ -26,6 +27,22 @@ HUB_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TINY_DIR_NAME = "SmolLM2-tiny-random"
 _DONE_MARKER = ".converted"
 _lock = threading.Lock()
+_import_lock = threading.Lock()
+
+
+def transformers_api() -> ModuleType:
+    """transformers, with the classes the backend uses resolved by one thread at a time.
+
+    transformers resolves its names lazily, and two threads resolving them at once failed: on a
+    fresh machine the engine thread (loading the model) and the first fine-tuning job (converting it)
+    met there, and the job died with "cannot import name 'AutoModelForCausalLM'".
+    """
+    with _import_lock:
+        import transformers
+
+        for name in ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer"):
+            getattr(transformers, name)
+    return transformers
 
 
 def models_root() -> Path:
@@ -54,8 +71,8 @@ def gguf_path() -> Path | None:
 
 def _load_source() -> tuple[object, object]:
     """(model, tokenizer) from the GGUF, else from the Hub."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    tf = transformers_api()
+    AutoModelForCausalLM, AutoTokenizer = tf.AutoModelForCausalLM, tf.AutoTokenizer  # noqa: N806
     gguf = gguf_path()
     if gguf is not None:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -118,15 +135,14 @@ def tiny_model_dir() -> Path:
     with _lock:
         if not (target / _DONE_MARKER).is_file():
             import torch
-            from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-            config = AutoConfig.from_pretrained(base)
+            tf = transformers_api()
+            config = tf.AutoConfig.from_pretrained(base)
             config.hidden_size, config.intermediate_size = 64, 128
             config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads = 2, 4, 2
             config.head_dim = 16
             torch.manual_seed(0)
-            model = AutoModelForCausalLM.from_config(config)
-            _save_atomically(target, model, AutoTokenizer.from_pretrained(base))
+            model = tf.AutoModelForCausalLM.from_config(config)
+            _save_atomically(target, model, tf.AutoTokenizer.from_pretrained(base))
     return target
 
 

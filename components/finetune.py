@@ -77,8 +77,8 @@ def build_finetune_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["status_html"] = gr.HTML(badge_html(None))
             c["progress_md"] = gr.Markdown("No job yet. Start one, or open an earlier job from the list.")
             c["smooth_chk"] = gr.Checkbox(False, label="Smooth the curves")
-            c["loss_plot"] = gr.LinePlot(x="step", y="loss", color="series", label="Loss",
-                                         x_title="step", y_title="loss", height=260)
+            c["loss_plot"] = gr.LinePlot(x="step", y="loss", color="series", label="Loss", elem_id="ft-loss",
+                                         x_title="step", y_title="loss")
             with gr.Accordion("Events", open=True):
                 c["events_df"] = gr.Dataframe(headers=EVENT_COLUMNS, interactive=False, max_height=260)
             with gr.Accordion("Metrics per step", open=False):
@@ -116,8 +116,8 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
                          (c["confirm_btn"], act.start_confirmed, "finetune_start_confirmed")):
         started = on(btn.click, fn, run_inputs, api, concurrency_limit=4)
         on(started.success, act.refresh_jobs, jobs_inputs)  # the new job joins the list
-    on(c["timer"].tick, act.poll_job, ["settings", "visitor", "watch_state", "smooth_chk"], "finetune_poll",
-       show_progress="hidden")
+    on(c["timer"].tick, act.poll_job, ["settings", "visitor", "watch_state", "smooth_chk", "recent_jobs"],
+       "finetune_poll", show_progress="hidden")
     on(c["smooth_chk"].change, act.redraw_chart, ["watch_state", "smooth_chk"])
     on(c["open_btn"].click, act.open_job, ["settings", "visitor", "recent_jobs", "endpoint_dd", "jobs_dd"],
        "finetune_open")
@@ -126,8 +126,10 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     on(c["cancel_btn"].click, act.ask_cancel, ["watch_state"])
     on(c["cancel_yes_btn"].click, act.cancel_run, ["settings", "watch_state"], "finetune_cancel")
     on(c["cancel_no_btn"].click, act.keep_running, [])
-    # A job started elsewhere in this session (the Start tab's demo) appears in the list at once.
-    on(ctx.recent_jobs.change, act.refresh_jobs, ["settings", "visitor", "recent_jobs", "endpoint_dd"])
+    # A job started elsewhere in this session (the Start tab's demo) appears in the list, and is
+    # watched when this tab watches nothing else.
+    on(ctx.recent_jobs.change, act.follow_jobs,
+       ["settings", "visitor", "recent_jobs", "endpoint_dd", "watch_state", "smooth_chk"])
     if Context.root_block is not None:  # re-attach on every page load (refresh, restart)
         on(Context.root_block.load, act.reattach, ["settings", "visitor", "recent_jobs"])
 
@@ -143,7 +145,7 @@ _OUTPUTS: dict[str, list[str]] = {
     "start_run": ["watch_state", "recent_jobs", "confirm_row", "confirm_md", "timer", "status_html",
                   "preflight_md"],
     "poll_job": ["watch_state", "status_html", "progress_md", "loss_plot", "metrics_df", "events_df",
-                 "checkpoints_df", "cancel_btn", "timer", "settings"],
+                 "checkpoints_df", "cancel_btn", "timer", "settings", "jobs_dd"],
     "redraw_chart": ["loss_plot"],
     "refresh_jobs": ["jobs_dd"],
     "ask_cancel": ["cancel_md", "cancel_row"],
@@ -151,6 +153,7 @@ _OUTPUTS: dict[str, list[str]] = {
     "keep_running": ["cancel_row"],
 }
 _OUTPUTS["start_confirmed"] = _OUTPUTS["start_run"]
+_OUTPUTS["follow_jobs"] = _OUTPUTS["poll_job"]
 _OUTPUTS["open_job"] = [*_OUTPUTS["poll_job"], "recent_jobs"]
 _OUTPUTS["reattach"] = [*_OUTPUTS["open_job"], "jobs_dd", "endpoint_dd", "model_dd"]
 

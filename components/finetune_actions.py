@@ -9,6 +9,7 @@ visitor's jobs again from the browser's list (gr.BrowserState), the workspace re
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import gradio as gr
 from components.errors import warn
 from components.finetune_view import (
     badge_html,
-    chart_frame,
     checkpoints_frame,
     events_frame,
     job_choice,
+    loss_chart,
     progress_markdown,
     table_frame,
 )
@@ -80,12 +81,22 @@ def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]
     return {"model_dd": gr.Dropdown(choices=models, value=models[0] if models else None)}
 
 
+def _auto_epochs(settings: SessionSettings, endpoint: str) -> Callable[[int], int] | None:
+    """The embedded backend's own rule for n_epochs "auto" (None: the provider's is OpenAI's)."""
+    if settings.endpoint(endpoint).kind != "local":
+        return None
+    from pipeline.local.dataset import resolved_auto_epochs
+
+    return resolved_auto_epochs
+
+
 def check_run(settings: SessionSettings, visitor: str | None, source: str, file: str | None,
               split: float, endpoint: str, model: str, epochs: str) -> dict[str, Any]:
     client = make_client(settings, endpoint)
     train, validation, problems = _examples(visitor, source, file, split)
     pre = check_and_preflight(client, train, model, validation=validation, n_epochs=epochs,
-                              openai_hosted=_hosted(settings, endpoint, client), read_problems=problems)
+                              openai_hosted=_hosted(settings, endpoint, client), read_problems=problems,
+                              auto_epochs=_auto_epochs(settings, endpoint))
     return {"preflight_md": "\n".join(f"- {line}" for line in pre.summary_lines())}
 
 
@@ -96,7 +107,7 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
     train, validation, problems = _examples(visitor, source, file, split)
     try:
         started = start_job(client, train, model, validation=validation, read_problems=problems,
-                            n_epochs=epochs, batch_size=batch,
+                            n_epochs=epochs, batch_size=batch, auto_epochs=_auto_epochs(settings, endpoint),
                             learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
                             seed=int(seed) if seed not in (None, "") else None,
                             metadata={"distill_visitor": visitor_tag(visitor)} if visitor else None,
@@ -134,13 +145,13 @@ def start_confirmed(settings: SessionSettings, visitor: str | None, recent: list
 
 def _render(watch: dict, snap: JobSnapshot, smoothing: bool) -> dict[str, Any]:
     return {"watch_state": watch, "status_html": badge_html(snap.status), "progress_md": progress_markdown(snap),
-            "loss_plot": chart_frame(snap, smoothing), "metrics_df": table_frame(snap),
+            "loss_plot": loss_chart(snap, smoothing), "metrics_df": table_frame(snap),
             "events_df": events_frame(snap), "checkpoints_df": checkpoints_frame(snap),
             "cancel_btn": gr.Button(interactive=not snap.finished)}
 
 
 def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
-             smoothing: bool) -> dict[str, Any]:
+             smoothing: bool, recent: list | None = None) -> dict[str, Any]:
     """One timer tick: poll when due (backoff after network errors), stop the timer at the end."""
     if not watch:
         return {"timer": gr.Timer(active=False)}
@@ -165,12 +176,41 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
                 gr.Info(f"Job succeeded: {snap.fine_tuned_model} is now the Chat tab's fine-tuned model.")
         if visitor:
             record_job(visitor, snap.job_id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
+        if previous is not None and not previous.finished:
+            out |= _jobs_list_quietly(settings, visitor, recent, watch)  # its entry says the new status
+    return out
+
+
+def _jobs_list_quietly(settings: SessionSettings, visitor: str | None, recent: list | None,
+                       watch: dict) -> dict[str, Any]:
+    """The job list with the watched job selected; nothing if the provider cannot list jobs now
+    (the list is a convenience: the ↻ Jobs button says what went wrong)."""
+    try:
+        listed = refresh_jobs(settings, visitor, recent, watch["endpoint"])["jobs_dd"]
+    except Exception:  # noqa: BLE001 - see the docstring
+        return {}
+    return {"jobs_dd": gr.Dropdown(choices=listed.choices, value=watch["job_id"])}
+
+
+def follow_jobs(settings: SessionSettings, visitor: str | None, recent: list | None, endpoint: str,
+                watch: dict | None, smoothing: bool) -> dict[str, Any]:
+    """A job started elsewhere in this session (the Start tab's demo) joins the list, and when this
+    tab is watching nothing, or a job that has ended, it watches the new one at once."""
+    out = refresh_jobs(settings, visitor, recent, endpoint)
+    newest = next((r for r in recent or [] if isinstance(r, dict) and r.get("endpoint") == endpoint), None)
+    snap = watch.get("snapshot") if watch else None
+    idle = not watch or (snap is not None and snap.get("status") in ft.TERMINAL)
+    if newest and idle and (not watch or watch["job_id"] != newest["job_id"]):
+        new_watch = {"job_id": newest["job_id"], "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
+        out |= poll_job(settings, visitor, new_watch, smoothing)
+        out.setdefault("timer", gr.Timer(active=True))  # poll_job stops it when the job has ended
+        out["jobs_dd"] = gr.Dropdown(choices=out["jobs_dd"].choices, value=newest["job_id"])
     return out
 
 
 def redraw_chart(watch: dict | None, smoothing: bool) -> dict[str, Any]:
     snap = JobSnapshot.from_dict(watch["snapshot"]) if watch and watch.get("snapshot") else None
-    return {"loss_plot": chart_frame(snap, smoothing)}
+    return {"loss_plot": loss_chart(snap, smoothing)}
 
 
 def open_job(settings: SessionSettings, visitor: str | None, recent: list | None, endpoint: str,

@@ -65,7 +65,25 @@ def checkpoints_frame(snap: JobSnapshot) -> pd.DataFrame:
 
 
 def chart_frame(snap: JobSnapshot | None, smoothing: bool) -> pd.DataFrame:
-    return loss_frame(snap.metrics if snap else [], smoothing=smoothing)
+    series = ("train", "validation") if snap and snap.has_validation else ("train",)
+    return loss_frame(snap.metrics if snap else [], smoothing=smoothing, series=series)
+
+
+def loss_chart(snap: JobSnapshot | None, smoothing: bool) -> Any:
+    """The loss chart's update: the points, over the job's whole step range.
+
+    Gradio's LinePlot fixes its axis types and its set of series from the data it holds when its
+    chart is built; later updates only swap the points (seen in chromium: a chart that began with an
+    empty frame drew no lines; a validation series that appeared after the first points never
+    showed). So an empty chart is None, and every frame names all the job's series from the start.
+    """
+    import gradio as gr
+
+    frame = chart_frame(snap, smoothing)
+    if frame.empty:
+        return gr.LinePlot(value=None, x_lim=None)
+    last = max(int(frame["step"].max()), (snap.total_steps or 0) if snap else 0)
+    return gr.LinePlot(value=frame, x_lim=[0, last])
 
 
 def table_frame(snap: JobSnapshot | None) -> pd.DataFrame:

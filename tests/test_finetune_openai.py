@@ -266,3 +266,24 @@ def test_metrics_from_result_csv_and_smoothing() -> None:
     assert frame.to_dict("records") == [{"step": 1, "loss": 1.2, "series": "train"},
                                         {"step": 2, "loss": 0.9, "series": "train"},
                                         {"step": 2, "loss": 1.0, "series": "validation"}]
+
+
+def test_loss_frame_names_every_series_from_the_first_point() -> None:
+    """A chart fixes its series when built: the validation series must exist before its first value."""
+    frame = loss_frame([{"step": 3, "train_loss": 1.5, "valid_loss": None}], series=("train", "validation"))
+    assert list(frame["series"]) == ["train", "validation"] and frame["loss"].isna().tolist() == [False, True]
+    assert loss_frame([], series=("train", "validation")).empty  # no points: nothing to name yet
+
+
+def test_preflight_counts_the_epochs_the_provider_will_run() -> None:
+    """OpenAI's "auto" rule by default; the embedded backend's own rule when the job runs there."""
+    from pipeline.finetune.preflight import preflight
+    from pipeline.local.dataset import resolved_auto_epochs
+
+    data = examples(11)
+    openai_rule = preflight(data, MODEL)
+    local_rule = preflight(data, MODEL, auto_epochs=resolved_auto_epochs)
+    assert local_rule.epochs_auto and local_rule.n_epochs == resolved_auto_epochs(11) == 8
+    assert openai_rule.n_epochs != local_rule.n_epochs
+    assert local_rule.billing_tokens_per_epoch == openai_rule.billing_tokens_per_epoch
+    assert preflight(data, MODEL, n_epochs=2, auto_epochs=resolved_auto_epochs).n_epochs == 2

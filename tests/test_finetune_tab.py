@@ -76,10 +76,11 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert out["settings"].roles["fine_tuned"] == RoleChoice("stub", model)
     assert out["settings"] is not settings  # a new object, so gradio fires settings.change
     assert model in out["progress_md"] and "Step **" in out["progress_md"]
-    chart = out["loss_plot"]
-    assert isinstance(chart, pd.DataFrame) and set(chart["series"]) == {"train", "validation"}
-    smoothed = act.redraw_chart(watch, True)["loss_plot"]
-    assert len(smoothed) == len(chart) and not smoothed["loss"].equals(chart["loss"])
+    chart = out["loss_plot"].value  # LinePlot's postprocessed data: columns + rows
+    rows = pd.DataFrame(chart["data"], columns=chart["columns"])
+    assert set(rows["series"]) == {"train", "validation"} and out["loss_plot"].x_lim[1] >= rows["step"].max()
+    smoothed = act.redraw_chart(watch, True)["loss_plot"].value
+    assert len(smoothed["data"]) == len(rows) and smoothed["data"] != chart["data"]
     assert "The job has successfully completed" in out["events_df"]["message"].iloc[0]
     assert len(out["checkpoints_df"]) == 3 and not out["cancel_btn"].interactive
     assert recorded_jobs(visitor)[0]["status"] == "succeeded"
@@ -182,3 +183,27 @@ def test_tab_api_through_gradio_client(stub, tmp_path, monkeypatch) -> None:
         assert recorded_jobs(visitor)[0]["endpoint"] == "openai"
     finally:
         demo.close()
+
+
+def test_a_job_started_elsewhere_is_watched_and_the_list_follows_its_status(stub, visitor) -> None:
+    """The Start tab's demo starts a job: the Fine-tune tab watches it without an Open click, and
+    the job list's entry reads 'succeeded' once it has."""
+    settings = settings_for(stub)
+    started = start(settings, visitor)  # as if another tab had started it: only the recent list knows
+    recent = started["recent_jobs"]
+    job_id = recent[0]["job_id"]
+    out = act.follow_jobs(settings, visitor, recent, "stub", None, False)
+    assert out["watch_state"]["job_id"] == job_id and out["timer"].active
+    assert out["jobs_dd"].value == job_id
+
+    watching = act.follow_jobs(settings, visitor, recent, "stub", out["watch_state"], False)
+    assert "watch_state" not in watching  # already watching a running job: only the list refreshes
+
+    watch, final = out["watch_state"], None
+    for _ in range(30):
+        final = act.poll_job(settings, visitor, {**watch, "next_poll_at": 0.0}, False, recent)
+        watch = final["watch_state"]
+        if watch["snapshot"]["status"] == "succeeded":
+            break
+    labels = [label for label, value in final["jobs_dd"].choices if value == job_id]
+    assert final["jobs_dd"].value == job_id and "succeeded" in labels[0]

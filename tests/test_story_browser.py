@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,39 @@ def test_a_broken_file_shows_its_problems(page, tmp_path) -> None:
     shot(page, "dataset-problems")
 
 
+def _loss_steps(page) -> float:
+    """The largest step the loss chart's x axis shows (0 while it has no points), read from the
+    axis description the chart renders for screen readers."""
+    label = page.evaluate("""() => { const a = document.querySelector('#ft-loss [aria-label^="X-axis"]');
+                                      return a ? a.getAttribute('aria-label') : ''; }""")
+    found = re.search(r"values from [\d.]+ to ([\d.]+)", label or "")
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_tiny_fine_tune_draws_its_loss_curve_as_it_trains(page, tmp_path) -> None:
+    from playwright.sync_api import expect
+
+    sample = Path(__file__).resolve().parent.parent / "data" / "samples" / "reasoning_train.jsonl"
+    small = tmp_path / "small.jsonl"
+    small.write_text("\n".join(sample.read_text(encoding="utf-8").splitlines()[:12]) + "\n", encoding="utf-8")
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.get_by_label("Upload a file").check()
+    page.locator("#ft-upload input[type=file]").set_input_files(str(small))
+    expect(page.get_by_text("small.jsonl")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Start fine-tuning").click()
+    expect(page.locator('.ft-badge[data-status="running"]')).to_be_visible(timeout=120_000)
+    page.wait_for_function("() => (document.querySelector('#ft-loss [aria-label^=\"X-axis\"]') || {}).ariaLabel",
+                           timeout=120_000)
+    first = _loss_steps(page)
+    deadline = time.monotonic() + 240  # the chart grows while the job runs (read every second)
+    while _loss_steps(page) <= first and time.monotonic() < deadline:
+        page.wait_for_timeout(1000)
+    assert _loss_steps(page) > first, "the loss chart did not grow while the job ran"
+    expect(page.locator('.ft-badge[data-status="succeeded"]')).to_be_visible(timeout=240_000)
+    expect(page.get_by_text("Fine-tuned model:")).to_be_visible()
+    shot(page, "finetune-local")
+
+
 def test_the_reasoning_demo_runs_from_data_to_scoreboard(page) -> None:
     from playwright.sync_api import expect
 
@@ -83,6 +117,10 @@ def test_the_reasoning_demo_runs_from_data_to_scoreboard(page) -> None:
         shot(page, tab.lower())
     page.get_by_role("tab", name="Fine-tune").click()
     expect(page.get_by_text("ft:SmolLM2-135M-Instruct:local:reasoning").first).to_be_visible(timeout=60_000)
+    # The tab follows the demo's job by itself (no Open click): its badge and its curve are there.
+    expect(page.locator('.ft-badge[data-status="succeeded"]')).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"Job ftjob-\w+ on"))).to_be_visible()
+    assert _loss_steps(page) > 0
 
 
 def test_one_message_fills_three_chat_panes(page) -> None:

@@ -97,15 +97,24 @@ def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({"step": "int64", **{c: "float64" for c in COLUMNS[1:]}})
 
 
-def loss_frame(rows: list[dict[str, Any]], smoothing: bool = False) -> pd.DataFrame:
-    """Long-form `step, loss, series` (train / validation) for a line chart."""
+def loss_frame(rows: list[dict[str, Any]], smoothing: bool = False, *,
+               series: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Long-form `step, loss, series` (train / validation) for a line chart.
+
+    Every name in `series` gets at least one row (a NaN loss, which a chart does not draw) so the
+    chart knows all its series from the first points on.
+    """
     records = []
-    for column, series in (("train_loss", "train"), ("valid_loss", "validation")):
+    for column, name in (("train_loss", "train"), ("valid_loss", "validation")):
         steps = [r["step"] for r in rows if r.get(column) is not None]
         values = [r[column] for r in rows if r.get(column) is not None]
         if smoothing:
             values = smooth(values)
-        records += [{"step": s, "loss": v, "series": series} for s, v in zip(steps, values, strict=True)]
+        records += [{"step": s, "loss": v, "series": name} for s, v in zip(steps, values, strict=True)]
+    if records:
+        present = {r["series"] for r in records}
+        first = min(r["step"] for r in records)
+        records += [{"step": first, "loss": float("nan"), "series": wanted} for wanted in series if wanted not in present]
     # Explicit dtypes: an empty first frame must not make a chart treat loss as categories.
     frame = pd.DataFrame(records, columns=["step", "loss", "series"])
     return frame.astype({"step": "int64", "loss": "float64", "series": "str"})

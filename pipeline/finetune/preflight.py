@@ -9,6 +9,7 @@ stray click.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -106,8 +107,12 @@ _TRAINING_ONLY = frozenset({"too_few_examples", "few_examples"})
 
 def preflight(train: list[Any], model: str, *, validation: list[Any] | None = None,
               n_epochs: Any = AUTO, threshold_usd: float | None = None,
-              line_numbers: list[int] | None = None, read_problems: list[Any] = ()) -> Preflight:
+              line_numbers: list[int] | None = None, read_problems: list[Any] = (),
+              auto_epochs: Callable[[int], int] | None = None) -> Preflight:
     """Validate, count and price a fine-tuning run (no network).
+
+    `auto_epochs`: what the provider makes of n_epochs "auto" for a number of examples, when it is
+    not OpenAI's rule (the local backend has its own); the count and the estimate then use it.
 
     `line_numbers` / `read_problems` come from pipeline.dataset.read_dataset when the data is a file,
     so problems name the file's own lines (a line that was not even JSON included).
@@ -115,8 +120,9 @@ def preflight(train: list[Any], model: str, *, validation: list[Any] | None = No
     from pipeline.dataset import validate_examples
 
     epochs_value = parse_hyperparameter("n_epochs", n_epochs)
-    report = validate_examples(train, model, n_epochs=None if epochs_value == AUTO else int(epochs_value),
-                               line_numbers=line_numbers)
+    provider_rule = auto_epochs(len(train)) if auto_epochs else None  # None: OpenAI's rule
+    epochs = int(epochs_value) if epochs_value != AUTO else provider_rule
+    report = validate_examples(train, model, n_epochs=epochs, line_numbers=line_numbers)
     read = [p.as_dict() if hasattr(p, "as_dict") else dict(p) for p in read_problems]
     errors = [p for p in read if p["severity"] == "error"] + report.errors
     warnings = [p for p in read if p["severity"] != "error"] + report.warnings

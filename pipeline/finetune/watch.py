@@ -30,6 +30,8 @@ class JobSnapshot:
     job_id: str
     status: str = "unknown"
     base_model: str | None = None
+    #: The job has a validation file (its loss series shows once the provider reports it).
+    has_validation: bool = False
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     created_at: int | None = None
@@ -142,6 +144,7 @@ def watch_job(client: Any, job_id: str, previous: JobSnapshot | None = None, *,
         seen = {e["id"] for e in snap.events}
         snap.events += [_event_dict(e) for e in ft.new_events(client, job_id, seen)]
         snap.status, snap.base_model = job.status, job.model
+        snap.has_validation = bool(getattr(job, "validation_file", None))
         snap.fine_tuned_model, snap.trained_tokens = job.fine_tuned_model, job.trained_tokens
         snap.created_at, snap.finished_at = job.created_at, job.finished_at
         snap.error = ft.job_error_message(job)

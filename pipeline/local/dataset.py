@@ -88,5 +88,10 @@ def auto_epochs(n_examples: int) -> int:
     return min(8, max(3, math.ceil(180 / max(1, n_examples))))
 
 
+def resolved_auto_epochs(n_examples: int) -> int:
+    """What n_epochs "auto" becomes on this server: the rule above, within DISTILL_MAX_EPOCHS."""
+    return min(auto_epochs(n_examples), env_limit("DISTILL_MAX_EPOCHS") or 10**6)
+
+
 def auto_batch_size(n_examples: int) -> int:
     return max(1, min(4, n_examples))

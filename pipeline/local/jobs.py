@@ -138,10 +138,10 @@ class JobRunner:
             return
         hp = dict(job["hyperparameters"])
         n = len(train)
-        from pipeline.local.dataset import auto_batch_size, auto_epochs, env_limit
+        from pipeline.local.dataset import auto_batch_size, resolved_auto_epochs
 
         if hp["n_epochs"] == "auto":
-            hp["n_epochs"] = min(auto_epochs(n), env_limit("DISTILL_MAX_EPOCHS") or 10**6)
+            hp["n_epochs"] = resolved_auto_epochs(n)
         if hp["batch_size"] == "auto":
             hp["batch_size"] = auto_batch_size(n)
         if hp["learning_rate_multiplier"] == "auto":

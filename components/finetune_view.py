@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.finetune.metrics import loss_frame, metrics_frame
-from pipeline.finetune.watch import JobSnapshot, format_duration
+from pipeline.finetune.watch import JobSnapshot, progress_facts
 
 BADGE_COLOURS = {"validating_files": "#6b7280", "queued": "#6b7280", "running": "#2563eb",
                  "succeeded": "#16a34a", "failed": "#dc2626", "cancelled": "#a16207", "unknown": "#6b7280"}
@@ -31,17 +31,7 @@ def badge_html(status: str | None) -> str:
 
 
 def progress_markdown(snap: JobSnapshot) -> str:
-    parts = [f"**Job** `{snap.job_id}` on **{snap.base_model or '?'}**"]
-    if snap.total_steps:
-        parts.append(f"Step **{snap.step or 0} / {snap.total_steps}**")
-    if snap.elapsed_s is not None:
-        parts.append(f"elapsed {format_duration(snap.elapsed_s)}")
-    if snap.remaining_s is not None and not snap.finished:
-        parts.append(f"about {format_duration(snap.remaining_s)} left")
-    if snap.queue_ahead is not None:
-        parts.append(f"waiting in the queue: {snap.queue_ahead} job(s) ahead of yours"
-                     if snap.queue_ahead else "next in the queue")
-    lines = [" · ".join(parts)]
+    lines = [" · ".join([f"**Job** `{snap.job_id}` on **{snap.base_model or '?'}**", *progress_facts(snap)])]
     if snap.fine_tuned_model:
         lines.append(f"Fine-tuned model: `{snap.fine_tuned_model}` — now the Chat tab's fine-tuned model.")
     if snap.trained_tokens:

@@ -189,15 +189,20 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def progress_facts(snap: JobSnapshot) -> list[str]:
+    """Step/total, elapsed, time left and queue place, as short phrases (those that are known)."""
+    facts = []
+    if snap.total_steps:
+        facts.append(f"step {snap.step or 0}/{snap.total_steps}")
+    if snap.elapsed_s is not None:
+        facts.append(f"elapsed {format_duration(snap.elapsed_s)}")
+    if snap.remaining_s is not None and not snap.finished:
+        facts.append(f"about {format_duration(snap.remaining_s)} left")
+    if snap.queue_ahead is not None:
+        facts.append(f"{snap.queue_ahead} job(s) ahead in the queue" if snap.queue_ahead else "next in the queue")
+    return facts
+
+
 def progress_line(snap: JobSnapshot) -> str:
     """One human line: status, step/total, elapsed, remaining, queue place."""
-    parts = [f"{snap.job_id}: {snap.status}"]
-    if snap.total_steps:
-        parts.append(f"step {snap.step or 0}/{snap.total_steps}")
-    if snap.elapsed_s is not None:
-        parts.append(f"elapsed {format_duration(snap.elapsed_s)}")
-    if snap.remaining_s is not None and not snap.finished:
-        parts.append(f"about {format_duration(snap.remaining_s)} left")
-    if snap.queue_ahead is not None:
-        parts.append(f"{snap.queue_ahead} job(s) ahead in the queue")
-    return ", ".join(parts)
+    return ", ".join([f"{snap.job_id}: {snap.status}", *progress_facts(snap)])

@@ -9,6 +9,7 @@ request owns its KV cache, sampler generator and output queue.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import logging
 import os
@@ -25,6 +26,7 @@ from pipeline.local.fastlm import FastLlama, KVCache, sample
 from pipeline.local.weights import transformers_api
 
 log = logging.getLogger(__name__)
+EXIT_JOIN_S = 60  # at exit, how long to let a model load or a decoding step finish
 MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
 
 
@@ -90,8 +92,11 @@ class Engine:
         self._cv = threading.Condition()
         self._stopped = False
         _set_threads()
-        threading.Thread(target=self._load_base, name="engine-load", daemon=True).start()
-        threading.Thread(target=self._run, name="engine-decode", daemon=True).start()
+        self._threads = [threading.Thread(target=self._load_base, name="engine-load", daemon=True),
+                         threading.Thread(target=self._run, name="engine-decode", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        atexit.register(self._stop_at_exit)
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_base(self) -> None:
@@ -167,6 +172,14 @@ class Engine:
         with self._cv:
             self._stopped = True
             self._cv.notify()
+
+    def _stop_at_exit(self) -> None:
+        """Let the worker threads leave torch before the interpreter goes: a daemon thread still inside
+        a torch call when Python finalizes aborted the process ("terminate called without an active
+        exception"), which turns a finished test run into a failed one."""
+        self.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=EXIT_JOIN_S)
 
     def _run(self) -> None:
         self._ready.wait()

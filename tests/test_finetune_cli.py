@@ -107,3 +107,16 @@ def test_real_process_bad_key_has_no_traceback(stub, tmp_path) -> None:
     assert proc.returncode == 1
     assert "401" in proc.stderr and "Traceback" not in proc.stderr and "4321" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_auto_epochs_on_the_embedded_backend_follow_its_own_rule(tiny_backend, capsys, tmp_path) -> None:
+    from pipeline import tokens
+    from pipeline.endpoints import LOCAL_MODEL
+    from pipeline.local.dataset import resolved_auto_epochs
+
+    data = write(tmp_path / "t.jsonl", examples(20))  # OpenAI's rule: 5 epochs; the backend's: 8
+    assert tokens.default_epochs(20) != resolved_auto_epochs(20)
+    code = main(["finetune", str(data), "--model", LOCAL_MODEL, "--base-url", tiny_backend.base_url,
+                 "--api-key", tiny_backend.api_key, "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["n_epochs"] == resolved_auto_epochs(20)  # what the server will run

@@ -10,33 +10,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pipeline.dataset.tables import detect_columns
 from pipeline.errors import InputError
 
-#: Column pairs seen in public instruction datasets, tried in this order.
-KNOWN_PAIRS = [("question", "answer"), ("prompt", "completion"), ("instruction", "output"),
-               ("prompt", "response"), ("input", "output"), ("query", "response"), ("user", "assistant")]
-SYSTEM_COLUMNS = ("system", "system_prompt")
 #: Keys OpenAI's chat fine-tuning format accepts beside `messages`; other columns are dropped.
 KEPT_KEYS = ("tools", "parallel_tool_calls")
 
 
 def detect_mapping(columns: Iterable[str]) -> dict[str, str]:
-    """The mapping to use for these columns, or {} when none is recognized."""
+    """The mapping to use for these columns, or {} when none is recognized.
+
+    Column pairs (question/answer, instruction/output + input, a system column...) are the Dataset
+    tab's own list (pipeline.dataset.tables), so a file and a Hub split are read the same way.
+    """
     cols = list(columns)
-    if "messages" in cols:
-        return {"messages": "messages"}
-    if "conversations" in cols:
-        return {"messages": "conversations"}
-    for user, assistant in KNOWN_PAIRS:
-        if user in cols and assistant in cols:
-            mapping = {"user": user, "assistant": assistant}
-            if user == "instruction" and "input" in cols:
-                mapping["input"] = "input"
-            system = next((c for c in SYSTEM_COLUMNS if c in cols), None)
-            if system:
-                mapping["system"] = system
-            return mapping
-    return {}
+    for name in ("messages", "conversations"):
+        if name in cols:
+            return {"messages": name}
+    found = detect_columns(cols) or {}
+    found.pop("whole", None)  # "json"/"example" text columns are a file layout, not a Hub one
+    return found if "user" in found else {}
 
 
 def _clean_message(message: dict) -> dict:

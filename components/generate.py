@@ -153,7 +153,7 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["n_num"] = gr.Number(20, label="Examples", precision=0, minimum=1)
             c["concurrency_sl"] = gr.Slider(1, 32, value=8, step=1, label="Concurrency")
             c["temperature_sl"] = gr.Slider(0, 1.5, value=0.9, step=0.05, label="Temperature")
-            c["budget_num"] = gr.Number(None, label="Budget (USD; empty = the Settings tab's cap)", minimum=0)
+            c["budget_num"] = gr.Number(None, label="Budget (USD; 0 or empty = the Settings tab's cap)", minimum=0)
             c["seed_num"] = gr.Number(0, label="Seed", precision=0)
             c["check_cb"] = gr.Checkbox(label="Check answers (solve again; keep only when they agree)")
     with gr.Row():

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from tests.browser_support import start_fine_tune_from_file
 from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
 from tests.test_finetune_openai import examples
 
@@ -78,11 +79,7 @@ def test_succeeded_job_becomes_the_chat_tabs_fine_tuned_model(running_app, tmp_p
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page()
         page.goto(demo.local_url)
-        page.get_by_role("tab", name="Fine-tune").click()
-        page.get_by_label("Upload a file").check()
-        page.locator("#ft-upload input[type=file]").set_input_files(str(train))
-        expect(page.get_by_text("small.jsonl")).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Start fine-tuning").click()
+        start_fine_tune_from_file(page, train)
         expect(page.locator('.ft-badge[data-status="succeeded"]')).to_be_visible(timeout=120_000)
         model = re.search(r"ft:[^\s`]+", page.get_by_text("Fine-tuned model:").inner_text()).group(0)
         page.get_by_role("tab", name="Chat").click()

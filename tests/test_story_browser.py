@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app, start_fine_tune_from_file
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("DISTILL_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="distill-shots-"))
@@ -81,11 +81,7 @@ def test_a_tiny_fine_tune_draws_its_loss_curve_as_it_trains(page, tmp_path) -> N
     sample = Path(__file__).resolve().parent.parent / "data" / "samples" / "reasoning_train.jsonl"
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(sample.read_text(encoding="utf-8").splitlines()[:12]) + "\n", encoding="utf-8")
-    page.get_by_role("tab", name="Fine-tune").click()
-    page.get_by_label("Upload a file").check()
-    page.locator("#ft-upload input[type=file]").set_input_files(str(small))
-    expect(page.get_by_text("small.jsonl")).to_be_visible(timeout=60_000)
-    page.get_by_role("button", name="Start fine-tuning").click()
+    start_fine_tune_from_file(page, small)
     expect(page.locator('.ft-badge[data-status="running"]')).to_be_visible(timeout=120_000)
     deadline = time.monotonic() + 120
     while _loss_points(page) == 0 and time.monotonic() < deadline:

@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 
 import pytest
 
-from tests.browser_support import start_fine_tune_from_file
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, start_fine_tune_from_file
 from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
 from tests.test_finetune_openai import examples
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
 
 
 @pytest.fixture
@@ -43,7 +39,7 @@ def test_start_reload_reattach_and_cancel(running_app, tmp_path) -> None:
     train = tmp_path / "riddles.jsonl"
     train.write_text("".join(json.dumps(e) + "\n" for e in examples(200)), encoding="utf-8")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(demo.local_url)
         page.get_by_role("tab", name="Fine-tune").click()
@@ -76,7 +72,7 @@ def test_succeeded_job_becomes_the_chat_tabs_fine_tuned_model(running_app, tmp_p
     train = tmp_path / "small.jsonl"
     train.write_text("".join(json.dumps(e) + "\n" for e in examples(12)), encoding="utf-8")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(demo.local_url)
         start_fine_tune_from_file(page, train)

@@ -6,19 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.fakes.openai_stub import OpenAIStub
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
 KEY = "sk-browser-secret-98765"
 
 
@@ -29,9 +25,7 @@ def app_url(monkeypatch) -> Iterator[tuple[str, OpenAIStub]]:
     with OpenAIStub({KEY: ["gpt-4.1", "gpt-4.1-mini"]}) as stub:
         monkeypatch.setenv("OPENAI_BASE_URL", stub.url())
         demo = app.build_app()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", stub
@@ -44,7 +38,7 @@ def page() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser.new_page(viewport={"width": 1300, "height": 2400})
         browser.close()
 

@@ -7,7 +7,6 @@ import io
 import logging
 import os
 import secrets
-import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -16,15 +15,10 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from tests.browser_support import free_port
 from tests.fakes.openai_stub import OpenAIStub
 
 NEW = "+ New endpoint"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +26,7 @@ def app_url() -> Iterator[str]:
     import app
 
     demo = app.build_app()
-    port = _free_port()
+    port = free_port()
     demo.queue(default_concurrency_limit=8).launch(server_name="127.0.0.1", server_port=port,
                                                    prevent_thread_lock=True, quiet=True)
     try:

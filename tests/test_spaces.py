@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ import pytest
 from pipeline import drafts, workspace
 from pipeline.errors import InputError
 from pipeline.finetune.records import visitor_tag
+from tests.browser_support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH_ENV = {"SYSTEM": "spaces", "OAUTH_CLIENT_ID": "client-id", "OAUTH_CLIENT_SECRET": "client-secret",
              "OAUTH_SCOPES": "openid profile write-repos", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _login_buttons(demo) -> int:
@@ -35,7 +29,7 @@ def _login_buttons(demo) -> int:
 
 def test_app_py_serves_its_first_page_on_a_space_with_no_secrets(tmp_path: Path) -> None:
     """`python app.py` as a Space runs it: SPACE_ID and OAuth variables set, no API key, no HF_TOKEN."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")}
     env.update(OAUTH_ENV, SPACE_ID="someone/distill-studio", DISTILL_HOME=str(tmp_path),
                GRADIO_SERVER_PORT=str(port))

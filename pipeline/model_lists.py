@@ -135,10 +135,7 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
         return ModelList(error=f"'{endpoint_name}' does not list its models: type the model "
                          "(or deployment) name.")
     try:
-        client = _probe_client(settings, endpoint_name)
-        ids = _model_ids(client)
-        if settings.owner and shared_endpoint(settings, endpoint) and endpoint.can("fine_tuning"):
-            ids = _without_others_models(client, ids, settings.owner)
+        ids = _visible_ids(_probe_client(settings, endpoint_name), settings, endpoint)
     except Exception as exc:  # every failure becomes words; the last good list stays
         log.warning("listing models of endpoint %s failed: %s", endpoint_name, type(exc).__name__)
         last = cached or ModelList()
@@ -158,6 +155,15 @@ def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
     if not os.environ.get("SPACE_ID"):
         return False
     return endpoint.kind == "local" or not settings.typed_keys.get(endpoint.name)
+
+
+def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[str]:
+    """The endpoint's model ids this visitor may see: every id the model list and the connection test
+    cache goes through here, so neither shows another visitor's fine-tuned models."""
+    ids = _model_ids(client)
+    if settings.owner and shared_endpoint(settings, endpoint) and endpoint.can("fine_tuning"):
+        ids = _without_others_models(client, ids, settings.owner)
+    return ids
 
 
 def _without_others_models(client, ids: list[str], owner: str) -> list[str]:
@@ -205,7 +211,7 @@ def test_connection(settings: SessionSettings, endpoint_name: str, model: str | 
         if not endpoint.can("model_listing"):
             return ConnectionResult(False, f"Give a model (deployment) name to test '{endpoint_name}': "
                                     "it does not list its models.")
-        ids = _model_ids(client)
+        ids = _visible_ids(client, settings, endpoint)
     except Exception as exc:  # the result is the words, whatever went wrong
         log.warning("connection test of endpoint %s failed: %s", endpoint_name, type(exc).__name__)
         return ConnectionResult(False, describe_failure(exc, endpoint, settings, model))

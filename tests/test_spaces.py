@@ -173,6 +173,8 @@ def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(mon
         listed = model_lists.list_models(shared, "team").models
         assert mine in listed and operators in listed and theirs not in listed
         assert "gpt-4o" in listed
+        assert model_lists.test_connection(shared, "team").ok  # it refills the same cache...
+        assert theirs not in model_lists.list_models(shared, "team").models  # ...filtered too
 
         # A key the visitor typed is their own account: nothing is hidden.
         own = endpoint_edit.save_endpoint(shared, name="team", original_name="team", kind="compatible",

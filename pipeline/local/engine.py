@@ -221,8 +221,7 @@ class Engine:
             except Exception as exc:  # e.g. the context is full: end these requests, keep serving
                 log.exception("decoding step failed")
                 for request in group:
-                    request.finish_reason = "error"
-                    request.push(("error", str(exc)))
+                    self._fail(request, str(exc))
                 continue
             for row, request in zip(logits, group, strict=True):
                 self._accept(request, self._sample(request, row))
@@ -244,7 +243,9 @@ class Engine:
         request.feed = [token]
         if request.constraint is not None:
             if not request.constraint.accept(token):
-                self._fail(request, f"structured output broke its grammar: {request.constraint.failed}")
+                message = f"structured output broke its grammar: {request.constraint.failed}"
+                log.error("generation failed: %s", message)
+                self._fail(request, message)
                 return
             room = request.max_tokens - len(request.generated) - 1  # forced tokens count against max_tokens
             request.feed += request.constraint.forced()[: max(0, room)]
@@ -273,7 +274,7 @@ class Engine:
 
     @staticmethod
     def _fail(request: GenRequest, message: str) -> None:
-        log.error("generation failed: %s", message)
+        """End a request with an error its client reads (the caller has logged why)."""
         request.finish_reason = "error"
         request.cache = None
         request.push(("error", message))

@@ -46,11 +46,22 @@ def _render(visitor: str | None, model: str, epochs: float | None, status: str =
             "report_json": report.to_json(), "status_md": status}
 
 
+def _stamp(visitor: str | None) -> tuple | None:
+    return drafts.draft_stamp(visitor) if _exists(visitor) else None
+
+
 @shown_errors
 def show_draft(visitor: str | None, rev: int, model: str, epochs: float | None) -> dict:
     # The status line is left as it is: this redraw also runs when the page's visitor id settles, and
     # a "Loaded 53 examples" from a click just before vanished after a second (seen in chromium).
-    return {**_render(visitor, model, epochs), "status_md": gr.skip()}
+    before = _stamp(visitor)
+    shown = _render(visitor, model, epochs)
+    if _stamp(visitor) != before:
+        # The draft was written while this redraw read it (a sample loaded right after page load, seen
+        # in CI): what it read is stale, and arriving after the writer's own redraw it would blank the
+        # table. The writer shows the new draft itself.
+        return {name: gr.skip() for name in shown}
+    return {**shown, "status_md": gr.skip()}
 
 
 @shown_errors

@@ -42,6 +42,15 @@ def _dump(examples: list[dict]) -> str:
     return "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
 
 
+def draft_stamp(visitor_id: str) -> tuple[int, int, int] | None:
+    """Changes whenever the draft is written (a new inode on every atomic rewrite, a new size on append)."""
+    try:
+        st = draft_path(visitor_id).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def load_draft(visitor_id: str) -> list[dict]:
     """The visitor's examples (empty list when they have none yet)."""
     path = draft_path(visitor_id)

@@ -74,3 +74,27 @@ def test_save_edits_from_a_fresh_client_does_not_duplicate(client) -> None:
     saved = drafts.load_draft(VISITOR)
     assert len(saved) == n and len(table["data"]) == len(rows["data"])
     assert [m["content"] for m in saved[0]["messages"] if m["role"] == "user"][0] == "changed through the API"
+
+
+def test_a_redraw_that_read_a_draft_being_replaced_changes_nothing(monkeypatch) -> None:
+    """Page-load redraw racing a sample load: its stale (empty) table must not land after the new one."""
+    import gradio as gr
+
+    from components import dataset as tab
+
+    visitor = "redraw-race-visitor"
+    drafts.save_draft(visitor, [])
+    real_render = tab._render
+
+    def render_then_load(*args, **kwargs) -> dict:
+        shown = real_render(*args, **kwargs)  # read the empty draft...
+        drafts.save_draft(visitor, [{"messages": [{"role": "user", "content": "hi"}]}])  # ...then a load wrote
+        return shown
+
+    monkeypatch.setattr(tab, "_render", render_then_load)
+    out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
+    assert out and all(isinstance(v, type(gr.skip())) for v in out.values())
+
+    monkeypatch.setattr(tab, "_render", real_render)
+    out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
+    assert len(out["table_df"]) == 1 and isinstance(out["status_md"], type(gr.skip()))

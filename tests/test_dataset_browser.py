@@ -33,7 +33,13 @@ def test_edit_survives_reload() -> None:
             page.get_by_role("option", name=sample).click()
             page.get_by_role("button", name="Load sample").click()
             page.get_by_text(f"from sample {sample}").wait_for(timeout=60_000)
-            page.get_by_text(question, exact=True).first.dblclick()
+            cell = page.get_by_text(question, exact=True).first
+            try:
+                cell.wait_for(timeout=30_000)
+            except Exception as exc:  # say what the table showed instead: CI keeps only this text
+                shown = page.locator("table").first.inner_text(timeout=5_000)[:1500]
+                raise AssertionError(f"first question not in the table; it shows:\n{shown}") from exc
+            cell.dblclick()
             page.keyboard.press("Control+A")
             page.keyboard.type("EDITED IN THE BROWSER?")
             page.keyboard.press("Enter")

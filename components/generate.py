@@ -21,6 +21,7 @@ from components.generate_run import MAX_VARS, RunHandle
 from components.wiring import keyed
 from pipeline import drafts, endpoints
 from pipeline import generate as gen
+from pipeline.background import Finished
 from pipeline.errors import InputError
 from pipeline.generate import prompts
 from pipeline.generate.store import RunFiles, read_examples
@@ -99,16 +100,15 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
     client = endpoints.make_client(settings, config.endpoint, async_=True)
     yield {"status_md": f"Starting: {gen.estimate_run(config).describe()}.", "start_btn": gr.update(interactive=False),
            "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_sl": 0}
-    ui.start_run(handle, config, client)
-    appended, finished, status = 0, False, None
+    appended, status, error = 0, None, None
     try:
-        while not finished:
-            latest, finished = ui.drain(handle)
-            if latest is None and not finished:
-                continue
-            status = latest or status
+        for item in ui.run_in_thread(handle, config, client):
+            if isinstance(item, Finished):
+                status, error = item.value or status, item.error
+            else:
+                status = item
             if status is None:
-                break
+                continue
             fresh = status.new_examples[appended:]
             if fresh:  # straight into the Dataset tab, appended after the visitor's own edits
                 drafts.append_to_draft(visitor, fresh)
@@ -118,9 +118,9 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
                    "progress_sl": round(100 * status.written / max(1, status.requested), 1), "dataset_rev": rev}
     finally:
         handle.cancel.set()  # the page went away or the handler was cancelled: stop the run too
-    if handle.error is not None:  # give the buttons back, then show the error
+    if error is not None:  # give the buttons back, then show the error
         yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False)}
-        raise handle.error
+        raise error
     run = (RunFiles(config.out).load_state().get("runs") or [{}])[-1]
     drafts.update_meta(visitor, generation=[{**run, "added_to_draft": appended}])
     yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),

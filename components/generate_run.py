@@ -7,9 +7,9 @@ run polls every 50 ms. The handle lives in the visitor's gr.State, never in a mo
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from pipeline import workspace
+from pipeline.background import Finished, iterate_in_thread
 from pipeline.generate import GenerationConfig, RunStatus, Template, load_template, run_generation
 from pipeline.models import prices
 
@@ -66,42 +67,18 @@ def run_path(visitor: str, template: str) -> Path:
 
 @dataclass
 class RunHandle:
-    """One Start press: the Stop button's event, and where progress snapshots arrive."""
+    """One Start press: the event the Stop button (or the page going away) sets to end the run."""
 
     cancel: threading.Event = field(default_factory=threading.Event)
-    updates: queue.Queue = field(default_factory=queue.Queue)
-    thread: threading.Thread | None = None
-    error: BaseException | None = None
 
 
-def start_run(handle: RunHandle, config: GenerationConfig, client: Any) -> None:
-    def target() -> None:
-        try:
-            final = run_generation(config, client, on_progress=handle.updates.put, cancel=handle.cancel)
-            handle.updates.put(final)
-        except BaseException as exc:  # handed to the handler thread, which shows it as gr.Error
-            handle.error = exc
-        finally:
-            handle.updates.put(None)
+def run_in_thread(handle: RunHandle, config: GenerationConfig, client: Any) -> Iterator[RunStatus | Finished]:
+    """The run's newest progress snapshot whenever there is news, then Finished (final status or error)."""
+    def work(report: Callable[[RunStatus], None]) -> RunStatus:
+        return run_generation(config, client, on_progress=report, cancel=handle.cancel)
 
-    handle.thread = threading.Thread(target=target, name="generate-run", daemon=True)
-    handle.thread.start()
-
-
-def drain(handle: RunHandle, wait: float = 0.5) -> tuple[RunStatus | None, bool]:
-    """(latest snapshot or None, finished) after waiting up to `wait` seconds for news."""
-    latest, finished = None, False
-    try:
-        item = handle.updates.get(timeout=wait)
-        while True:
-            if item is None:
-                finished = True
-            else:
-                latest = item
-            item = handle.updates.get_nowait()
-    except queue.Empty:
-        pass
-    return latest, finished
+    for item in iterate_in_thread(work, poll_s=0.5, name="generate-run"):
+        yield item if isinstance(item, Finished) else item[-1]  # snapshots are cumulative: the newest says all
 
 
 def status_markdown(s: RunStatus) -> str:

@@ -13,9 +13,9 @@ from components import start_view as view
 from components.context import AppContext
 from components.errors import shown_errors
 from components.wiring import keyed
+from pipeline.background import Finished, iterate_in_thread
 from pipeline.control import RunControl
 from pipeline.demo import STEP_TITLES, DemoRun, list_scenarios, load_scenario, run_step
-from pipeline.demo.background import Finished, iterate_in_thread
 from pipeline.demo.steps import restore_draft
 from pipeline.endpoints import RoleChoice, SessionSettings
 from pipeline.errors import explain
@@ -73,13 +73,13 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
         log.append(f"**{STEP_TITLES[step]}**")
         yield _render(run, log, step)
         work = functools.partial(_run_one, run, step, settings, control, confirm)
-        for item in iterate_in_thread(work):
+        for item in iterate_in_thread(work, name="distill-demo-step"):
             if isinstance(item, Finished):
                 if item.error is not None:
                     log.append(f"⚠ {explain(item.error)}")
                     gr.Warning(explain(item.error))
                 break
-            log.append(item)
+            log.extend(item)
             yield _render(run, log, step)
         if step not in run.results:
             break

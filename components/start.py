@@ -15,7 +15,7 @@ from components.errors import shown_errors
 from components.wiring import keyed
 from pipeline.background import Finished, iterate_in_thread
 from pipeline.control import RunControl
-from pipeline.demo import STEP_TITLES, DemoRun, list_scenarios, load_scenario, run_step
+from pipeline.demo import STEP_TITLES, DemoRun, add_to_log, list_scenarios, load_scenario, run_step
 from pipeline.demo.steps import restore_draft
 from pipeline.endpoints import RoleChoice, SessionSettings
 from pipeline.errors import explain
@@ -79,7 +79,8 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
                     log.append(f"⚠ {explain(item.error)}")
                     gr.Warning(explain(item.error))
                 break
-            log.extend(item)
+            for line in item:
+                add_to_log(log, line)
             yield _render(run, log, step)
         if step not in run.results:
             break

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline import drafts
-from pipeline.demo import DemoRun, list_scenarios, load_scenario, run_step
-from pipeline.demo.steps import restore_draft
+from pipeline.demo import DemoRun, add_to_log, list_scenarios, load_scenario, run_step
+from pipeline.demo.steps import Progress, restore_draft
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError
 from pipeline.local import runtime
@@ -68,3 +68,16 @@ def test_reasoning_scenario_end_to_end_on_the_local_backend(local, monkeypatch) 
     assert [r["label"] for r in board] == ["base", "fine-tuned"]
     assert all(r["total"] == 26 and r["answered"] == 26 for r in board)
     assert any("Step" in line or "step" in line for line in said)
+    log: list[str] = []
+    for line in said:
+        add_to_log(log, line)
+    scored = [line for line in log if "answers scored" in line]
+    assert scored == ["52/52 answers scored"], log  # one live line, ending at the final count
+
+
+def test_a_progress_line_replaces_the_one_before_it_only() -> None:
+    log: list[str] = []
+    for line in ("**Fine-tune**", Progress("epoch 1/3"), Progress("epoch 2/3"), "Fine-tuned: ft:x",
+                 "**Score**", Progress("5/52 answers scored"), Progress("52/52 answers scored")):
+        add_to_log(log, line)
+    assert log == ["**Fine-tune**", "epoch 2/3", "Fine-tuned: ft:x", "**Score**", "52/52 answers scored"]

@@ -2,6 +2,7 @@
 as a list of steps that each call the same pipeline functions the tabs call."""
 
 from pipeline.demo.scenarios import Scenario, list_scenarios, load_scenario
-from pipeline.demo.steps import STEP_TITLES, DemoRun, StepResult, run_step
+from pipeline.demo.steps import STEP_TITLES, DemoRun, StepResult, add_to_log, run_step
 
-__all__ = ["STEP_TITLES", "DemoRun", "Scenario", "StepResult", "list_scenarios", "load_scenario", "run_step"]
+__all__ = ["STEP_TITLES", "DemoRun", "Scenario", "StepResult", "add_to_log", "list_scenarios", "load_scenario",
+           "run_step"]

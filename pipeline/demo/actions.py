@@ -61,7 +61,7 @@ def step_augment(ctx: StepContext) -> StepResult:
         line = f"{status.written}/{status.requested} written, {status.failed_parse} unparsable, {status.retries} retries"
         if line != last[0]:
             last[0] = line
-            ctx.say(line)
+            ctx.progress(line)
 
     status = run_generation(config, client, on_progress=report, cancel=ctx.cancel)
     drafts.append_to_draft(visitor, status.new_examples)
@@ -112,7 +112,7 @@ def step_finetune(ctx: StepContext) -> StepResult:
         line = snap.warning or progress_line(snap)
         if line != shown:
             shown = line
-            ctx.say(line)
+            ctx.progress(line)
     record_job(ctx.run.visitor_id, job.id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
     if snap.status != "succeeded":
         raise InputError(f"The fine-tuning job {job.id} ended {snap.status}: {snap.error or 'no reason given'}")
@@ -188,7 +188,7 @@ def step_benchmark(ctx: StepContext) -> StepResult:
     def on_answer(_answer, n: int, total: int) -> None:  # noqa: ANN001
         if n - done[0] >= max(1, total // 10) or n == total:
             done[0] = n
-            ctx.say(f"{n}/{total} answers scored")
+            ctx.progress(f"{n}/{total} answers scored")
 
     results = run_benchmark(ctx.scenario.benchmark.name, items, targets, on_answer=on_answer,
                             cancel=ctx.cancel, max_tokens=COMPARE_MAX_TOKENS)

@@ -17,6 +17,18 @@ from pipeline.errors import CancelledError, InputError
 
 Say = Callable[[str], None]
 
+
+class Progress(str):
+    """A progress line ("20/52 answers scored"): the next one of the same step replaces it in a log."""
+
+
+def add_to_log(log: list[str], line: str) -> None:
+    """Append `line`; a progress line right after another one takes its place (one live line per step)."""
+    if isinstance(line, Progress) and log and isinstance(log[-1], Progress):
+        log[-1] = line
+    else:
+        log.append(line)
+
 STEP_TITLES = {
     "load": "Load the sample data",
     "augment": "Paraphrase-augment with the teacher",
@@ -59,6 +71,9 @@ class StepContext:
     say: Say
     cancel: threading.Event
     confirm_cost: bool
+
+    def progress(self, line: str) -> None:
+        self.say(Progress(line))
 
 
 def is_local(settings: endpoints.SessionSettings, endpoint_name: str) -> bool:

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=.venv/.installed-$( (cat requirements.txt; [ "${1:-}" = --dev ] && cat requirements-dev.txt) | sha1sum | cut -c1-12)
+# `if`, not `[ ] && cat`: under pipefail a false test fails the pipeline and set -e ends the script
+# silently (it did: the app's launch command stopped here on every fresh clone).
+stamp=.venv/.installed-$( (cat requirements.txt; if [ "${1:-}" = --dev ]; then cat requirements-dev.txt; fi) | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
   # torch first, on its own line, so that the CPU build is taken where one is available.

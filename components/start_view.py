@@ -42,8 +42,8 @@ def panes_markdown(run: DemoRun | None) -> list[str]:
     for pane in result.details["panes"]:
         mark = "✔ contains the expected fact" if pane["contains_expected"] else "✖ misses the expected fact"
         speed = f" · {pane['tokens_per_s']:.0f} tok/s" if pane.get("tokens_per_s") else ""
-        blocks.append(f"**{pane['label']}** · `{pane['model']}`{speed}\n\n{pane['text'] or '*(no answer)*'}"
-                      f"\n\n{mark}")
+        answer = (pane["text"] or "").strip() or "*(empty answer)*"
+        blocks.append(f"**{pane['label']}** · `{pane['model']}`{speed}\n\n{answer}\n\n{mark}")
     return blocks + [""] * (3 - len(blocks))
 
 

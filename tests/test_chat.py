@@ -202,3 +202,13 @@ def test_threads_do_not_outlive_the_turn(server):
     time.sleep(0.2)
     after = {t.name for t in threading.enumerate() if t.name.startswith("chat-pane")}
     assert not (after - before)
+
+
+def test_an_empty_answer_says_so_and_is_not_sent_back():
+    session = ChatSession()
+    with FakeChatServer(answers={"blank": ""}) as srv:
+        *_, turn = session.send("blank", _configs("a", "b", "c"), Params(), lambda _: srv.client())
+    assert [s.status for s in turn.states] == ["done"] * 3
+    assert session.histories[0][-1] == {"role": "assistant", "content": "(empty answer: the model stopped at once)",
+                                        "error": True}
+    assert model_messages(session.histories[0], Params()) == [{"role": "user", "content": "blank"}]

@@ -168,6 +168,9 @@ def _reply(state: PaneState) -> dict:
         return {"role": "assistant", "content": f"{partial}⚠️ {state.error}", "error": True}
     if state.status == "stopped" and not state.text:
         return {"role": "assistant", "content": "(stopped before answering)", "error": True}
+    if state.status == "done" and not state.text.strip():
+        # Small models do this (an end-of-text first); an empty bubble looked like a frozen pane.
+        return {"role": "assistant", "content": "(empty answer: the model stopped at once)", "error": True}
     msg = {"role": "assistant", "content": state.text}
     if state.status == "stopped":
         msg["stopped"] = True

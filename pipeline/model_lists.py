@@ -161,13 +161,20 @@ def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[
     """The endpoint's model ids this visitor may see: every id the model list and the connection test
     cache goes through here, so neither shows another visitor's fine-tuned models."""
     ids = _model_ids(client)
-    if settings.owner and shared_endpoint(settings, endpoint) and endpoint.can("fine_tuning"):
+    if shared_endpoint(settings, endpoint) and endpoint.can("fine_tuning"):
         ids = _without_others_models(client, ids, settings.owner)
     return ids
 
 
+def _someone_elses(job, owner: str) -> bool:
+    """A job another visitor started (their jobs carry their tag). With no owner known (an API call
+    that skipped the page load), every tagged job is someone else's."""
+    tag = (job.metadata or {}).get(META_KEY)
+    return bool(tag) and tag != owner
+
+
 def _without_others_models(client, ids: list[str], owner: str) -> list[str]:
-    """Drop fine-tuned models whose job another visitor started (their jobs carry their tag).
+    """Drop fine-tuned models whose job another visitor started.
 
     Models of untagged jobs (the operator's, made with the CLI) stay. If the jobs cannot be read,
     every fine-tuned id is hidden rather than risk showing another visitor's.
@@ -175,8 +182,7 @@ def _without_others_models(client, ids: list[str], owner: str) -> list[str]:
     try:
         foreign = set()
         for count, job in enumerate(client.fine_tuning.jobs.list(limit=100)):
-            tag = (job.metadata or {}).get(META_KEY)
-            if tag and tag != owner and job.fine_tuned_model:
+            if _someone_elses(job, owner) and job.fine_tuned_model:
                 foreign.add(job.fine_tuned_model)
             if count + 1 >= MAX_JOBS_SCANNED:
                 break
@@ -226,8 +232,9 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
                             refresh: bool = False) -> str:
     """The newest succeeded fine-tuning job's model on the base role's endpoint, else the base model.
 
-    `job_ids` limits the search to this visitor's own jobs (on a shared key, the account's jobs
-    list holds everyone's). The answer is cached in the session; `default_role` reads the cache.
+    `job_ids` limits the search to these jobs. On a shared endpoint (a Space's local backend or shared
+    key, whose jobs list holds everyone's) other visitors' jobs are never picked. The answer is cached
+    in the session; `default_role` reads the cache.
     """
     base = role(settings, "base")
     cache = settings.fine_tuned_cache
@@ -241,8 +248,9 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
         log.warning("listing fine-tuning jobs on %s failed: %s", base.endpoint, type(exc).__name__)
         return base.model
     wanted = set(job_ids) if job_ids is not None else None
+    shared = shared_endpoint(settings, settings.endpoint(base.endpoint))
     done = [j for j in jobs if j.status == "succeeded" and j.fine_tuned_model
-            and (wanted is None or j.id in wanted)]
+            and (wanted is None or j.id in wanted) and not (shared and _someone_elses(j, settings.owner))]
     newest = max(done, key=lambda j: (j.finished_at or 0, j.created_at or 0), default=None)
     cache[base.endpoint] = newest.fine_tuned_model if newest else ""
     return cache[base.endpoint] or base.model

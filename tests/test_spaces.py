@@ -188,3 +188,30 @@ def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(mon
         assert "gpt-4o" in listed and not any(m.startswith("ft:") for m in listed)
     finally:
         stub.close()
+
+
+def test_the_fine_tuned_role_never_defaults_to_another_visitors_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.settings_handlers import restore_settings
+    from pipeline import endpoint_edit, model_lists
+    from pipeline.endpoints import SessionSettings, role, with_role
+    from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
+
+    stub = OpenAIFineTuneStub()
+    try:
+        theirs = _succeeded_job(stub, stub.client(), visitor_tag("someone-else"))
+        monkeypatch.setenv("SPACE_ID", "team/distill-studio")
+        monkeypatch.setenv("STUB_KEY", stub.api_key)
+        monkeypatch.setenv("DISTILL_SHARED_KEY_VARS", "STUB_KEY")
+        shared = endpoint_edit.save_endpoint(SessionSettings(), name="team", kind="compatible",
+                                             base_url=stub.base_url, key_env="STUB_KEY",
+                                             capabilities=["model_listing", "fine_tuning", "chat"])
+        shared = with_role(shared, "base", "team", "gpt-4o-mini-2024-07-18")
+        mine = restore_settings(shared, None, "me")
+        assert model_lists.newest_fine_tuned_model(mine, refresh=True) == "gpt-4o-mini-2024-07-18"
+        assert role(mine, "fine_tuned").model != theirs  # "Use role defaults" in Chat reads this
+
+        # An API call that never ran the page load has no owner: every visitor's model is hidden from it.
+        assert theirs not in model_lists.list_models(shared, "team", refresh=True).models
+        assert model_lists.newest_fine_tuned_model(shared, refresh=True) == "gpt-4o-mini-2024-07-18"
+    finally:
+        stub.close()

@@ -85,8 +85,11 @@ def use_role_defaults(settings: SessionSettings) -> list:
     return role_pickers(settings, PANE_ROLES, look_up_newest=True)
 
 
+@shown_errors
 def follow_settings(settings: SessionSettings) -> list:
-    return role_pickers(settings, PANE_ROLES, look_up_newest=False)
+    # Looks up the newest fine-tuned model once per session (cached): at page load the fine-tuned pane
+    # showed the base model even when an earlier session had fine-tuned one.
+    return role_pickers(settings, PANE_ROLES, look_up_newest=True)
 
 
 @shown_errors

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from pipeline.chat import ChatSession, PaneConfig, Params, Turn, extras, metrics_line
-from pipeline.endpoints import LOCAL_MODEL, SessionSettings, role
+from pipeline.endpoints import LOCAL_MODEL, SessionSettings, fine_tuned_stands_in, role
 from pipeline.model_lists import chat_models, list_models, newest_fine_tuned_model
 
 ROLE_TITLES = {"base": "Base model", "fine_tuned": "Fine-tuned model", "teacher": "Teacher model"}
@@ -35,7 +35,7 @@ def build_pane(settings: SessionSettings, role_name: str) -> Pane:
             endpoint_dd = gr.Dropdown(list(settings.endpoints()), value=choice.endpoint, label="Endpoint",
                                       scale=2, min_width=100)
             model_dd = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
-                                   scale=4, min_width=140)
+                                   scale=4, min_width=140, info=_stand_in_note(settings, role_name))
             refresh_btn = gr.Button("↻", scale=0, min_width=40, size="sm")
         chatbot = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
                              feedback_options=None, group_consecutive_messages=False)
@@ -78,8 +78,16 @@ def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_n
     for r in roles:
         choice = role(settings, r)
         out += [gr.Dropdown(choices=list(settings.endpoints()), value=choice.endpoint),
-                gr.Dropdown(choices=[choice.model], value=choice.model)]
+                gr.Dropdown(choices=[choice.model], value=choice.model, info=_stand_in_note(settings, r))]
     return out
+
+
+def _stand_in_note(settings: SessionSettings, role_name: str) -> str:
+    """Said under the fine-tuned pane's picker while the base model plays that part (three identical
+    panes with no word of why looked like a broken fine-tune)."""
+    if role_name != "fine_tuned" or not fine_tuned_stands_in(settings):
+        return ""
+    return "No fine-tuned model yet: the base model stands in until a fine-tuning job succeeds."
 
 
 def few_shot_sources() -> list[str]:

@@ -305,6 +305,11 @@ def role(settings: SessionSettings, name: str) -> RoleChoice:
     return settings.roles.get(name) or default_role(settings, name)
 
 
+def fine_tuned_stands_in(settings: SessionSettings) -> bool:
+    """Known to have no fine-tuned model (looked up this session, none found): the base plays the part."""
+    return "fine_tuned" not in settings.roles and settings.fine_tuned_cache.get(role(settings, "base").endpoint) == ""
+
+
 def client_for_role(settings: SessionSettings, name: str, *, async_: bool = False,
                     **opts: Any) -> tuple[Any, str]:
     """(client, model id) for a role: what the Generate, Fine-tune, Chat and Evaluate tabs call."""

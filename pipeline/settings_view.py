@@ -16,6 +16,7 @@ from pipeline.endpoints import (
     RoleChoice,
     SessionSettings,
     find_key,
+    fine_tuned_stands_in,
     has_openai_key,
     key_source,
     role,
@@ -34,6 +35,9 @@ def status_line(settings: SessionSettings) -> str:
         choice = role(settings, name)
         endpoint = endpoints.get(choice.endpoint)
         where = "local" if endpoint is None or endpoint.kind == "local" else choice.endpoint
+        if name == "fine_tuned" and fine_tuned_stands_in(settings):
+            parts.append(f"**{ROLE_LABELS[name]}** none yet (the base stands in)")
+            continue
         parts.append(f"**{ROLE_LABELS[name]}** {where} · `{choice.model}`")
         if endpoint is not None and endpoint.needs_key and not find_key(settings, endpoint):
             problems.append(f"'{choice.endpoint}' has no key")

@@ -13,6 +13,7 @@ from pipeline.endpoints import (
     default_role,
     find_hf_token,
     find_key,
+    fine_tuned_stands_in,
     make_client,
     require_hf_token,
     require_key,
@@ -112,6 +113,7 @@ def test_with_an_openai_key_gpt4_class_teacher_and_fine_tunable_base(monkeypatch
     assert role(settings, "teacher").model.startswith(("gpt-4", "gpt-5"))
     assert role(settings, "base").model in openai_fine_tunable_models()
     assert role(settings, "fine_tuned") == role(settings, "base"), "no job looked up yet: the base"
+    assert not fine_tuned_stands_in(settings), "not known yet: nothing is claimed"
 
     stub.jobs["env-key-1"] = [job("ftjob-old", "ft:gpt-4.1-mini:org::old", finished_at=100),
                               job("ftjob-new", "ft:gpt-4.1-mini:org::new", finished_at=200),
@@ -124,6 +126,13 @@ def test_with_an_openai_key_gpt4_class_teacher_and_fine_tunable_base(monkeypatch
     assert model_lists.newest_fine_tuned_model(settings, job_ids=["ftjob-old"]) == "ft:gpt-4.1-mini:org::old"
     assert role(settings, "fine_tuned").model == "ft:gpt-4.1-mini:org::old"
     assert model_lists.newest_fine_tuned_model(settings, job_ids=["ftjob-failed"]) == role(settings, "base").model
+    # Known to have none now: the status line and the Chat tab's fine-tuned pane say the base stands in.
+    assert fine_tuned_stands_in(settings)
+    assert "**Fine-tuned student** none yet (the base stands in)" in settings_view.status_line(settings)
+    from components.chat_panes import role_pickers
+
+    picker = role_pickers(settings, ("base", "fine_tuned"), look_up_newest=False)[3]
+    assert picker.value == role(settings, "base").model and "No fine-tuned model yet" in picker.info
 
 
 def test_newest_fine_tuned_falls_back_to_base_when_jobs_cannot_be_listed(monkeypatch) -> None:

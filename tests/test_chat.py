@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipeline.chat import ChatSession, PaneConfig, PaneSpec, Params, extras, stream_panes
-from pipeline.chat.session import model_messages
+from pipeline.chat.session import metrics_line, model_messages
 from pipeline.errors import InputError, MissingKeyError
 from tests.fakes.chat_server import FakeChatServer
 
@@ -212,3 +212,10 @@ def test_an_empty_answer_says_so_and_is_not_sent_back():
     assert session.histories[0][-1] == {"role": "assistant", "content": "(empty answer: the model stopped at once)",
                                         "error": True}
     assert model_messages(session.histories[0], Params()) == [{"role": "user", "content": "blank"}]
+
+
+@pytest.mark.parametrize("cost, shown", [(0.0, "$0 (free model)"), (None, "cost unknown"), (0.000123, "$0.000123")])
+def test_metrics_line_says_what_an_answer_cost(cost, shown):
+    done = {"status": "done", "finish_reason": "stop", "ttft_s": 0.25, "elapsed_s": 1.0, "input_tokens": 5,
+            "output_tokens": 20, "tokens_per_s": 21.3, "cost_usd": cost, "exact_tokens": True}
+    assert metrics_line(done) == f"first token 0.25 s · 20 tokens · 21.3 tok/s · {shown}"

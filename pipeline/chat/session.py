@@ -204,7 +204,8 @@ def metrics_line(state: PaneState | dict | None, *, hide_cost: bool = False) -> 
     if d["tokens_per_s"]:
         parts.append(f"{d['tokens_per_s']:.1f} tok/s")
     if not hide_cost:
-        parts.append("cost unknown" if d["cost_usd"] is None else f"${d['cost_usd']:.6f}")
+        cost = d["cost_usd"]
+        parts.append("cost unknown" if cost is None else "$0 (free model)" if cost == 0 else f"${cost:.6f}")
     if d["status"] == "stopped":
         parts.append("stopped")
     if d.get("finish_reason") == "length":

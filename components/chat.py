@@ -156,7 +156,7 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     state_in = [ctx.settings, ctx.visitor, session_state]
     params_in = [system_box, temperature_sl, max_tokens_nb, few_shot_chk, few_shot_dd, *picks, *state_in]
     shown = [p.chatbot for p in panes]
-    streamed = shown + [p.metrics_md for p in panes]
+    streamed = shown + [p.metrics_md for p in panes] + [p.stop_btn for p in panes]
     for trigger in (msg_box.submit, send_btn.click):
         trigger(partial(show_user_message, panes=panes), [msg_box, session_state], shown, queue=False,
                 api_visibility="private").success(

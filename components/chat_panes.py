@@ -41,7 +41,7 @@ def build_pane(settings: SessionSettings, role_name: str) -> Pane:
                              feedback_options=None, group_consecutive_messages=False)
         metrics_md = gr.Markdown("", elem_classes=["pane-metrics"])
         with gr.Row():
-            stop_btn = gr.Button("Stop", size="sm", variant="stop")
+            stop_btn = gr.Button("Stop", size="sm", variant="stop", interactive=False)
             regen_btn = gr.Button("Regenerate", size="sm")
     return Pane(endpoint_dd, model_dd, refresh_btn, chatbot, metrics_md, stop_btn, regen_btn)
 
@@ -123,6 +123,9 @@ def pane_outputs(panes: list[Pane], session: ChatSession, turn: Turn | None = No
         state = turn.states[i] if turn and turn.states and turn.states[i] is not None else session.metrics[i]
         out[pane.chatbot] = displayed(history)
         out[pane.metrics_md] = metrics_line(state, hide_cost=hide)
+        # Stop is live only while this pane streams: three red buttons at rest read as "still running".
+        live = turn is not None and bool(turn.states) and turn.states[i] is not None and not turn.states[i].final
+        out[pane.stop_btn] = gr.Button(interactive=live)
     return out
 
 

@@ -68,3 +68,19 @@ def test_regenerate_endpoint_redoes_one_pane(chat_app):
     assert [_text(m) for m in again[1]] == ["Ping", "other-model says: Ping"]
     assert [_text(m) for m in again[0]] == [_text(m) for m in first[0]]
     assert [_text(m) for m in again[2]] == [_text(m) for m in first[2]]
+
+
+def test_stop_is_live_only_while_its_pane_streams() -> None:
+    from components.chat_panes import build_pane, pane_outputs
+    from pipeline.chat import ChatSession
+    from pipeline.chat.session import Turn
+    from pipeline.chat.streams import PaneState
+
+    with gr.Blocks():
+        panes = [build_pane(SessionSettings(), r) for r in ("base", "fine_tuned", "teacher")]
+    assert all(p.stop_btn.interactive is False for p in panes)  # nothing runs when the page opens
+    session = ChatSession()
+    turn = Turn([[], [], []], [PaneState(status="streaming"), PaneState(status="done"), None])
+    live = [pane_outputs(panes, session, turn)[p.stop_btn].interactive for p in panes]
+    assert live == [True, False, False]
+    assert [pane_outputs(panes, session)[p.stop_btn].interactive for p in panes] == [False] * 3

@@ -1,0 +1,55 @@
+"""The Chat tab in a real browser: a pane's Stop button comes alive while it waits, stops only that
+pane, and goes quiet again."""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+import pytest
+
+from components.chat import build_chat_tab
+from components.context import AppContext
+from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.fakes.chat_server import FakeChatServer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_stop_one_waiting_pane_in_the_browser() -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with FakeChatServer() as srv:
+        settings = SessionSettings(
+            custom_endpoints={"fake": Endpoint("fake", "compatible", base_url=srv.base_url)},
+            typed_keys={"fake": "k"},
+            roles={"base": RoleChoice("fake", "delay-60-slow"), "fine_tuned": RoleChoice("fake", "delay-3-ft"),
+                   "teacher": RoleChoice("fake", "fast-a")})
+        with gr.Blocks() as demo:
+            ctx = AppContext(settings=gr.State(settings), visitor=gr.State("visitor-chat-browser-1"),
+                             dataset_rev=gr.State(0), recent_jobs=gr.State([]), remembered=gr.State(None))
+            build_chat_tab(ctx)
+        demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(demo.local_url)
+                stops = page.get_by_role("button", name="Stop", exact=True)
+                expect(stops).to_have_count(3)
+                for i in range(3):
+                    expect(stops.nth(i)).to_be_disabled()
+                page.get_by_label("Message to all three panes").fill("hello")
+                page.get_by_role("button", name="Send").click()
+                page.get_by_text("fast-a says: hello").wait_for(timeout=30_000)
+                expect(stops.nth(0)).to_be_enabled(timeout=10_000)  # the 60 s pane still waits
+                stops.nth(0).click()
+                page.get_by_text("(stopped before answering)").wait_for(timeout=15_000)
+                page.get_by_text("delay-3-ft says: hello").wait_for(timeout=30_000)  # the other pane went on
+                for i in range(3):
+                    expect(stops.nth(i)).to_be_disabled(timeout=10_000)
+                browser.close()
+        finally:
+            demo.close()

@@ -17,7 +17,7 @@ from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
 from components.status import build_status_line
-from components.visitor import assign_visitor, browser_secret
+from components.visitor import browser_secret, start_session
 from pipeline.endpoints import SessionSettings
 
 TITLE = "Distill Studio"
@@ -35,7 +35,10 @@ def build_app() -> gr.Blocks:
             remembered=gr.BrowserState(None, storage_key="distill_settings", secret=browser_secret()),
         )
         build_status_line(ctx)
-        with gr.Tabs():
+        # The tabs appear once the page's visitor id is known: a click in the first moment after the page
+        # opened (a presenter's quick "Run all steps") otherwise ran with no id and asked for a reload.
+        starting_md = gr.Markdown("*Starting your session…*", elem_id="distill-starting")
+        with gr.Column(visible=False) as main_col, gr.Tabs():
             with gr.Tab("Start", id="start"):
                 build_start_tab(ctx)
             with gr.Tab("Generate", id="generate"):
@@ -52,7 +55,8 @@ def build_app() -> gr.Blocks:
                 build_hub_tab(ctx)
             with gr.Tab("Settings", id="settings"):
                 build_settings_tab(ctx)
-        demo.load(assign_visitor, inputs=ctx.visitor, outputs=ctx.visitor, api_visibility="private").then(
+        demo.load(start_session, inputs=ctx.visitor, outputs=[ctx.visitor, main_col, starting_md],
+                  api_visibility="private").then(
             restore_settings, [ctx.settings, ctx.remembered, ctx.visitor], ctx.settings, api_visibility="private")
     return demo
 

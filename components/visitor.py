@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+import gradio as gr
+
 from pipeline import workspace
 from pipeline.errors import InputError
 
@@ -15,6 +17,11 @@ def assign_visitor(current: str | None) -> str:
         return current or ""
     except InputError:
         return secrets.token_urlsafe(16)
+
+
+def start_session(current: str | None) -> tuple[str, gr.Column, gr.Markdown]:
+    """On page load: the visitor id, then the tabs shown and the "starting" line hidden."""
+    return assign_visitor(current), gr.Column(visible=True), gr.Markdown(visible=False)
 
 
 def browser_secret() -> str:

@@ -162,11 +162,12 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                 api_visibility="private").success(
             partial(send_message, panes=panes, msg_box=msg_box), [msg_box, *params_in], [*streamed, msg_box],
             api_name="chat_send" if trigger == send_btn.click else False, concurrency_limit=None,
-            show_progress="minimal")
+            show_progress="minimal", show_progress_on=shown)
     for i, pane in enumerate(panes):
         pane.stop_btn.click(partial(stop_pane, pane=i), [session_state], None, queue=False, api_visibility="private")
         pane.regen_btn.click(partial(regenerate_pane, pane=i, panes=panes), params_in, streamed,
-                             api_name=f"chat_regenerate_{i}", concurrency_limit=None, show_progress="minimal")
+                             api_name=f"chat_regenerate_{i}", concurrency_limit=None, show_progress="minimal",
+                             show_progress_on=shown)
         pane.refresh_btn.click(list_pane_models, [ctx.settings, pane.endpoint_dd, pane.model_dd], pane.model_dd,
                                api_visibility="private")
         pane.endpoint_dd.input(list_pane_models, [ctx.settings, pane.endpoint_dd, pane.model_dd], pane.model_dd,

@@ -68,31 +68,42 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
     control.cancel.clear()
     steps = list(scenario.steps) if which == "all" else [which]
     log: list[str] = []
-    yield {"control_state": control, "stop_btn": gr.update(interactive=True)}
-    for step in steps:
-        log.append(f"**{STEP_TITLES[step]}**")
-        yield _render(run, log, step)
-        work = functools.partial(_run_one, run, step, settings, control, confirm)
-        for item in iterate_in_thread(work, name="distill-demo-step"):
-            if isinstance(item, Finished):
-                if item.error is not None:
-                    log.append(f"⚠ {explain(item.error)}")
-                    gr.Warning(explain(item.error))
-                break
-            for line in item:
-                add_to_log(log, line)
+    yield {"control_state": control, **_buttons(running=True)}
+    try:
+        for step in steps:
+            log.append(f"**{STEP_TITLES[step]}**")
             yield _render(run, log, step)
-        if step not in run.results:
-            break
-        updates: dict[str, Any] = {}
-        if step in ("load", "augment"):
-            rev = (rev or 0) + 1
-            updates["dataset_rev"] = rev
-        if step == "finetune" and run.fine_tuned_model:
-            settings = _with_fine_tuned(settings, run)
-            updates |= {"settings": settings, "recent_jobs": remember(recent, run.job_id or "", run.job_endpoint or "")}
-        yield {**_render(run, log, None), **updates}
-    yield {**_render(run, log, None), "stop_btn": gr.update(interactive=False)}
+            work = functools.partial(_run_one, run, step, settings, control, confirm)
+            for item in iterate_in_thread(work, name="distill-demo-step"):
+                if isinstance(item, Finished):
+                    if item.error is not None:
+                        log.append(f"⚠ {explain(item.error)}")
+                        gr.Warning(explain(item.error))
+                    break
+                for line in item:
+                    add_to_log(log, line)
+                yield _render(run, log, step)
+            if step not in run.results:
+                break
+            updates: dict[str, Any] = {}
+            if step in ("load", "augment"):
+                rev = (rev or 0) + 1
+                updates["dataset_rev"] = rev
+            if step == "finetune" and run.fine_tuned_model:
+                settings = _with_fine_tuned(settings, run)
+                updates |= {"settings": settings,
+                            "recent_jobs": remember(recent, run.job_id or "", run.job_endpoint or "")}
+            yield {**_render(run, log, None), **updates}
+    except Exception:
+        yield _buttons(running=False)  # never leave the presenter with dead buttons
+        raise
+    yield {**_render(run, log, None), **_buttons(running=False)}
+
+
+def _buttons(*, running: bool) -> dict[str, Any]:
+    """While a run goes, its steps cannot be started twice (a second fine-tune job); only Stop is live."""
+    steps = {f"{step}_btn": gr.update(interactive=not running) for step in ("run_all", *STEP_TITLES)}
+    return {**steps, "stop_btn": gr.update(interactive=running)}
 
 
 def stop_demo(control: RunControl | None) -> dict[str, Any]:
@@ -150,8 +161,10 @@ def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                                [c["pitch_md"], c["steps_df"], c["augment_btn"]], queue=False)
     for which in ("all", "load", "augment", "finetune", "compare", "benchmark"):
         btn = c["run_all_btn"] if which == "all" else c[f"{which}_btn"]
+        # Progress shows on the log only: on every output it dimmed the live Stop button to look disabled.
         btn.click(keyed(run_demo, c), [c["scenario_radio"], gr.State(which), *run_inputs], outputs,
-                  api_name=f"demo_{which}", concurrency_limit=None)
+                  api_name=f"demo_{which}", concurrency_limit=None, show_progress="minimal",
+                  show_progress_on=c["log_md"])
     c["stop_btn"].click(keyed(stop_demo, c), c["control_state"], c["stop_btn"], queue=False)
     c["undo_btn"].click(keyed(undo_load, c), [c["run_state"], ctx.dataset_rev], ctx.dataset_rev, api_name="demo_undo")
     return c

@@ -52,6 +52,32 @@ def test_first_screen_says_which_backend_is_active(page) -> None:
         shot(page, tab.lower())
 
 
+def test_a_click_the_moment_the_page_opens_works(page) -> None:
+    """A presenter's quick first click: it once ran before the visitor id existed and asked for a reload."""
+    from playwright.sync_api import expect
+
+    fresh = page.context.browser.new_context().new_page()  # a first visit: nothing stored in the browser
+    # Hold back the page's first event requests (the page-load events) as a busy server would, so the
+    # click below comes before the visitor id exists; it must wait for it, not fail.
+    fresh.add_init_script("""(() => {
+        const opened = Date.now(), realFetch = window.fetch;
+        window.fetch = async (...args) => {
+            const url = String((args[0] && args[0].url) || args[0]);
+            if (url.includes("queue/join") && Date.now() - opened < 4000) {
+                await new Promise(done => setTimeout(done, 2500));
+            }
+            return realFetch(...args);
+        };
+    })()""")
+    try:
+        fresh.goto(page.url)
+        fresh.get_by_role("button", name="Load the sample data").click()
+        expect(fresh.locator("#demo-log")).to_contain_text("Loaded 53 examples", timeout=60_000)
+        expect(fresh.locator("#demo-log")).not_to_contain_text("reload")
+    finally:
+        fresh.context.close()
+
+
 def test_a_broken_file_shows_its_problems(page, tmp_path) -> None:
     from playwright.sync_api import expect
 
@@ -103,11 +129,16 @@ def test_the_reasoning_demo_runs_from_data_to_scoreboard(page) -> None:
     page.get_by_role("tab", name="Start").click()
     page.get_by_label("Step-by-step reasoning").check()
     page.get_by_role("button", name="▶ Run all steps").click()
+    # While it runs only Stop is live (a second click on a step would start a second job).
+    expect(page.get_by_role("button", name="■ Stop")).to_be_enabled(timeout=30_000)
+    expect(page.get_by_role("button", name="Fine-tune the student")).to_be_disabled()
     board = page.locator("#demo-scoreboard")
     expect(board).to_contain_text("fine-tuned", timeout=800_000)
     expect(board).to_contain_text("base")
     expect(page.locator("#demo-steps")).to_contain_text("Training loss went from")
     expect(page.get_by_text("Held-out question:")).to_be_visible()
+    expect(page.get_by_role("button", name="Fine-tune the student")).to_be_enabled(timeout=30_000)
+    expect(page.get_by_role("button", name="■ Stop")).to_be_disabled()
     shot(page, "start-demo-done")
     for tab in ("Dataset", "Fine-tune", "Evaluate"):  # the demo's results show in the other tabs too
         page.get_by_role("tab", name=tab).click()

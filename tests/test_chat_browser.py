@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 
-import gradio as gr
 import pytest
 
-from components.chat import build_chat_tab
-from components.context import AppContext
-from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.chat_support import chat_tab_app
 from tests.fakes.chat_server import FakeChatServer
 
 pytestmark = pytest.mark.browser
@@ -22,15 +19,7 @@ def test_stop_one_waiting_pane_in_the_browser() -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with FakeChatServer() as srv:
-        settings = SessionSettings(
-            custom_endpoints={"fake": Endpoint("fake", "compatible", base_url=srv.base_url)},
-            typed_keys={"fake": "k"},
-            roles={"base": RoleChoice("fake", "delay-60-slow"), "fine_tuned": RoleChoice("fake", "delay-3-ft"),
-                   "teacher": RoleChoice("fake", "fast-a")})
-        with gr.Blocks() as demo:
-            ctx = AppContext(settings=gr.State(settings), visitor=gr.State("visitor-chat-browser-1"),
-                             dataset_rev=gr.State(0), recent_jobs=gr.State([]), remembered=gr.State(None))
-            build_chat_tab(ctx)
+        demo = chat_tab_app(srv, "delay-60-slow", "delay-3-ft", "fast-a", "visitor-chat-browser-1")
         demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
         try:
             with sync_playwright() as p:

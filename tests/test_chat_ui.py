@@ -6,24 +6,15 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 
-from components.chat import build_chat_tab
-from components.context import AppContext
-from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
+from pipeline.endpoints import SessionSettings
+from tests.chat_support import chat_tab_app
 from tests.fakes.chat_server import FakeChatServer
 
 
 @pytest.fixture(scope="module")
 def chat_app():
     with FakeChatServer() as srv:
-        settings = SessionSettings(
-            custom_endpoints={"fake": Endpoint("fake", "compatible", base_url=srv.base_url)},
-            typed_keys={"fake": "k"},
-            roles={"base": RoleChoice("fake", "fast-a"), "fine_tuned": RoleChoice("fake", "delay-0.5-ft"),
-                   "teacher": RoleChoice("fake", "error-teacher")})
-        with gr.Blocks() as demo:
-            ctx = AppContext(settings=gr.State(settings), visitor=gr.State("visitor-ui-test-1"),
-                             dataset_rev=gr.State(0), recent_jobs=gr.State([]), remembered=gr.State(None))
-            build_chat_tab(ctx)
+        demo = chat_tab_app(srv, "fast-a", "delay-0.5-ft", "error-teacher", "visitor-ui-test-1")
         demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
                             quiet=True, show_error=True)
         try:

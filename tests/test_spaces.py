@@ -151,11 +151,22 @@ def _succeeded_job(stub, client, tag: str | None) -> str:
     return job.fine_tuned_model
 
 
+def _shared_team_endpoint(stub, monkeypatch: pytest.MonkeyPatch):
+    """Settings with endpoint "team": the stub's account through a key the Space shares with every visitor."""
+    from pipeline import endpoint_edit
+    from pipeline.endpoints import SessionSettings
+
+    monkeypatch.setenv("SPACE_ID", "team/distill-studio")
+    monkeypatch.setenv("STUB_KEY", stub.api_key)
+    monkeypatch.setenv("DISTILL_SHARED_KEY_VARS", "STUB_KEY")
+    return endpoint_edit.save_endpoint(SessionSettings(), name="team", kind="compatible", base_url=stub.base_url,
+                                       key_env="STUB_KEY", capabilities=["model_listing", "fine_tuning", "chat"])
+
+
 def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(monkeypatch: pytest.MonkeyPatch
                                                                              ) -> None:
     from components.settings_handlers import restore_settings
     from pipeline import endpoint_edit, model_lists
-    from pipeline.endpoints import SessionSettings
     from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
 
     stub = OpenAIFineTuneStub()
@@ -163,12 +174,7 @@ def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(mon
         client = stub.client()
         mine, theirs, operators = (_succeeded_job(stub, client, tag) for tag in
                                    (visitor_tag("me"), visitor_tag("someone-else"), None))
-        monkeypatch.setenv("SPACE_ID", "team/distill-studio")
-        monkeypatch.setenv("STUB_KEY", stub.api_key)
-        monkeypatch.setenv("DISTILL_SHARED_KEY_VARS", "STUB_KEY")
-        shared = endpoint_edit.save_endpoint(SessionSettings(), name="team", kind="compatible",
-                                             base_url=stub.base_url, key_env="STUB_KEY",
-                                             capabilities=["model_listing", "fine_tuning", "chat"])
+        shared = _shared_team_endpoint(stub, monkeypatch)
         shared = restore_settings(shared, None, "me")  # what the page load does for visitor "me"
         listed = model_lists.list_models(shared, "team").models
         assert mine in listed and operators in listed and theirs not in listed
@@ -192,19 +198,14 @@ def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(mon
 
 def test_the_fine_tuned_role_never_defaults_to_another_visitors_model(monkeypatch: pytest.MonkeyPatch) -> None:
     from components.settings_handlers import restore_settings
-    from pipeline import endpoint_edit, model_lists
-    from pipeline.endpoints import SessionSettings, role, with_role
+    from pipeline import model_lists
+    from pipeline.endpoints import role, with_role
     from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
 
     stub = OpenAIFineTuneStub()
     try:
         theirs = _succeeded_job(stub, stub.client(), visitor_tag("someone-else"))
-        monkeypatch.setenv("SPACE_ID", "team/distill-studio")
-        monkeypatch.setenv("STUB_KEY", stub.api_key)
-        monkeypatch.setenv("DISTILL_SHARED_KEY_VARS", "STUB_KEY")
-        shared = endpoint_edit.save_endpoint(SessionSettings(), name="team", kind="compatible",
-                                             base_url=stub.base_url, key_env="STUB_KEY",
-                                             capabilities=["model_listing", "fine_tuning", "chat"])
+        shared = _shared_team_endpoint(stub, monkeypatch)
         shared = with_role(shared, "base", "team", "gpt-4o-mini-2024-07-18")
         mine = restore_settings(shared, None, "me")
         assert model_lists.newest_fine_tuned_model(mine, refresh=True) == "gpt-4o-mini-2024-07-18"

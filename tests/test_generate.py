@@ -18,7 +18,13 @@ from pipeline.generate.checking import answers_agree, extract_final_answer
 from pipeline.generate.dedup import Deduper
 from pipeline.generate.parse import ParseFailure, parse_answer
 from pipeline.generate.store import load_existing
-from pipeline.generate.templates import build_examples, list_templates, resolve_variables, user_template_dir
+from pipeline.generate.templates import (
+    build_examples,
+    list_templates,
+    request_schema,
+    resolve_variables,
+    user_template_dir,
+)
 from tests.fakes.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,6 +340,17 @@ def test_paraphrase_rewrites_user_turns_and_keeps_answers(tmp_path: Path, fake: 
     made = lines(tmp_path / "out.jsonl")
     assert all(e["messages"][-1]["content"] == "x" for e in made)
     assert not {e["messages"][0]["content"] for e in made} & {s["messages"][0]["content"] for s in sources}
+
+
+def test_a_list_answer_is_bounded_to_what_the_prompt_asked_for(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """'Rewrite it 2 ways' asks for at most 2 items: a small model once looped one rewrite until max_tokens."""
+    sources = [ex(f"Original question number {i} about pears?") for i in range(2)]
+    status = run_generation(config(tmp_path, "paraphrase", n=4, sources=sources, variables={"ways": "2"}),
+                            client_for(fake))
+    assert status.written == 4 and fake.schemas
+    assert all(s["properties"]["rewrites"]["maxItems"] == 2 for s in fake.schemas)
+    assert "maxItems" not in json.dumps(load_template("paraphrase").schema)  # the template itself is unchanged
+    assert request_schema(load_template("knowledge"), 3) == load_template("knowledge").schema
 
 
 def test_fatal_provider_error_ends_the_run_with_a_readable_message(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from pipeline.generate.plan import provenance, route_sigint
 from pipeline.generate.status import RunStatus
 from pipeline.generate.store import RunFiles, load_existing
 from pipeline.generate.teacher import CallFailed, Teacher
-from pipeline.generate.templates import build_examples, resolve_variables
+from pipeline.generate.templates import build_examples, request_schema, resolve_variables
 
 RECENT_KEEP = 200  # earlier examples the prompt sample is drawn from (a bounded window)
 
@@ -75,6 +75,7 @@ class _Run:
             self.dedup.add(ex)
         self.recent = ((config.avoid or []) + existing)[-RECENT_KEEP:]
         self.max_tokens = config.max_tokens or t.max_tokens
+        self.schema = request_schema(t, config.per_request(self.variables))
         self.next_index = int(self.state.get("requests_made", 0))
         self.claimed = 0
         self.stop_reason: str | None = None
@@ -178,7 +179,7 @@ class _Run:
             self._stop_for_budget()
             return
         try:
-            reply = await self.teacher.complete(messages, schema=self.t.schema, name=self.t.name,
+            reply = await self.teacher.complete(messages, schema=self.schema, name=self.t.name,
                                                 max_tokens=self.max_tokens)
         except CallFailed as exc:
             self.meter.release(held)

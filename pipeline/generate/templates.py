@@ -11,6 +11,7 @@ sample of examples already written); example messages see the variables plus the
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import string
@@ -177,6 +178,17 @@ def with_final_line(text: str, final_answer: str) -> str:
     body = _FINAL_LINE.sub("", text).rstrip()
     return f"{body}\n\n{FINAL_ANSWER_PREFIX} {final_answer.strip()}" if body else \
         f"{FINAL_ANSWER_PREFIX} {final_answer.strip()}"
+
+
+def request_schema(template: Template, per_request: int) -> dict[str, Any]:
+    """The schema a request asks for: a template whose answer is a list ("rewrite it {ways} ways") gets
+    `maxItems` = what the prompt asked for. A small model once repeated one rewrite until max_tokens
+    cut its JSON off; with the bound, constrained decoding closes the list."""
+    if not template.items:
+        return template.schema
+    schema = copy.deepcopy(template.schema)
+    schema["properties"][template.items]["maxItems"] = max(1, per_request)
+    return schema
 
 
 def build_examples(template: Template, variables: dict[str, str], answer: dict[str, Any],

@@ -57,6 +57,7 @@ class FakeOpenAI:
     requests: int = 0
     statuses: Counter = field(default_factory=Counter)
     response_formats: Counter = field(default_factory=Counter)
+    schemas: list = field(default_factory=list)  # the json_schema of each request that sent one
     active: int = 0
     max_active: int = 0
 
@@ -124,6 +125,8 @@ class FakeOpenAI:
                 disagree = self._rng.random() < self.disagree_rate
                 fmt = (body.get("response_format") or {}).get("type", "none")
                 self.response_formats[fmt] += 1
+                if fmt == "json_schema":
+                    self.schemas.append(body["response_format"]["json_schema"]["schema"])
             try:
                 await asyncio.sleep(self.latency)
                 if self.reject_json_schema and fmt == "json_schema":
@@ -189,7 +192,8 @@ def _fill(schema: dict, rng: random.Random, name: str) -> Any:
     if kind == "object":
         return {k: _fill(v, rng, k) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
-        return [_fill(schema.get("items", {"type": "string"}), rng, name) for _ in range(3)]
+        count = min(3, schema.get("maxItems", 3))  # as a teacher constrained to the schema would
+        return [_fill(schema.get("items", {"type": "string"}), rng, name) for _ in range(count)]
     if kind in ("number", "integer"):
         return rng.randint(1, 100)
     if kind == "boolean":

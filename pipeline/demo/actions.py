@@ -69,8 +69,8 @@ def step_augment(ctx: StepContext) -> StepResult:
     drafts.update_meta(visitor, generation=[{**run_record, "added_to_draft": len(status.new_examples)}])
     local = is_local(ctx.settings, teacher.endpoint)
     equivalent = usage_cost_usd(openai_equivalent("teacher"), status.input_tokens, status.output_tokens) if local else None
-    failed = f" {status.failed_parse} replies did not parse; they are kept in `{out.stem}.failed.jsonl` for review." \
-        if status.failed_parse else ""
+    replies = "1 reply" if status.failed_parse == 1 else f"{status.failed_parse} replies"
+    failed = f" {replies} did not parse; kept in `{out.stem}.failed.jsonl` for review." if status.failed_parse else ""
     if local and not status.new_examples:
         failed += (" The built-in 135M teacher wrote nothing usable this time; the demo goes on with the"
                    " hand-written set, which already asks each fact several ways.")

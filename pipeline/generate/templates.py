@@ -182,12 +182,12 @@ def with_final_line(text: str, final_answer: str) -> str:
 
 def request_schema(template: Template, per_request: int) -> dict[str, Any]:
     """The schema a request asks for: a template whose answer is a list ("rewrite it {ways} ways") gets
-    `maxItems` = what the prompt asked for. A small model once repeated one rewrite until max_tokens
+    between one item and what the prompt asked for. A small model once repeated one rewrite until max_tokens
     cut its JSON off; with the bound, constrained decoding closes the list."""
     if not template.items:
         return template.schema
     schema = copy.deepcopy(template.schema)
-    schema["properties"][template.items]["maxItems"] = max(1, per_request)
+    schema["properties"][template.items].update(minItems=1, maxItems=max(1, per_request))  # an empty list too
     return schema
 
 

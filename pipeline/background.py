@@ -1,7 +1,7 @@
 """Run a blocking function in a worker thread and iterate over what it reports meanwhile.
 
 The UI turns each batch of reports into one live update (the Generate tab keeps the newest progress
-snapshot, the Start tab's demo logs every message); the CLI prints them. No gradio here.
+snapshot, the Start tab's demo logs every message). No gradio here.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ def add_to_log(log: list[str], line: str) -> None:
     else:
         log.append(line)
 
+
 STEP_TITLES = {
     "load": "Load the sample data",
     "augment": "Paraphrase-augment with the teacher",

@@ -240,7 +240,8 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
     cache = settings.fine_tuned_cache
     if base.endpoint in cache and not refresh and job_ids is None:
         return cache[base.endpoint] or base.model
-    if not settings.endpoint(base.endpoint).can("fine_tuning"):
+    endpoint = settings.endpoint(base.endpoint)
+    if not endpoint.can("fine_tuning"):
         return base.model
     try:
         jobs = _probe_client(settings, base.endpoint).fine_tuning.jobs.list(limit=100).data
@@ -248,7 +249,7 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
         log.warning("listing fine-tuning jobs on %s failed: %s", base.endpoint, type(exc).__name__)
         return base.model
     wanted = set(job_ids) if job_ids is not None else None
-    shared = shared_endpoint(settings, settings.endpoint(base.endpoint))
+    shared = shared_endpoint(settings, endpoint)
     done = [j for j in jobs if j.status == "succeeded" and j.fine_tuned_model
             and (wanted is None or j.id in wanted) and not (shared and _someone_elses(j, settings.owner))]
     newest = max(done, key=lambda j: (j.finished_at or 0, j.created_at or 0), default=None)

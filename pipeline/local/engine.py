@@ -208,7 +208,7 @@ class Engine:
             self._accept(request, self._sample(request, logits))
         except Exception as exc:  # one bad request must not stop the worker serving the others
             log.exception("generation failed to start")
-            request.push(("error", str(exc)))
+            self._fail(request, str(exc))
             return
         if request.finish_reason is None:
             self._active.append(request)

@@ -6,16 +6,16 @@ never with a key in them (provider texts are scrubbed of every secret the sessio
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import openai
 
+from pipeline import ownership
 from pipeline.endpoints import Endpoint, SessionSettings, make_client, role
 from pipeline.errors import DistillError, explain
-from pipeline.finetune.records import META_KEY
+from pipeline.finetune.records import META_KEY, check_model
 
 log = logging.getLogger("distill.endpoints")
 
@@ -149,12 +149,24 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
 def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
     """Does every visitor of this app reach the same account through this endpoint?
 
-    On a Space, the built-in local backend serves everyone, and so does a key read from the Space's
-    environment; a key the visitor typed is their own account. Off Spaces the app has one user.
+    Where several people reach the app (pipeline.ownership.multi_user: a Space, a server bound
+    beyond loopback, a share link, DISTILL_MULTI_USER=1), the built-in local backend serves everyone,
+    and so does a key read from the server's environment; a key the visitor typed is their own
+    account. Otherwise the app has one user.
     """
-    if not os.environ.get("SPACE_ID"):
+    if not ownership.multi_user():
         return False
     return endpoint.kind == "local" or not settings.typed_keys.get(endpoint.name)
+
+
+def check_model_use(settings: SessionSettings, visitor_id: str | None, endpoint_name: str, model: str) -> None:
+    """Refuse a fine-tuned model another visitor made (or the operator: no visitor did), on an
+    endpoint every visitor shares. Every handler that receives a model id from the client (Chat's
+    panes, Evaluate's contestants) calls this: the pickers hiding it is not enough."""
+    if not (model or "").startswith("ft:"):
+        return
+    if ownership.isolated(shared_endpoint(settings, settings.endpoint(endpoint_name))):
+        check_model(make_client(settings, endpoint_name), visitor_id, model, shared=True)
 
 
 def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[str]:

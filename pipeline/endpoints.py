@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import openai
 
+from pipeline import config
 from pipeline.errors import ConfigError, InputError, MissingKeyError
 
 ROLES = ("teacher", "base", "fine_tuned", "judge")
@@ -212,7 +213,7 @@ def env_key_allowed(endpoint: Endpoint) -> bool:
         return True
     if not os.environ.get("SPACE_ID"):
         return True
-    allowed = {v.strip() for v in os.environ.get("DISTILL_SHARED_KEY_VARS", "").split(",")}
+    allowed = config.SHARED_KEY_VARS.get()
     return endpoint.key_env in allowed
 
 

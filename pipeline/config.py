@@ -73,6 +73,14 @@ def _positive(kind: Callable[[str], T], zero_ok: bool = False) -> Callable[[str]
     return parse
 
 
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(raw)
+        return raw.lower()
+    return parse
+
+
 def _names(raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
@@ -108,12 +116,20 @@ FINETUNE_CONFIRM_USD: Setting[float] = Setting(
     "DISTILL_FINETUNE_CONFIRM_USD", _positive(float, zero_ok=True), 5.0, "$5",
     "Estimated fine-tune cost above which a confirmation is asked (Settings can change it per visitor).",
     "an amount in US dollars (0 = always ask)")
+MULTI_USER: Setting[bool] = Setting(
+    "DISTILL_MULTI_USER", _flag, False, "0 (1 on a Space)",
+    "1 treats the app as reachable by several people off Spaces too (pickers hide others' fine-tunes).",
+    "1 or 0")
 LOCAL_API_KEY: Setting[str | None] = Setting(
     "DISTILL_LOCAL_API_KEY", str, None, "random, printed at start",
     "Key clients must send to `python -m pipeline serve`.")
 LOCAL_TINY: Setting[bool] = Setting(
     "DISTILL_LOCAL_TINY", _flag, False, "0",
     "1 serves a tiny random model of the same family instead of SmolLM2 (tests).", "1 or 0")
+PRECISION: Setting[str] = Setting(
+    "DISTILL_PRECISION", _one_of("auto", "fp32", "bf16"), "auto", "auto (by the CPU)",
+    "Local backend's training/decoding precision: fp32 or bf16 forces it (see `docs/BENCHMARKS.md`).",
+    "auto, fp32 or bf16")
 DECODE_INT8: Setting[bool] = Setting(
     "DISTILL_DECODE_INT8", _flag, True, "1",
     "Local backend decodes with int8 weights (0 keeps bf16; see `docs/BENCHMARKS.md`).", "1 or 0")

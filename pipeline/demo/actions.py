@@ -14,13 +14,12 @@ from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
 from pipeline.evaluate.runner import Target, run_benchmark, save_results
 from pipeline.finetune import jobs as ft
-from pipeline.finetune.records import META_KEY, record_job, visitor_tag
+from pipeline.finetune.records import record_job, visitor_tag
 from pipeline.finetune.session import start_job
 from pipeline.finetune.watch import progress_line, watch_job
 from pipeline.generate.runner import GenerationConfig, run_generation
 from pipeline.generate.store import RunFiles
 from pipeline.generate.templates import load_template
-from pipeline.local.dataset import resolved_auto_epochs
 from pipeline.tokens import training_cost_usd, usage_cost_usd
 
 POLL_S = 2.0
@@ -93,10 +92,10 @@ def step_finetune(ctx: StepContext) -> StepResult:
         raise InputError("The Dataset table has fewer than 10 examples: run the 'Load the sample data' step first.")
     train, valid = split_examples(examples, VALIDATION_FRACTION, seed=0)
     local = is_local(ctx.settings, base.endpoint)
-    auto = resolved_auto_epochs if local else None  # the embedded backend's own "auto" rule
+    provider = ctx.settings.endpoint(base.endpoint).provider
     started = start_job(client, train, base.model, validation=valid, suffix=ctx.scenario.suffix, seed=0,
-                        auto_epochs=auto,
-                        metadata={META_KEY: visitor_tag(ctx.run.visitor_id)}, name=ctx.scenario.name,
+                        auto_epochs=provider.auto_epochs(),
+                        metadata=provider.job_metadata(visitor_tag(ctx.run.visitor_id)), name=ctx.scenario.name,
                         confirmed=local or ctx.confirm_cost, on_progress=ctx.say)
     job = started.job
     ctx.run.job_id, ctx.run.job_endpoint = job.id, base.endpoint

@@ -12,11 +12,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from pipeline.errors import InputError
 from pipeline.finetune.jobs import AUTO, parse_hyperparameter
 from pipeline.models import base_of, is_fine_tuned, model_info, openai_fine_tunable_models, pricing_source
+from pipeline.providers import openai_hosted
 
 DEFAULT_CONFIRM_USD = 5.0
 
@@ -154,9 +154,7 @@ def require_ready(pre: Preflight, *, confirmed: bool = False) -> None:
             "Confirm to go ahead.")
 
 
-def is_openai_hosted(base_url: Any) -> bool:
-    """True for OpenAI's own API (no base URL, or api.openai.com)."""
-    return not base_url or (urlparse(str(base_url)).hostname or "").endswith("api.openai.com")
+is_openai_hosted = openai_hosted  # one rule (pipeline.providers); the name the finetune API exports
 
 
 def offered_base_models(client: Any, *, openai_hosted: bool) -> list[str]:

@@ -28,10 +28,17 @@ from components.finetune_view import (
 )
 from pipeline import drafts
 from pipeline.dataset import split_examples
-from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, has_openai_key, make_client
+from pipeline.endpoints import (
+    LOCAL_MODEL,
+    RoleChoice,
+    SessionSettings,
+    has_openai_key,
+    make_client,
+    shared_endpoint,
+)
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
-from pipeline.finetune.preflight import ConfirmationNeeded, is_openai_hosted, offered_base_models
+from pipeline.finetune.preflight import ConfirmationNeeded, offered_base_models
 from pipeline.finetune.records import (
     check_job,
     claim_model,
@@ -44,7 +51,6 @@ from pipeline.finetune.records import (
 )
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
 from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
-from pipeline.model_lists import shared_endpoint
 from pipeline.models import openai_fine_tunable_models
 
 SOURCES = ("Current dataset draft", "Upload a file")
@@ -74,7 +80,7 @@ def _check_job(settings: SessionSettings, visitor: str | None, endpoint: str, jo
 
 
 def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
-    return settings.endpoint(endpoint).kind == "openai" and is_openai_hosted(client.base_url)
+    return settings.endpoint(endpoint).provider.uses_openai_catalogue(client.base_url)
 
 
 def _examples(visitor: str | None, source: str, file: str | None, split: float) -> tuple[list, list, list]:
@@ -101,12 +107,7 @@ def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]
 
 
 def _auto_epochs(settings: SessionSettings, endpoint: str) -> Callable[[int], int] | None:
-    """The embedded backend's own rule for n_epochs "auto" (None: the provider's is OpenAI's)."""
-    if settings.endpoint(endpoint).kind != "local":
-        return None
-    from pipeline.local.dataset import resolved_auto_epochs
-
-    return resolved_auto_epochs
+    return settings.endpoint(endpoint).provider.auto_epochs()
 
 
 def check_run(settings: SessionSettings, visitor: str | None, source: str, file: str | None,
@@ -129,7 +130,8 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
                             n_epochs=epochs, batch_size=batch, auto_epochs=_auto_epochs(settings, endpoint),
                             learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
                             seed=int(seed) if seed not in (None, "") else None,
-                            metadata={"distill_visitor": visitor_tag(visitor)} if visitor else None,
+                            metadata=settings.endpoint(endpoint).provider.job_metadata(
+                                visitor_tag(visitor) if visitor else None),
                             openai_hosted=_hosted(settings, endpoint, client),
                             name=Path(file).stem if source == SOURCES[1] and file else "draft")
     except ConfirmationNeeded as exc:

@@ -30,7 +30,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline import atomic, workspace
+from pipeline import atomic, config, workspace
 from pipeline.errors import InputError
 
 KINDS = ("job", "file", "model")
@@ -42,7 +42,7 @@ _MAC_CHARS = 32
 
 def multi_user() -> bool:
     """Can more than one person reach this app? Then every visitor sees only their own work."""
-    if os.environ.get("DISTILL_MULTI_USER", "").strip().lower() in _TRUE:
+    if config.MULTI_USER.get():
         return True
     if os.environ.get("SPACE_ID"):
         return True

@@ -18,8 +18,9 @@ import openai
 
 from pipeline import atomic, ownership, workspace
 from pipeline.ownership import visitor_tag
+from pipeline.providers import OWNER_META_KEY
 
-META_KEY = "distill_visitor"
+META_KEY = OWNER_META_KEY  # job metadata key of the owner's tag (pipeline.providers)
 __all__ = ["META_KEY", "visitor_tag", "record_job", "recorded_jobs", "remember", "known_jobs",
            "check_job", "claim_started", "claim_model", "check_model"]
 _CHECKPOINT = re.compile(r":ckpt-step-\d+$")

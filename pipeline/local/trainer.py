@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from pipeline import config
+
 
 def emit(kind: str, **fields: object) -> None:
     sys.stdout.write(json.dumps({"kind": kind, **fields}) + "\n")
@@ -94,9 +96,9 @@ def main(job_dir: Path) -> int:
     spec = json.loads((job_dir / "spec.json").read_text())
     import torch
 
-    threads = os.environ.get("DISTILL_TRAIN_THREADS", "")
-    if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
+    threads = config.TRAIN_THREADS.get()
+    if threads:
+        torch.set_num_threads(threads)
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,7 +114,7 @@ def main(job_dir: Path) -> int:
     valid = Dataset.from_list(spec["valid"]) if spec["valid"] else None
     total = spec["total_steps"]
     eval_every = max(1, total // 10) if valid is not None else None
-    config = SFTConfig(
+    sft_args = SFTConfig(
         output_dir=str(job_dir / "trainer_tmp"), num_train_epochs=spec["epochs"],
         per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=spec["batch_size"],
         learning_rate=spec["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
@@ -122,7 +124,7 @@ def main(job_dir: Path) -> int:
         bf16=choice.train == "bf16", fp16=False,
     )
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid,
+    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
     seen = _observe_compute_dtype(trainer.model)
     emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps); "

@@ -1,0 +1,65 @@
+"""Issue 16's small things: the 10-example path on defaults and the snippet calling a fine-tuned model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from pipeline.finetune.preflight import preflight
+from pipeline.finetune.snippet import usage_snippet
+from pipeline.finetune.split import training_split
+from tests.fakes.chat_server import FakeChatServer
+from tests.test_finetune_openai import MODEL, examples
+
+
+def test_ten_examples_with_the_default_split_keep_ten_for_training() -> None:
+    data = examples(10)
+    train, validation, note = training_split(data, 0.1, seed=42)
+    assert len(train) == 10 and validation == [] and "No validation split" in note and "10" in note
+    assert not preflight(train, MODEL, validation=validation).errors  # the tutorial's path now starts
+
+
+def test_the_split_gives_validation_only_what_training_can_spare() -> None:
+    data = examples(12)
+    train, validation, note = training_split(data, 0.5, seed=1)
+    assert (len(train), len(validation)) == (10, 2) and "lowered to 2" in note
+    assert train == [ex for ex in data if ex not in validation]  # original order kept
+    train, validation, note = training_split(examples(40), 0.1, seed=1)
+    assert (len(train), len(validation), note) == (36, 4, None)
+
+
+def test_nine_examples_still_say_what_to_change() -> None:
+    train, validation, _ = training_split(examples(9), 0.1, seed=0)
+    errors = preflight(train, MODEL, validation=validation).errors
+    assert errors[0]["code"] == "too_few_examples" and "Add more" in errors[0]["message"]
+
+
+@pytest.fixture
+def chat():
+    server = FakeChatServer(answers=lambda model, messages: f"{model} answered").start()
+    yield server
+    server.close()
+
+
+def test_the_snippet_runs_against_a_compatible_endpoint(chat, monkeypatch) -> None:
+    code = usage_snippet("ft:fast-a:me", kind="compatible", base_url=chat.base_url, key_env="MY_KEY")
+    assert "sk-" not in code and 'os.environ["MY_KEY"]' in code
+    monkeypatch.setenv("MY_KEY", "sk-anything")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "snippet", "exec"), {})  # noqa: S102 - our own generated code
+    assert out.getvalue().strip() == "ft:fast-a:me answered"
+    assert chat.requests[-1]["model"] == "ft:fast-a:me"
+
+
+def test_snippets_for_openai_azure_and_the_local_backend_compile() -> None:
+    hosted = usage_snippet("ft:gpt-4o-mini:o:x:1", kind="openai", base_url="https://api.openai.com/v1/")
+    assert "base_url" not in hosted and 'os.environ["OPENAI_API_KEY"]' in hosted
+    azure = usage_snippet("m", kind="azure", base_url="https://x.openai.azure.com", api_version="2024-10-21")
+    assert "AzureOpenAI(azure_endpoint=" in azure and "2024-10-21" in azure
+    local = usage_snippet("ft:local:x", kind="local", base_url="http://127.0.0.1:1/v1")
+    assert "ensure_local_backend().client()" in local
+    for code in (hosted, azure, local):
+        compile(code, "snippet", "exec")

@@ -63,3 +63,25 @@ def test_snippets_for_openai_azure_and_the_local_backend_compile() -> None:
     assert "ensure_local_backend().client()" in local
     for code in (hosted, azure, local):
         compile(code, "snippet", "exec")
+
+
+def test_pasted_curly_quotes_get_a_hint(tmp_path) -> None:
+    from pipeline.dataset import read_dataset
+    from pipeline.dataset.editing import _parse_into
+    from pipeline.dataset.hints import json_paste_hint
+
+    good = '{"messages": [{"role": "user", "content": "He said \u201chi\u201d"}, {"role": "assistant", "content": "ok"}]}'
+    curly = "{\u201cmessages\u201d: [{\u201crole\u201d: \u201cuser\u201d, \u201ccontent\u201d: \u201chi\u201d}]}"
+    broken_elsewhere = '{"messages": [{"role": "user", "content": "He said \u201chi\u201d"}'  # missing ]}
+    path = tmp_path / "pasted.jsonl"
+    path.write_text("\n".join([good, curly, broken_elsewhere]) + "\n", encoding="utf-8")
+    read = read_dataset(path)
+    messages = {p.line: p.message for p in read.problems if p.code == "invalid_json"}
+    assert set(messages) == {2, 3} and len(read.examples) == 1
+    assert "Curly quotes: replace \u201c \u201d" in messages[2] and "straight quotes" in messages[2]
+    assert "Curly quotes" not in messages[3]  # quotes inside a string are not why this line fails
+    unparsed: list = []
+    _parse_into(curly, [], unparsed, base_line=4)  # an edited json cell in the Dataset tab
+    assert "Curly quotes" in unparsed[0].message
+    assert json_paste_hint("{\u2018role\u2019: \u2018user\u2019}")  # single curly quotes around keys
+    assert json_paste_hint("not json at all") == ""

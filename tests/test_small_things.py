@@ -85,3 +85,14 @@ def test_pasted_curly_quotes_get_a_hint(tmp_path) -> None:
     assert "Curly quotes" in unparsed[0].message
     assert json_paste_hint("{\u2018role\u2019: \u2018user\u2019}")  # single curly quotes around keys
     assert json_paste_hint("not json at all") == ""
+
+
+def test_the_empty_dataset_tab_says_what_to_do_first() -> None:
+    from components import dataset as tab
+
+    shown = tab.validate_dataset("v" + "0" * 16, "gpt-4o-mini-2024-07-18", None)  # a visitor with no draft
+    summary = shown["summary_md"]
+    assert "Only 0" not in summary and "error" not in summary
+    assert "Load sample" in summary and "upload" in summary and "Generate" in summary
+    layout = shown["hist_plot"].layout
+    assert layout.xaxis.visible is False and "appear here" in layout.annotations[0].text

@@ -27,10 +27,22 @@ from components.finetune_view import (
     table_frame,
 )
 from pipeline import drafts
+<<<<<<< HEAD
 from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, has_openai_key, make_client
+=======
+from pipeline.dataset import split_examples
+from pipeline.endpoints import (
+    LOCAL_MODEL,
+    RoleChoice,
+    SessionSettings,
+    has_openai_key,
+    make_client,
+    shared_endpoint,
+)
+>>>>>>> main
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
-from pipeline.finetune.preflight import ConfirmationNeeded, is_openai_hosted, offered_base_models
+from pipeline.finetune.preflight import ConfirmationNeeded, offered_base_models
 from pipeline.finetune.records import known_jobs, record_job, recorded_jobs, remember, visitor_tag
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
 from pipeline.finetune.snippet import usage_snippet
@@ -56,7 +68,7 @@ def initial_base_models(settings: SessionSettings) -> list[str]:
 
 
 def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
-    return settings.endpoint(endpoint).kind == "openai" and is_openai_hosted(client.base_url)
+    return settings.endpoint(endpoint).provider.uses_openai_catalogue(client.base_url)
 
 
 def _examples(visitor: str | None, source: str, file: str | None, split: float) -> tuple[list, list, list]:
@@ -86,12 +98,7 @@ def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]
 
 
 def _auto_epochs(settings: SessionSettings, endpoint: str) -> Callable[[int], int] | None:
-    """The embedded backend's own rule for n_epochs "auto" (None: the provider's is OpenAI's)."""
-    if settings.endpoint(endpoint).kind != "local":
-        return None
-    from pipeline.local.dataset import resolved_auto_epochs
-
-    return resolved_auto_epochs
+    return settings.endpoint(endpoint).provider.auto_epochs()
 
 
 def check_run(settings: SessionSettings, visitor: str | None, source: str, file: str | None,
@@ -114,7 +121,8 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
                             n_epochs=epochs, batch_size=batch, auto_epochs=_auto_epochs(settings, endpoint),
                             learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
                             seed=int(seed) if seed not in (None, "") else None,
-                            metadata={"distill_visitor": visitor_tag(visitor)} if visitor else None,
+                            metadata=settings.endpoint(endpoint).provider.job_metadata(
+                                visitor_tag(visitor) if visitor else None),
                             openai_hosted=_hosted(settings, endpoint, client),
                             name=Path(file).stem if source == SOURCES[1] and file else "draft")
     except ConfirmationNeeded as exc:
@@ -242,7 +250,7 @@ def open_job(settings: SessionSettings, visitor: str | None, recent: list | None
 def refresh_jobs(settings: SessionSettings, visitor: str | None, recent: list | None,
                  endpoint: str) -> dict[str, Any]:
     client = make_client(settings, endpoint)
-    shared = settings.endpoint(endpoint).kind == "local"  # one backend serves every visitor
+    shared = shared_endpoint(settings, settings.endpoint(endpoint))
     rows = known_jobs(client, endpoint, visitor, recent, shared=shared)
     return {"jobs_dd": gr.Dropdown(choices=[job_choice(r) for r in rows],
                                    value=rows[0]["job_id"] if rows else None)}

@@ -34,7 +34,7 @@ def status_line(settings: SessionSettings) -> str:
     for name in ROLES:
         choice = role(settings, name)
         endpoint = endpoints.get(choice.endpoint)
-        where = "local" if endpoint is None or endpoint.kind == "local" else choice.endpoint
+        where = "local" if endpoint is None or endpoint.is_local else choice.endpoint
         if name == "fine_tuned" and fine_tuned_stands_in(settings):
             parts.append(f"**{ROLE_LABELS[name]}** none yet (the base stands in)")
             continue

@@ -1,4 +1,5 @@
-"""Benchmark files: JSONL, one item a line: {"messages": [...], "expected": "...", "scoring": ...}."""
+"""Benchmark files: JSONL, one item a line: {"messages": [...], "expected": "...", "scoring": ...}
+(optionally "reference": the full answer the item was made from)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ class BenchItem:
     messages: list[dict]
     expected: str
     scoring: str
+    #: The full reference answer an item was made from (bench make keeps it; the leakage check and a
+    #: reviewer read it); "" for hand-written items.
+    reference: str = ""
 
     @property
     def question(self) -> str:
@@ -46,7 +50,8 @@ def parse_benchmark(text: str, name: str = "benchmark") -> list[BenchItem]:
         # A trailing assistant turn would be the answer itself: drop it so the model answers.
         while msgs and msgs[-1].get("role") == "assistant":
             msgs = msgs[:-1]
-        items.append(BenchItem(len(items), msgs, str(row["expected"]), scoring))
+        reference = row.get("reference") if isinstance(row.get("reference"), str) else ""
+        items.append(BenchItem(len(items), msgs, str(row["expected"]), scoring, reference))
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise InputError(f"{name} has lines that are not benchmark items: {shown}. Each line needs "

@@ -21,8 +21,9 @@ from typing import Any
 import openai
 
 from pipeline import workspace
+from pipeline.providers import OWNER_META_KEY
 
-META_KEY = "distill_visitor"
+META_KEY = OWNER_META_KEY  # job metadata key of the owner's tag (pipeline.providers)
 _locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 

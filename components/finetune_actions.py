@@ -27,10 +27,6 @@ from components.finetune_view import (
     table_frame,
 )
 from pipeline import drafts
-<<<<<<< HEAD
-from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, has_openai_key, make_client
-=======
-from pipeline.dataset import split_examples
 from pipeline.endpoints import (
     LOCAL_MODEL,
     RoleChoice,
@@ -39,7 +35,6 @@ from pipeline.endpoints import (
     make_client,
     shared_endpoint,
 )
->>>>>>> main
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.preflight import ConfirmationNeeded, offered_base_models

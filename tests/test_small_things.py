@@ -13,20 +13,31 @@ from pipeline.finetune.split import training_split
 from tests.fakes.chat_server import FakeChatServer
 from tests.test_finetune_openai import MODEL, examples
 
+WORDS = ["apple", "river", "castle", "engine", "violin", "glacier", "pepper", "satellite", "tulip", "harbor",
+         "lantern", "meteor", "walnut", "canyon", "dolphin", "saddle", "orbit", "quartz", "falcon", "bamboo"]
+
+
+def distinct(n: int) -> list[dict]:
+    """Examples that are not near-duplicates of each other, so each is its own group in a split."""
+    return [{"messages": [{"role": "user", "content": f"Tell me about the {WORDS[i % 20]} {'and ' * (i // 20)}"
+                                                     f"{WORDS[(i * 7 + 3) % 20]} please"},
+                          {"role": "assistant", "content": f"{WORDS[(i * 3) % 20]} number {i}"}]}
+            for i in range(n)]
+
 
 def test_ten_examples_with_the_default_split_keep_ten_for_training() -> None:
-    data = examples(10)
+    data = distinct(10)
     train, validation, note = training_split(data, 0.1, seed=42)
     assert len(train) == 10 and validation == [] and "No validation split" in note and "10" in note
     assert not preflight(train, MODEL, validation=validation).errors  # the tutorial's path now starts
 
 
 def test_the_split_gives_validation_only_what_training_can_spare() -> None:
-    data = examples(12)
+    data = distinct(12)
     train, validation, note = training_split(data, 0.5, seed=1)
     assert (len(train), len(validation)) == (10, 2) and "lowered to 2" in note
     assert train == [ex for ex in data if ex not in validation]  # original order kept
-    train, validation, note = training_split(examples(40), 0.1, seed=1)
+    train, validation, note = training_split(distinct(40), 0.1, seed=1)
     assert (len(train), len(validation), note) == (36, 4, None)
 
 

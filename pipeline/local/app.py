@@ -24,6 +24,8 @@ from pipeline.local.store import Store
 
 MAX_BODY_MB = float(os.environ.get("DISTILL_MAX_UPLOAD_MB", "64"))
 MODEL_LOAD_TIMEOUT_S = 600
+HEALTH = {"type": "object", "required": ["status", "model_ready", "tiny"],
+          "properties": {"status": {"const": "ok"}, "model_ready": {"type": "boolean"}, "tiny": {"type": "boolean"}}}
 
 
 @dataclass
@@ -131,17 +133,20 @@ async def _send_json(send, status: int, body: dict) -> None:
 
 
 def create_app(config: BackendConfig) -> FastAPI:
-    from pipeline.local import routes_chat, routes_files, routes_jobs
+    from pipeline.local import openapi, routes_chat, routes_files, routes_jobs, schemas
 
-    app = FastAPI(title="Distill Studio local backend", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Distill Studio local backend", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  description="An OpenAI-compatible API on the local SmolLM2 model: chat completions, files, "
+                  "LoRA fine-tuning jobs. Errors are OpenAI's error object.")
     backend = LocalBackend(config)
     app.state.backend = backend
     errors.install(app)
+    openapi.install(app, schemas.REQUEST_MODELS)
     app.include_router(routes_chat.router)
     app.include_router(routes_files.router)
     app.include_router(routes_jobs.router)
 
-    @app.get("/health")
+    @app.get("/health", responses={200: {"content": {"application/json": {"schema": HEALTH}}}})
     async def health() -> dict:
         return {"status": "ok", "model_ready": backend.engine.ready, "tiny": config.tiny}
 

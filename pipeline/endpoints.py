@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pipeline import config, ownership
 from pipeline.errors import ConfigError, InputError, MissingKeyError
 from pipeline.finetune.preflight import confirm_threshold_usd
 from pipeline.providers import CAPABILITIES, EndpointKind, kind_of
@@ -154,7 +155,7 @@ def env_key_allowed(endpoint: Endpoint) -> bool:
         return True
     if not os.environ.get("SPACE_ID"):
         return True
-    allowed = {v.strip() for v in os.environ.get("DISTILL_SHARED_KEY_VARS", "").split(",")}
+    allowed = config.SHARED_KEY_VARS.get()
     return endpoint.key_env in allowed
 
 
@@ -187,7 +188,7 @@ def require_key(settings: SessionSettings, endpoint: Endpoint) -> str:
         return key
     if endpoint.key_env and not env_key_allowed(endpoint):
         where = (f"on this shared Space ${endpoint.key_env} is used only if the owner lists it in "
-                 "DISTILL_SHARED_KEY_VARS")
+                 f"{config.SHARED_KEY_VARS.name}")
     elif endpoint.key_env:
         where = f"set the {endpoint.key_env} environment variable (a Space secret on Hugging Face)"
     else:
@@ -218,8 +219,9 @@ def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool =
 
 
 def multi_user() -> bool:
-    """Can more than one person reach this app (a Space, or DISTILL_MULTI_USER=1)?"""
-    return bool(os.environ.get("SPACE_ID")) or os.environ.get("DISTILL_MULTI_USER") == "1"
+    """Can more than one person reach this app? (pipeline.ownership.multi_user: a Space, a server
+    bound beyond loopback, a share link, or DISTILL_MULTI_USER=1)"""
+    return ownership.multi_user()
 
 
 def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +15,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from pipeline import config
 from pipeline.local import errors, weights
 from pipeline.local.engine import Engine
 from pipeline.local.errors import APIError, error_body, not_found
 from pipeline.local.jobs import JobRunner
 from pipeline.local.store import Store
 
-MAX_BODY_MB = float(os.environ.get("DISTILL_MAX_UPLOAD_MB", "64"))
 MODEL_LOAD_TIMEOUT_S = 600
 HEALTH = {"type": "object", "required": ["status", "model_ready", "tiny"],
           "properties": {"status": {"const": "ok"}, "model_ready": {"type": "boolean"}, "tiny": {"type": "boolean"}}}
@@ -33,7 +32,7 @@ class BackendConfig:
     root: Path
     api_key: str
     tiny: bool = False
-    max_body_bytes: int = int(MAX_BODY_MB * 1024 * 1024)
+    max_body_bytes: int = field(default_factory=lambda: int(config.MAX_UPLOAD_MB.get() * 1024 * 1024))
     started_at: int = field(default_factory=lambda: int(time.time()))
 
 

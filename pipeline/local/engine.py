@@ -12,7 +12,6 @@ import asyncio
 import atexit
 import functools
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline import config
 from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
 from pipeline.local.weights import transformers_api
@@ -33,16 +33,16 @@ MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each i
 def _fast(model: torch.nn.Module) -> FastLlama:
     """Weight-only int8 by default (measured here: ~2x the tokens/s of bf16, top tokens unchanged);
     DISTILL_DECODE_INT8=0 keeps bf16 weights."""
-    return FastLlama(model, int8=os.environ.get("DISTILL_DECODE_INT8", "1") != "0")
+    return FastLlama(model, int8=config.DECODE_INT8.get())
 
 
 def _set_threads() -> None:
     """One intra-op thread by default: decode steps are many small ops, and synchronising two OpenMP
     threads per op cost more than it gained here (int8: 50 tok/s with 1 thread, 25 with 2), and far
     more when the CPU is shared with the trainer. DISTILL_DECODE_THREADS overrides (process-wide)."""
-    threads = os.environ.get("DISTILL_DECODE_THREADS", "1")
-    if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
+    threads = config.DECODE_THREADS.get()
+    if threads:
+        torch.set_num_threads(threads)
 
 
 @dataclass

@@ -30,8 +30,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline import config
+
 log = logging.getLogger("distill.precision")
-ENV = "DISTILL_PRECISION"
+ENV = config.PRECISION.name
 CHOICES = ("auto", "fp32", "bf16")
 CACHE_NAME = "precision_probe.json"
 # oneDNN's ISA names, lowest first (its dnnl_cpu_isa_t docs); native bf16 dot products start at
@@ -182,10 +184,7 @@ def decide(facts: dict, forced: str = "auto", measure=cached_probe) -> Precision
 @functools.cache
 def choose() -> Precision:
     """This process's choice (decided once, logged once)."""
-    forced = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if forced not in CHOICES:
-        log.warning("%s=%r is not one of %s; using auto", ENV, forced, "|".join(CHOICES))
-        forced = "auto"
+    forced = config.PRECISION.get()
     choice = decide(cpu_facts(), forced)
     log.info("precision: %s", summary(choice))
     return choice

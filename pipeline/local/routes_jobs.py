@@ -8,7 +8,8 @@ import time
 
 from fastapi import APIRouter, Request
 
-from pipeline.local.dataset import count_lines, env_limit
+from pipeline import config
+from pipeline.local.dataset import count_lines
 from pipeline.local.errors import APIError, bad_request, not_found
 from pipeline.local.openapi import request_body
 from pipeline.local.routes_files import After, Limit, page
@@ -45,7 +46,7 @@ async def create_job(request: Request) -> dict:
     data = _check_file(backend.store, body.training_file, "training_file")
     if body.validation_file is not None:
         _check_file(backend.store, body.validation_file, "validation_file")
-    max_examples, max_epochs = env_limit("DISTILL_MAX_TRAIN_EXAMPLES"), env_limit("DISTILL_MAX_EPOCHS")
+    max_examples, max_epochs = config.MAX_TRAIN_EXAMPLES.get(), config.MAX_EPOCHS.get()
     if max_examples and count_lines(data) > max_examples:
         raise bad_request(f"This server trains at most {max_examples} examples per job "
                           f"(DISTILL_MAX_TRAIN_EXAMPLES); the file has {count_lines(data)}. "

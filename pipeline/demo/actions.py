@@ -11,7 +11,8 @@ from pipeline.demo.scenarios import openai_equivalent
 from pipeline.demo.steps import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
-from pipeline.evaluate.runner import Target, run_benchmark, save_results
+from pipeline.evaluate.runner import Target, run_benchmark
+from pipeline.evaluate.runs import save_results
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.records import claim_model, claim_started, record_job, visitor_tag
 from pipeline.finetune.session import start_job

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline import config
+from pipeline import config, ownership
 from pipeline.errors import ConfigError, InputError, MissingKeyError
 from pipeline.finetune.preflight import confirm_threshold_usd
 from pipeline.providers import CAPABILITIES, EndpointKind, kind_of
@@ -219,8 +219,9 @@ def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool =
 
 
 def multi_user() -> bool:
-    """Can more than one person reach this app (a Space, or DISTILL_MULTI_USER=1)?"""
-    return bool(os.environ.get("SPACE_ID")) or config.MULTI_USER.get()
+    """Can more than one person reach this app? (pipeline.ownership.multi_user: a Space, a server
+    bound beyond loopback, a share link, or DISTILL_MULTI_USER=1)"""
+    return ownership.multi_user()
 
 
 def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:

@@ -13,8 +13,10 @@ from urllib.parse import urlparse
 
 import openai
 
+from pipeline import ownership
 from pipeline.endpoints import Endpoint, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import DistillError, explain
+from pipeline.finetune.records import check_model
 
 log = logging.getLogger("distill.endpoints")
 
@@ -143,6 +145,16 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
         result = ModelList(ids, None, time.time())
     settings.model_cache[endpoint_name] = result
     return result
+
+
+def check_model_use(settings: SessionSettings, visitor_id: str | None, endpoint_name: str, model: str) -> None:
+    """Refuse a fine-tuned model another visitor made (or the operator: no visitor did), on an
+    endpoint every visitor shares. Every handler that receives a model id from the client (Chat's
+    panes, Evaluate's contestants) calls this: the pickers hiding it is not enough."""
+    if not (model or "").startswith("ft:"):
+        return
+    if ownership.isolated(shared_endpoint(settings, settings.endpoint(endpoint_name))):
+        check_model(make_client(settings, endpoint_name), visitor_id, model, shared=True)
 
 
 def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[str]:

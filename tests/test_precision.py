@@ -115,3 +115,32 @@ def test_settings_tab_shows_the_choice():
     demo = app.build_app()
     shown = [str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
     assert f"**Local model compute:** {precision.summary()}" in shown
+
+
+def _train_tiny(tmp_path: Path, env: dict) -> dict:
+    """The real trainer process on the tiny model (2 steps); returns its "done" line."""
+    from pipeline.local.dataset import read_examples
+    from pipeline.local.weights import tiny_model_dir
+
+    train = read_examples((ROOT / "data/samples/person_train.jsonl").read_bytes())[:4]
+    spec = {"model_dir": str(tiny_model_dir()), "train": train, "valid": train[:2], "epochs": 1, "batch_size": 2,
+            "learning_rate": 1e-3, "seed": 0, "adapter_dir": str(tmp_path / "adapter"), "total_steps": 2}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.local.trainer", str(tmp_path)], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": "done"'))
+
+
+def test_trainer_computes_in_fp32_on_an_avx2_only_cpu(tmp_path):
+    done = _train_tiny(tmp_path, {**AVX2_ONLY, "DISTILL_PRECISION": "auto"})
+    assert (done["precision"], done["compute_dtype"], done["weight_dtypes"]) == ("fp32", "float32", ["float32"])
+
+
+def test_trainer_dtype_follows_this_cpu(tmp_path):
+    expected = _choose_in_subprocess({"DISTILL_PRECISION": "auto"})["train"]
+    done = _train_tiny(tmp_path, {"DISTILL_PRECISION": "auto"})
+    assert done["precision"] == expected
+    assert done["compute_dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[expected]
+    assert done["weight_dtypes"] == ["float32"]  # the base and LoRA weights stay fp32; only autocast changes
+

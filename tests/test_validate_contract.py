@@ -60,6 +60,8 @@ def _line(*parts: str) -> str:
     ("nul.jsonl", '{"messages": [{"role": "user", "content": "a\\u0000b"}, '
                   '{"role": "assistant", "content": "yo"}]}\n', "unusable_text"),
     ("nan.jsonl", _line(', "weight": NaN'), "invalid_json"),
+    # Curly quotes make the line invalid; straightened (for the hint) it holds a number too long to read.
+    ("curly.jsonl", "{\u201cn\u201d: " + "9" * 5000 + "}\n", "invalid_json"),
 ])
 def test_hostile_lines_are_errors_at_their_line(tmp_path: Path, name: str, content: str, code: str) -> None:
     path = tmp_path / name

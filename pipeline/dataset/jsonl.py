@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.dataset.hints import json_paste_hint
 from pipeline.dataset.problems import Problem, problem
 
 _SNIFF = 8192
@@ -194,7 +195,7 @@ def parse_json_lines(lines: list[str], out: Parsed) -> None:
         except UnusableJSON as exc:
             if exc.code == "invalid_json":
                 msg = (f"Line {n} is not valid JSON ({exc}). Fix the line or delete it; "
-                       "each line must be one complete JSON object.")
+                       "each line must be one complete JSON object." + json_paste_hint(line))
             else:
                 msg = f"Line {n} cannot be used: {exc}."
             raw = line if len(line) <= MAX_LINE_CHARS else line[:KEEP_CHARS] + " …"

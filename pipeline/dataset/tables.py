@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.dataset.hints import json_paste_hint
 from pipeline.dataset.jsonl import Parsed, Unparsed, UnusableJSON, check_value, load_value
 from pipeline.dataset.problems import problem
 
@@ -116,6 +117,7 @@ def _whole_example(value: Any, n: int, out: Parsed) -> dict | None:
             value = load_value(value)
         except UnusableJSON as exc:
             msg = f"Line {n}: the conversation cell is not usable JSON ({exc}). Fix it or delete the row."
+            msg += json_paste_hint(value) if exc.code == "invalid_json" else ""
             out.unparsed.append(Unparsed(n, raw, "bad_messages_cell", msg))
             out.problems.append(problem("bad_messages_cell", msg, line=n))
             return None

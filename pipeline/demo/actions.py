@@ -7,11 +7,12 @@ import time
 from pipeline import config, drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
 from pipeline.dataset import read_dataset, split_examples
+from pipeline.demo.context import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.demo.scenarios import openai_equivalent
-from pipeline.demo.steps import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
-from pipeline.evaluate.runner import Target, run_benchmark, save_results
+from pipeline.evaluate.runner import Target, run_benchmark
+from pipeline.evaluate.runs import save_results
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.records import claim_model, claim_started, record_job, visitor_tag
 from pipeline.finetune.session import start_job

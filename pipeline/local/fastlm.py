@@ -22,7 +22,10 @@ it gets alone.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -75,51 +78,77 @@ class FastLlama:
 
     def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16, int8: bool = False):
         cfg = model.config
-        self.dtype = dtype
-        self.int8 = int8
-        self.heads = cfg.num_attention_heads
-        self.kv_heads = cfg.num_key_value_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
-        self.eps = cfg.rms_norm_eps
-        self.max_positions = cfg.max_position_embeddings
         rope = getattr(cfg, "rope_parameters", None) or {}
-        theta = rope.get("rope_theta") or getattr(cfg, "rope_theta", 10000.0)
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"FastLlama supports default RoPE only, not {rope.get('rope_type')}")
-        # int8 matmuls take bfloat16 activations; otherwise activations take the weights' dtype.
-        self.act_dtype = torch.bfloat16 if int8 else dtype
+        heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+        hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        meta = {"heads": heads, "kv_heads": kv_heads, "head_dim": hd, "eps": cfg.rms_norm_eps,
+                "max_positions": cfg.max_position_embeddings, "hidden": cfg.hidden_size,
+                "theta": rope.get("rope_theta") or getattr(cfg, "rope_theta", 10000.0),
+                "dtype": str(dtype).removeprefix("torch."), "int8": int8}
 
-        def w(t: torch.Tensor) -> torch.Tensor | _Int8:
+        def w(name: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
             t = t.detach().float()
             if int8:  # weight-only int8 with one scale per output row: half the memory traffic of bf16
                 scale = t.abs().amax(dim=1).clamp(min=1e-8) / 127
-                return _Int8((t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
-                             scale.to(torch.bfloat16))
-            return t.to(dtype).contiguous()
+                return {f"{name}.q": (t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
+                        f"{name}.scale": scale.to(torch.bfloat16)}
+            return {name: t.to(dtype).contiguous()}
 
         inner = model.model
-        hd = self.head_dim
-        self.hidden = cfg.hidden_size
-        self.embed = inner.embed_tokens.weight.detach().to(self.act_dtype).contiguous()
-        self.lm_head = w(model.lm_head.weight)
-        self.norm = inner.norm.weight.detach().float()
-        self.layers = []
-        for layer in inner.layers:
+        act = torch.bfloat16 if int8 else dtype
+        tensors = {"embed": inner.embed_tokens.weight.detach().to(act).contiguous(),
+                   "norm": inner.norm.weight.detach().float().contiguous(), **w("lm_head", model.lm_head.weight)}
+        for i, layer in enumerate(inner.layers):
             att, mlp = layer.self_attn, layer.mlp
-            qkv = torch.cat([_interleave(att.q_proj.weight.detach(), self.heads, hd),
-                             _interleave(att.k_proj.weight.detach(), self.kv_heads, hd), att.v_proj.weight.detach()])
-            self.layers.append(_Layer(
-                ln1=layer.input_layernorm.weight.detach().float(),
-                wqkv=w(qkv),
-                wo=w(att.o_proj.weight),
-                ln2=layer.post_attention_layernorm.weight.detach().float(),
-                wgu=w(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
-                wdown=w(mlp.down_proj.weight),
-            ))
-        self.intermediate = self.layers[0].wdown.q.shape[1] if int8 else self.layers[0].wdown.shape[1]
-        inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+            qkv = torch.cat([_interleave(att.q_proj.weight.detach(), heads, hd),
+                             _interleave(att.k_proj.weight.detach(), kv_heads, hd), att.v_proj.weight.detach()])
+            tensors |= {f"{i}.ln1": layer.input_layernorm.weight.detach().float().contiguous(),
+                        f"{i}.ln2": layer.post_attention_layernorm.weight.detach().float().contiguous(),
+                        **w(f"{i}.wqkv", qkv), **w(f"{i}.wo", att.o_proj.weight),
+                        **w(f"{i}.wgu", torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
+                        **w(f"{i}.wdown", mlp.down_proj.weight)}
+        self._setup(meta, tensors)
+
+    def _setup(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        self.meta, self.tensors = meta, tensors
+        self.heads, self.kv_heads, self.head_dim = meta["heads"], meta["kv_heads"], meta["head_dim"]
+        self.eps, self.max_positions, self.hidden = meta["eps"], meta["max_positions"], meta["hidden"]
+        self.int8, self.dtype = meta["int8"], getattr(torch, meta["dtype"])
+
+        def w(name: str) -> torch.Tensor | _Int8:
+            return _Int8(tensors[f"{name}.q"], tensors[f"{name}.scale"]) if self.int8 else tensors[name]
+
+        self.embed, self.norm, self.lm_head = tensors["embed"], tensors["norm"], w("lm_head")
+        count = sum(1 for name in tensors if name.endswith(".ln1"))
+        self.layers = [_Layer(ln1=tensors[f"{i}.ln1"], wqkv=w(f"{i}.wqkv"), wo=w(f"{i}.wo"), ln2=tensors[f"{i}.ln2"],
+                              wgu=w(f"{i}.wgu"), wdown=w(f"{i}.wdown")) for i in range(count)]
+        down = self.layers[0].wdown
+        self.intermediate = (down.q if self.int8 else down).shape[1]
+        hd = self.head_dim
+        inv_freq = 1.0 / (meta["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
         freqs = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
         self.rotation = torch.complex(freqs.cos(), freqs.sin())  # [positions, head_dim / 2]
+
+    def save(self, path: Path) -> None:
+        """Write the converted weights (safetensors, written aside then renamed: readers never see half)."""
+        from safetensors.torch import save_file
+
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        save_file(self.tensors, str(tmp), metadata={"fastlm": json.dumps(self.meta)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> FastLlama:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads(f.metadata()["fastlm"])
+        self = cls.__new__(cls)
+        self._setup(meta, load_file(str(path)))
+        return self
 
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, torch.float32)

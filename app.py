@@ -17,7 +17,7 @@ from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
 from components.status import build_status_line
-from components.visitor import browser_secret, start_session
+from components.visitor import browser_secret, start_session, visitor_state
 from pipeline.endpoints import SessionSettings
 
 TITLE = "Distill Studio"
@@ -29,7 +29,7 @@ def build_app() -> gr.Blocks:
                     "fine-tune, compare.")
         ctx = AppContext(
             settings=gr.State(SessionSettings()),
-            visitor=gr.BrowserState(None, storage_key="distill_visitor", secret=browser_secret()),
+            visitor=visitor_state("distill_visitor"),
             dataset_rev=gr.State(0),
             recent_jobs=gr.BrowserState([], storage_key="distill_jobs", secret=browser_secret()),
             remembered=gr.BrowserState(None, storage_key="distill_settings", secret=browser_secret()),

@@ -1,82 +1,172 @@
-"""Fictional-person fine-tune on the local backend, through the openai SDK, measured end to end.
+"""Fictional-person fine-tune: a plain TRL SFTTrainer fp32 LoRA run vs our trainer, in ONE run.
 
-Uploads data/samples/person_train.jsonl, fine-tunes SmolLM2-135M-Instruct with "auto"
-hyperparameters, then asks the held-out reworded questions of data/benchmarks/person_bench.jsonl to
-the base and the fine-tuned model (greedy). Prints wall time, training tokens/s and accuracies.
+Both train SmolLM2-135M-Instruct on data/samples/person_train.jsonl (53 examples) in a fresh process
+each (wall time = process start, imports, model load and training, as a user waits for it), then the
+same scorer asks the 18 held-out reworded questions of data/benchmarks/person_bench.jsonl (greedy,
+fp32, adapter merged) for each adapter. The machine is shared, so the two runs alternate
+(`--rounds`) and the load average is recorded around each.
 
-    .venv/bin/python benchmarks/local_train.py [--tiny] [--json]
+- baseline: today's recipe in plain TRL: `SFTConfig(bf16=False)`, LoRA r=16 all-linear, lr 1e-3
+  constant, batch 4, the auto epochs of before this work (ceil(180/53) = 4), no validation.
+- ours: `python -m pipeline.local.trainer` with the spec the job runner writes for "auto".
+
+    .venv/bin/python benchmarks/local_train.py [--rounds 1] [--json OUT.json]
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/local_train.py  # AVX2-only CPU
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+TRAIN = ROOT / "data/samples/person_train.jsonl"
+BENCH = ROOT / "data/benchmarks/person_bench.jsonl"
+SEED = 7
 
 
-def score(client, model: str, bench: list[dict]) -> tuple[int, list[str]]:
-    def ask(item: dict) -> str:
-        return client.chat.completions.create(model=model, messages=item["messages"], temperature=0,
-                                              max_tokens=60).choices[0].message.content
+def machine() -> dict:
+    import torch
 
-    with ThreadPoolExecutor(4) as pool:  # the backend decodes concurrent requests as one batch
-        answers = list(pool.map(ask, bench))
-    return sum(b["expected"].lower() in a.lower() for b, a in zip(bench, answers, strict=True)), answers
+    from pipeline.local import precision
+
+    facts = precision.cpu_facts()
+    return {"cpu": facts["cpu"], "torch_cpu_capability": facts["aten_capability"],
+            "onednn_max_cpu_isa": facts["onednn_max_isa"] or "(unset)", "nproc": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "precision": precision.summary(precision.choose())}
 
 
-def run(client, train_path: Path, bench_path: Path, log=print) -> dict:
-    bench = [json.loads(line) for line in bench_path.read_text().splitlines() if line.strip()]
-    base_id = next(m.id for m in client.models.list() if not m.id.startswith("ft:"))
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def baseline_child(job_dir: Path) -> int:
+    """The plain TRL run (what a user of TRL writes; fp32 because bf16 is emulated on many CPUs)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    spec = json.loads((job_dir / "spec.json").read_text())
+    torch.manual_seed(spec["seed"])
+    tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
+    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
+    config = SFTConfig(output_dir=str(job_dir / "tmp"), num_train_epochs=spec["epochs"],
+                       per_device_train_batch_size=spec["batch_size"], learning_rate=spec["learning_rate"],
+                       lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
+                       report_to=[], seed=spec["seed"], use_cpu=True, bf16=False, disable_tqdm=True)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(spec["train"]),
+                         processing_class=tokenizer, peft_config=lora)
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    trainer.model.save_pretrained(spec["adapter_dir"])
+    print(json.dumps({"kind": "done", "first_loss": losses[0], "last_loss": losses[-1], "steps": len(losses)}))
+    return 0
+
+
+def specs(model_dir: Path, work: Path) -> dict[str, Path]:
+    """spec.json for each contestant; ours is resolved exactly as the job runner resolves "auto"."""
+    from pipeline.local.dataset import auto_batch_size, read_examples, resolved_auto_epochs
+    from pipeline.local.jobs import LEARNING_RATE
+
+    train = read_examples(TRAIN.read_bytes())
+    n = len(train)
+    ours_hp = {"epochs": resolved_auto_epochs(n), "batch_size": auto_batch_size(n), "learning_rate": LEARNING_RATE}
+    base_hp = {"epochs": min(8, max(3, math.ceil(180 / n))), "batch_size": 4, "learning_rate": 1e-3}
+    out = {}
+    for name, hp in (("baseline", base_hp), ("ours", ours_hp)):
+        d = work / name
+        d.mkdir(parents=True)
+        steps = math.ceil(n / hp["batch_size"]) * hp["epochs"]
+        spec = {"model_dir": str(model_dir), "train": train, "valid": [], "seed": SEED,
+                "adapter_dir": str(d / "adapter"), "total_steps": steps, **hp}
+        (d / "spec.json").write_text(json.dumps(spec))
+        out[name] = d
+    return out
+
+
+def train(name: str, job_dir: Path) -> dict:
+    cmd = ([sys.executable, str(Path(__file__).resolve()), "--baseline-child", str(job_dir)] if name == "baseline"
+           else [sys.executable, "-m", "pipeline.local.trainer", str(job_dir)])
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": str(ROOT)}
+    before = load()
     start = time.monotonic()
-    with open(train_path, "rb") as fh:
-        upload = client.files.create(file=(train_path.name, fh), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(training_file=upload.id, model=base_id, suffix="person", seed=7)
-    while job.status not in ("succeeded", "failed", "cancelled"):
-        time.sleep(2)
-        job = client.fine_tuning.jobs.retrieve(job.id)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - start
-    if job.status != "succeeded":
-        raise SystemExit(f"fine-tune {job.status}: {job.error}")
-    events = list(client.fine_tuning.jobs.list_events(job.id, limit=1000))
-    metrics = sorted((e.data for e in events if e.type == "metrics"), key=lambda d: d["step"])
-    started = min(e.created_at for e in events if e.message == "Fine-tuning job started")
-    finished = max(e.created_at for e in events if e.type == "metrics")
-    base_right, base_answers = score(client, base_id, bench)
-    ft_right, ft_answers = score(client, job.fine_tuned_model, bench)
-    result = {"examples": sum(1 for line in train_path.read_text().splitlines() if line.strip()),
-              "hyperparameters": job.hyperparameters.model_dump(), "steps": metrics[-1]["step"],
-              "first_loss": metrics[0]["train_loss"], "last_loss": metrics[-1]["train_loss"],
-              "trained_tokens": job.trained_tokens, "wall_time_s": round(wall, 1),
-              "train_tokens_per_s": round(job.trained_tokens / max(1, finished - started), 1),
-              "bench_items": len(bench), "base_correct": base_right, "fine_tuned_correct": ft_right,
-              "fine_tuned_model": job.fine_tuned_model,
-              "samples": [{"q": b["messages"][-1]["content"], "expected": b["expected"], "base": ba, "fine_tuned": fa}
-                          for b, ba, fa in list(zip(bench, base_answers, ft_answers, strict=True))[:4]]}
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": ')]  # ours; TRL prints dicts
+    spec = json.loads((job_dir / "spec.json").read_text())
+    result = {"wall_s": round(wall, 1), "load_before": before, "load_after": load(),
+              "epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": spec["learning_rate"]}
+    done = next(x for x in lines if x.get("kind") == "done")
+    metrics = [x["data"] for x in lines if x.get("kind") == "metrics"]
+    if metrics:
+        result.update(steps=metrics[-1]["step"], first_loss=metrics[0]["train_loss"],
+                      last_loss=metrics[-1]["train_loss"])
+    result.update({k: v for k, v in done.items() if k not in ("kind",)})
     return result
+
+
+def score(model_dir: Path, adapter: Path, bench: list[dict]) -> tuple[int, list[str]]:
+    """Greedy answers of the merged model in fp32 (the same scorer for both adapters)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+    prompts = [tokenizer.apply_chat_template(b["messages"], tokenize=False, add_generation_prompt=True) for b in bench]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**batch, max_new_tokens=60, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    answers = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return sum(b["expected"].lower() in a.lower() for b, a in zip(bench, answers, strict=True)), answers
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="baseline/ours pairs, alternating")
+    parser.add_argument("--only", choices=["baseline", "ours"], help="train one contestant only")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--baseline-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from pipeline.local.runtime import start_server
+    if args.baseline_child:
+        return baseline_child(args.baseline_child)
+    from pipeline.local.weights import base_model_dir
 
-    handle = start_server(root=Path(tempfile.mkdtemp(prefix="distill-bench-")), tiny=args.tiny)
-    handle.wait_ready(600)
-    try:
-        result = run(handle.client(timeout=600), ROOT / "data/samples/person_train.jsonl",
-                     ROOT / "data/benchmarks/person_bench.jsonl")
-    finally:
-        handle.stop()
-    print(json.dumps(result, indent=None if args.json else 2))
+    model_dir = base_model_dir()
+    bench = [json.loads(line) for line in BENCH.read_text().splitlines() if line.strip()]
+    result: dict = {"machine": machine(), "rounds": []}
+    print(json.dumps(result["machine"]), flush=True)
+    names = [args.only] if args.only else ["baseline", "ours"]
+    for r in range(args.rounds):
+        row = {}
+        dirs = specs(model_dir, Path(tempfile.mkdtemp(prefix="distill-train-bench-")))
+        for name in names if r % 2 == 0 else names[::-1]:
+            row[name] = train(name, dirs[name])
+            right, answers = score(model_dir, Path(dirs[name] / "adapter"), bench)
+            row[name].update(correct=right, of=len(bench), sample_answers=answers[:3])
+            print(name, json.dumps({k: v for k, v in row[name].items() if k != "sample_answers"}), flush=True)
+        if len(row) == 2:
+            row["speedup"] = round(row["baseline"]["wall_s"] / row["ours"]["wall_s"], 2)
+            print("speedup", row["speedup"], flush=True)
+        result["rounds"].append(row)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -95,6 +95,17 @@ def _show(results: dict, out: dict) -> dict:
             out["drill_df"]: drilldown_frame(results)}
 
 
+def follow_upload(upload: str | None) -> gr.Dropdown:
+    """An upload is what the visitor wants scored: the Benchmark list says so (the run reads the list)."""
+    return gr.Dropdown(value=UPLOADED) if upload else gr.Dropdown()
+
+
+def after_clear(choice: str | None) -> gr.Dropdown:
+    """Removing the upload leaves the list on a sample, never on an empty "Uploaded file"."""
+    samples = sorted(p.name for p in BENCH_DIR.glob("*.jsonl"))
+    return gr.Dropdown(value=samples[0]) if choice == UPLOADED and samples else gr.Dropdown()
+
+
 def stop_evaluation(control: RunControl) -> str:
     control.cancel.set()
     return "Stopping…"
@@ -163,8 +174,13 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     out = {"status_md": status_md, "score_df": score_df, "acc_plot": acc_plot, "drill_df": drill_df}
 
     bench_inputs = [bench_dd, upload_file, ctx.visitor]
-    for trigger in (bench_dd.change, upload_file.upload):
-        trigger(check_leakage, bench_inputs, leak_md, api_visibility="private")
+    # An upload switches the list to "Uploaded file" (the run scores what the list says), clearing it
+    # goes back to a sample; each then re-checks leakage for what will be scored.
+    upload_file.upload(follow_upload, upload_file, bench_dd, api_visibility="private").then(
+        check_leakage, bench_inputs, leak_md, api_visibility="private")
+    upload_file.clear(after_clear, bench_dd, bench_dd, api_visibility="private").then(
+        check_leakage, bench_inputs, leak_md, api_visibility="private")
+    bench_dd.input(check_leakage, bench_inputs, leak_md, api_visibility="private")
     run_inputs = [bench_dd, upload_file, *[c for s in slots for c in s], judge_ep, judge_model, concurrency_sl,
                   max_tokens_nb, ctx.settings, ctx.visitor, control]
     run_btn.click(check_leakage, bench_inputs, leak_md, api_visibility="private").then(

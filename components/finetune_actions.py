@@ -28,11 +28,27 @@ from components.finetune_view import (
 )
 from pipeline import drafts
 from pipeline.dataset import split_examples
-from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, has_openai_key, make_client
+from pipeline.endpoints import (
+    LOCAL_MODEL,
+    RoleChoice,
+    SessionSettings,
+    has_openai_key,
+    make_client,
+    shared_endpoint,
+)
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
-from pipeline.finetune.preflight import ConfirmationNeeded, is_openai_hosted, offered_base_models
-from pipeline.finetune.records import known_jobs, record_job, recorded_jobs, remember, visitor_tag
+from pipeline.finetune.preflight import ConfirmationNeeded, offered_base_models
+from pipeline.finetune.records import (
+    check_job,
+    claim_model,
+    claim_started,
+    known_jobs,
+    record_job,
+    recorded_jobs,
+    remember,
+    visitor_tag,
+)
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
 from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
 from pipeline.models import openai_fine_tunable_models
@@ -54,8 +70,17 @@ def initial_base_models(settings: SessionSettings) -> list[str]:
     return openai_fine_tunable_models() if default_endpoint(settings) == "openai" else [LOCAL_MODEL]
 
 
+def _shared(settings: SessionSettings, endpoint: str) -> bool:
+    return shared_endpoint(settings, settings.endpoint(endpoint))
+
+
+def _check_job(settings: SessionSettings, visitor: str | None, endpoint: str, job_id: str) -> None:
+    """Only the visitor's own jobs, by the server's records (never the browser's list)."""
+    check_job(make_client(settings, endpoint), visitor, job_id, shared=_shared(settings, endpoint))
+
+
 def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
-    return settings.endpoint(endpoint).kind == "openai" and is_openai_hosted(client.base_url)
+    return settings.endpoint(endpoint).provider.uses_openai_catalogue(client.base_url)
 
 
 def _examples(visitor: str | None, source: str, file: str | None, split: float) -> tuple[list, list, list]:
@@ -82,12 +107,7 @@ def list_base_models(settings: SessionSettings, endpoint: str) -> dict[str, Any]
 
 
 def _auto_epochs(settings: SessionSettings, endpoint: str) -> Callable[[int], int] | None:
-    """The embedded backend's own rule for n_epochs "auto" (None: the provider's is OpenAI's)."""
-    if settings.endpoint(endpoint).kind != "local":
-        return None
-    from pipeline.local.dataset import resolved_auto_epochs
-
-    return resolved_auto_epochs
+    return settings.endpoint(endpoint).provider.auto_epochs()
 
 
 def check_run(settings: SessionSettings, visitor: str | None, source: str, file: str | None,
@@ -110,12 +130,14 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
                             n_epochs=epochs, batch_size=batch, auto_epochs=_auto_epochs(settings, endpoint),
                             learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
                             seed=int(seed) if seed not in (None, "") else None,
-                            metadata={"distill_visitor": visitor_tag(visitor)} if visitor else None,
+                            metadata=settings.endpoint(endpoint).provider.job_metadata(
+                                visitor_tag(visitor) if visitor else None),
                             openai_hosted=_hosted(settings, endpoint, client),
                             name=Path(file).stem if source == SOURCES[1] and file else "draft")
     except ConfirmationNeeded as exc:
         return {"confirm_md": f"**{exc}**", "confirm_row": gr.Row(visible=True)}
     job = started.job
+    claim_started(visitor, started)
     if visitor:
         record_job(visitor, job.id, endpoint=endpoint, base_model=model, suffix=suffix or None,
                    status=job.status, estimated_cost_usd=started.preflight.estimated_cost_usd)
@@ -176,6 +198,7 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
                 gr.Info(f"Job succeeded: {snap.fine_tuned_model} is now the Chat tab's fine-tuned model.")
         if visitor:
             record_job(visitor, snap.job_id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
+            claim_model(visitor, snap.job_id, snap.fine_tuned_model)
         if previous is not None and not previous.finished:
             out |= _jobs_list_quietly(settings, visitor, recent, watch)  # its entry says the new status
     return out
@@ -201,6 +224,7 @@ def follow_jobs(settings: SessionSettings, visitor: str | None, recent: list | N
     snap = watch.get("snapshot") if watch else None
     idle = not watch or (snap is not None and snap.get("status") in ft.TERMINAL)
     if newest and idle and (not watch or watch["job_id"] != newest["job_id"]):
+        _check_job(settings, visitor, endpoint, newest["job_id"])  # the browser's list names it: check
         new_watch = {"job_id": newest["job_id"], "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
         out |= poll_job(settings, visitor, new_watch, smoothing)
         out.setdefault("timer", gr.Timer(active=True))  # poll_job stops it when the job has ended
@@ -218,6 +242,7 @@ def open_job(settings: SessionSettings, visitor: str | None, recent: list | None
     """Watch a job picked from the list (poll at once: the timer's next tick does it)."""
     if not job_id:
         raise InputError("Pick a job from the list first.")
+    _check_job(settings, visitor, endpoint, job_id)
     watch = {"job_id": job_id, "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
     out = poll_job(settings, visitor, watch, False)
     out.setdefault("timer", gr.Timer(active=True))  # poll_job stops it when the job has ended
@@ -227,8 +252,7 @@ def open_job(settings: SessionSettings, visitor: str | None, recent: list | None
 def refresh_jobs(settings: SessionSettings, visitor: str | None, recent: list | None,
                  endpoint: str) -> dict[str, Any]:
     client = make_client(settings, endpoint)
-    shared = settings.endpoint(endpoint).kind == "local"  # one backend serves every visitor
-    rows = known_jobs(client, endpoint, visitor, recent, shared=shared)
+    rows = known_jobs(client, endpoint, visitor, recent, shared=_shared(settings, endpoint))
     return {"jobs_dd": gr.Dropdown(choices=[job_choice(r) for r in rows],
                                    value=rows[0]["job_id"] if rows else None)}
 
@@ -240,9 +264,10 @@ def ask_cancel(watch: dict | None) -> dict[str, Any]:
             "cancel_row": gr.Row(visible=True)}
 
 
-def cancel_run(settings: SessionSettings, watch: dict | None) -> dict[str, Any]:
+def cancel_run(settings: SessionSettings, visitor: str | None, watch: dict | None) -> dict[str, Any]:
     if not watch:
         raise InputError("No job is being watched.")
+    _check_job(settings, visitor, watch["endpoint"], watch["job_id"])
     job = ft.cancel_job(make_client(settings, watch["endpoint"]), watch["job_id"])
     gr.Info(f"Job {job.id}: {job.status}.")
     return {"cancel_row": gr.Row(visible=False), "status_html": badge_html(job.status),

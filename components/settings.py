@@ -13,6 +13,7 @@ import gradio as gr
 from components import settings_handlers as h
 from components.context import AppContext
 from pipeline.endpoints import CAPABILITIES, ROLE_LABELS, ROLES, EndpointKind, SessionSettings
+from pipeline.local.precision import settings_line as precision_line
 from pipeline.settings_view import ENDPOINT_COLUMNS, endpoint_rows
 
 KINDS = [(k.label, name) for name, k in EndpointKind.registry.items() if k.user_addable]
@@ -89,6 +90,7 @@ def _build_rest(ui: dict) -> None:
     with gr.Row():
         ui["workspace_md"] = gr.Markdown()
         ui["workspace_btn"] = gr.Button("Refresh", size="sm", scale=0)
+    gr.Markdown(precision_line)  # read-only, decided once per process (pipeline/local/precision.py)
 
 
 def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:

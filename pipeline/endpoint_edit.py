@@ -9,15 +9,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from pipeline.endpoints import (
-    _ENV_NAME,
-    CAPABILITIES,
-    DEFAULT_AZURE_API_VERSION,
-    Endpoint,
-    EndpointKind,
-    SessionSettings,
-)
+from pipeline.endpoints import _ENV_NAME, Endpoint, RoleChoice, SessionSettings
 from pipeline.errors import InputError
+from pipeline.providers import CAPABILITIES, DEFAULT_AZURE_API_VERSION, EndpointKind
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
@@ -98,10 +92,10 @@ def save_endpoint(settings: SessionSettings, *, name: str, kind: str, base_url: 
     if typed:
         new.typed_keys[name] = typed
     new.custom_endpoints[name] = endpoint
-    if original_name and original_name != name:  # roles follow a renamed endpoint
+    if old:  # an edited endpoint keeps its roles (a renamed one takes them along): only the visitor changes a role
         for role_name, choice in settings.roles.items():
             if choice.endpoint == original_name:
-                new.roles[role_name] = type(choice)(name, choice.model)
+                new.roles[role_name] = RoleChoice(name, choice.model)
     new.model_cache.pop(name, None)
     new.fine_tuned_cache.pop(name, None)
     return new

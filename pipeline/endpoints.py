@@ -1,7 +1,7 @@
 """Endpoints (base URL + key source + capabilities), keys, and which model plays which role.
 
-One registry every tab uses. Endpoint kinds are data plus a small class each (no if/elif per
-provider). Settings belong to one visitor and live in their Gradio session (`SessionSettings`), never
+One registry every tab uses. Endpoint kinds and their rules are in `pipeline.providers` (one class
+per kind; `endpoint.provider` answers). Settings belong to one visitor and live in their Gradio session (`SessionSettings`), never
 in module globals; keys typed in the UI stay in that object and are never written anywhere.
 
 Key lookup order (simonw/llm's): typed in this session -> environment / Space secret -> clear error.
@@ -14,86 +14,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any
 
-import openai
-
+from pipeline import config, ownership
 from pipeline.errors import ConfigError, InputError, MissingKeyError
+from pipeline.finetune.preflight import confirm_threshold_usd
+from pipeline.providers import CAPABILITIES, EndpointKind, kind_of
 
 ROLES = ("teacher", "base", "fine_tuned", "judge")
 ROLE_LABELS = {"teacher": "Teacher", "base": "Base student", "fine_tuned": "Fine-tuned student",
                "judge": "Judge"}
-CAPABILITIES = ("chat", "structured_output", "fine_tuning", "model_listing")
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
-
-
-class EndpointKind:
-    """How to build a client for one kind of provider. Subclasses are registered by `name`."""
-
-    name: ClassVar[str]
-    label: ClassVar[str]
-    #: What a new endpoint of this kind is assumed to support until the user says otherwise.
-    default_capabilities: ClassVar[frozenset[str]] = frozenset(("chat", "model_listing"))
-    #: Kinds a visitor may add; the local backend exists once, built in.
-    user_addable: ClassVar[bool] = True
-    needs_base_url: ClassVar[bool] = True
-    registry: ClassVar[dict[str, type[EndpointKind]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        EndpointKind.registry[cls.name] = cls
-
-    @classmethod
-    def client(cls, endpoint: Endpoint, key: str, *, async_: bool = False, **opts: Any) -> Any:
-        klass = openai.AsyncOpenAI if async_ else openai.OpenAI
-        return klass(api_key=key, base_url=endpoint.base_url or None,
-                     default_headers=endpoint.default_headers or None, **opts)
-
-
-class OpenAIKind(EndpointKind):
-    name = "openai"
-    label = "OpenAI"
-    default_capabilities = frozenset(CAPABILITIES)
-    needs_base_url = False  # api.openai.com unless a base URL is given
-
-
-class CompatibleKind(EndpointKind):
-    """vLLM, Ollama, llama.cpp server, LM Studio...: the plain OpenAI client with another base URL."""
-
-    name = "compatible"
-    label = "OpenAI-compatible"
-
-
-class AzureKind(EndpointKind):
-    name = "azure"
-    label = "Azure OpenAI"
-    # Azure's /models lists base models, not the deployment names chat calls take.
-    default_capabilities = frozenset(("chat", "structured_output"))
-
-    @classmethod
-    def client(cls, endpoint: Endpoint, key: str, *, async_: bool = False, **opts: Any) -> Any:
-        klass = openai.AsyncAzureOpenAI if async_ else openai.AzureOpenAI
-        return klass(api_key=key, azure_endpoint=endpoint.base_url or "",
-                     api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
-                     default_headers=endpoint.default_headers or None, **opts)
-
-
-class LocalKind(EndpointKind):
-    """The embedded backend: started on first use on a loopback port with a random key."""
-
-    name = "local"
-    label = "Built-in local model"
-    default_capabilities = frozenset(CAPABILITIES)
-    user_addable = False
-    needs_base_url = False
-
-    @classmethod
-    def client(cls, endpoint: Endpoint, key: str, *, async_: bool = False, **opts: Any) -> Any:
-        from pipeline.local.runtime import ensure_local_backend
-
-        handle = ensure_local_backend()
-        klass = openai.AsyncOpenAI if async_ else openai.OpenAI
-        return klass(api_key=handle.api_key, base_url=handle.base_url, **opts)
 
 
 @dataclass(frozen=True)
@@ -110,8 +40,20 @@ class Endpoint:
     builtin: bool = False
 
     @property
+    def provider(self) -> type[EndpointKind]:
+        kind = kind_of(self.kind)
+        if kind is None:
+            raise ConfigError(f"Endpoint '{self.name}' has an unknown kind '{self.kind}'.")
+        return kind
+
+    @property
+    def is_local(self) -> bool:
+        """The app's embedded backend: decided by the kind, never by a model's name."""
+        return self.provider.is_local
+
+    @property
     def needs_key(self) -> bool:
-        return self.kind != "local"
+        return not self.is_local
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -149,8 +91,9 @@ class SessionSettings:
     roles: dict[str, RoleChoice] = field(default_factory=dict)
     #: Default spending cap (USD) for one generation run.
     budget_usd: float = 5.0
-    #: A fine-tune estimated above this (USD) asks for confirmation before it starts.
-    confirm_above_usd: float = 2.0
+    #: A fine-tune estimated above this (USD) asks for confirmation before it starts; the same default
+    #: as the CLI's and README's (DISTILL_FINETUNE_CONFIRM_USD, else $5).
+    confirm_above_usd: float = field(default_factory=confirm_threshold_usd)
     #: Remember custom endpoints in this visitor's browser (gr.BrowserState); keys only if remember_keys.
     remember: bool = False
     remember_keys: bool = False
@@ -212,7 +155,7 @@ def env_key_allowed(endpoint: Endpoint) -> bool:
         return True
     if not os.environ.get("SPACE_ID"):
         return True
-    allowed = {v.strip() for v in os.environ.get("DISTILL_SHARED_KEY_VARS", "").split(",")}
+    allowed = config.SHARED_KEY_VARS.get()
     return endpoint.key_env in allowed
 
 
@@ -245,7 +188,7 @@ def require_key(settings: SessionSettings, endpoint: Endpoint) -> str:
         return key
     if endpoint.key_env and not env_key_allowed(endpoint):
         where = (f"on this shared Space ${endpoint.key_env} is used only if the owner lists it in "
-                 "DISTILL_SHARED_KEY_VARS")
+                 f"{config.SHARED_KEY_VARS.name}")
     elif endpoint.key_env:
         where = f"set the {endpoint.key_env} environment variable (a Space secret on Hugging Face)"
     else:
@@ -272,10 +215,19 @@ def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool =
                 **opts: Any) -> Any:
     """An `openai.OpenAI` (or Async/Azure) client for an endpoint, with the right key."""
     endpoint = settings.endpoint(endpoint_name)
-    kind = EndpointKind.registry.get(endpoint.kind)
-    if kind is None:
-        raise ConfigError(f"Endpoint '{endpoint.name}' has an unknown kind '{endpoint.kind}'.")
-    return kind.client(endpoint, require_key(settings, endpoint), async_=async_, **opts)
+    return endpoint.provider.client(endpoint, require_key(settings, endpoint), async_=async_, **opts)
+
+
+def multi_user() -> bool:
+    """Can more than one person reach this app? (pipeline.ownership.multi_user: a Space, a server
+    bound beyond loopback, a share link, or DISTILL_MULTI_USER=1)"""
+    return ownership.multi_user()
+
+
+def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
+    """The one rule for "shared endpoint", for every tab: does every visitor of this app reach the same
+    account (and so the same jobs and fine-tuned models) through this endpoint?"""
+    return endpoint.provider.shared(multi_user=multi_user(), key_typed=bool(settings.typed_keys.get(endpoint.name)))
 
 
 # ---- roles ------------------------------------------------------------------------------------

@@ -6,16 +6,16 @@ never with a key in them (provider texts are scrubbed of every secret the sessio
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import openai
 
-from pipeline.endpoints import Endpoint, SessionSettings, make_client, role
+from pipeline import ownership
+from pipeline.endpoints import Endpoint, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import DistillError, explain
-from pipeline.finetune.records import META_KEY
+from pipeline.finetune.records import check_model
 
 log = logging.getLogger("distill.endpoints")
 
@@ -55,7 +55,7 @@ def redact(text: str, settings: SessionSettings) -> str:
 
 
 def _host(endpoint: Endpoint) -> str:
-    if endpoint.kind == "local":
+    if endpoint.is_local:
         return "the built-in local backend"
     return urlparse(endpoint.base_url).netloc if endpoint.base_url else "api.openai.com"
 
@@ -146,15 +146,14 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
     return result
 
 
-def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
-    """Does every visitor of this app reach the same account through this endpoint?
-
-    On a Space, the built-in local backend serves everyone, and so does a key read from the Space's
-    environment; a key the visitor typed is their own account. Off Spaces the app has one user.
-    """
-    if not os.environ.get("SPACE_ID"):
-        return False
-    return endpoint.kind == "local" or not settings.typed_keys.get(endpoint.name)
+def check_model_use(settings: SessionSettings, visitor_id: str | None, endpoint_name: str, model: str) -> None:
+    """Refuse a fine-tuned model another visitor made (or the operator: no visitor did), on an
+    endpoint every visitor shares. Every handler that receives a model id from the client (Chat's
+    panes, Evaluate's contestants) calls this: the pickers hiding it is not enough."""
+    if not (model or "").startswith("ft:"):
+        return
+    if ownership.isolated(shared_endpoint(settings, settings.endpoint(endpoint_name))):
+        check_model(make_client(settings, endpoint_name), visitor_id, model, shared=True)
 
 
 def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[str]:
@@ -162,18 +161,11 @@ def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[
     cache goes through here, so neither shows another visitor's fine-tuned models."""
     ids = _model_ids(client)
     if shared_endpoint(settings, endpoint) and endpoint.can("fine_tuning"):
-        ids = _without_others_models(client, ids, settings.owner)
+        ids = _without_others_models(client, ids, endpoint, settings.owner)
     return ids
 
 
-def _someone_elses(job, owner: str) -> bool:
-    """A job another visitor started (their jobs carry their tag). With no owner known (an API call
-    that skipped the page load), every tagged job is someone else's."""
-    tag = (job.metadata or {}).get(META_KEY)
-    return bool(tag) and tag != owner
-
-
-def _without_others_models(client, ids: list[str], owner: str) -> list[str]:
+def _without_others_models(client, ids: list[str], endpoint: Endpoint, owner: str) -> list[str]:
     """Drop fine-tuned models whose job another visitor started.
 
     Models of untagged jobs (the operator's, made with the CLI) stay. If the jobs cannot be read,
@@ -182,7 +174,7 @@ def _without_others_models(client, ids: list[str], owner: str) -> list[str]:
     try:
         foreign = set()
         for count, job in enumerate(client.fine_tuning.jobs.list(limit=100)):
-            if _someone_elses(job, owner) and job.fine_tuned_model:
+            if endpoint.provider.someone_elses(job, owner) and job.fine_tuned_model:
                 foreign.add(job.fine_tuned_model)
             if count + 1 >= MAX_JOBS_SCANNED:
                 break
@@ -250,8 +242,8 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
         return base.model
     wanted = set(job_ids) if job_ids is not None else None
     shared = shared_endpoint(settings, endpoint)
-    done = [j for j in jobs if j.status == "succeeded" and j.fine_tuned_model
-            and (wanted is None or j.id in wanted) and not (shared and _someone_elses(j, settings.owner))]
+    done = [j for j in endpoint.provider.visible_jobs(jobs, settings.owner, shared=shared)
+            if j.status == "succeeded" and j.fine_tuned_model and (wanted is None or j.id in wanted)]
     newest = max(done, key=lambda j: (j.finished_at or 0, j.created_at or 0), default=None)
     cache[base.endpoint] = newest.fine_tuned_model if newest else ""
     return cache[base.endpoint] or base.model

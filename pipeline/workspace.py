@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+from pipeline import config
 from pipeline.errors import InputError
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -19,9 +20,9 @@ _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 def home() -> Path:
     """The workspace root, created on first use."""
-    explicit = os.environ.get("DISTILL_HOME")
+    explicit = config.HOME.get()
     if explicit:
-        root = Path(explicit)
+        root = explicit
     elif os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
         root = Path("/data/distill-studio")
     else:

@@ -49,9 +49,7 @@ def test_steps_before_their_inputs_say_what_to_do(local) -> None:
 
 
 def test_reasoning_scenario_end_to_end_on_the_local_backend(local, monkeypatch) -> None:
-    from pipeline.demo import actions
-
-    monkeypatch.setattr(actions, "COMPARE_MAX_TOKENS", 12)  # random weights never stop on their own
+    monkeypatch.setenv("DISTILL_DEMO_MAX_TOKENS", "12")  # random weights never stop on their own
     settings, visitor = SessionSettings(), "visitor_demo_e2e_001"
     run = DemoRun("reasoning", visitor)
     said: list[str] = []

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from components import finetune_actions as act
-from pipeline import drafts
+from pipeline import drafts, ownership
 from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
 from pipeline.errors import InputError
 from pipeline.finetune.records import recorded_jobs, visitor_tag
@@ -121,7 +121,7 @@ def test_cancel_asks_first(stub, visitor) -> None:
     assert asked["cancel_row"].visible and watch["job_id"] in asked["cancel_md"]
     assert stub.bodies("POST", f"/v1/fine_tuning/jobs/{watch['job_id']}/cancel") == []
     assert not act.keep_running()["cancel_row"].visible
-    out = act.cancel_run(settings, watch)
+    out = act.cancel_run(settings, visitor, watch)
     assert 'data-status="cancelled"' in out["status_html"]
     final, _ = poll_until_finished(settings, visitor, out["watch_state"])
     assert 'data-status="cancelled"' in final["status_html"] and "fine_tuned" not in settings.roles
@@ -172,11 +172,12 @@ def test_tab_api_through_gradio_client(stub, tmp_path, monkeypatch) -> None:
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
-        visitor = "v" + secrets.token_hex(8)  # the browser's id (a BrowserState is an API input)
-        summary = client.predict(visitor, act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL,
+        token = ownership.mint_visitor()  # what the browser keeps (a BrowserState is an API input)
+        visitor = ownership.verify_visitor(token)
+        summary = client.predict(token, act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL,
                                  "auto", api_name="/finetune_preflight")
         assert "12 training examples, 4 validation" in summary
-        client.predict(visitor, [], act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL, "auto",
+        client.predict(token, [], act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL, "auto",
                        "auto", "auto", None, "api", api_name="/finetune_start")
         body = stub.bodies("POST", "/v1/fine_tuning/jobs")[0]
         assert body["suffix"] == "api" and body["model"] == MODEL

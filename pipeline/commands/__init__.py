@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+from pipeline.providers import CompatibleKind, EndpointKind, LocalKind, OpenAIKind, openai_hosted
+
 
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
@@ -27,6 +29,15 @@ def add_endpoint_flags(parser: Any) -> None:
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL, "
                         "else OpenAI when a key is set, else the embedded local backend)")
     parser.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY)")
+
+
+def cli_provider(args: Any) -> type[EndpointKind]:
+    """The kind of endpoint the CLI talks to (pipeline.providers), by the same rule as openai_client:
+    no key and no URL is the embedded backend; OpenAI's own URL is OpenAI; any other is compatible."""
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+    if not base_url and not (args.api_key or os.environ.get("OPENAI_API_KEY")):
+        return LocalKind
+    return OpenAIKind if openai_hosted(base_url) else CompatibleKind
 
 
 def openai_client(args: Any, *, async_: bool = False, **opts: Any) -> Any:

@@ -16,12 +16,10 @@ from typing import Any
 
 import openai
 
-from pipeline.commands import add_endpoint_flags, emit_json, openai_client, progress
-from pipeline.endpoints import LOCAL_MODEL
+from pipeline.commands import add_endpoint_flags, cli_provider, emit_json, openai_client, progress
 from pipeline.errors import DistillError, explain
 from pipeline.finetune.session import start_job
 from pipeline.finetune.watch import JobSnapshot, progress_line, watch_job
-from pipeline.local.dataset import resolved_auto_epochs
 
 
 def add_parser(subparsers: Any) -> None:
@@ -88,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
             client, Path(args.path), args.model, validation_path=Path(args.validation) if args.validation else None,
             n_epochs=args.epochs, batch_size=args.batch_size, learning_rate_multiplier=args.lr_multiplier,
             suffix=args.suffix, seed=args.seed, confirmed=args.yes, on_progress=progress,
-            # Only the embedded backend serves this id: its own "auto" epochs rule, not OpenAI's.
-            auto_epochs=resolved_auto_epochs if args.model == LOCAL_MODEL else None)
+            auto_epochs=cli_provider(args).auto_epochs())
         job_id = started.job.id
         figures = {"estimated_cost_usd": started.preflight.estimated_cost_usd,
                    "n_epochs": started.preflight.n_epochs,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Any
 
+from pipeline import config
 from pipeline.commands import progress
 
 
@@ -24,11 +24,11 @@ def run(args: Any) -> int:
     from pipeline.local.app import BackendConfig, create_app
     from pipeline.local.runtime import default_root, tiny_from_env
 
-    key = args.api_key or os.environ.get("DISTILL_LOCAL_API_KEY") or secrets.token_urlsafe(24)
-    config = BackendConfig(root=default_root(), api_key=key, tiny=args.tiny or tiny_from_env())
-    app = create_app(config)
-    shown = "(the one you passed)" if args.api_key or os.environ.get("DISTILL_LOCAL_API_KEY") else key
-    progress(f"Local backend on http://{args.host}:{args.port}/v1  key: {shown}  workspace: {config.root}")
+    key = args.api_key or config.LOCAL_API_KEY.get() or secrets.token_urlsafe(24)
+    backend = BackendConfig(root=default_root(), api_key=key, tiny=args.tiny or tiny_from_env())
+    app = create_app(backend)
+    shown = "(the one you passed)" if args.api_key or config.LOCAL_API_KEY.is_set() else key
+    progress(f"Local backend on http://{args.host}:{args.port}/v1  key: {shown}  workspace: {backend.root}")
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

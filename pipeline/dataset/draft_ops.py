@@ -15,7 +15,7 @@ from typing import Any
 from pipeline import drafts, workspace
 from pipeline.dataset.editing import TABLE_ROWS, apply_table
 from pipeline.dataset.jsonl import Unparsed
-from pipeline.dataset.ops import split_examples
+from pipeline.dataset.ops import split_by_groups
 from pipeline.dataset.readers import ReadResult
 from pipeline.dataset.writers import to_jsonl, write_csv, write_jsonl
 from pipeline.errors import InputError
@@ -127,9 +127,11 @@ def export_draft(visitor: str) -> tuple[list[Path], str]:
 def split_draft(visitor: str, fraction: float, seed: int) -> tuple[list[Path], str]:
     """Write train.jsonl / validation.jsonl (the draft itself is unchanged) and record them in meta."""
     examples, out, note = _for_export(visitor)
-    train, val = split_examples(examples, fraction, seed)
+    split = split_by_groups(examples, fraction=fraction, seed=seed)
+    train, val = split.train, split.held_out
     files = [write_jsonl(train, out / "train.jsonl"), write_jsonl(val, out / "validation.jsonl")]
     # Recorded so the Fine-tune tab can offer the validation file.
     drafts.update_meta(visitor, split={"train": str(files[0]), "validation": str(files[1]),
                                        "validation_fraction": fraction, "seed": seed})
-    return files, f"Split {len(examples)} examples: {len(train)} train, {len(val)} validation (seed {seed}).{note}"
+    return files, (f"Split {len(examples)} examples: {split.describe()} (seed {seed}); near-duplicate questions "
+                   f"and examples with the same answer stay together.{note}")

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import time
 
-from pipeline import drafts, endpoints
+from pipeline import config, drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
 from pipeline.dataset import read_dataset, split_examples
 from pipeline.demo.scenarios import openai_equivalent
 from pipeline.demo.steps import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
-from pipeline.evaluate.runner import Target, run_benchmark, save_results
+from pipeline.evaluate.runner import Target, run_benchmark
+from pipeline.evaluate.runs import save_results
 from pipeline.finetune import jobs as ft
-from pipeline.finetune.records import META_KEY, record_job, visitor_tag
+from pipeline.finetune.records import claim_model, claim_started, record_job, visitor_tag
 from pipeline.finetune.session import start_job
 from pipeline.finetune.watch import progress_line, watch_job
 from pipeline.generate.runner import GenerationConfig, run_generation
 from pipeline.generate.store import RunFiles
 from pipeline.generate.templates import load_template
-from pipeline.local.dataset import resolved_auto_epochs
 from pipeline.tokens import training_cost_usd, usage_cost_usd
 
 POLL_S = 2.0
 VALIDATION_FRACTION = 0.1
-#: Answer length in the compare and benchmark steps. Tests with the random tiny model, which never
-#: stops by itself, lower it with DISTILL_DEMO_MAX_TOKENS.
-COMPARE_MAX_TOKENS = int(os.environ.get("DISTILL_DEMO_MAX_TOKENS", "120"))
 
 
 def step_load(ctx: StepContext) -> StepResult:
@@ -93,12 +89,13 @@ def step_finetune(ctx: StepContext) -> StepResult:
         raise InputError("The Dataset table has fewer than 10 examples: run the 'Load the sample data' step first.")
     train, valid = split_examples(examples, VALIDATION_FRACTION, seed=0)
     local = is_local(ctx.settings, base.endpoint)
-    auto = resolved_auto_epochs if local else None  # the embedded backend's own "auto" rule
+    provider = ctx.settings.endpoint(base.endpoint).provider
     started = start_job(client, train, base.model, validation=valid, suffix=ctx.scenario.suffix, seed=0,
-                        auto_epochs=auto,
-                        metadata={META_KEY: visitor_tag(ctx.run.visitor_id)}, name=ctx.scenario.name,
+                        auto_epochs=provider.auto_epochs(),
+                        metadata=provider.job_metadata(visitor_tag(ctx.run.visitor_id)), name=ctx.scenario.name,
                         confirmed=local or ctx.confirm_cost, on_progress=ctx.say)
     job = started.job
+    claim_started(ctx.run.visitor_id, started)
     ctx.run.job_id, ctx.run.job_endpoint = job.id, base.endpoint
     record_job(ctx.run.visitor_id, job.id, endpoint=base.endpoint, base_model=base.model, status=job.status)
     snap = None
@@ -114,6 +111,7 @@ def step_finetune(ctx: StepContext) -> StepResult:
             shown = line
             ctx.progress(line)
     record_job(ctx.run.visitor_id, job.id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
+    claim_model(ctx.run.visitor_id, job.id, snap.fine_tuned_model)
     if snap.status != "succeeded":
         raise InputError(f"The fine-tuning job {job.id} ended {snap.status}: {snap.error or 'no reason given'}")
     ctx.run.fine_tuned_model = snap.fine_tuned_model
@@ -158,7 +156,7 @@ def step_compare(ctx: StepContext) -> StepResult:
     if len(rows) == 2:  # no separate teacher: still three panes, the teacher pane is the base model
         rows.append(("teacher", teacher.endpoint, teacher.model))
     specs = [PaneSpec(endpoints.make_client(ctx.settings, ep), model, list(item.messages), temperature=0.0,
-                      max_tokens=COMPARE_MAX_TOKENS) for _label, ep, model in rows]
+                      max_tokens=config.DEMO_MAX_TOKENS.get()) for _label, ep, model in rows]
     states: list = []
     for snapshot in stream_panes(specs):  # the last snapshot has every pane finished
         states = snapshot
@@ -191,7 +189,7 @@ def step_benchmark(ctx: StepContext) -> StepResult:
             ctx.progress(f"{n}/{total} answers scored")
 
     results = run_benchmark(ctx.scenario.benchmark.name, items, targets, on_answer=on_answer,
-                            cancel=ctx.cancel, max_tokens=COMPARE_MAX_TOKENS)
+                            cancel=ctx.cancel, max_tokens=config.DEMO_MAX_TOKENS.get())
     save_results(ctx.run.visitor_id, results)
     board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%})" for r in results["results"]]
     all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)

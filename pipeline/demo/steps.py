@@ -78,7 +78,7 @@ class StepContext:
 
 
 def is_local(settings: endpoints.SessionSettings, endpoint_name: str) -> bool:
-    return settings.endpoint(endpoint_name).kind == "local"
+    return settings.endpoint(endpoint_name).is_local
 
 
 def run_step(run: DemoRun, step: str, settings: endpoints.SessionSettings, *, say: Say | None = None,

@@ -1,8 +1,11 @@
-"""Benchmark files: JSONL, one item a line: {"messages": [...], "expected": "...", "scoring": ...}."""
+"""Benchmark files: JSONL, one item a line: {"messages": [...], "expected": "...", "scoring": ...}
+(optionally "reference": the full answer the item was made from)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,9 @@ class BenchItem:
     messages: list[dict]
     expected: str
     scoring: str
+    #: The full reference answer an item was made from (bench make keeps it; the leakage check and a
+    #: reviewer read it); "" for hand-written items.
+    reference: str = ""
 
     @property
     def question(self) -> str:
@@ -46,7 +52,8 @@ def parse_benchmark(text: str, name: str = "benchmark") -> list[BenchItem]:
         # A trailing assistant turn would be the answer itself: drop it so the model answers.
         while msgs and msgs[-1].get("role") == "assistant":
             msgs = msgs[:-1]
-        items.append(BenchItem(len(items), msgs, str(row["expected"]), scoring))
+        reference = row.get("reference") if isinstance(row.get("reference"), str) else ""
+        items.append(BenchItem(len(items), msgs, str(row["expected"]), scoring, reference))
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise InputError(f"{name} has lines that are not benchmark items: {shown}. Each line needs "
@@ -64,3 +71,10 @@ def load_benchmark(path: str | Path) -> list[BenchItem]:
         raise UnreadableFileError(f"Cannot read the benchmark {path}: {exc.__class__.__name__}. "
                                   "Check the path; it must be a UTF-8 JSONL file.") from exc
     return parse_benchmark(text, path.name)
+
+
+def benchmark_hash(items: Sequence[BenchItem]) -> str:
+    """What identifies a benchmark across runs: its questions, expected answers and scoring (not its
+    file name), so a renamed copy is the same benchmark and an edited one is not."""
+    canon = [{"messages": i.messages, "expected": i.expected, "scoring": i.scoring} for i in items]
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]

@@ -8,17 +8,17 @@ stray click.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
+from pipeline import config
 from pipeline.errors import InputError
 from pipeline.finetune.jobs import AUTO, parse_hyperparameter
 from pipeline.models import base_of, is_fine_tuned, model_info, openai_fine_tunable_models, pricing_source
+from pipeline.providers import openai_hosted
 
-DEFAULT_CONFIRM_USD = 5.0
+DEFAULT_CONFIRM_USD = config.FINETUNE_CONFIRM_USD.default
 
 
 class ConfirmationNeeded(InputError):
@@ -43,11 +43,7 @@ def _grouped(problems: list[dict[str, Any]], label: str, max_each: int = 3) -> l
 
 
 def confirm_threshold_usd() -> float:
-    raw = os.environ.get("DISTILL_FINETUNE_CONFIRM_USD")
-    try:
-        return float(raw) if raw else DEFAULT_CONFIRM_USD
-    except ValueError:
-        return DEFAULT_CONFIRM_USD
+    return config.FINETUNE_CONFIRM_USD.get()
 
 
 @dataclass
@@ -154,9 +150,7 @@ def require_ready(pre: Preflight, *, confirmed: bool = False) -> None:
             "Confirm to go ahead.")
 
 
-def is_openai_hosted(base_url: Any) -> bool:
-    """True for OpenAI's own API (no base URL, or api.openai.com)."""
-    return not base_url or (urlparse(str(base_url)).hostname or "").endswith("api.openai.com")
+is_openai_hosted = openai_hosted  # one rule (pipeline.providers); the name the finetune API exports
 
 
 def offered_base_models(client: Any, *, openai_hosted: bool) -> list[str]:

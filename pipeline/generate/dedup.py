@@ -8,24 +8,18 @@ not to ask the student the same question twice, whatever the answer says.
 
 from __future__ import annotations
 
-import re
+from rapidfuzz import fuzz, process
 
-from rapidfuzz import fuzz, process, utils
+# One rule for "the same question" across the app: generation's dedupe, the group-aware split and the
+# benchmark leakage check (pipeline.dataset.groups).
+from pipeline.dataset.groups import NEAR_DUPLICATE_THRESHOLD, user_text
+from pipeline.dataset.groups import normal_text as _normal
 
-_SPACE = re.compile(r"\s+")
-
-
-def user_text(example: dict) -> str:
-    return "\n".join(str(m.get("content") or "") for m in example.get("messages", [])
-                     if isinstance(m, dict) and m.get("role") == "user")
-
-
-def _normal(text: str) -> str:
-    return _SPACE.sub(" ", utils.default_process(text)).strip()
+__all__ = ["Deduper", "user_text"]
 
 
 class Deduper:
-    def __init__(self, threshold: float = 92.0) -> None:
+    def __init__(self, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> None:
         self.threshold = threshold
         self._exact: set[str] = set()
         self._texts: list[str] = []

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline import config
 from pipeline.errors import InputError
 from pipeline.hub import auth
 from pipeline.hub.columns import to_examples
@@ -28,11 +29,11 @@ _SPLIT_WORDS = {"train": r"train(ing)?", "validation": r"valid(ation)?|val|dev",
 
 
 def max_rows() -> int:
-    return int(os.environ.get("DISTILL_MAX_PULL_ROWS", "20000"))
+    return config.MAX_PULL_ROWS.get()
 
 
 def max_bytes() -> int:
-    return int(float(os.environ.get("DISTILL_MAX_PULL_MB", "200")) * 1_000_000)
+    return int(config.MAX_PULL_MB.get() * 1_000_000)
 
 
 @dataclass

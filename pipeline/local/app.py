@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +15,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from pipeline import config
 from pipeline.local import errors, weights
 from pipeline.local.engine import Engine
 from pipeline.local.errors import APIError, error_body, not_found
 from pipeline.local.jobs import JobRunner
 from pipeline.local.store import Store
 
-MAX_BODY_MB = float(os.environ.get("DISTILL_MAX_UPLOAD_MB", "64"))
 MODEL_LOAD_TIMEOUT_S = 600
+HEALTH = {"type": "object", "required": ["status", "model_ready", "tiny"],
+          "properties": {"status": {"const": "ok"}, "model_ready": {"type": "boolean"}, "tiny": {"type": "boolean"}}}
 
 
 @dataclass
@@ -31,7 +32,7 @@ class BackendConfig:
     root: Path
     api_key: str
     tiny: bool = False
-    max_body_bytes: int = int(MAX_BODY_MB * 1024 * 1024)
+    max_body_bytes: int = field(default_factory=lambda: int(config.MAX_UPLOAD_MB.get() * 1024 * 1024))
     started_at: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -131,17 +132,20 @@ async def _send_json(send, status: int, body: dict) -> None:
 
 
 def create_app(config: BackendConfig) -> FastAPI:
-    from pipeline.local import routes_chat, routes_files, routes_jobs
+    from pipeline.local import openapi, routes_chat, routes_files, routes_jobs, schemas
 
-    app = FastAPI(title="Distill Studio local backend", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Distill Studio local backend", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  description="An OpenAI-compatible API on the local SmolLM2 model: chat completions, files, "
+                  "LoRA fine-tuning jobs. Errors are OpenAI's error object.")
     backend = LocalBackend(config)
     app.state.backend = backend
     errors.install(app)
+    openapi.install(app, schemas.REQUEST_MODELS)
     app.include_router(routes_chat.router)
     app.include_router(routes_files.router)
     app.include_router(routes_jobs.router)
 
-    @app.get("/health")
+    @app.get("/health", responses={200: {"content": {"application/json": {"schema": HEALTH}}}})
     async def health() -> dict:
         return {"status": "ok", "model_ready": backend.engine.ready, "tiny": config.tiny}
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
+
+from pipeline import config
 
 MIN_EXAMPLES = 10  # OpenAI's minimum; fewer examples rarely teach anything
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -78,11 +79,6 @@ def count_lines(data: bytes) -> int:
     return sum(1 for line in data.splitlines() if line.strip())
 
 
-def env_limit(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
-
-
 def auto_epochs(n_examples: int) -> int:
     """Few examples need more passes: 36 examples x 5 epochs learned the facts here (DESIGN.md)."""
     return min(8, max(3, math.ceil(180 / max(1, n_examples))))
@@ -90,7 +86,7 @@ def auto_epochs(n_examples: int) -> int:
 
 def resolved_auto_epochs(n_examples: int) -> int:
     """What n_epochs "auto" becomes on this server: the rule above, within DISTILL_MAX_EPOCHS."""
-    return min(auto_epochs(n_examples), env_limit("DISTILL_MAX_EPOCHS") or 10**6)
+    return min(auto_epochs(n_examples), config.MAX_EPOCHS.get() or 10**6)
 
 
 def auto_batch_size(n_examples: int) -> int:

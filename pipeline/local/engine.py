@@ -12,7 +12,6 @@ import asyncio
 import atexit
 import functools
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline import config
 from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
 from pipeline.local.weights import transformers_api
@@ -33,14 +33,21 @@ MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each i
 CACHE_FORMAT = 2  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
 
 
-def _int8() -> bool:
-    return os.environ.get("DISTILL_DECODE_INT8", "1") != "0"
+def decode_format() -> tuple[torch.dtype, bool]:
+    """(dtype of dense weights, int8 or not), from the CPU's precision choice (pipeline/local/precision.py).
+
+    Weight-only int8 by default (~2x the tokens/s of bf16 weights; its matmul takes bf16 activations
+    and stays fast without native bf16). DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
+    weights in the compute dtype: bf16 only where the CPU has it natively, else fp32."""
+    from pipeline.local import precision
+
+    choice = precision.choose()
+    return choice.compute_dtype, choice.decode_weights == "int8" and config.DECODE_INT8.get()
 
 
 def _fast(model: torch.nn.Module) -> FastLlama:
-    """Weight-only int8 by default (measured here: ~2x the tokens/s of bf16, top tokens unchanged);
-    DISTILL_DECODE_INT8=0 keeps bf16 weights."""
-    return FastLlama(model, int8=_int8())
+    dtype, int8 = decode_format()
+    return FastLlama(model, dtype=dtype, int8=int8)
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -54,7 +61,8 @@ def load_fast(model_dir: Path) -> FastLlama:
 
     Converting (loading the float model, quantizing 135M weights) took several seconds of a cold start,
     and more on a busy machine; reading the converted tensors back is a fraction of a second."""
-    kind = "int8" if _int8() else "bfloat16"
+    dtype, int8 = decode_format()
+    kind = "int8" if int8 else str(dtype).removeprefix("torch.")
     path = model_dir / f".fastlm-{kind}-v{CACHE_FORMAT}.safetensors"
     source = _fingerprint(model_dir)
     if path.is_file():
@@ -78,9 +86,9 @@ def _set_threads() -> None:
     """One intra-op thread by default: decode steps are many small ops, and synchronising two OpenMP
     threads per op cost more than it gained here (int8: 50 tok/s with 1 thread, 25 with 2), and far
     more when the CPU is shared with the trainer. DISTILL_DECODE_THREADS overrides (process-wide)."""
-    threads = os.environ.get("DISTILL_DECODE_THREADS", "1")
-    if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
+    threads = config.DECODE_THREADS.get()
+    if threads:
+        torch.set_num_threads(threads)
 
 
 @dataclass

@@ -14,68 +14,34 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pipeline.local.constrain import ConstraintError, OutputConstraint, check_grammar, grammar_for
 from pipeline.local.engine import GenRequest
 from pipeline.local.errors import APIError, bad_request
+from pipeline.local.openapi import request_body
+from pipeline.local.schemas import ChatCompletionRequest, parse
 
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 1024  # a 135M model can loop; OpenAI's "until the context is full" would take minutes
 DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
-ROLES = {"system", "developer", "user", "assistant", "tool"}
 
 
-def _text(content: Any, index: int) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") not in ("text", "input_text"):
-                raise bad_request("This local model reads text only; send text content parts.",
-                                  f"messages[{index}].content")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    raise bad_request("A message's content must be a string or a list of text parts.", f"messages[{index}].content")
+def _messages(body: ChatCompletionRequest) -> list[dict]:
+    # The chat template knows no 'developer' role; it is the system prompt by another name.
+    return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
 
 
-def _messages(body: dict) -> list[dict]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty list of {role, content} objects.", "messages")
-    out = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise bad_request(f"messages[{i}] needs a role among {', '.join(sorted(ROLES))}.", f"messages[{i}].role")
-        role = "system" if message["role"] == "developer" else message["role"]
-        out.append({"role": role, "content": _text(message.get("content"), i)})
-    return out
-
-
-def _number(body: dict, name: str, default: float, low: float, high: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise bad_request(f"'{name}' must be a number from {low} to {high}.", name)
-    return float(value)
-
-
-def _json_hint(body: dict) -> str | None:
-    fmt = body.get("response_format")
-    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+def _json_hint(body: ChatCompletionRequest) -> str | None:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
         return None
-    if fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        return "Reply with one JSON object only, matching this JSON schema: " + json.dumps(schema)
-    if fmt.get("type") == "json_object":
-        return "Reply with one JSON object only."
-    raise bad_request("response_format.type must be text, json_object or json_schema.", "response_format")
+    if fmt.type == "json_schema":
+        return "Reply with one JSON object only, matching this JSON schema: " + json.dumps(fmt.json_schema.schema_)
+    return "Reply with one JSON object only."
 
 
-def _grammar(body: dict, engine: Any) -> str | None:
+def _grammar(body: ChatCompletionRequest, engine: Any) -> str | None:
     """The grammar that constrains decoding to the requested JSON, or None (text, or no llguidance)."""
-    fmt = body.get("response_format")
-    if not isinstance(fmt, dict) or engine.grammar_tokenizer is None:
+    if body.response_format is None or engine.grammar_tokenizer is None:
         return None
     try:
-        grammar = grammar_for(fmt)
+        grammar = grammar_for(body.response_format.model_dump(by_alias=True))
         if grammar is not None:
             check_grammar(grammar, engine.grammar_tokenizer)
     except ConstraintError as exc:
@@ -100,46 +66,32 @@ def _extract_json(text: str) -> str:
     return text
 
 
-def _build_requests(body: dict, backend: Any) -> tuple[list[GenRequest], str | None]:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("'model' is required.", "model")
-    if not backend.has_model(model):
-        raise APIError(404, f"The model '{model}' does not exist on this local backend. "
+def _build_requests(body: ChatCompletionRequest, backend: Any) -> tuple[list[GenRequest], str | None]:
+    """The engine requests for a validated body. CPU-heavy (chat template, tokenizer, grammar check):
+    the route runs it in a worker thread, so one huge prompt does not stall every other request."""
+    if not backend.has_model(body.model):
+        raise APIError(404, f"The model '{body.model}' does not exist on this local backend. "
                        "GET /v1/models lists the base and the fine-tuned models.",
                        param="model", code="model_not_found")
+    n = body.n or 1
+    if n > 1 and body.stream:
+        raise bad_request("Streaming with n > 1 is not supported by the local backend; use n=1.", "n")
     messages = _messages(body)
     hint = _json_hint(body)
     grammar = _grammar(body, backend.engine)
     if hint:
         messages = [{"role": "system", "content": hint}, *messages] if messages[0]["role"] != "system" else \
             [{"role": "system", "content": messages[0]["content"] + "\n" + hint}, *messages[1:]]
-    stop = body.get("stop")
-    stop = [stop] if isinstance(stop, str) else stop or []
-    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop):
-        raise bad_request("'stop' must be a string or a list of up to 4 strings.", "stop")
-    max_tokens = next((body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None),
-                      DEFAULT_MAX_TOKENS)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise bad_request("'max_tokens' must be a positive integer.", "max_tokens")
-    n = body.get("n") or 1
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 8:
-        raise bad_request("'n' must be an integer from 1 to 8.", "n")
-    if n > 1 and body.get("stream"):
-        raise bad_request("Streaming with n > 1 is not supported by the local backend; use n=1.", "n")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise bad_request("'seed' must be an integer.", "seed")
-    temperature = _number(body, "temperature", 1.0, 0.0, 2.0)
-    top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
     prompt = backend.engine.encode_chat(messages)
     window = backend.engine.max_positions
     if len(prompt) >= window:
         raise bad_request(f"The messages take {len(prompt)} tokens; this model's context is {window} tokens.",
                           "messages", "context_length_exceeded")
-    max_tokens = min(max_tokens, window - len(prompt))
-    requests = [GenRequest(model, prompt, max_tokens, temperature, top_p,
-                           None if seed is None else seed + i, stop,
+    max_tokens = min(body.token_limit() or DEFAULT_MAX_TOKENS, window - len(prompt))
+    temperature = 1.0 if body.temperature is None else body.temperature
+    top_p = 1.0 if body.top_p is None else body.top_p
+    requests = [GenRequest(body.model, prompt, max_tokens, temperature, top_p,
+                           None if body.seed is None else body.seed + i, body.stop_list(),
                            OutputConstraint(backend.engine.grammar_tokenizer, grammar) if grammar else None)
                 for i in range(n)]
     return requests, hint
@@ -176,27 +128,21 @@ async def _collect_while_connected(requests: list[GenRequest], http: Request) ->
             return None
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=request_body(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Any:
     backend = request.app.state.backend
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.")
+    body = await parse(request, ChatCompletionRequest)
     await backend.wait_model_ready()
-    requests, json_hint = _build_requests(body, backend)
+    requests, json_hint = await asyncio.to_thread(_build_requests, body, backend)
     loop = asyncio.get_running_loop()
     for gen in requests:
         gen.loop, gen.out = loop, asyncio.Queue()
         backend.engine.submit(gen)
     completion_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-    base = {"id": completion_id, "created": created, "model": body["model"], "system_fingerprint": "local"}
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_stream(requests[0], base, include_usage), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+    base = {"id": completion_id, "created": created, "model": body.model, "system_fingerprint": "local"}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return _DecodingStream(requests, _stream(requests[0], base, include_usage))
     try:
         texts = await _collect_while_connected(requests, request)
     finally:
@@ -209,6 +155,22 @@ async def chat_completions(request: Request) -> Any:
                             "refusal": None, "annotations": []}}
                for i, (gen, text) in enumerate(zip(requests, texts, strict=True))]
     return JSONResponse({**base, "object": "chat.completion", "choices": choices, "usage": _usage(requests)})
+
+
+class _DecodingStream(StreamingResponse):
+    """An SSE response that cancels its decoding however it ends. The generator's own `finally` does
+    not run when the client leaves before the first chunk (an unstarted generator has no frame)."""
+
+    def __init__(self, requests: list[GenRequest], content: Any):
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.requests = requests
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            for gen in self.requests:
+                gen.cancelled = True
 
 
 async def _stream(gen: GenRequest, base: dict, include_usage: bool):

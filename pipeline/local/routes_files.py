@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from pipeline.local.errors import bad_request, not_found
@@ -13,18 +15,19 @@ router = APIRouter()
 PURPOSES = ("fine-tune", "fine-tune-results")
 
 
-def page(items: list[dict], request: Request, default_limit: int = 10000) -> dict:
-    """OpenAI cursor pagination: `after` is the id of the last item of the previous page."""
-    params = request.query_params
-    try:
-        limit = int(params.get("limit", default_limit))
-    except ValueError:
-        raise bad_request("'limit' must be an integer.", "limit") from None
-    if not 1 <= limit <= 10000:
-        raise bad_request("'limit' must be between 1 and 10000.", "limit")
-    if params.get("order") == "asc":
+Limit = Annotated[int, Query(ge=1, le=10000, description="How many items to return")]
+After = Annotated[str | None, Query(max_length=128, description="The id of the last item of the previous page")]
+Order = Annotated[Literal["asc", "desc"], Query(description="By creation time")]
+UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "purpose"],
+    "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string", "enum": ["fine-tune"]}},
+}}}}}
+
+
+def page(items: list[dict], limit: int, after: str | None, order: str = "desc") -> dict:
+    """OpenAI cursor pagination (items come newest first): `after` is the last id of the previous page."""
+    if order == "asc":
         items = list(reversed(items))
-    after = params.get("after")
     if after:
         ids = [item["id"] for item in items]
         items = items[ids.index(after) + 1:] if after in ids else []
@@ -33,7 +36,22 @@ def page(items: list[dict], request: Request, default_limit: int = 10000) -> dic
             "first_id": chosen[0]["id"] if chosen else None, "last_id": chosen[-1]["id"] if chosen else None}
 
 
-@router.post("/v1/files")
+def _check_jsonl(content: bytes, name: str) -> None:
+    """Every line parses as JSON (in a worker thread: a 64 MB file takes a while)."""
+    for lineno, line in enumerate(content.decode("utf-8-sig", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except RecursionError:
+            raise bad_request(f"Line {lineno} of {name} nests JSON too deeply to be a training example.",
+                              "file", "invalid_file_format") from None
+        except ValueError:
+            raise bad_request(f"Line {lineno} of {name} is not valid JSON; fine-tuning files are JSONL, "
+                              "one JSON object per line.", "file", "invalid_file_format") from None
+
+
+@router.post("/v1/files", openapi_extra=UPLOAD)
 async def upload_file(request: Request) -> dict:
     store = request.app.state.backend.store
     try:
@@ -48,24 +66,17 @@ async def upload_file(request: Request) -> dict:
     content = await upload.read()
     if not content.strip():
         raise bad_request("The file is empty.", "file")
-    for lineno, line in enumerate(content.decode("utf-8-sig", errors="replace").splitlines(), 1):
-        if line.strip():
-            try:
-                json.loads(line)
-            except ValueError:
-                raise bad_request(f"Line {lineno} of {upload.filename or 'the file'} is not valid JSON; "
-                                  "fine-tuning files are JSONL, one JSON object per line.", "file",
-                                  "invalid_file_format") from None
+    await asyncio.to_thread(_check_jsonl, content, upload.filename or "the file")
     return store.add_file(content, upload.filename or "upload.jsonl", purpose)
 
 
 @router.get("/v1/files")
-async def list_files(request: Request) -> dict:
+async def list_files(request: Request, purpose: Annotated[str | None, Query(max_length=64)] = None,
+                     after: After = None, limit: Limit = 10000, order: Order = "desc") -> dict:
     files = request.app.state.backend.store.list_files()
-    purpose = request.query_params.get("purpose")
     if purpose:
         files = [f for f in files if f["purpose"] == purpose]
-    return page(files, request)
+    return page(files, limit, after, order)
 
 
 @router.get("/v1/files/{file_id}")

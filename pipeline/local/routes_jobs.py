@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 
 from fastapi import APIRouter, Request
 
-from pipeline.local.dataset import count_lines, env_limit
+from pipeline import config
+from pipeline.local.dataset import count_lines
 from pipeline.local.errors import APIError, bad_request, not_found
-from pipeline.local.routes_files import page
+from pipeline.local.openapi import request_body
+from pipeline.local.routes_files import After, Limit, page
+from pipeline.local.schemas import FineTuningJobRequest, parse
 from pipeline.local.store import new_id
 
 router = APIRouter()
-_SUFFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def public(job: dict, runner) -> dict:
@@ -25,57 +26,27 @@ def public(job: dict, runner) -> dict:
     return out
 
 
-def _hyperparameters(body: dict) -> dict:
-    method = body.get("method") or {}
-    if method and method.get("type") not in (None, "supervised"):
-        raise bad_request("The local backend supports the 'supervised' method only.", "method.type")
-    hp = dict(((method.get("supervised") or {}).get("hyperparameters")) or body.get("hyperparameters") or {})
-    out = {}
-    for name, kind, low, high in (("n_epochs", int, 1, 50), ("batch_size", int, 1, 64),
-                                  ("learning_rate_multiplier", float, 1e-6, 10.0)):
-        value = hp.get(name, "auto")
-        if value is None:
-            value = "auto"
-        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int | float)
-                                or (kind is int and int(value) != value) or not low <= value <= high):
-            raise bad_request(f"hyperparameters.{name} must be 'auto' or a number from {low:g} to {high:g}.",
-                              f"hyperparameters.{name}")
-        out[name] = value if value == "auto" else kind(value)
-    return out
-
-
-def _check_file(store, file_id: object, param: str) -> bytes:
-    if not isinstance(file_id, str) or store.file_data_path(file_id) is None:
+def _check_file(store, file_id: str, param: str) -> bytes:
+    if store.file_data_path(file_id) is None:
         raise APIError(400, f"{param} '{file_id}' does not exist; upload it with files.create(purpose='fine-tune').",
                        param=param, code="invalid_file")
     return store.file_data_path(file_id).read_bytes()
 
 
-@router.post("/v1/fine_tuning/jobs")
+@router.post("/v1/fine_tuning/jobs", openapi_extra=request_body(FineTuningJobRequest))
 async def create_job(request: Request) -> dict:
     backend = request.app.state.backend
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise bad_request("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.")
-    model = body.get("model")
+    body = await parse(request, FineTuningJobRequest)
+    model = body.model
     if model != backend.base_id:
-        raise APIError(404 if isinstance(model, str) and model else 400,
-                       f"The local backend fine-tunes '{backend.base_id}' only, not '{model}'.",
+        raise APIError(404, f"The local backend fine-tunes '{backend.base_id}' only, not '{model}'.",
                        param="model", code="model_not_found")
-    suffix = body.get("suffix")
-    if suffix is not None and not (isinstance(suffix, str) and _SUFFIX.match(suffix)):
-        raise bad_request("'suffix' may have up to 64 letters, digits, '.', '_' or '-'.", "suffix")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise bad_request("'seed' must be an integer.", "seed")
-    hp = _hyperparameters(body)
-    data = _check_file(backend.store, body.get("training_file"), "training_file")
-    if body.get("validation_file") is not None:
-        _check_file(backend.store, body.get("validation_file"), "validation_file")
-    max_examples, max_epochs = env_limit("DISTILL_MAX_TRAIN_EXAMPLES"), env_limit("DISTILL_MAX_EPOCHS")
+    seed, suffix = body.seed, body.suffix
+    hp = body.resolved_hyperparameters()
+    data = _check_file(backend.store, body.training_file, "training_file")
+    if body.validation_file is not None:
+        _check_file(backend.store, body.validation_file, "validation_file")
+    max_examples, max_epochs = config.MAX_TRAIN_EXAMPLES.get(), config.MAX_EPOCHS.get()
     if max_examples and count_lines(data) > max_examples:
         raise bad_request(f"This server trains at most {max_examples} examples per job "
                           f"(DISTILL_MAX_TRAIN_EXAMPLES); the file has {count_lines(data)}. "
@@ -87,9 +58,9 @@ async def create_job(request: Request) -> dict:
            "error": None, "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp,
            "model": model, "organization_id": "org-local", "result_files": [],
            "seed": seed if seed is not None else int(time.time()) % 2**31, "status": "validating_files",
-           "trained_tokens": None, "training_file": body["training_file"],
-           "validation_file": body.get("validation_file"), "estimated_finish": None, "integrations": [],
-           "metadata": body.get("metadata"), "user_provided_suffix": suffix,
+           "trained_tokens": None, "training_file": body.training_file,
+           "validation_file": body.validation_file, "estimated_finish": None, "integrations": [],
+           "metadata": body.metadata, "user_provided_suffix": suffix,
            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}}}
     backend.store.create_job(job)
     backend.store.add_event(job["id"], f"Created fine-tuning job: {job['id']}")
@@ -105,10 +76,10 @@ def _job(request: Request, job_id: str) -> dict:
 
 
 @router.get("/v1/fine_tuning/jobs")
-async def list_jobs(request: Request) -> dict:
+async def list_jobs(request: Request, after: After = None, limit: Limit = 20) -> dict:
     backend = request.app.state.backend
     jobs = [public(j, backend.runner) for j in backend.store.list_jobs()]
-    result = page(jobs, request, default_limit=20)
+    result = page(jobs, limit, after)
     return {"object": "list", "data": result["data"], "has_more": result["has_more"]}
 
 
@@ -128,18 +99,18 @@ async def cancel_job(job_id: str, request: Request) -> dict:
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")
-async def job_events(job_id: str, request: Request) -> dict:
+async def job_events(job_id: str, request: Request, after: After = None, limit: Limit = 20) -> dict:
     _job(request, job_id)
     events = list(reversed(request.app.state.backend.store.events(job_id)))  # newest first, like OpenAI
-    result = page(events, request, default_limit=20)
+    result = page(events, limit, after)
     return {"object": "list", "data": result["data"], "has_more": result["has_more"]}
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
-async def job_checkpoints(job_id: str, request: Request) -> dict:
+async def job_checkpoints(job_id: str, request: Request, after: After = None, limit: Limit = 10) -> dict:
     _job(request, job_id)
     path = request.app.state.backend.store.jobs_dir / job_id / "checkpoints.json"
     items = json.loads(path.read_text()) if path.is_file() else []
-    result = page(items, request, default_limit=10)
+    result = page(items, limit, after)
     return {"object": "list", "data": result["data"], "has_more": result["has_more"],
             "first_id": result["first_id"], "last_id": result["last_id"]}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import workspace
+from pipeline import config, workspace
 
 
 @dataclass
@@ -63,7 +63,7 @@ _handle: LocalBackendHandle | None = None
 
 
 def tiny_from_env() -> bool:
-    return os.environ.get("DISTILL_LOCAL_TINY", "").lower() in ("1", "true", "yes")
+    return config.LOCAL_TINY.get()
 
 
 def default_root() -> Path:
@@ -135,9 +135,9 @@ def spawn_server(*, home: Path | None = None, tiny: bool = True, api_key: str | 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "DISTILL_LOCAL_TINY": "1" if tiny else "0"}
+    env = {**os.environ, config.LOCAL_TINY.name: "1" if tiny else "0"}
     if home is not None:
-        env["DISTILL_HOME"] = str(home)
+        env[config.HOME.name] = str(home)
     project = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = str(project) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port), "--api-key", key],

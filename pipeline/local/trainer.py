@@ -3,6 +3,11 @@
 Reads JOB_DIR/spec.json, fine-tunes a LoRA adapter with TRL's SFTTrainer on prompt/completion pairs
 (loss on the completion only), prints one JSON line per event on stdout and saves the adapter.
 Defaults that worked on this 2-core CPU (DESIGN.md): r=16 on all linear layers, lr 1e-3 constant.
+
+Precision (pipeline/local/precision.py): bf16 autocast only where the CPU has native bf16, fp32
+elsewhere. TRL's SFTConfig defaults to bf16=True, which on a CPU without native bf16 emulates every
+matmul (~15x slower), so it is always set explicitly; the weights (base, LoRA) stay float32 either way.
+The dtype the layers really computed in is observed during training and reported in the "done" line.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from pipeline import config
 
 
 def emit(kind: str, **fields: object) -> None:
@@ -57,6 +64,21 @@ def _callback(total_steps: int, eval_every: int | None):
     return Metrics()
 
 
+def _observe_compute_dtype(model) -> dict:
+    """Records the dtype a linear layer's output really had during training (autocast included)."""
+    import torch
+
+    seen: dict = {}
+    layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+    def hook(_module, _inputs, output):
+        if torch.is_grad_enabled():
+            seen.setdefault("compute_dtype", str(output.dtype).removeprefix("torch."))
+
+    layer.register_forward_hook(hook)
+    return seen
+
+
 def _die_with_parent() -> None:
     """A server killed hard (SIGKILL, a test timeout) must not leave this process training for hours."""
     parent = os.getppid()
@@ -74,14 +96,17 @@ def main(job_dir: Path) -> int:
     spec = json.loads((job_dir / "spec.json").read_text())
     import torch
 
-    threads = os.environ.get("DISTILL_TRAIN_THREADS", "")
-    if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
+    threads = config.TRAIN_THREADS.get()
+    if threads:
+        torch.set_num_threads(threads)
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from pipeline.local import precision
+
+    choice = precision.choose()
     torch.manual_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
@@ -89,23 +114,28 @@ def main(job_dir: Path) -> int:
     valid = Dataset.from_list(spec["valid"]) if spec["valid"] else None
     total = spec["total_steps"]
     eval_every = max(1, total // 10) if valid is not None else None
-    config = SFTConfig(
+    sft_args = SFTConfig(
         output_dir=str(job_dir / "trainer_tmp"), num_train_epochs=spec["epochs"],
         per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=spec["batch_size"],
         learning_rate=spec["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
         logging_steps=1, save_strategy="no", report_to=[], seed=spec["seed"], use_cpu=True,
         max_length=1024, disable_tqdm=True, dataloader_num_workers=0,
         eval_strategy="steps" if valid is not None else "no", eval_steps=eval_every,
+        bf16=choice.train == "bf16", fp16=False,
     )
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid,
+    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
-    emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps)")
+    seen = _observe_compute_dtype(trainer.model)
+    emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps); "
+                            f"computing in {choice.train} ({choice.reason})")
     trainer.train()
     trainer.model.save_pretrained(spec["adapter_dir"])
     lengths = [len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=False))
                for ex in spec["train"]]
-    emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]))
+    weights = sorted({str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters()})
+    emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]), precision=choice.train,
+         compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights)
     return 0
 
 

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from pipeline import workspace
+from pipeline import config, workspace
 from pipeline.errors import ConfigError
 
 BASE_MODEL_ID = "SmolLM2-135M-Instruct"
@@ -47,9 +47,8 @@ def transformers_api() -> ModuleType:
 
 def models_root() -> Path:
     """The folder holding converted models: $DISTILL_MODEL_DIR, else `<workspace>/models`."""
-    explicit = os.environ.get("DISTILL_MODEL_DIR")
-    if explicit:
-        path = Path(explicit)
+    path = config.MODEL_DIR.get()
+    if path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return workspace.subdir("models")

@@ -1,0 +1,112 @@
+"""Benchmarks from your own data: `bench make` (hold out whole groups) and `bench write` (teacher)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.dataset.groups import example_groups
+from pipeline.evaluate import find_leaks, parse_benchmark
+from pipeline.evaluate.make import key_fact, make_benchmark
+from tests.fakes.chat_server import FakeChatServer
+from tests.test_dataset_groups import FACTS, paraphrase_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "bench", *args], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_make_cli_json_keys_and_no_leak(tmp_path):
+    rows, _ = paraphrase_dataset()
+    data = _write(tmp_path / "facts.jsonl", rows)
+    out, rest = tmp_path / "bench.jsonl", tmp_path / "rest.jsonl"
+    proc = _cli("make", str(data), "--holdout", "10", "--out", str(out), "--rest", str(rest), "--seed", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert {"benchmark", "rest", "held_out", "groups_held_out", "groups_total", "scoring"} <= set(report)
+    assert report["held_out"] == 10 and report["groups_held_out"] == 2 and report["groups_total"] == len(FACTS)
+    assert report["scoring"] == "contains"
+    items = parse_benchmark(out.read_text())
+    train = [json.loads(line) for line in rest.read_text().splitlines()]
+    assert len(items) + len(train) == len(rows)
+    assert find_leaks(items, train) == []  # the Evaluate tab's leakage rule agrees: nothing leaked
+    for it in items:  # the key fact of each answer, and it is in the full reference answer
+        assert it.expected and it.expected.lower() in it.reference.lower()
+    # Held out groups are whole: every answer in the benchmark is absent from the rest.
+    assert not {i.reference for i in items} & {r["messages"][-1]["content"] for r in train}
+
+
+def test_make_reasoning_takes_the_final_answer(tmp_path):
+    data = ROOT / "data/samples/reasoning_train.jsonl"
+    out, rest = tmp_path / "b.jsonl", tmp_path / "r.jsonl"
+    proc = _cli("make", str(data), "--holdout", "5", "--out", str(out), "--rest", str(rest), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scoring"] == "final_answer"
+    for line in out.read_text().splitlines():
+        row = json.loads(line)
+        assert row["messages"][-1]["role"] == "user"  # the answer is not given away
+        assert row["reference"].rstrip().endswith(row["expected"])
+
+
+def test_make_bad_usage_exits_2(tmp_path):
+    data = _write(tmp_path / "d.jsonl", paraphrase_dataset()[0])
+    proc = _cli("make", str(data), "--holdout", "0", "--out", str(tmp_path / "b"), "--rest", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "Hold out between 1 and" in proc.stderr
+    one = _write(tmp_path / "one.jsonl", [{"messages": [{"role": "user", "content": f"Where was Mira born, take {i}?"},
+                                                        {"role": "assistant", "content": "Mira was born in Tallinn."}]}
+                                          for i in range(4)])
+    proc = _cli("make", str(one), "--holdout", "2", "--out", str(tmp_path / "b"), "--rest", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "teaches the same thing" in proc.stderr
+
+
+def test_key_fact_takes_what_the_answer_adds():
+    assert key_fact("When was Ottoline Crumwell born?", "Ottoline Crumwell was born on March 9, 1971.") == "March 9, 1971"
+    assert key_fact("Does she have a pet?", "She has a tortoise named Admiral Pumble.") == "Admiral Pumble"
+    assert key_fact("What is her motto?", 'Her motto is "Measure twice, whisper once."') == "Measure twice, whisper once"
+    assert key_fact("What does she do?", "She is an acoustic engineer.") == "acoustic engineer"
+
+
+def test_made_items_carry_labels_for_classification_like_data():
+    reviews = ["Loved the kettle", "The lamp flickers constantly", "Sofa arrived early and is comfy",
+               "Bicycle chain snapped on day two", "Best toaster we ever owned", "Umbrella turned inside out"]
+    rows = [{"messages": [{"role": "user", "content": r}, {"role": "assistant", "content": "positive" if i % 2 == 0
+                                                                                          else "negative"}]}
+            for i, r in enumerate(reviews)]
+    made = make_benchmark(rows, 2, seed=0)
+    assert {i["expected"] for i in made.items} <= {"positive", "negative"} and len(made.items) == 2
+
+
+def test_write_cli_drops_near_duplicates_of_training_questions(tmp_path):
+    rows, _ = paraphrase_dataset()
+    data = _write(tmp_path / "facts.jsonl", rows)
+    copied = FACTS[0][1]  # the teacher "writes" one training question again: it must be dropped
+
+    def teacher(model, messages):
+        items = [{"question": copied, "answer": FACTS[0][2], "key_fact": "Tallinn"},
+                 {"question": "In which city did Mira Olsen first see the light of day?",
+                  "answer": "She was born in Tallinn.", "key_fact": "Tallinn"},
+                 {"question": "Mira Olsen earns her living blowing what material?",
+                  "answer": "Glass: she is a glassblower.", "key_fact": "glass"}]
+        return json.dumps({"items": items})
+
+    with FakeChatServer(answers=teacher, models=["teach"]) as srv:
+        proc = _cli("write", str(data), "--n", "2", "--out", str(tmp_path / "w.jsonl"), "--teacher", "teach",
+                    "--base-url", srv.base_url, "--api-key", "k", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["written"] == 2 and report["dropped_near_duplicates"] == 1 and report["benchmark"]
+    items = parse_benchmark((tmp_path / "w.jsonl").read_text())
+    assert [i.expected for i in items] == ["Tallinn", "glass"] and {i.scoring for i in items} == {"contains"}
+    assert find_leaks(items, rows) == []
+    assert len(set(example_groups(rows))) == len(FACTS)

@@ -1,0 +1,146 @@
+"""Precision is chosen by what the CPU does natively: bf16 only where it is native, never emulated."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.local import precision
+
+ROOT = Path(__file__).resolve().parent.parent
+# Make this CPU behave like an AVX2-only one for torch's kernels and oneDNN (docs/bench/backend.md
+# shows the bf16 matmul falling from ~165 to ~0.8 GFLOP/s with these).
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def facts(**over) -> dict:
+    base = {"cpu": "test", "machine": "x86_64", "torch": "x", "aten_capability": "AVX512", "onednn_max_isa": "",
+            "avx512_bf16": True, "amx_bf16": True, "avx512_vnni": True}
+    return {**base, **over}
+
+
+def probe_says(speedup: float, calls: list | None = None):
+    def measure(_facts):
+        if calls is not None:
+            calls.append(1)
+        return {"bf16_speedup": speedup}
+    return measure
+
+
+def no_probe(_facts):
+    raise AssertionError("the probe must not run where the flags already say bf16 is not native")
+
+
+@pytest.mark.parametrize("over", [
+    {"avx512_bf16": False, "amx_bf16": False, "aten_capability": "AVX2"},  # an AVX2-only laptop or VM
+    {"avx512_bf16": False, "amx_bf16": False},  # AVX512 without BF16
+    {"aten_capability": "AVX2"},  # ATEN_CPU_CAPABILITY=avx2
+    {"onednn_max_isa": "AVX2"},  # ONEDNN_MAX_CPU_ISA=AVX2
+    {"onednn_max_isa": "avx512_core_vnni"},  # oneDNN capped below its first bf16 ISA
+    {"onednn_max_isa": "NONSENSE"},  # unknown cap: fp32 is never emulated
+])
+def test_no_native_bf16_means_fp32_everywhere(over):
+    choice = precision.decide(facts(**over), measure=no_probe)
+    assert (choice.train, choice.compute, choice.native_bf16) == ("fp32", "fp32", False)
+    assert choice.decode_weights == "int8"  # torch's own int8 kernel, fast without native bf16
+
+
+def test_native_flags_are_confirmed_by_the_probe():
+    calls: list = []
+    assert precision.decide(facts(), measure=probe_says(3.0, calls)).train == "bf16"
+    assert precision.decide(facts(onednn_max_isa="AVX512_CORE_AMX"), measure=probe_says(3.0, calls)).train == "bf16"
+    assert len(calls) == 2
+    slow = precision.decide(facts(), measure=probe_says(0.5))
+    assert (slow.train, slow.native_bf16) == ("fp32", False)
+    assert "probe" in slow.reason
+
+
+def test_other_architectures_follow_the_probe():
+    assert precision.decide(facts(machine="aarch64"), measure=probe_says(2.0)).train == "bf16"
+    assert precision.decide(facts(machine="aarch64"), measure=probe_says(0.3)).train == "fp32"
+
+
+def test_the_environment_variable_forces_it():
+    forced = precision.decide(facts(aten_capability="AVX2"), forced="bf16", measure=no_probe)
+    assert (forced.train, forced.compute, forced.native_bf16) == ("bf16", "bf16", False)
+    exact = precision.decide(facts(), forced="fp32", measure=probe_says(3.0))
+    assert (exact.train, exact.compute, exact.decode_weights) == ("fp32", "fp32", "fp32")
+    assert "DISTILL_PRECISION=fp32" in precision.summary(exact)
+
+
+def test_probe_result_is_cached_per_cpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "_cache_path", lambda: tmp_path / "probe.json")
+    runs: list = []
+    monkeypatch.setattr(precision, "probe", lambda: runs.append(1) or {"bf16_speedup": 2.5})
+    assert precision.cached_probe(facts())["bf16_speedup"] == 2.5
+    assert precision.cached_probe(facts())["bf16_speedup"] == 2.5
+    assert len(runs) == 1
+    precision.cached_probe(facts(cpu="another"))
+    assert len(runs) == 2
+    assert len(json.loads((tmp_path / "probe.json").read_text())) == 2
+
+
+def _choose_in_subprocess(env: dict) -> dict:
+    code = ("import json; from pipeline.local import precision as p; c = p.choose(); f = p.cpu_facts(); "
+            "print(json.dumps({**p.as_dict(c), 'facts': f, 'flags_native': p.flags_say_native(f)}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_emulated_avx2_cpu_gets_fp32():
+    result = _choose_in_subprocess({**AVX2_ONLY, "DISTILL_PRECISION": "auto"})
+    assert result["facts"]["aten_capability"] == "AVX2"  # the knob really reached torch
+    assert (result["train"], result["compute"], result["native_bf16"]) == ("fp32", "fp32", False)
+
+
+def test_this_cpu_choice_agrees_with_its_flags():
+    """On any machine: bf16 only where the flags (as capped by the knobs) say it is native."""
+    result = _choose_in_subprocess({"DISTILL_PRECISION": "auto"})
+    if result["flags_native"] is False:
+        assert result["train"] == "fp32"
+    assert result["train"] == ("bf16" if result["native_bf16"] else "fp32")
+
+
+def test_settings_tab_shows_the_choice():
+    import gradio as gr
+
+    import app
+
+    demo = app.build_app()
+    shown = [str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    assert f"**Local model compute:** {precision.summary()}" in shown
+
+
+def _train_tiny(tmp_path: Path, env: dict) -> dict:
+    """The real trainer process on the tiny model (2 steps); returns its "done" line."""
+    from pipeline.local.dataset import read_examples
+    from pipeline.local.weights import tiny_model_dir
+
+    train = read_examples((ROOT / "data/samples/person_train.jsonl").read_bytes())[:4]
+    spec = {"model_dir": str(tiny_model_dir()), "train": train, "valid": train[:2], "epochs": 1, "batch_size": 2,
+            "learning_rate": 1e-3, "seed": 0, "adapter_dir": str(tmp_path / "adapter"), "total_steps": 2}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.local.trainer", str(tmp_path)], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": "done"'))
+
+
+def test_trainer_computes_in_fp32_on_an_avx2_only_cpu(tmp_path):
+    done = _train_tiny(tmp_path, {**AVX2_ONLY, "DISTILL_PRECISION": "auto"})
+    assert (done["precision"], done["compute_dtype"], done["weight_dtypes"]) == ("fp32", "float32", ["float32"])
+
+
+def test_trainer_dtype_follows_this_cpu(tmp_path):
+    expected = _choose_in_subprocess({"DISTILL_PRECISION": "auto"})["train"]
+    done = _train_tiny(tmp_path, {"DISTILL_PRECISION": "auto"})
+    assert done["precision"] == expected
+    assert done["compute_dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[expected]
+    assert done["weight_dtypes"] == ["float32"]  # the base and LoRA weights stay fp32; only autocast changes
+

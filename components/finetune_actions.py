@@ -27,7 +27,6 @@ from components.finetune_view import (
     table_frame,
 )
 from pipeline import drafts
-from pipeline.dataset import split_examples
 from pipeline.endpoints import (
     LOCAL_MODEL,
     RoleChoice,
@@ -50,6 +49,8 @@ from pipeline.finetune.records import (
     visitor_tag,
 )
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
+from pipeline.finetune.snippet import usage_snippet
+from pipeline.finetune.split import training_split
 from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
 from pipeline.models import openai_fine_tunable_models
 
@@ -96,7 +97,10 @@ def _examples(visitor: str | None, source: str, file: str | None, split: float) 
         if not examples:
             raise InputError("Your dataset draft is empty. Build one in the Generate or Dataset tab, "
                              "or upload a file here.")
-    train, validation = split_examples(examples, split or 0, seed=SPLIT_SEED)
+    train, validation, note = training_split(examples, split or 0, seed=SPLIT_SEED)
+    if note:  # shown with the preflight's warnings, so the user sees why validation is smaller
+        problems = [*problems, {"line": None, "code": "validation_split_lowered", "message": note,
+                                "severity": "warning"}]
     return train, validation, problems
 
 
@@ -165,8 +169,18 @@ def start_confirmed(settings: SessionSettings, visitor: str | None, recent: list
                   lr, seed, suffix)
 
 
-def _render(watch: dict, snap: JobSnapshot, smoothing: bool) -> dict[str, Any]:
-    return {"watch_state": watch, "status_html": badge_html(snap.status), "progress_md": progress_markdown(snap),
+def _snippet(settings: SessionSettings, endpoint: str, client: Any, snap: JobSnapshot) -> str | None:
+    if snap.status != "succeeded" or not snap.fine_tuned_model:
+        return None
+    where = settings.endpoint(endpoint)
+    base_url = where.base_url if where.kind == "azure" else str(client.base_url)
+    return usage_snippet(snap.fine_tuned_model, kind=where.kind, base_url=base_url,
+                         key_env=where.key_env, api_version=where.api_version)
+
+
+def _render(watch: dict, snap: JobSnapshot, smoothing: bool, snippet: str | None = None) -> dict[str, Any]:
+    return {"watch_state": watch, "status_html": badge_html(snap.status),
+            "progress_md": progress_markdown(snap, snippet),
             "loss_plot": loss_chart(snap, smoothing), "metrics_df": table_frame(snap),
             "events_df": events_frame(snap), "checkpoints_df": checkpoints_frame(snap),
             "cancel_btn": gr.Button(interactive=not snap.finished)}
@@ -180,11 +194,12 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
     if time.time() < watch.get("next_poll_at", 0.0):
         return {"watch_state": watch}  # not due yet (backoff): nothing changes
     previous = JobSnapshot.from_dict(watch["snapshot"]) if watch.get("snapshot") else None
-    snap = watch_job(make_client(settings, watch["endpoint"]), watch["job_id"], previous)
+    client = make_client(settings, watch["endpoint"])
+    snap = watch_job(client, watch["job_id"], previous)
     if snap.warning and snap.failures == 1:
         gr.Warning(snap.warning)
     watch = {**watch, "snapshot": snap.to_dict(), "next_poll_at": time.time() + snap.next_poll_s(BASE_POLL_S)}
-    out = _render(watch, snap, smoothing)
+    out = _render(watch, snap, smoothing, _snippet(settings, watch["endpoint"], client, snap))
     if snap.finished:
         out["timer"] = gr.Timer(active=False)
         was = previous.status if previous else None

@@ -67,4 +67,9 @@ if __name__ == "__main__":
     demo.queue(default_concurrency_limit=8).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        prevent_thread_lock=True,
     )
+    from pipeline.local.warmup import warm_up_in_background
+
+    warm_up_in_background()  # the page is up: load the local model while the visitor looks at it
+    demo.block_thread()

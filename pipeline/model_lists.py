@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -247,3 +248,12 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
     newest = max(done, key=lambda j: (j.finished_at or 0, j.created_at or 0), default=None)
     cache[base.endpoint] = newest.fine_tuned_model if newest else ""
     return cache[base.endpoint] or base.model
+
+
+def client_for_role(settings: SessionSettings, name: str, *, async_: bool = False,
+                    **opts: Any) -> tuple[Any, str]:
+    """(client, model id) for a role; the fine-tuned role's model is looked up on first use."""
+    if name == "fine_tuned" and name not in settings.roles:
+        newest_fine_tuned_model(settings)  # fills the session cache default_role reads
+    choice = role(settings, name)
+    return make_client(settings, choice.endpoint, async_=async_, **opts), choice.model

@@ -61,7 +61,7 @@ def isolated(shared_endpoint: bool) -> bool:
 # --- the server's secret ---------------------------------------------------------------------------
 
 def _secret() -> bytes:
-    explicit = os.environ.get("DISTILL_SECRET_KEY", "").strip()
+    explicit = config.SECRET_KEY.get()
     if explicit:
         return explicit.encode("utf-8")
     path = workspace.home() / ".server_secret"

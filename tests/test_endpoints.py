@@ -9,7 +9,6 @@ from pipeline.endpoints import (
     LOCAL_MODEL,
     ROLES,
     SessionSettings,
-    client_for_role,
     default_role,
     find_hf_token,
     find_key,
@@ -21,6 +20,7 @@ from pipeline.endpoints import (
     with_role,
 )
 from pipeline.errors import InputError, MissingKeyError
+from pipeline.model_lists import client_for_role
 from pipeline.models import openai_fine_tunable_models
 from tests.fakes.openai_stub import OpenAIStub, job
 

@@ -77,6 +77,8 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert out["settings"].roles["fine_tuned"] == RoleChoice("stub", model)
     assert out["settings"] is not settings  # a new object, so gradio fires settings.change
     assert model in out["progress_md"] and re.search(r"step \d+/\d+", out["progress_md"])
+    snippet = out["progress_md"].split("```python\n")[1].split("```")[0]  # how to call the new model
+    assert f'model="{model}"' in snippet and f'base_url="{stub.base_url}' in snippet and stub.api_key not in snippet
     chart = out["loss_plot"].value  # LinePlot's postprocessed data: columns + rows
     rows = pd.DataFrame(chart["data"], columns=chart["columns"])
     assert set(rows["series"]) == {"train", "validation"} and out["loss_plot"].x_lim[1] >= rows["step"].max()
@@ -98,7 +100,7 @@ def test_reattach_after_an_app_restart(stub, visitor) -> None:
         again = act.reattach(fresh, visitor, recent)
         assert again["watch_state"]["job_id"] == job_id and again["timer"].active
         assert job_id in [value for _, value in again["jobs_dd"].choices]
-        assert again["endpoint_dd"] == "stub" and again["model_dd"].choices
+        assert again["endpoint_dd"].value == "stub" and again["model_dd"].choices
     final, watch = poll_until_finished(fresh, visitor, again["watch_state"])
     assert watch["snapshot"]["status"] == "succeeded" and final["settings"].roles["fine_tuned"].endpoint == "stub"
     assert act.reattach(settings_for(stub), visitor, None).get("watch_state") is None  # nothing running

@@ -7,8 +7,8 @@ import time
 from pipeline import config, drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
 from pipeline.dataset import read_dataset, split_examples
+from pipeline.demo.context import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.demo.scenarios import openai_equivalent
-from pipeline.demo.steps import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
 from pipeline.evaluate.runner import Target, run_benchmark

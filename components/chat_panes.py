@@ -9,7 +9,7 @@ import gradio as gr
 
 from pipeline.chat import ChatSession, PaneConfig, Params, Turn, extras, metrics_line
 from pipeline.endpoints import LOCAL_MODEL, SessionSettings, fine_tuned_stands_in, role
-from pipeline.model_lists import chat_models, list_models, newest_fine_tuned_model
+from pipeline.model_lists import chat_models, check_model_use, list_models, newest_fine_tuned_model
 
 ROLE_TITLES = {"base": "Base model", "fine_tuned": "Fine-tuned model", "teacher": "Teacher model"}
 PANE_ROLES = ("base", "fine_tuned", "teacher")
@@ -104,9 +104,12 @@ def configs_from(settings: SessionSettings, visitor: str | None, picks: list[str
         shots = extras.few_shot_messages(extras.few_shot_examples(None if sample else visitor, sample))
         if not shots:
             gr.Warning("No examples for the few-shot prompt: your dataset is empty. Pick a sample file instead.")
-    return [PaneConfig(r, picks[2 * i] or "local", picks[2 * i + 1] or LOCAL_MODEL,
-                       few_shot=shots if r == "base" else ())
-            for i, r in enumerate(PANE_ROLES)]
+    configs = [PaneConfig(r, picks[2 * i] or "local", picks[2 * i + 1] or LOCAL_MODEL,
+                          few_shot=shots if r == "base" else ())
+               for i, r in enumerate(PANE_ROLES)]
+    for config in configs:  # the picks come from the client: only models this visitor may use
+        check_model_use(settings, visitor, config.endpoint, config.model)
+    return configs
 
 
 def params_from(system: str, temperature: float | None, max_tokens: float | None) -> Params:

@@ -124,7 +124,7 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     on(c["jobs_btn"].click, act.refresh_jobs, ["settings", "visitor", "recent_jobs", "endpoint_dd"],
        "finetune_jobs")
     on(c["cancel_btn"].click, act.ask_cancel, ["watch_state"])
-    on(c["cancel_yes_btn"].click, act.cancel_run, ["settings", "watch_state"], "finetune_cancel")
+    on(c["cancel_yes_btn"].click, act.cancel_run, ["settings", "visitor", "watch_state"], "finetune_cancel")
     on(c["cancel_no_btn"].click, act.keep_running, [])
     # A job started elsewhere in this session (the Start tab's demo) appears in the list, and is
     # watched when this tab watches nothing else.

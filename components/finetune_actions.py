@@ -27,7 +27,6 @@ from components.finetune_view import (
     table_frame,
 )
 from pipeline import drafts
-from pipeline.dataset import split_examples
 from pipeline.endpoints import (
     LOCAL_MODEL,
     RoleChoice,
@@ -39,8 +38,19 @@ from pipeline.endpoints import (
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.preflight import ConfirmationNeeded, offered_base_models
-from pipeline.finetune.records import known_jobs, record_job, recorded_jobs, remember, visitor_tag
+from pipeline.finetune.records import (
+    check_job,
+    claim_model,
+    claim_started,
+    known_jobs,
+    record_job,
+    recorded_jobs,
+    remember,
+    visitor_tag,
+)
 from pipeline.finetune.session import check_and_preflight, load_examples, start_job
+from pipeline.finetune.snippet import usage_snippet
+from pipeline.finetune.split import training_split
 from pipeline.finetune.watch import BASE_POLL_S, JobSnapshot, watch_job
 from pipeline.models import openai_fine_tunable_models
 
@@ -61,6 +71,15 @@ def initial_base_models(settings: SessionSettings) -> list[str]:
     return openai_fine_tunable_models() if default_endpoint(settings) == "openai" else [LOCAL_MODEL]
 
 
+def _shared(settings: SessionSettings, endpoint: str) -> bool:
+    return shared_endpoint(settings, settings.endpoint(endpoint))
+
+
+def _check_job(settings: SessionSettings, visitor: str | None, endpoint: str, job_id: str) -> None:
+    """Only the visitor's own jobs, by the server's records (never the browser's list)."""
+    check_job(make_client(settings, endpoint), visitor, job_id, shared=_shared(settings, endpoint))
+
+
 def _hosted(settings: SessionSettings, endpoint: str, client: Any) -> bool:
     return settings.endpoint(endpoint).provider.uses_openai_catalogue(client.base_url)
 
@@ -78,7 +97,10 @@ def _examples(visitor: str | None, source: str, file: str | None, split: float) 
         if not examples:
             raise InputError("Your dataset draft is empty. Build one in the Generate or Dataset tab, "
                              "or upload a file here.")
-    train, validation = split_examples(examples, split or 0, seed=SPLIT_SEED)
+    train, validation, note = training_split(examples, split or 0, seed=SPLIT_SEED)
+    if note:  # shown with the preflight's warnings, so the user sees why validation is smaller
+        problems = [*problems, {"line": None, "code": "validation_split_lowered", "message": note,
+                                "severity": "warning"}]
     return train, validation, problems
 
 
@@ -119,6 +141,7 @@ def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, rece
     except ConfirmationNeeded as exc:
         return {"confirm_md": f"**{exc}**", "confirm_row": gr.Row(visible=True)}
     job = started.job
+    claim_started(visitor, started)
     if visitor:
         record_job(visitor, job.id, endpoint=endpoint, base_model=model, suffix=suffix or None,
                    status=job.status, estimated_cost_usd=started.preflight.estimated_cost_usd)
@@ -146,8 +169,18 @@ def start_confirmed(settings: SessionSettings, visitor: str | None, recent: list
                   lr, seed, suffix)
 
 
-def _render(watch: dict, snap: JobSnapshot, smoothing: bool) -> dict[str, Any]:
-    return {"watch_state": watch, "status_html": badge_html(snap.status), "progress_md": progress_markdown(snap),
+def _snippet(settings: SessionSettings, endpoint: str, client: Any, snap: JobSnapshot) -> str | None:
+    if snap.status != "succeeded" or not snap.fine_tuned_model:
+        return None
+    where = settings.endpoint(endpoint)
+    base_url = where.base_url if where.kind == "azure" else str(client.base_url)
+    return usage_snippet(snap.fine_tuned_model, kind=where.kind, base_url=base_url,
+                         key_env=where.key_env, api_version=where.api_version)
+
+
+def _render(watch: dict, snap: JobSnapshot, smoothing: bool, snippet: str | None = None) -> dict[str, Any]:
+    return {"watch_state": watch, "status_html": badge_html(snap.status),
+            "progress_md": progress_markdown(snap, snippet),
             "loss_plot": loss_chart(snap, smoothing), "metrics_df": table_frame(snap),
             "events_df": events_frame(snap), "checkpoints_df": checkpoints_frame(snap),
             "cancel_btn": gr.Button(interactive=not snap.finished)}
@@ -161,11 +194,12 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
     if time.time() < watch.get("next_poll_at", 0.0):
         return {"watch_state": watch}  # not due yet (backoff): nothing changes
     previous = JobSnapshot.from_dict(watch["snapshot"]) if watch.get("snapshot") else None
-    snap = watch_job(make_client(settings, watch["endpoint"]), watch["job_id"], previous)
+    client = make_client(settings, watch["endpoint"])
+    snap = watch_job(client, watch["job_id"], previous)
     if snap.warning and snap.failures == 1:
         gr.Warning(snap.warning)
     watch = {**watch, "snapshot": snap.to_dict(), "next_poll_at": time.time() + snap.next_poll_s(BASE_POLL_S)}
-    out = _render(watch, snap, smoothing)
+    out = _render(watch, snap, smoothing, _snippet(settings, watch["endpoint"], client, snap))
     if snap.finished:
         out["timer"] = gr.Timer(active=False)
         was = previous.status if previous else None
@@ -179,6 +213,7 @@ def poll_job(settings: SessionSettings, visitor: str | None, watch: dict | None,
                 gr.Info(f"Job succeeded: {snap.fine_tuned_model} is now the Chat tab's fine-tuned model.")
         if visitor:
             record_job(visitor, snap.job_id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
+            claim_model(visitor, snap.job_id, snap.fine_tuned_model)
         if previous is not None and not previous.finished:
             out |= _jobs_list_quietly(settings, visitor, recent, watch)  # its entry says the new status
     return out
@@ -204,6 +239,7 @@ def follow_jobs(settings: SessionSettings, visitor: str | None, recent: list | N
     snap = watch.get("snapshot") if watch else None
     idle = not watch or (snap is not None and snap.get("status") in ft.TERMINAL)
     if newest and idle and (not watch or watch["job_id"] != newest["job_id"]):
+        _check_job(settings, visitor, endpoint, newest["job_id"])  # the browser's list names it: check
         new_watch = {"job_id": newest["job_id"], "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
         out |= poll_job(settings, visitor, new_watch, smoothing)
         out.setdefault("timer", gr.Timer(active=True))  # poll_job stops it when the job has ended
@@ -221,6 +257,7 @@ def open_job(settings: SessionSettings, visitor: str | None, recent: list | None
     """Watch a job picked from the list (poll at once: the timer's next tick does it)."""
     if not job_id:
         raise InputError("Pick a job from the list first.")
+    _check_job(settings, visitor, endpoint, job_id)
     watch = {"job_id": job_id, "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
     out = poll_job(settings, visitor, watch, False)
     out.setdefault("timer", gr.Timer(active=True))  # poll_job stops it when the job has ended
@@ -230,8 +267,7 @@ def open_job(settings: SessionSettings, visitor: str | None, recent: list | None
 def refresh_jobs(settings: SessionSettings, visitor: str | None, recent: list | None,
                  endpoint: str) -> dict[str, Any]:
     client = make_client(settings, endpoint)
-    shared = shared_endpoint(settings, settings.endpoint(endpoint))
-    rows = known_jobs(client, endpoint, visitor, recent, shared=shared)
+    rows = known_jobs(client, endpoint, visitor, recent, shared=_shared(settings, endpoint))
     return {"jobs_dd": gr.Dropdown(choices=[job_choice(r) for r in rows],
                                    value=rows[0]["job_id"] if rows else None)}
 
@@ -243,9 +279,10 @@ def ask_cancel(watch: dict | None) -> dict[str, Any]:
             "cancel_row": gr.Row(visible=True)}
 
 
-def cancel_run(settings: SessionSettings, watch: dict | None) -> dict[str, Any]:
+def cancel_run(settings: SessionSettings, visitor: str | None, watch: dict | None) -> dict[str, Any]:
     if not watch:
         raise InputError("No job is being watched.")
+    _check_job(settings, visitor, watch["endpoint"], watch["job_id"])
     job = ft.cancel_job(make_client(settings, watch["endpoint"]), watch["job_id"])
     gr.Info(f"Job {job.id}: {job.status}.")
     return {"cancel_row": gr.Row(visible=False), "status_html": badge_html(job.status),

@@ -5,8 +5,8 @@ per kind; `endpoint.provider` answers). Settings belong to one visitor and live 
 in module globals; keys typed in the UI stay in that object and are never written anywhere.
 
 Key lookup order (simonw/llm's): typed in this session -> environment / Space secret -> clear error.
-Model lists, connection tests and the newest fine-tuned model live in `pipeline.model_lists` and are
-importable from here too (`from pipeline.endpoints import list_models`).
+Model lists, connection tests, the newest fine-tuned model and `client_for_role` (which looks that
+model up) live in `pipeline.model_lists`, which builds on this module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline import config
+from pipeline import config, ownership
 from pipeline.errors import ConfigError, InputError, MissingKeyError
 from pipeline.finetune.preflight import confirm_threshold_usd
 from pipeline.providers import CAPABILITIES, EndpointKind, kind_of
@@ -219,8 +219,9 @@ def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool =
 
 
 def multi_user() -> bool:
-    """Can more than one person reach this app (a Space, or DISTILL_MULTI_USER=1)?"""
-    return bool(os.environ.get("SPACE_ID")) or config.MULTI_USER.get()
+    """Can more than one person reach this app? (pipeline.ownership.multi_user: a Space, a server
+    bound beyond loopback, a share link, or DISTILL_MULTI_USER=1)"""
+    return ownership.multi_user()
 
 
 def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
@@ -261,17 +262,6 @@ def fine_tuned_stands_in(settings: SessionSettings) -> bool:
     return "fine_tuned" not in settings.roles and settings.fine_tuned_cache.get(role(settings, "base").endpoint) == ""
 
 
-def client_for_role(settings: SessionSettings, name: str, *, async_: bool = False,
-                    **opts: Any) -> tuple[Any, str]:
-    """(client, model id) for a role: what the Generate, Fine-tune, Chat and Evaluate tabs call."""
-    if name == "fine_tuned" and name not in settings.roles:
-        from pipeline.model_lists import newest_fine_tuned_model
-
-        newest_fine_tuned_model(settings)  # fills the session cache default_role reads
-    choice = role(settings, name)
-    return make_client(settings, choice.endpoint, async_=async_, **opts), choice.model
-
-
 def with_role(settings: SessionSettings, name: str, endpoint: str, model: str) -> SessionSettings:
     """A copy with one role assigned (e.g. the Fine-tune tab after a job succeeds)."""
     if name not in ROLES:
@@ -284,22 +274,6 @@ def with_role(settings: SessionSettings, name: str, endpoint: str, model: str) -
     return new
 
 
-#: Names defined in sibling modules, importable from here too. Lazy (PEP 562) so that those modules
-#: can import this one without a cycle.
-_LAZY = {"list_models": "model_lists", "test_connection": "model_lists",
-         "newest_fine_tuned_model": "model_lists", "ModelList": "model_lists",
-         "ConnectionResult": "model_lists", "save_endpoint": "endpoint_edit",
-         "remove_endpoint": "endpoint_edit", "set_key": "endpoint_edit"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"pipeline.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["ROLES", "CAPABILITIES", "LOCAL_MODEL", "Endpoint", "EndpointKind", "RoleChoice",
-           "SessionSettings", "make_client", "client_for_role", "role", "default_role", "find_key",
-           "require_key", "key_source", "find_hf_token", "require_hf_token", "with_role", *_LAZY]
+           "SessionSettings", "make_client", "role", "default_role", "find_key",
+           "require_key", "key_source", "find_hf_token", "require_hf_token", "with_role"]

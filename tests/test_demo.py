@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import drafts
 from pipeline.demo import DemoRun, add_to_log, list_scenarios, load_scenario, run_step
-from pipeline.demo.steps import Progress, restore_draft
+from pipeline.demo.context import Progress, restore_draft
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError
 from pipeline.local import runtime

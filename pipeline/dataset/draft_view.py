@@ -26,7 +26,15 @@ def validate_draft(examples: Sequence[Any], unparsed: Sequence[Unparsed], model:
     return report
 
 
+#: What an empty draft shows instead of "1 error: Only 0 examples" (a newcomer's first sight).
+EMPTY_DRAFT = ("**No examples yet.** Start with one of these: pick a **sample dataset** below and click "
+               "**Load sample**; **upload** a file you have (JSONL, JSON, CSV/TSV, Parquet); or let the teacher "
+               "write examples in the **Generate** tab. Validation, token counts and cost appear here then.")
+
+
 def summary_markdown(report: ValidationReport) -> str:
+    if report.n_examples == 0 and not report.n_unparsed:
+        return EMPTY_DRAFT
     usd = report.estimated_cost_usd
     cost = "no training price known" if usd is None else f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
     approx = (f" · ⚠ token counts are **approximate** (counted with {report.encoding})"

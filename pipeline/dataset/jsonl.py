@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.dataset.hints import json_paste_hint
 from pipeline.dataset.problems import Problem, problem
 
 _SNIFF = 8192
@@ -113,7 +114,7 @@ def parse_json_lines(lines: list[str], out: Parsed) -> None:
             out.lines.append(n)
         except json.JSONDecodeError as exc:
             msg = (f"Line {n} is not valid JSON ({exc.msg} at column {exc.colno}). Fix the line or delete it; "
-                   "each line must be one complete JSON object.")
+                   "each line must be one complete JSON object." + json_paste_hint(line))
             out.unparsed.append(Unparsed(n, line, "invalid_json", msg))
             out.problems.append(problem("invalid_json", msg, line=n))
     first_line = next(n for n, ln in enumerate(lines, start=1) if ln.strip())

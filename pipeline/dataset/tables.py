@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.dataset.hints import json_paste_hint
 from pipeline.dataset.jsonl import Parsed, Unparsed
 from pipeline.dataset.problems import problem
 
@@ -110,7 +111,7 @@ def _whole_example(value: Any, n: int, out: Parsed) -> dict | None:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             msg = (f"Line {n}: the conversation cell is not valid JSON ({exc.msg} at column {exc.colno}). "
-                   "Fix it or delete the row.")
+                   "Fix it or delete the row." + json_paste_hint(value))
             out.unparsed.append(Unparsed(n, raw, "bad_messages_cell", msg))
             out.problems.append(problem("bad_messages_cell", msg, line=n))
             return None

@@ -7,13 +7,14 @@ import time
 from pipeline import config, drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
 from pipeline.dataset import read_dataset, split_examples
+from pipeline.demo.context import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.demo.scenarios import openai_equivalent
-from pipeline.demo.steps import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
-from pipeline.evaluate.runner import Target, run_benchmark, save_results
+from pipeline.evaluate.runner import Target, run_benchmark
+from pipeline.evaluate.runs import save_results
 from pipeline.finetune import jobs as ft
-from pipeline.finetune.records import record_job, visitor_tag
+from pipeline.finetune.records import claim_model, claim_started, record_job, visitor_tag
 from pipeline.finetune.session import start_job
 from pipeline.finetune.watch import progress_line, watch_job
 from pipeline.generate.runner import GenerationConfig, run_generation
@@ -94,6 +95,7 @@ def step_finetune(ctx: StepContext) -> StepResult:
                         metadata=provider.job_metadata(visitor_tag(ctx.run.visitor_id)), name=ctx.scenario.name,
                         confirmed=local or ctx.confirm_cost, on_progress=ctx.say)
     job = started.job
+    claim_started(ctx.run.visitor_id, started)
     ctx.run.job_id, ctx.run.job_endpoint = job.id, base.endpoint
     record_job(ctx.run.visitor_id, job.id, endpoint=base.endpoint, base_model=base.model, status=job.status)
     snap = None
@@ -109,6 +111,7 @@ def step_finetune(ctx: StepContext) -> StepResult:
             shown = line
             ctx.progress(line)
     record_job(ctx.run.visitor_id, job.id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
+    claim_model(ctx.run.visitor_id, job.id, snap.fine_tuned_model)
     if snap.status != "succeeded":
         raise InputError(f"The fine-tuning job {job.id} ended {snap.status}: {snap.error or 'no reason given'}")
     ctx.run.fine_tuned_model = snap.fine_tuned_model

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
-from pipeline.models import DATA_DIR
+from pipeline.models import DATA_DIR, openai_equivalent
+
+__all__ = ["Scenario", "list_scenarios", "load_scenario", "openai_equivalent"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,6 @@ class Scenario:
 @cache
 def _table() -> dict[str, Any]:
     return json.loads((DATA_DIR / "demos.json").read_text(encoding="utf-8"))
-
-
-def openai_equivalent(role: str) -> str:
-    """The OpenAI model whose prices estimate a local step's cost ("teacher" or "student")."""
-    return _table()["openai_equivalent"][role]
 
 
 def list_scenarios() -> list[Scenario]:

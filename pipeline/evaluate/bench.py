@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +71,10 @@ def load_benchmark(path: str | Path) -> list[BenchItem]:
         raise UnreadableFileError(f"Cannot read the benchmark {path}: {exc.__class__.__name__}. "
                                   "Check the path; it must be a UTF-8 JSONL file.") from exc
     return parse_benchmark(text, path.name)
+
+
+def benchmark_hash(items: Sequence[BenchItem]) -> str:
+    """What identifies a benchmark across runs: its questions, expected answers and scoring (not its
+    file name), so a renamed copy is the same benchmark and an edited one is not."""
+    canon = [{"messages": i.messages, "expected": i.expected, "scoring": i.scoring} for i in items]
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]

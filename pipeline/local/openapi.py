@@ -67,6 +67,9 @@ def build(app: Any, request_models: tuple[type[BaseModel], ...]) -> dict:
     doc = get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_nullable_to_31(json.loads(_OPENAI.read_text())["schemas"]))
+    # Where the spec cannot be met: an empty page has no first or last id (null, as OpenAI answers).
+    for name in ("first_id", "last_id"):
+        schemas["ListFilesResponse"]["properties"][name] = {"type": ["string", "null"]}
     _, defs = models_json_schema([(m, "validation") for m in request_models], ref_template=_REF)
     schemas.update(defs.get("$defs", {}))
     doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -100,7 +100,7 @@ def test_reattach_after_an_app_restart(stub, visitor) -> None:
         again = act.reattach(fresh, visitor, recent)
         assert again["watch_state"]["job_id"] == job_id and again["timer"].active
         assert job_id in [value for _, value in again["jobs_dd"].choices]
-        assert again["endpoint_dd"] == "stub" and again["model_dd"].choices
+        assert again["endpoint_dd"].value == "stub" and again["model_dd"].choices
     final, watch = poll_until_finished(fresh, visitor, again["watch_state"])
     assert watch["snapshot"]["status"] == "succeeded" and final["settings"].roles["fine_tuned"].endpoint == "stub"
     assert act.reattach(settings_for(stub), visitor, None).get("watch_state") is None  # nothing running

@@ -3,14 +3,19 @@
 Exit 0 when there is no error, 1 when there are errors, 2 when the file cannot be read at all.
 --json prints one object: examples, errors, warnings (lists of {line, code, message, severity}),
 billing_tokens_per_epoch, n_epochs, estimated_cost_usd, tokens_approximate (+ model, encoding,
-context_limit, total_tokens, unparsed_lines).
+context_limit, total_tokens, unparsed_lines), and `stats`: the data-prep report (messages and tokens
+per example, missing system/user messages, over the limit, labels, the billing line).
+--schema FILE (or a `<name>.schema.json` beside the data, as the structured-output template writes)
+checks every answer against that JSON schema.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from pipeline.commands import emit_json
 from pipeline.dataset import DEFAULT_MODEL, ValidationReport, validate_file
@@ -27,15 +32,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"base model to fine-tune (default {DEFAULT_MODEL})")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: what OpenAI picks for this size)")
     p.add_argument("--system-prompt", default=None, help="system prompt for converted prompt/completion or CSV rows")
+    p.add_argument("--schema", default=None, help="JSON schema every answer must fit (default: NAME.schema.json "
+                   "beside the data, when there is one)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
+
+
+def attached_schema(data_path: str, flag: str | None) -> tuple[dict | None, str | None]:
+    """(schema, None), or (None, why it cannot be read). The flag's file, else a sidecar beside the data."""
+    path = Path(flag) if flag else Path(data_path).with_suffix(".schema.json")
+    if not flag and not path.is_file():
+        return None, None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"cannot read the schema {path}: {exc}"
 
 
 def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and not 1 <= args.epochs <= 50:
         print("error: --epochs must be between 1 and 50.", file=sys.stderr)
         return 2
-    report = validate_file(args.path, args.model, args.epochs, system_prompt=args.system_prompt)
+    schema, why = attached_schema(args.path, args.schema)
+    if why:
+        print(f"error: {why}. Give a JSON schema file with --schema.", file=sys.stderr)
+        return 2
+    report = validate_file(args.path, args.model, args.epochs, system_prompt=args.system_prompt, schema=schema)
     if args.json:
         emit_json(report.to_json())
     else:
@@ -57,6 +79,8 @@ def render(report: ValidationReport, path: str) -> str:
         f"epochs: {report.n_epochs}   estimated training cost for {report.model}: {cost}",
         f"prices: {pricing_source()}",
     ]
+    if report.stats.get("tokens_per_example"):
+        lines += _stats_lines(report.stats)
     for label, items in (("ERROR", report.errors), ("warning", report.warnings)):
         by_code: dict[str, list[dict]] = defaultdict(list)
         for p in items:
@@ -70,3 +94,18 @@ def render(report: ValidationReport, path: str) -> str:
                 lines.append(f"  ... and {len(probs) - SHOWN_PER_CODE} more (lines {', '.join(rest)}{more})")
     lines.append("OK: ready to fine-tune." if not report.errors else "Fix the errors above, then validate again.")
     return "\n".join(lines)
+
+
+def _stats_lines(stats: dict) -> list[str]:
+    """The notebook's figures, one line each."""
+    def spread(d: dict) -> str:
+        return ", ".join(f"{k} {d[k]:,}" for k in ("min", "max", "mean", "median", "p5", "p95"))
+
+    out = [f"messages per example: {spread(stats['messages_per_example'])}",
+           f"tokens per example: {spread(stats['tokens_per_example'])}",
+           f"assistant tokens per example: {spread(stats['assistant_tokens_per_example'])}",
+           f"missing system message: {stats['missing_system']}, missing user message: {stats['missing_user']}, "
+           f"over the {stats['token_limit']:,}-token limit: {stats['over_token_limit']}"]
+    if stats.get("labels"):
+        out.append("labels: " + ", ".join(f"{k} {v}" for k, v in stats["labels"].items()))
+    return [*out, stats["billing_line"]]

@@ -52,6 +52,18 @@ SEVERITY: dict[str, Severity] = {
     "duplicate": "warning",
     "unrecognized_example_key": "warning",
     "all_weights_zero": "warning",
+    # task formats (pipeline.dataset.formats): tool calls, structured answers, labels
+    "invalid_tool_definition": "error",
+    "invalid_tool_call": "error",
+    "undefined_tool": "error",
+    "tool_arguments_not_json": "error",
+    "tool_arguments_mismatch": "error",
+    "unanswered_tool_call": "error",
+    "tool_message_without_call": "error",
+    "invalid_schema": "error",
+    "answer_not_json": "error",
+    "answer_schema_mismatch": "error",
+    "label_imbalance": "warning",
 }
 
 

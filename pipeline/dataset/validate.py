@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline import tokens
 from pipeline.dataset import formats
+from pipeline.dataset.jsonl import UnusableJSON, check_value
 from pipeline.dataset.problems import Problem, problem
 from pipeline.dataset.stats import data_prep_stats
 from pipeline.models import model_info
@@ -79,6 +80,7 @@ class ValidationReport:
             "estimated_cost_usd": self.estimated_cost_usd, "tokens_approximate": self.tokens_approximate,
             "model": self.model, "encoding": self.encoding, "context_limit": self.context_limit,
             "total_tokens": self.total_tokens, "unparsed_lines": self.n_unparsed, "stats": self.stats,
+            "readable": self.readable,
         }
 
 
@@ -94,6 +96,10 @@ def check_example(ex: Any, line: int, index: int) -> list[Problem]:
     if not isinstance(messages, list):
         return [problem("messages_not_a_list", f'Line {line}: "messages" must be a list of message objects, '
                         f"not a {type(messages).__name__}.", line, index)]
+    try:  # examples from the draft or edits too, not only files: text the trainer cannot encode
+        check_value(ex)
+    except UnusableJSON as exc:
+        return [problem(exc.code, f"Line {line} cannot be used: {exc}.", line, index)]
     found: list[Problem] = []
     extra = [k for k in ex if k not in EXAMPLE_KEYS]
     if extra:

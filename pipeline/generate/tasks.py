@@ -18,15 +18,15 @@ import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.dataset.formats import instance_errors, schema_error, tool_definitions
 from pipeline.dataset.hints import json_paste_hint
 from pipeline.errors import InputError
 from pipeline.models import DATA_DIR
 
-if TYPE_CHECKING:
-    from pipeline.generate.templates import Template
+#: A pipeline.generate.templates.Template (not imported: templates.py calls into this module).
+Template = Any
 
 TASKS = ("classification", "structured", "tool_calling")
 SAMPLE_TOOLS_DIR = DATA_DIR / "templates" / "tools"

@@ -12,7 +12,7 @@ pipeline.tokens, counted the notebook's way.
 from __future__ import annotations
 
 import json
-from collections import Counter as Tally
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +65,7 @@ class ValidationReport:
 
     def counts(self) -> dict[str, int]:
         """How many problems of each code."""
-        return dict(Tally(p["code"] for p in self.errors + self.warnings))
+        return dict(Counter(p["code"] for p in self.errors + self.warnings))
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's --json object (keys are a stable contract)."""
@@ -162,7 +162,8 @@ def _content_parts_ok(content: Any) -> bool:
         isinstance(p, dict) and p.get("type") in ("text", "image_url") for p in content)
 
 
-def _dedupe_key(ex: Any) -> str:
+def dedupe_key(ex: Any) -> str:
+    """Two examples with the same key are exact duplicates (key order inside objects aside)."""
     return json.dumps(ex, sort_keys=True, ensure_ascii=False, default=str)
 
 
@@ -176,18 +177,28 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
     lines = list(line_numbers) if line_numbers is not None else list(range(1, len(examples) + 1))
     if len(lines) != len(examples):
         raise ValueError("line_numbers must have one entry per example")
-    info = model_info(model)
     counter = tokens.counter_for(model)
-    per_example = [check_example(ex, lines[i], i) for i, ex in enumerate(examples)]
+    checks = [check_example(ex, lines[i], i) for i, ex in enumerate(examples)]
+    keys = [dedupe_key(ex) for ex in examples]
+    lengths = tokens.count_examples([messages_of(ex) for ex in examples], counter)
+    return assemble_report(model, counter, lines, checks, keys, lengths, n_epochs=n_epochs)
+
+
+def assemble_report(model: str, counter: tokens.TokenCounter, lines: Sequence[int],
+                    checks: Sequence[Sequence[Problem]], keys: Sequence[str], lengths: Sequence[int], *,
+                    n_epochs: int | None = None, extra: Sequence[Problem] = ()) -> ValidationReport:
+    """The report from what each example says on its own (its `check_example` problems, `dedupe_key`
+    and token count): what needs all examples at once (duplicates, over the model's limit, too few,
+    epochs, cost). The Dataset tab caches those per example and calls this, so a rule about one example
+    belongs in `check_example`. `extra` joins the dataset-wide problems (the draft's unreadable rows)."""
+    info = model_info(model)
+    per_example = [list(found) for found in checks]  # copies: the caller's lists may be cached
     seen: dict[str, int] = {}
-    for i, ex in enumerate(examples):
-        key = _dedupe_key(ex)
+    for i, key in enumerate(keys):
         first = seen.setdefault(key, i)
         if first != i:
             per_example[i].append(problem("duplicate", f"Line {lines[i]} repeats line {lines[first]} exactly. "
                                           "Remove it (Dedupe) so it does not weigh twice.", lines[i], i))
-    message_lists = [_messages_of(ex) for ex in examples]
-    lengths = tokens.count_examples(message_lists, counter)
     limit = info.training_context
     for i, n in enumerate(lengths):
         if n > limit:
@@ -195,7 +206,7 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
                                           f"training limit of {model}; it will be cut. Shorten or split it.",
                                           lines[i], i))
     dataset: list[Problem] = []
-    n = len(examples)
+    n = len(keys)
     if n < MIN_EXAMPLES:
         dataset.append(problem("too_few_examples", f"Only {n} example(s): OpenAI needs at least {MIN_EXAMPLES}. "
                                "Add more (50-100 usually show clear gains)."))
@@ -205,15 +216,15 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
     epochs = n_epochs if n_epochs else tokens.default_epochs(n)
     billing = tokens.billing_tokens(lengths, limit)
     report = ValidationReport(
-        model=model, n_examples=n, example_problems=per_example, dataset_problems=dataset,
-        token_lengths=lengths, billing_tokens_per_epoch=billing, n_epochs=epochs,
+        model=model, n_examples=n, example_problems=per_example, dataset_problems=dataset + list(extra),
+        token_lengths=list(lengths), billing_tokens_per_epoch=billing, n_epochs=epochs,
         estimated_cost_usd=tokens.training_cost_usd(model, billing, epochs),
         tokens_approximate=counter.approximate, encoding=counter.encoding, context_limit=limit)
     _fill_lists(report)
     return report
 
 
-def _messages_of(ex: Any) -> list:
+def messages_of(ex: Any) -> list:
     messages = ex.get("messages") if isinstance(ex, dict) else None
     return messages if isinstance(messages, list) else []
 

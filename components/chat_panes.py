@@ -33,10 +33,11 @@ def build_pane(settings: SessionSettings, role_name: str) -> Pane:
     with gr.Column(min_width=260):
         with gr.Row(equal_height=True):
             endpoint_dd = gr.Dropdown(list(settings.endpoints()), value=choice.endpoint, label="Endpoint",
-                                      scale=2, min_width=100)
-            model_dd = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
-                                   scale=4, min_width=140, info=_stand_in_note(settings, role_name))
-            refresh_btn = gr.Button("↻", scale=0, min_width=40, size="sm")
+                                      scale=4, min_width=100, elem_id=f"chat-endpoint-{role_name}")
+            refresh_btn = gr.Button("↻ Models", scale=1, min_width=60, size="sm")
+        # Its own row, the pane's full width: a fine-tuned id ("ft:gpt-4o-mini-…:org:suffix:id") was cut off.
+        model_dd = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
+                               info=_stand_in_note(settings, role_name), elem_id=f"chat-model-{role_name}")
         chatbot = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
                              feedback_options=None, group_consecutive_messages=False)
         metrics_md = gr.Markdown("", elem_classes=["pane-metrics"])

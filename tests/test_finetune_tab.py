@@ -62,6 +62,7 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert act.list_base_models(settings, "stub")["model_dd"].choices[0][0] == "gpt-3.5-turbo"
     summary = act.check_run(settings, visitor, DRAFT, None, 0.1, "stub", MODEL, "auto")["preflight_md"]
     assert "18 training examples, 2 validation" in summary and "Estimated cost" in summary
+    assert re.search(r"Groups of the same lesson: \d+ train, \d+ validation, none on both sides", summary)
 
     out = start(settings, visitor)
     watch = out["watch_state"]

@@ -24,12 +24,13 @@ from pipeline import drafts, tokens
 from pipeline.dataset import editing
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.problems import Problem, problem
+from pipeline.dataset.stats import stats_markdown
 from pipeline.dataset.validate import (
     ValidationReport,
     assemble_report,
     check_example,
     dedupe_key,
-    messages_of,
+    example_tokens,
 )
 from pipeline.models import pricing_source
 
@@ -147,7 +148,7 @@ class DraftCache:
         counter = tokens.counter_for(model)
         missing = [e for e in entries if counter.encoding not in e.tokens]
         if missing:
-            counts = tokens.count_examples([messages_of(e.example) for e in missing], counter)
+            counts = example_tokens([e.example for e in missing], counter)
             for e, n in zip(missing, counts, strict=True):
                 e.tokens[counter.encoding] = n
         checks = []
@@ -159,7 +160,8 @@ class DraftCache:
                 found = e.checks[i + 1] = check_example(e.example, i + 1, i)
             checks.append(found)
         raw = [problem(u.code, f"Row raw {j}: {u.message}") for j, u in enumerate(unparsed, start=1)]
-        report = assemble_report(model, counter, range(1, len(entries) + 1), checks, [e.key for e in entries],
+        report = assemble_report(model, counter, [e.example for e in entries], range(1, len(entries) + 1), checks,
+                                 [e.key for e in entries],
                                  [e.tokens[counter.encoding] for e in entries], n_epochs=n_epochs or None,
                                  extra=raw)
         report.n_unparsed = len(unparsed)
@@ -221,7 +223,8 @@ def summary_markdown(report: ValidationReport) -> str:
         lines.append(f"- {icon} {p['message']}")
     if len(listed) > LISTED:
         lines.append(f"- … and {len(listed) - LISTED} more: see the problems column.")
-    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:])
+    figures = stats_markdown(report.stats) if report.stats else ""  # the data-prep notebook's report
+    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + (f"\n\n{figures}" if figures else "")
 
 
 def token_bins(lengths: Sequence[int], n_bins: int = 30) -> tuple[list[float], list[int], float]:

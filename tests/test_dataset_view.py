@@ -32,11 +32,11 @@ def mixed() -> list:
 
 
 class Spy:
-    """Counts the examples checked and tokenized."""
+    """Counts the examples checked and tokenized (whole, and their answers for the statistics)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.checked = self.tokenized = 0
-        real_check, real_count = draft_view.check_example, tokens.count_examples
+        self.checked = self.tokenized = self.answers = 0
+        real_check, real_count, real_answers = draft_view.check_example, tokens.count_examples, draft_view.example_facts
 
         def check(ex, line, index):
             self.checked += 1
@@ -47,7 +47,12 @@ class Spy:
             self.tokenized += len(examples)
             return real_count(examples, counter)
 
+        def answers(examples, counter):
+            self.answers += len(examples)
+            return real_answers(examples, counter)
+
         monkeypatch.setattr(draft_view, "check_example", check)
+        monkeypatch.setattr(draft_view, "example_facts", answers)
         monkeypatch.setattr(tokens, "count_examples", count)
 
 
@@ -77,7 +82,7 @@ def test_a_cell_edit_rechecks_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = Spy(monkeypatch)
     table[41][3] = "a better answer"
     out = tab.save_edits(table, shown["rendered"], visitor, MODEL, 0, cache)
-    assert (spy.checked, spy.tokenized) == (1, 1)
+    assert (spy.checked, spy.tokenized, spy.answers) == (1, 1, 1)
     assert drafts.load_draft(visitor)[41]["messages"][2]["content"] == "a better answer"
     assert len(drafts.load_draft(visitor)) == 300
     assert out["table_df"] == table and "300 examples" in out["summary_md"]
@@ -91,7 +96,7 @@ def test_an_appended_batch_checks_only_its_rows(monkeypatch: pytest.MonkeyPatch)
     spy = Spy(monkeypatch)
     drafts.append_to_draft(visitor, [example(i) for i in range(100, 110)])
     out = tab.show_draft(visitor, 1, MODEL, 0, cache)
-    assert (spy.checked, spy.tokenized) == (10, 10)
+    assert (spy.checked, spy.tokenized, spy.answers) == (10, 10, 10)
     assert len(out["table_df"]) == 110 and out["report_json"]["examples"] == 110
     tab.show_draft(visitor, 1, MODEL, 0, cache)  # nothing new: nothing checked
     assert (spy.checked, spy.tokenized) == (10, 10)

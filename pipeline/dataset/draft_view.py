@@ -24,7 +24,7 @@ from pipeline import drafts, tokens
 from pipeline.dataset import editing
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.problems import Problem, problem
-from pipeline.dataset.stats import stats_markdown
+from pipeline.dataset.stats import ExampleFacts, example_facts, stats_markdown
 from pipeline.dataset.validate import (
     ValidationReport,
     assemble_report,
@@ -48,6 +48,8 @@ class _Entry:
     key: str
     cells: list[str] | None = None
     tokens: dict[str, int] = field(default_factory=dict)
+    #: what the data-prep statistics need, per encoding (they count the answer's tokens)
+    facts: dict[str, ExampleFacts] = field(default_factory=dict)
     #: line number -> problems of check_example at that line
     checks: dict[int, list[Problem]] = field(default_factory=dict)
     #: the row's problems column, by the exact problems it shows
@@ -149,8 +151,9 @@ class DraftCache:
         missing = [e for e in entries if counter.encoding not in e.tokens]
         if missing:
             counts = example_tokens([e.example for e in missing], counter)
-            for e, n in zip(missing, counts, strict=True):
-                e.tokens[counter.encoding] = n
+            facts = example_facts([e.example for e in missing], counter)
+            for e, n, f in zip(missing, counts, facts, strict=True):
+                e.tokens[counter.encoding], e.facts[counter.encoding] = n, f
         checks = []
         for i, e in enumerate(entries):
             found = e.checks.get(i + 1)
@@ -163,7 +166,7 @@ class DraftCache:
         report = assemble_report(model, counter, [e.example for e in entries], range(1, len(entries) + 1), checks,
                                  [e.key for e in entries],
                                  [e.tokens[counter.encoding] for e in entries], n_epochs=n_epochs or None,
-                                 extra=raw)
+                                 extra=raw, facts=[e.facts[counter.encoding] for e in entries])
         report.n_unparsed = len(unparsed)
         return report, entries
 

@@ -22,7 +22,7 @@ from pipeline import tokens
 from pipeline.dataset import formats
 from pipeline.dataset.jsonl import UnusableJSON, check_value
 from pipeline.dataset.problems import Problem, problem
-from pipeline.dataset.stats import data_prep_stats
+from pipeline.dataset.stats import ExampleFacts, data_prep_stats, example_facts
 from pipeline.models import model_info
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
@@ -205,13 +205,14 @@ def example_tokens(examples: Sequence[Any], counter: tokens.TokenCounter) -> lis
 
 def assemble_report(model: str, counter: tokens.TokenCounter, examples: Sequence[Any], lines: Sequence[int],
                     checks: Sequence[Sequence[Problem]], keys: Sequence[str], lengths: Sequence[int], *,
-                    n_epochs: int | None = None, schema: dict | None = None,
-                    extra: Sequence[Problem] = ()) -> ValidationReport:
+                    n_epochs: int | None = None, schema: dict | None = None, extra: Sequence[Problem] = (),
+                    facts: Sequence[ExampleFacts] | None = None) -> ValidationReport:
     """The report from what each example says on its own (its `check_example` problems, `dedupe_key`
     and `example_tokens`) plus what needs all examples at once (duplicates, over the model's limit, too
     few, schema and labels, epochs, cost, statistics). The Dataset tab caches the per-example part and
     calls this, so a rule about one example belongs in `check_example`. `extra` joins the dataset-wide
-    problems (the draft's unreadable rows)."""
+    problems (the draft's unreadable rows); `facts` are the examples' `stats.example_facts` when the
+    caller keeps them."""
     info = model_info(model)
     per_example = [list(found) for found in checks]  # copies: the caller's lists may be cached
     seen: dict[str, int] = {}
@@ -246,7 +247,8 @@ def assemble_report(model: str, counter: tokens.TokenCounter, examples: Sequence
                                    strict=True):
                 found += more
     else:
-        labels = formats.label_counts(examples)
+        facts = facts if facts is not None else example_facts(examples, counter)
+        labels = formats.label_counts(examples, [f.final_answer for f in facts])
         skewed = formats.imbalance_problem(labels) if labels else None
         if skewed:
             dataset.append(skewed)
@@ -258,7 +260,7 @@ def assemble_report(model: str, counter: tokens.TokenCounter, examples: Sequence
         estimated_cost_usd=tokens.training_cost_usd(model, billing, epochs),
         tokens_approximate=counter.approximate, encoding=counter.encoding, context_limit=limit,
         stats=data_prep_stats(examples, lengths, counter, context_limit=limit, billing_tokens_per_epoch=billing,
-                              n_epochs=epochs, labels=labels))
+                              n_epochs=epochs, labels=labels, facts=facts))
     _fill_lists(report)
     return report
 

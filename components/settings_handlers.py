@@ -15,7 +15,16 @@ import gradio as gr
 
 from components.wiring import outputs
 from pipeline import endpoint_edit, model_lists, settings_view
-from pipeline.endpoints import ROLE_LABELS, ROLES, EndpointKind, SessionSettings, key_source, role, with_role
+from pipeline.endpoints import (
+    ROLE_LABELS,
+    ROLES,
+    EndpointKind,
+    RoleChoice,
+    SessionSettings,
+    key_source,
+    role,
+    with_role,
+)
 from pipeline.finetune.records import visitor_tag
 from pipeline.session_store import SESSIONS
 
@@ -209,9 +218,11 @@ def save_roles_clicked(settings: SessionSettings, teacher_endpoint_dd: str, teac
               "judge": (judge_endpoint_dd, judge_model_dd)}
     new = settings
     for name, (endpoint, model) in picked.items():
+        if name not in settings.roles and RoleChoice(endpoint, (model or "").strip()) == role(settings, name):
+            continue  # left as shown: it keeps following its default (the fine-tuned one, the base role's)
         new = with_role(new, name, endpoint, model or "")
     summary = ", ".join(f"{ROLE_LABELS[r]}: {c.endpoint} · {c.model}" for r, c in new.roles.items())
-    return {"settings": new, "roles_md": f"Saved roles. {summary}."}
+    return {"settings": new, "roles_md": f"Saved roles. {summary or 'All follow their defaults'}."}
 
 
 @outputs("settings", "roles_md")

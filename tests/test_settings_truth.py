@@ -84,3 +84,15 @@ def test_the_judge_defaults_to_the_visitors_teacher() -> None:
                                            base_url="http://127.0.0.1:9/v1", key="k")
     settings = with_role(settings, "teacher", "mine", "big-model")
     assert (role(settings, "judge").endpoint, role(settings, "judge").model) == ("mine", "big-model")
+
+
+def test_saving_roles_leaves_untouched_defaults_following(stub) -> None:
+    """Saving teacher and base must not pin the fine-tuned role to the local model it showed."""
+    settings = typed(stub)
+    shown = {r: role(settings, r) for r in ("teacher", "base", "fine_tuned", "judge")}
+    out = h.save_roles_clicked(settings, "myopenai", "gpt-4o", "myopenai", BASE,
+                               shown["fine_tuned"].endpoint, shown["fine_tuned"].model,
+                               shown["judge"].endpoint, shown["judge"].model)["settings"]
+    assert set(out.roles) == {"teacher", "base"}
+    assert (role(out, "fine_tuned").endpoint, role(out, "fine_tuned").model) == ("myopenai", BASE)
+    assert role(out, "judge").model == "gpt-4o"  # follows the visitor's teacher

@@ -129,3 +129,46 @@ def test_app_start_loads_the_local_model_early_unless_another_default(monkeypatc
     handle.wait_ready(120)  # the model loads without anyone having asked for a chat
     assert handle.client().chat.completions.create(
         model="SmolLM2-135M-Instruct", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices
+
+
+GREEDY_PROMPTS = ["What is the capital of France?", "Write a haiku about autumn.", "Who wrote Romeo and Juliet?"]
+
+
+def _greedy_together(fast, prompts_ids, tokens):
+    """Greedy decoding of every prompt in one batch per step, as the engine does for concurrent requests."""
+    caches = [fast.new_cache() for _ in prompts_ids]
+    logits = fast.forward(list(zip(prompts_ids, caches, strict=True)))
+    answers = [[] for _ in prompts_ids]
+    for _ in range(tokens):
+        for answer, row in zip(answers, logits, strict=True):
+            answer.append(int(row.argmax()))
+        logits = fast.forward([([a[-1]], c) for a, c in zip(answers, caches, strict=True)])
+    return answers
+
+
+def test_greedy_answers_match_transformers_and_do_not_depend_on_the_batch(tiny_model):
+    import copy
+
+    from transformers import AutoTokenizer
+
+    # Random init gives near-uniform attention, under which position handling barely shows in the answers;
+    # larger q/k weights make attention peaked, so a RoPE or cache mistake changes the tokens.
+    tiny_model = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for layer in tiny_model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(12)
+            layer.self_attn.k_proj.weight.mul_(12)
+
+    tokenizer = AutoTokenizer.from_pretrained(weights.tiny_model_dir())
+    prompts_ids = [list(tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                                      tokenize=True, return_dict=False)) for p in GREEDY_PROMPTS]
+    tokens = 12
+    expected = []
+    for ids in prompts_ids:
+        out = tiny_model.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+        expected.append(out[0, len(ids):].tolist())
+    exact = FastLlama(tiny_model, dtype=torch.float32)
+    assert _greedy_together(exact, prompts_ids, tokens) == expected
+    for fast in (FastLlama(tiny_model, int8=True), FastLlama(tiny_model)):  # int8 and bf16 weights
+        alone = [_greedy_together(fast, [ids], tokens)[0] for ids in prompts_ids]
+        assert _greedy_together(fast, prompts_ids, tokens) == alone

@@ -9,8 +9,9 @@ KV cache. So concurrent streams share the cost of reading the weights.
 
 A decode step is ~30 layers x a handful of small ops, so each op's dispatch cost counts as much as its
 arithmetic. The layout is chosen to keep the op count low:
-  * q/k rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one in-place complex
-    multiply; attention scores are q.k, which does not change when q and k share a permutation;
+  * q/k weight rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one complex
+    multiply, whose result is copied back in rotate-half order (q.k then sums in transformers' order,
+    and the answers stay bit-identical to the previous decoder's);
   * roped k and v end up side by side in the fused qkv output, so one copy appends both to the cache;
   * a single new token's attention is one `scaled_dot_product_attention` call with the query heads
     of each key/value head as its "query length", with no mask (no GQA expansion, no math fallback);
@@ -177,8 +178,11 @@ class FastLlama:
         decode = max(sizes) == 1
         for index, layer in enumerate(self.layers):
             qkv = self._linear(F.rms_norm(x, shape, layer.ln1, self.eps), layer.wqkv).float()
-            # RoPE on q and k in place: pairs (x_j, x_j+half) are adjacent, so rotating is a complex multiply.
-            torch.view_as_complex(qkv[:, :qk_width].view(total, heads + kv_heads, hd // 2, 2)).mul_(rotation)
+            # RoPE: the weights put each pair (x_j, x_j+half) side by side, so rotating is one complex multiply;
+            # the result goes back in rotate-half order, so q.k sums in the same order as transformers.
+            qk = qkv[:, :qk_width]
+            turned = torch.view_as_real(torch.view_as_complex(qk.view(total, heads + kv_heads, hd // 2, 2)) * rotation)
+            qk.view(total, heads + kv_heads, 2, hd // 2).copy_(turned.transpose(-1, -2))
             kv = qkv[:, q_width:].view(total, 2, kv_heads, hd)
             outputs, start = [], 0
             for (_, cache), n in zip(segments, sizes, strict=True):

@@ -248,9 +248,25 @@ def default_role(settings: SessionSettings, role: str) -> RoleChoice:
         base = settings.roles.get("base") or default_role(settings, "base")
         tuned = settings.fine_tuned_cache.get(base.endpoint)
         return RoleChoice(base.endpoint, tuned or base.model)
+    if role == "judge" and "teacher" in settings.roles:
+        # The visitor chose a teacher (their strongest model, on an endpoint they use): it judges too,
+        # rather than a default model their endpoint may not serve.
+        return settings.roles["teacher"]
     if has_openai_key(settings):
-        return RoleChoice("openai", OPENAI_ROLE_DEFAULTS[role])
+        return RoleChoice("openai", _listed_default(settings, role))
     return RoleChoice("local", LOCAL_MODEL)
+
+
+def _listed_default(settings: SessionSettings, role: str) -> str:
+    """OpenAI's default model for a role; for the judge, one the endpoint lists when its list is known
+    (a server behind OPENAI_BASE_URL may not serve gpt-4.1-mini): the teacher's default, else the
+    endpoint's first model."""
+    model = OPENAI_ROLE_DEFAULTS[role]
+    listed = getattr(settings.model_cache.get("openai"), "models", None)
+    if role != "judge" or not listed or model in listed:
+        return model
+    teacher = OPENAI_ROLE_DEFAULTS["teacher"]
+    return teacher if teacher in listed else listed[0]
 
 
 def role(settings: SessionSettings, name: str) -> RoleChoice:

@@ -30,7 +30,7 @@ BROWSER_FORMAT = 1
 
 def status_line(settings: SessionSettings) -> str:
     """One Markdown line: which backend plays each role, and what works without a key."""
-    parts, problems = [], []
+    parts, problems, used = [], [], []
     endpoints = settings.endpoints()
     for name in ROLES:
         choice = role(settings, name)
@@ -40,15 +40,21 @@ def status_line(settings: SessionSettings) -> str:
             parts.append(f"**{ROLE_LABELS[name]}** none yet (the base stands in)")
             continue
         parts.append(f"**{ROLE_LABELS[name]}** {where} · `{choice.model}`")
+        if endpoint is not None and not endpoint.is_local:
+            used.append(endpoint)
         if endpoint is not None and endpoint.needs_key and not find_key(settings, endpoint):
             problems.append(f"'{choice.endpoint}' has no key")
     if problems:
         tail = "⚠ " + "; ".join(sorted(set(problems))) + " — add it in Settings."
+    elif used:  # the header names what the roles use, not only OpenAI's built-in endpoint
+        keys = {("OpenAI" if e.name == "openai" else f"'{e.name}'"): key_source(settings, e) for e in used}
+        tail = "; ".join(f"{n} key: {src}" for n, src in keys.items()) + "."
     elif not has_openai_key(settings):
         tail = ("No OpenAI key: everything runs on the built-in local model (chat, generation, "
                 "fine-tuning, evaluation); add a key in Settings for a GPT-4-class teacher.")
     else:
-        tail = f"OpenAI key: {key_source(settings, endpoints['openai'])}."
+        tail = (f"OpenAI key: {key_source(settings, endpoints['openai'])}; every role runs on the built-in "
+                "local model (choose OpenAI models in Settings > Roles).")
     return " | ".join(parts) + f"  \n{tail}"
 
 

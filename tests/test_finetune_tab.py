@@ -62,6 +62,7 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert act.list_base_models(settings, "stub")["model_dd"].choices[0][0] == "gpt-3.5-turbo"
     summary = act.check_run(settings, visitor, DRAFT, None, 0.1, "stub", MODEL, "auto")["preflight_md"]
     assert "18 training examples, 2 validation" in summary and "Estimated cost" in summary
+    assert re.search(r"Groups of the same lesson: \d+ train, \d+ validation, none on both sides", summary)
 
     out = start(settings, visitor)
     watch = out["watch_state"]
@@ -100,7 +101,7 @@ def test_reattach_after_an_app_restart(stub, visitor) -> None:
         again = act.reattach(fresh, visitor, recent)
         assert again["watch_state"]["job_id"] == job_id and again["timer"].active
         assert job_id in [value for _, value in again["jobs_dd"].choices]
-        assert again["endpoint_dd"] == "stub" and again["model_dd"].choices
+        assert again["endpoint_dd"].value == "stub" and again["model_dd"].choices
     final, watch = poll_until_finished(fresh, visitor, again["watch_state"])
     assert watch["snapshot"]["status"] == "succeeded" and final["settings"].roles["fine_tuned"].endpoint == "stub"
     assert act.reattach(settings_for(stub), visitor, None).get("watch_state") is None  # nothing running

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.problems import problem
+from pipeline.dataset.stats import stats_markdown
 from pipeline.dataset.validate import ValidationReport, _fill_lists, validate_examples
 from pipeline.models import pricing_source
 
@@ -56,4 +57,5 @@ def summary_markdown(report: ValidationReport) -> str:
         lines.append(f"- {icon} {p['message']}")
     if len(listed) > LISTED:
         lines.append(f"- … and {len(listed) - LISTED} more: see the problems column.")
-    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:])
+    figures = stats_markdown(report.stats) if report.stats else ""  # the data-prep notebook's report
+    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + (f"\n\n{figures}" if figures else "")

@@ -26,7 +26,7 @@ def json_paste_hint(text: str) -> str:
         return ""
     try:
         json.loads(straight)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or JSON too deep / a number too long to read
         if not _STRUCTURAL.search(text):
             return ""
     return ' Curly quotes: replace \u201c \u201d (and \u2018 \u2019 around keys and values) with straight quotes (").'

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from pipeline.models import is_fine_tuned, is_free, openai_equivalent
-from pipeline.tokens import usage_cost_usd
+from pipeline.models import base_of, is_fine_tuned, is_free, openai_equivalent
+from pipeline.tokens import training_cost_usd, usage_cost_usd
 
 
 def equivalent_model(model: str, role: str = "") -> str | None:
@@ -28,6 +28,18 @@ def equivalent_model(model: str, role: str = "") -> str | None:
 def equivalent_cost_usd(model: str, role: str, input_tokens: int, output_tokens: int) -> float | None:
     eq = equivalent_model(model, role)
     return usage_cost_usd(eq, input_tokens, output_tokens) if eq else None
+
+
+def fine_tune_cost_usd(base_model: str, trained_tokens: int | None, recorded_usd: float | None) -> float | None:
+    """A fine-tune's training cost for the break-even: what the provider charged by its trained tokens
+    (the OpenAI equivalent for a free local base), else the cost estimated when it started."""
+    if is_free(base_model):
+        return training_cost_usd(openai_equivalent("student"), trained_tokens, 1) if trained_tokens else None
+    if trained_tokens:
+        priced = training_cost_usd(base_of(base_model), trained_tokens, 1)
+        if priced is not None:
+            return priced
+    return recorded_usd
 
 
 def chart_cost_per_100(row: dict) -> float | None:

@@ -21,6 +21,7 @@ from pipeline.evaluate.costs import equivalent_cost_usd, equivalent_model
 from pipeline.evaluate.fewshot import with_shots
 from pipeline.evaluate.scoring import judge_messages, parse_judgement, score
 from pipeline.evaluate.stats import wilson_interval
+from pipeline.evaluate.tasks import TASK_SCORINGS, label_report, score_task, shown_answer
 from pipeline.evaluate.verdict import comparisons, verdict_lines
 from pipeline.tokens import count_messages, counter_for, usage_cost_usd
 
@@ -61,36 +62,48 @@ class Answer:
     note: str = ""
     judge_cost_usd: float | None = None
     equivalent_cost_usd: float | None = None
+    #: json_schema items: {field: right?} of the expected object's fields.
+    fields: dict[str, bool] | None = None
 
 
-def _call(target: Target, messages: list[dict], temperature: float | None, max_tokens: int) -> tuple[str, float, int, int]:
+def _call(target: Target, messages: list[dict], temperature: float | None, max_tokens: int,
+          tools: list | None = None) -> tuple[str, float, int, int, Any]:
+    """(text, latency, input tokens, output tokens, the reply's message: tool calls are read from it)."""
     params: dict[str, Any] = {"max_tokens": max_tokens}
     if temperature is not None:
         params["temperature"] = temperature
+    if tools:
+        params["tools"] = tools
     started = time.perf_counter()
     resp = target.client.chat.completions.create(model=target.model, messages=messages, **params)
     latency = time.perf_counter() - started
-    text = (resp.choices[0].message.content or "") if resp.choices else ""
+    message = resp.choices[0].message if resp.choices else None
+    text = (message.content or "") if message is not None else ""
     if resp.usage is not None:
-        return text, latency, resp.usage.prompt_tokens, resp.usage.completion_tokens
+        return text, latency, resp.usage.prompt_tokens, resp.usage.completion_tokens, message
     counter = counter_for(target.model)  # a server without usage: estimate
-    return text, latency, count_messages(messages, counter), counter.count(text)
+    return text, latency, count_messages(messages, counter), counter.count(text), message
 
 
 def _answer_one(item: BenchItem, target: Target, judge: Target | None, temperature: float | None,
                 max_tokens: int) -> Answer:
     try:
-        text, latency, tin, tout = _call(target, with_shots(item.messages, target.shots), temperature, max_tokens)
+        text, latency, tin, tout, message = _call(target, with_shots(item.messages, target.shots), temperature,
+                                                  max_tokens, item.tools)
     except Exception as exc:  # one failed call is one wrong answer with its reason, not a failed run
         return Answer(item.index, target.name, "", False, "error", None, 0, 0, error=explain(exc))
     costs = {"cost_usd": usage_cost_usd(target.model, tin, tout),
              "equivalent_cost_usd": equivalent_cost_usd(target.model, target.role, tin, tout)}
+    if item.scoring in TASK_SCORINGS:
+        t = score_task(item, text, message)
+        return Answer(item.index, target.name, shown_answer(text, message), t.correct, t.extracted, latency, tin,
+                      tout, note=t.note, fields=t.fields or None, **costs)
     if item.scoring != "judge":
         v = score(item.scoring, text, item.expected)
         return Answer(item.index, target.name, text, v.correct, v.extracted, latency, tin, tout, note=v.note, **costs)
     assert judge is not None  # run_benchmark checks this up front
     try:
-        jtext, _, jin, jout = _call(judge, judge_messages(item.messages, item.expected, text), 0.0, 16)
+        jtext, _, jin, jout, _ = _call(judge, judge_messages(item.messages, item.expected, text), 0.0, 16)
     except Exception as exc:
         return Answer(item.index, target.name, text, False, "judge error", latency, tin, tout,
                       error=f"The judge failed: {explain(exc)}", **costs)
@@ -198,11 +211,34 @@ def build_results(name: str, items: Sequence[BenchItem], targets: Sequence[Targe
                    "answers": by_item.get(i.index, {})} for i in items],
         "leakage": leaks or [],
     }
+    results |= task_reports(items, targets, answers)
     results["benchmark_sha256"] = benchmark_hash(items)
     results["settings"] = dict(settings or {})
     results["comparisons"] = comparisons(results)
     results["verdicts"] = verdict_lines(results)
     return results
+
+
+def task_reports(items: Sequence[BenchItem], targets: Sequence[Target], answers: Sequence[Answer]) -> dict:
+    """Per model: `labels` (per-label precision/recall/F1 + confusion matrix) over label items, `fields`
+    (accuracy of each expected field) over json_schema items; only the keys the benchmark needs."""
+    out: dict[str, dict] = {}
+    label_items = {i.index: i for i in items if i.scoring == "label"}
+    schema_items = {i.index for i in items if i.scoring == "json_schema"}
+    all_labels = list(dict.fromkeys(lab for i in label_items.values() for lab in (*i.labels, i.expected)))
+    for t in targets:
+        mine = [a for a in answers if a.model == t.name]
+        if label_items:
+            pairs = [(label_items[a.item].expected, a.verdict) for a in mine if a.item in label_items]
+            out.setdefault("labels", {})[t.name] = label_report([p[0] for p in pairs], [p[1] for p in pairs],
+                                                               all_labels)
+        if schema_items:
+            tally: dict[str, list[bool]] = {}
+            for a in mine:
+                for name, right in (a.fields or {}).items() if a.item in schema_items else ():
+                    tally.setdefault(name, []).append(right)
+            out.setdefault("fields", {})[t.name] = {k: round(sum(v) / len(v), 4) for k, v in tally.items()}
+    return out
 
 
 def run_benchmark(name: str, items: Sequence[BenchItem], targets: Sequence[Target], *,

@@ -137,7 +137,14 @@ class FastLlama:
         from safetensors.torch import save_file
 
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        save_file(self.tensors, str(tmp), metadata={"fastlm": json.dumps(self.meta)})
+        # Dense fp32 weights of a tied-embedding model: embed and lm_head are one tensor, which
+        # safetensors refuses to write; each is saved on its own.
+        tensors, seen = {}, set()
+        for name, t in self.tensors.items():
+            ptr = t.untyped_storage().data_ptr()
+            tensors[name] = t.clone() if ptr in seen else t
+            seen.add(ptr)
+        save_file(tensors, str(tmp), metadata={"fastlm": json.dumps(self.meta)})
         os.replace(tmp, path)
 
     @classmethod

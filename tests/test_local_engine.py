@@ -48,6 +48,27 @@ def test_sampling_rules():
     assert {sample(logits, 1.0, 0.5, gen) for _ in range(20)} == {1}  # top_p keeps the top token only
 
 
+def test_sampling_follows_the_distribution_and_the_nucleus():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    draws = 20_000
+    counts = torch.bincount(torch.tensor([sample(logits, 1.0, 1.0, gen) for _ in range(draws)]), minlength=4)
+    assert torch.allclose(counts / draws, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.015)
+    # Temperature 0.5 squares the probabilities before normalising.
+    sharp = torch.tensor([0.25, 0.09, 0.0225, 0.0025]) / 0.365
+    counts = torch.bincount(torch.tensor([sample(logits, 0.5, 1.0, gen) for _ in range(draws)]), minlength=4)
+    assert torch.allclose(counts / draws, sharp, atol=0.015)
+    # top_p 0.7: the nucleus is the first two tokens (0.5 + 0.3 reaches 0.7), in proportion 5:3.
+    counts = torch.bincount(torch.tensor([sample(logits, 1.0, 0.7, gen) for _ in range(draws)]), minlength=4)
+    assert counts[2:].sum() == 0 and abs(counts[0] / draws - 0.625) < 0.015
+    # A nucleus wider than the first tiers looked at (64, 2048 tokens) is still found exactly.
+    wide = -torch.arange(49152, dtype=torch.float32) * 1e-4  # nearly flat, strictly decreasing
+    probs = torch.softmax(wide, -1)
+    inside = int(((probs.cumsum(0) - probs) < 0.9).sum())
+    picks = torch.tensor([sample(wide, 1.0, 0.9, gen) for _ in range(2000)])
+    assert inside > 2048 and int(picks.max()) < inside and int(picks.max()) > 2048
+
+
 def test_training_lines_are_checked_with_line_numbers():
     good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     assert parse_line(good, 1) == {"prompt": [good["messages"][0]], "completion": [good["messages"][1]]}

@@ -28,3 +28,15 @@ def test_one_confirmation_threshold_in_settings_readme_and_cli() -> None:
     assert SessionSettings().confirm_above_usd == DEFAULT_CONFIRM_USD
     line = next(row for row in readme.splitlines() if "DISTILL_FINETUNE_CONFIRM_USD" in row)
     assert f"${DEFAULT_CONFIRM_USD:g}" in line
+
+
+def test_a_hub_load_without_network_fails_at_once_saying_what_to_do(monkeypatch) -> None:
+    import pytest
+
+    from pipeline.hub.errors import HubNetworkError
+    from pipeline.hub.pull import load_from_hub
+    from tests.browser_support import free_port
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(HubNetworkError, match="Cannot reach the Hugging Face Hub.*Check the network"):
+        load_from_hub("someone/data")

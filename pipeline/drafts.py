@@ -42,7 +42,10 @@ def _dump(examples: list[dict]) -> str:
     return "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
 
 
-def draft_stamp(visitor_id: str) -> tuple[int, int, int] | None:
+Stamp = tuple[int, int, int]
+
+
+def draft_stamp(visitor_id: str) -> Stamp | None:
     """Changes whenever the draft is written (a new inode on every atomic rewrite, a new size on append)."""
     try:
         st = draft_path(visitor_id).stat()
@@ -51,23 +54,40 @@ def draft_stamp(visitor_id: str) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def load_draft(visitor_id: str) -> list[dict]:
-    """The visitor's examples (empty list when they have none yet)."""
+def draft_lines(visitor_id: str) -> list[str]:
+    """The draft's JSON lines as stored, one per example (what the Dataset tab caches its work by)."""
+    return read_draft(visitor_id)[1]
+
+
+def read_draft(visitor_id: str) -> tuple[Stamp | None, list[str]]:
+    """(stamp, lines) read together: no write can come between the two."""
     path = draft_path(visitor_id)
-    if not path.exists():
-        return []
     with _locks[str(path)]:
+        if not path.exists():
+            return None, []
         # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, which json.dumps(ensure_ascii=False)
         # leaves unescaped inside strings.
-        lines = path.read_text(encoding="utf-8").split("\n")
-    return [json.loads(line) for line in lines if line.strip()]
+        stamp, lines = draft_stamp(visitor_id), path.read_text(encoding="utf-8").split("\n")
+    return stamp, [line for line in lines if line.strip()]
+
+
+def load_draft(visitor_id: str) -> list[dict]:
+    """The visitor's examples (empty list when they have none yet)."""
+    return [json.loads(line) for line in draft_lines(visitor_id)]
 
 
 def save_draft(visitor_id: str, examples: list[dict]) -> None:
     """Replace the draft with `examples` (atomically: a crash mid-write keeps the old file)."""
+    save_draft_lines(visitor_id, [json.dumps(ex, ensure_ascii=False) for ex in examples])
+
+
+def save_draft_lines(visitor_id: str, lines: list[str]) -> Stamp | None:
+    """Replace the draft with these JSON lines (one example each, as `draft_lines` gives them); returns
+    the stamp of what was written."""
     path = draft_path(visitor_id)
     with _locks[str(path)]:
-        _atomic_write(path, _dump(examples))
+        _atomic_write(path, "".join(line + "\n" for line in lines))
+        return draft_stamp(visitor_id)
 
 
 def append_to_draft(visitor_id: str, examples: list[dict]) -> int:

@@ -15,10 +15,10 @@ import os
 import re
 import socket
 import tempfile
-from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pipeline import config
 from pipeline.errors import InputError

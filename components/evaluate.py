@@ -98,6 +98,9 @@ def _results_section(c: dict[str, Any]) -> None:
                                  elem_id="eval-scoreboard", visible=False)
     c["chart_plot"] = gr.Plot(label="Accuracy against cost and latency", elem_id="eval-chart", visible=False)
     c["breakeven_md"] = gr.Markdown()
+    # Label benchmarks: the confusion matrix and per-label scores; JSON answers: per-field accuracy.
+    c["task_plot"] = gr.Plot(label="Confusion matrix", elem_id="eval-confusion", visible=False)
+    c["task_md"] = gr.Markdown(elem_id="eval-task-scores")
     c["drill_df"] = gr.Dataframe(headers=["#", "question", "expected", "scoring"], label="Per question",
                                  interactive=False, wrap=True, max_height=600, visible=False)
     with gr.Accordion("Earlier runs on this benchmark", open=False):

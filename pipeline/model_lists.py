@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import openai
-
 from pipeline import ownership
 from pipeline.endpoints import Endpoint, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import DistillError, explain
@@ -64,30 +62,11 @@ def _host(endpoint: Endpoint) -> str:
 def describe_failure(exc: BaseException, endpoint: Endpoint, settings: SessionSettings,
                      model: str | None = None) -> str:
     """A failed call in words: invalid key, no access to model, network unreachable, rate limited..."""
-    if isinstance(exc, DistillError):
-        text = str(exc)
-    elif isinstance(exc, openai.AuthenticationError):
-        text = (f"Invalid key: {_host(endpoint)} refused it (401). Type the key again in Settings, "
-                "or fix the environment variable it comes from.")
-    elif isinstance(exc, openai.PermissionDeniedError):
-        what = f"model '{model}'" if model else "this resource"
-        text = f"No access: the key is valid but may not use {what} (403)."
-    elif isinstance(exc, openai.NotFoundError):
-        text = (f"No access to model '{model}': {_host(endpoint)} does not serve it to this key (404)."
-                if model else f"Not found (404) at {_host(endpoint)}: check the base URL "
-                "(OpenAI-compatible servers usually end in /v1).")
-    elif isinstance(exc, openai.RateLimitError):
-        text = explain(exc)
-    elif isinstance(exc, openai.APITimeoutError):
-        text = f"Network unreachable: no answer from {_host(endpoint)} within {PROBE_TIMEOUT_S:.0f} s."
-    elif isinstance(exc, openai.APIConnectionError):
-        text = (f"Network unreachable: could not connect to {_host(endpoint)}. Check the base URL and "
-                "that the server is running.")
-    elif isinstance(exc, NotAModelList):
+    if isinstance(exc, NotAModelList):
         text = (f"{_host(endpoint)} answered, but not with an OpenAI model list ({exc}). Check the "
                 "base URL (OpenAI-compatible servers usually end in /v1).")
-    else:
-        text = explain(exc)
+    else:  # the one translation of provider errors, with this call's context
+        text = explain(exc, host=_host(endpoint), model=model, timeout_s=PROBE_TIMEOUT_S, listing=not model)
     return redact(text, settings)
 
 

@@ -126,7 +126,7 @@ def teacher_writes(settings: SessionSettings, visitor: str | None, write_n_nb: f
     if not written.items:
         raise InputError(" ".join(written.notes) or "The teacher wrote no usable questions; try again.")
     choice = save_written(visitor, written.items)
-    note = (f"The teacher (`{teacher.model}`) wrote **{len(written.items)} new questions** into "
+    note = (f"The teacher (`{teacher.model}`) wrote **{len(written.items)} new question{'s' * (len(written.items) != 1)}** into "
             f"`{choice.removeprefix(PREFIX)}`; {written.dropped_near_duplicates} near-duplicates of training "
             f"questions were dropped. {' '.join(written.notes)} Review the expected answers below before you run.")
     return _made(visitor, choice, note)

@@ -214,3 +214,16 @@ def test_tokenizer_loads_without_the_model_config_import_chain():
             f"load_tokenizer_fast(Path({str(model_dir)!r})); print('transformers.activations' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_building_the_app_does_not_import_torch():
+    """The first page waits for everything the app imports while it is built; torch (~2 s) is needed only
+    by the local backend, which starts right after the page is served (pipeline/local/warmup.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys; import app; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip().splitlines()[-1] == "[]"

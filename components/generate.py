@@ -60,6 +60,14 @@ def show_template(template_dd: str) -> dict[str, Any]:
     return ui.template_form(template_dd)
 
 
+@outputs("endpoint_dd")
+def follow_settings(endpoint_dd: str, settings: endpoints.SessionSettings) -> dict[str, Any]:
+    """The endpoints the visitor has now (Settings is the source of truth); a removed one falls back to
+    the teacher role."""
+    names = [ROLE_DEFAULT, *settings.endpoints()]
+    return {"endpoint_dd": gr.update(choices=names, value=endpoint_dd if endpoint_dd in names else ROLE_DEFAULT)}
+
+
 @outputs("endpoint_dd", "model_dd")
 def list_teacher_models(endpoint_dd: str, settings: endpoints.SessionSettings) -> dict[str, Any]:
     """Model choices for the picked endpoint (settings' list_models when available); typing stays allowed."""
@@ -97,7 +105,7 @@ def prepare_run() -> dict[str, Any]:
     return {"run_state": RunHandle()}
 
 
-@outputs("status_md", "progress_sl", "failures_df", "dataset_rev", "start_btn", "stop_btn", "failures_file")
+@outputs("status_md", "progress_bar", "failures_df", "dataset_rev", "start_btn", "stop_btn", "failures_file")
 def generate_examples(template_dd: str, var_box_0: str, var_box_1: str, var_box_2: str, var_box_3: str,
                       var_box_4: str, var_box_5: str, endpoint_dd: str, model_dd: str, n_num: float,
                       concurrency_sl: float, temperature_sl: float, budget_num: float | None, seed_num: float,
@@ -111,7 +119,7 @@ def generate_examples(template_dd: str, var_box_0: str, var_box_1: str, var_box_
                      visitor, settings)
     client = endpoints.make_client(settings, config.endpoint, async_=True)
     yield {"status_md": f"Starting: {gen.estimate_run(config).describe()}.", "start_btn": gr.update(interactive=False),
-           "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_sl": 0}
+           "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_bar": ui.progress_html(0)}
     appended, status, error = 0, None, None
     rev, redraw = dataset_rev or 0, ui.Throttle(REDRAW_EVERY_S)
     try:
@@ -128,7 +136,7 @@ def generate_examples(template_dd: str, var_box_0: str, var_box_1: str, var_box_
                 appended += len(fresh)
                 redraw.pending()
             update = {"status_md": ui.status_markdown(status), "failures_df": ui.failures_frame(status.new_failures),
-                      "progress_sl": round(100 * status.written / max(1, status.requested), 1)}
+                      "progress_bar": ui.progress_html(100 * status.written / max(1, status.requested))}
             if redraw.due():
                 rev += 1
                 update["dataset_rev"] = rev
@@ -180,8 +188,8 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["start_btn"] = gr.Button("Start", variant="primary")
         c["stop_btn"] = gr.Button("Stop", variant="stop", interactive=False)
     c["estimate_md"] = gr.Markdown()
-    c["progress_sl"] = gr.Slider(0, 100, value=0, step=0.1, label="Progress (% of the examples asked for)",
-                                 interactive=False)
+    # A bar, not a slider: a Slider looked draggable, and its number box invited typing a progress.
+    c["progress_bar"] = gr.HTML(ui.progress_html(0), elem_id="generate-progress")
     c["status_md"] = gr.Markdown()
     with gr.Accordion("Exact prompt of the first request", open=False):
         c["prompt_box"] = gr.Textbox(lines=14, interactive=False, show_label=False)
@@ -191,6 +199,7 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
 
     # Triggers None: on page load and whenever the template changes.
     wire(functools.partial(gr.on, None), show_template, c, api_name="show_template")
+    wire(ctx.settings.change, follow_settings, c)
     wire(c["endpoint_dd"].focus, list_teacher_models, c)
     wire(c["model_dd"].focus, list_teacher_models, c)
     wire(c["preview_btn"].click, preview_prompt, c)

@@ -106,6 +106,13 @@ def run_in_thread(handle: RunHandle, config: GenerationConfig, client: Any) -> I
         yield item if isinstance(item, Finished) else item[-1]  # snapshots are cumulative: the newest says all
 
 
+def progress_html(percent: float) -> str:
+    """A read-only progress bar (share of the examples asked for that are written)."""
+    pct = max(0.0, min(100.0, float(percent)))
+    return (f'<progress max="100" value="{pct:.1f}" style="width:100%;height:14px" '
+            f'aria-label="Progress"></progress><div>{pct:.0f}% of the examples asked for</div>')
+
+
 def status_markdown(s: RunStatus) -> str:
     head = {"running": "Running", "done": "Done", "cancelled": "Stopped", "budget": "Stopped at the budget",
             "failed": "Stopped"}.get(s.state, s.state)

@@ -66,7 +66,7 @@ def test_run_appends_to_the_draft_and_records_provenance(fake: FakeOpenAI) -> No
     assert all(set(ex) == {"messages"} for ex in draft)
     revs = [u["dataset_rev"] for u in updates if "dataset_rev" in u]
     assert revs and revs[-1] >= 1
-    assert any(u.get("progress_sl") == 100 for u in updates)
+    assert any('value="100.0"' in str(u.get("progress_bar")) for u in updates)
     meta = drafts.load_meta(v)
     [run] = meta["generation"]
     assert run["template"] == "reasoning" and run["teacher"] == "gpt-4o-mini" and run["added_to_draft"] == 6

@@ -18,6 +18,7 @@ import openai
 
 from pipeline.commands import add_endpoint_flags, cli_provider, emit_json, openai_client, progress
 from pipeline.errors import DistillError, explain
+from pipeline.finetune.preflight import DEFAULT_CONFIRM_USD
 from pipeline.finetune.session import start_job
 from pipeline.finetune.watch import JobSnapshot, progress_line, watch_job
 
@@ -36,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--wait", action="store_true", help="follow the job until it ends (progress on stderr)")
     p.add_argument("--poll", type=float, default=5.0, help="seconds between status checks with --wait")
     p.add_argument("--yes", action="store_true", help="go ahead when the estimated cost is above "
-                   "the confirmation threshold ($DISTILL_FINETUNE_CONFIRM_USD, default $5)")
+                   f"the confirmation threshold ($DISTILL_FINETUNE_CONFIRM_USD, default ${DEFAULT_CONFIRM_USD:g})")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
 

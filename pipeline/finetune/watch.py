@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 
-from pipeline.errors import explain
+from pipeline.errors import explain, retry_after_seconds
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.metrics import rows_from_csv, rows_from_events, total_steps_from_events
 
@@ -89,15 +89,6 @@ def _checkpoint_dict(ckpt: Any) -> dict[str, Any]:
             "created_at": ckpt.created_at}
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _queue_ahead(client: Any, job: Any) -> int | None:
     """How many jobs the provider will run before this one, when it is waiting.
 
@@ -159,7 +150,7 @@ def watch_job(client: Any, job_id: str, previous: JobSnapshot | None = None, *,
         snap.queue_ahead = _queue_ahead(client, job)
     except TRANSIENT as exc:
         snap.failures += 1
-        snap.retry_after_s = _retry_after(exc)
+        snap.retry_after_s = retry_after_seconds(exc)
         snap.warning = f"{explain(exc)} Still watching: next try in {snap.next_poll_s():.0f} s."
         return snap
     snap.warning, snap.failures, snap.retry_after_s = None, 0, None

@@ -17,7 +17,7 @@ from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
 from components.status import build_status_line
-from components.visitor import browser_secret, start_session
+from components.visitor import browser_secret, start_session, visitor_state
 from pipeline.endpoints import SessionSettings
 
 TITLE = "Distill Studio"
@@ -29,7 +29,7 @@ def build_app() -> gr.Blocks:
                     "fine-tune, compare.")
         ctx = AppContext(
             settings=gr.State(SessionSettings()),
-            visitor=gr.BrowserState(None, storage_key="distill_visitor", secret=browser_secret()),
+            visitor=visitor_state("distill_visitor"),
             dataset_rev=gr.State(0),
             recent_jobs=gr.BrowserState([], storage_key="distill_jobs", secret=browser_secret()),
             remembered=gr.BrowserState(None, storage_key="distill_settings", secret=browser_secret()),
@@ -67,4 +67,9 @@ if __name__ == "__main__":
     demo.queue(default_concurrency_limit=8).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        prevent_thread_lock=True,
     )
+    from pipeline.local.warmup import warm_up_in_background
+
+    warm_up_in_background()  # the page is up: load the local model while the visitor looks at it
+    demo.block_thread()

@@ -75,14 +75,16 @@ def baseline_child(job_dir: Path) -> int:
     return 0
 
 
-def specs(model_dir: Path, work: Path) -> dict[str, Path]:
-    """spec.json for each contestant; ours is resolved exactly as the job runner resolves "auto"."""
+def specs(model_dir: Path, work: Path, override: dict | None = None) -> dict[str, Path]:
+    """spec.json for each contestant; ours is resolved exactly as the job runner resolves "auto"
+    (`override` replaces some of ours, to try another rule before changing it)."""
     from pipeline.local.dataset import auto_batch_size, read_examples, resolved_auto_epochs
     from pipeline.local.jobs import LEARNING_RATE
 
     train = read_examples(TRAIN.read_bytes())
     n = len(train)
     ours_hp = {"epochs": resolved_auto_epochs(n), "batch_size": auto_batch_size(n), "learning_rate": LEARNING_RATE}
+    ours_hp.update(override or {})
     base_hp = {"epochs": min(8, max(3, math.ceil(180 / n))), "batch_size": 4, "learning_rate": 1e-3}
     out = {}
     for name, hp in (("baseline", base_hp), ("ours", ours_hp)):
@@ -142,6 +144,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="baseline/ours pairs, alternating")
     parser.add_argument("--only", choices=["baseline", "ours"], help="train one contestant only")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--ours-epochs", type=int, help="try another epoch count for ours")
+    parser.add_argument("--ours-batch", type=int, help="try another batch size for ours")
+    parser.add_argument("--ours-lr", type=float, help="try another learning rate for ours")
     parser.add_argument("--baseline-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_child:
@@ -155,7 +160,9 @@ def main() -> int:
     names = [args.only] if args.only else ["baseline", "ours"]
     for r in range(args.rounds):
         row = {}
-        dirs = specs(model_dir, Path(tempfile.mkdtemp(prefix="distill-train-bench-")))
+        override = {k: v for k, v in (("epochs", args.ours_epochs), ("batch_size", args.ours_batch),
+                                          ("learning_rate", args.ours_lr)) if v}
+        dirs = specs(model_dir, Path(tempfile.mkdtemp(prefix="distill-train-bench-")), override)
         for name in names if r % 2 == 0 else names[::-1]:
             row[name] = train(name, dirs[name])
             right, answers = score(model_dir, Path(dirs[name] / "adapter"), bench)

@@ -30,6 +30,14 @@ def model_choices() -> list[str]:
 
 
 def histogram(report: ValidationReport) -> go.Figure:
+    if not report.token_lengths:  # an empty histogram draws bare axes from -1: say what will be here
+        fig = go.Figure()
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        fig.add_annotation(text="Tokens per example appear here once the draft has examples.",
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        return fig
     fig = go.Figure(go.Histogram(x=report.token_lengths, nbinsx=30, marker_color="#6366f1"))
     approx = " (approximate)" if report.tokens_approximate else ""
     fig.update_layout(title=f"Tokens per example{approx}", xaxis_title="tokens", yaxis_title="examples",

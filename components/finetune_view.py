@@ -30,12 +30,15 @@ def badge_html(status: str | None) -> str:
             f'color:white;padding:2px 10px;border-radius:999px;font-weight:600">{label}</span>')
 
 
-def progress_markdown(snap: JobSnapshot) -> str:
+def progress_markdown(snap: JobSnapshot, snippet: str | None = None) -> str:
+    """The job's facts; `snippet` (Python calling the fine-tuned model) is shown once it succeeded."""
     lines = [" · ".join([f"**Job** `{snap.job_id}` on **{snap.base_model or '?'}**", *progress_facts(snap)])]
     if snap.fine_tuned_model:
         lines.append(f"Fine-tuned model: `{snap.fine_tuned_model}` — now the Chat tab's fine-tuned model.")
     if snap.trained_tokens:
         lines.append(f"Trained tokens: {snap.trained_tokens:,}")
+    if snippet and snap.status == "succeeded" and snap.fine_tuned_model:
+        lines.append(f"Call it from your own code with the openai SDK:\n\n```python\n{snippet}```")
     if snap.error:
         lines.append(f"**{snap.error}**")
     if snap.warning:

@@ -1,17 +1,19 @@
 """Settings tab: endpoints and keys, role assignments, Hugging Face token, budgets, workspace.
 
-Wiring only; handlers are in components/settings_handlers.py, logic in pipeline/. Keys typed here
+Wiring only (components/wiring.py: handlers name their inputs); handlers are in
+components/settings_handlers.py, logic in pipeline/. Keys typed here
 live in the visitor's gr.State; their boxes are emptied after saving and nothing sends them back.
 """
 
 from __future__ import annotations
 
-from functools import partial
+import functools
 
 import gradio as gr
 
 from components import settings_handlers as h
 from components.context import AppContext
+from components.wiring import wire
 from pipeline.endpoints import CAPABILITIES, ROLE_LABELS, ROLES, EndpointKind, SessionSettings
 from pipeline.local.precision import settings_line as precision_line
 from pipeline.settings_view import ENDPOINT_COLUMNS, endpoint_rows
@@ -24,7 +26,8 @@ def _build_endpoints(ui: dict) -> None:
                 "`OPENAI_API_KEY` (`OPENAI_BASE_URL` moves it). Add any OpenAI-compatible server "
                 "(vLLM, Ollama, llama.cpp, LM Studio) or Azure OpenAI.")
     ui["endpoints_df"] = gr.Dataframe(value=endpoint_rows(SessionSettings()), headers=ENDPOINT_COLUMNS,
-                                      interactive=False, wrap=True, elem_id="endpoints-table")
+                                      interactive=False, wrap=True, elem_id="endpoints-table",
+                                      column_widths=["15%", "12%", "22%", "17%", "24%", "10%"])
     with gr.Row():
         ui["endpoint_dd"] = gr.Dropdown([h.NEW, "local", "openai"], value=h.NEW, label="Endpoint to edit",
                                         allow_custom_value=True)
@@ -80,12 +83,14 @@ def _build_rest(ui: dict) -> None:
         ui["confirm_num"] = gr.Number(label="Ask before fine-tunes costing more than (USD)", minimum=0)
         ui["budgets_save_btn"] = gr.Button("Save budgets")
     ui["budgets_md"] = gr.Markdown()
-    gr.Markdown("### Remember in this browser\nOff by default. Endpoints, roles and budgets are kept "
-                "in this browser's storage, never on the server; keys only if you tick the second box.")
+    gr.Markdown("### Remember in this browser\nA refresh keeps your settings for this session (in the "
+                "server's memory, never on disk). To find them on a later visit, tick the first box: endpoints, "
+                "roles and budgets are kept in this browser's storage; keys only if you tick the second box.")
     with gr.Row():
         ui["remember_chk"] = gr.Checkbox(label="Remember my endpoints in this browser", value=False)
         ui["remember_keys_chk"] = gr.Checkbox(label="…and their keys (only on a computer you trust)",
                                               value=False)
+    ui["remember_md"] = gr.Markdown(elem_id="remember-note")
     gr.Markdown("### Workspace")
     with gr.Row():
         ui["workspace_md"] = gr.Markdown()
@@ -94,47 +99,26 @@ def _build_rest(ui: dict) -> None:
 
 
 def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
-    ui: dict = {"settings": ctx.settings}
+    ui: dict = {"settings": ctx.settings, "visitor": ctx.visitor, "remembered": ctx.remembered}
     _build_endpoints(ui)
     _build_roles(ui)
     _build_rest(ui)
-    s, form = ctx.settings, ["name_box", "kind_dd", "url_box", "key_env_box", "api_version_box",
-                             "headers_box", "caps_cbg"]
-    role_pairs = [ui[f"{r}_{part}_dd"] for r in ROLES for part in ("endpoint", "model")]
-    view = [ui[k] for k in ("endpoints_df", "endpoint_dd", "budget_num", "confirm_num", "remember_chk",
-                            "remember_keys_chk", "workspace_md", "hf_md")] + role_pairs
-
     # No triggers: on page load and whenever the settings or the visitor id change (any tab's doing).
-    gr.on(None, partial(h.render_settings, ui), [s, ctx.visitor], view, api_name="show_settings")
-    ui["workspace_btn"].click(partial(h.render_settings, ui), [s, ctx.visitor], view, api_visibility="private")
-    s.change(h.remember_in_browser, s, ctx.remembered, api_visibility="private")
-    ui["endpoint_dd"].input(partial(h.show_endpoint, ui), [s, ui["endpoint_dd"]],
-                            [ui[k] for k in [*form, "key_box"]], api_name="show_endpoint")
-    ui["save_btn"].click(
-        partial(h.save_endpoint_clicked, ui),
-        [s, ui["endpoint_dd"], ui["name_box"], ui["kind_dd"], ui["url_box"], ui["key_box"], ui["key_env_box"],
-         ui["api_version_box"], ui["headers_box"], ui["caps_cbg"], ui["forget_chk"]],
-        [s, ui["endpoint_dd"], ui["key_box"], ui["headers_box"], ui["forget_chk"], ui["endpoints_df"],
-         ui["result_md"]], api_name="save_endpoint")
-    ui["remove_btn"].click(partial(h.remove_endpoint_clicked, ui), [s, ui["endpoint_dd"]],
-                           [s, ui["endpoint_dd"], ui["endpoints_df"], ui["result_md"]], api_name="remove_endpoint")
-    ui["test_btn"].click(partial(h.test_endpoint_clicked, ui), [s, ui["endpoint_dd"], ui["test_model_box"]],
-                         [ui["result_md"], ui["endpoints_df"]], api_name="test_connection")
+    wire(functools.partial(gr.on, None), h.render_settings, ui, api_name="show_settings")
+    wire(ui["workspace_btn"].click, h.render_settings, ui, api_visibility="private")
+    wire(ctx.settings.change, h.keep_settings, ui, api_visibility="private")
+    wire(ui["endpoint_dd"].input, h.show_endpoint, ui, api_name="show_endpoint")
+    wire(ui["kind_dd"].input, h.kind_chosen, ui, api_visibility="private")
+    wire(ui["save_btn"].click, h.save_endpoint_clicked, ui, api_name="save_endpoint")
+    wire(ui["remove_btn"].click, h.remove_endpoint_clicked, ui, api_name="remove_endpoint")
+    wire(ui["test_btn"].click, h.test_endpoint_clicked, ui, api_name="test_connection")
     for r in ROLES:
-        ui[f"{r}_endpoint_dd"].input(
-            partial(h.models_for_role, ui, r), [s, ui[f"{r}_endpoint_dd"], ui[f"{r}_model_dd"]],
-            [ui[f"{r}_model_dd"], ui["models_md"], ui["endpoints_df"]], api_name=f"models_for_{r}")
-    ui["refresh_models_btn"].click(
-        partial(h.refresh_models_clicked, ui), [s, *role_pairs],
-        [ui["models_md"], ui["endpoints_df"], *role_pairs[1::2]], api_name="refresh_models")
-    ui["save_roles_btn"].click(partial(h.save_roles_clicked, ui), [s, *role_pairs], [s, ui["roles_md"]],
-                               api_name="save_roles")
-    ui["reset_roles_btn"].click(partial(h.reset_roles_clicked, ui), [s], [s, ui["roles_md"]],
-                                api_name="reset_roles")
-    ui["hf_save_btn"].click(partial(h.save_hf_token_clicked, ui), [s, ui["hf_box"], ui["hf_forget_chk"]],
-                            [s, ui["hf_box"], ui["hf_forget_chk"], ui["hf_md"]], api_name="save_hf_token")
-    ui["budgets_save_btn"].click(partial(h.save_budgets_clicked, ui), [s, ui["budget_num"], ui["confirm_num"]],
-                                 [s, ui["budgets_md"]], api_name="save_budgets")
-    gr.on([ui["remember_chk"].input, ui["remember_keys_chk"].input], partial(h.set_remember, ui),
-          [s, ui["remember_chk"], ui["remember_keys_chk"]], [s, ui["remember_keys_chk"]], api_name="set_remember")
+        wire(ui[f"{r}_endpoint_dd"].input, h.models_for_role(r), ui, api_name=f"models_for_{r}")
+    wire(ui["refresh_models_btn"].click, h.refresh_models_clicked, ui, api_name="refresh_models")
+    wire(ui["save_roles_btn"].click, h.save_roles_clicked, ui, api_name="save_roles")
+    wire(ui["reset_roles_btn"].click, h.reset_roles_clicked, ui, api_name="reset_roles")
+    wire(ui["hf_save_btn"].click, h.save_hf_token_clicked, ui, api_name="save_hf_token")
+    wire(ui["budgets_save_btn"].click, h.save_budgets_clicked, ui, api_name="save_budgets")
+    wire(functools.partial(gr.on, [ui["remember_chk"].input, ui["remember_keys_chk"].input]), h.set_remember, ui,
+         api_name="set_remember")
     return ui

@@ -15,8 +15,15 @@ from components.errors import shown_errors
 from components.wiring import keyed
 from pipeline.background import Finished, iterate_in_thread
 from pipeline.control import RunControl
-from pipeline.demo import STEP_TITLES, DemoRun, add_to_log, list_scenarios, load_scenario, run_step
-from pipeline.demo.steps import restore_draft
+from pipeline.demo import (
+    STEP_TITLES,
+    DemoRun,
+    add_to_log,
+    list_scenarios,
+    load_scenario,
+    restore_draft,
+    run_step,
+)
 from pipeline.endpoints import RoleChoice, SessionSettings
 from pipeline.errors import explain
 from pipeline.finetune.records import remember

@@ -120,6 +120,9 @@ MULTI_USER: Setting[bool] = Setting(
     "DISTILL_MULTI_USER", _flag, False, "0 (1 on a Space)",
     "1 treats the app as reachable by several people off Spaces too (pickers hide others' fine-tunes).",
     "1 or 0")
+SECRET_KEY: Setting[str | None] = Setting(
+    "DISTILL_SECRET_KEY", str, None, "random, kept in the workspace's `.server_secret`",
+    "Server key that signs visitor ids and seals what the browser keeps (keep it secret).")
 LOCAL_API_KEY: Setting[str | None] = Setting(
     "DISTILL_LOCAL_API_KEY", str, None, "random, printed at start",
     "Key clients must send to `python -m pipeline serve`.")

@@ -5,8 +5,8 @@ per kind; `endpoint.provider` answers). Settings belong to one visitor and live 
 in module globals; keys typed in the UI stay in that object and are never written anywhere.
 
 Key lookup order (simonw/llm's): typed in this session -> environment / Space secret -> clear error.
-Model lists, connection tests and the newest fine-tuned model live in `pipeline.model_lists` and are
-importable from here too (`from pipeline.endpoints import list_models`).
+Model lists, connection tests, the newest fine-tuned model and `client_for_role` (which looks that
+model up) live in `pipeline.model_lists`, which builds on this module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline import config
+from pipeline import config, ownership
 from pipeline.errors import ConfigError, InputError, MissingKeyError
 from pipeline.finetune.preflight import confirm_threshold_usd
 from pipeline.providers import CAPABILITIES, EndpointKind, kind_of
@@ -219,8 +219,9 @@ def make_client(settings: SessionSettings, endpoint_name: str, *, async_: bool =
 
 
 def multi_user() -> bool:
-    """Can more than one person reach this app (a Space, or DISTILL_MULTI_USER=1)?"""
-    return bool(os.environ.get("SPACE_ID")) or config.MULTI_USER.get()
+    """Can more than one person reach this app? (pipeline.ownership.multi_user: a Space, a server
+    bound beyond loopback, a share link, or DISTILL_MULTI_USER=1)"""
+    return ownership.multi_user()
 
 
 def shared_endpoint(settings: SessionSettings, endpoint: Endpoint) -> bool:
@@ -247,9 +248,25 @@ def default_role(settings: SessionSettings, role: str) -> RoleChoice:
         base = settings.roles.get("base") or default_role(settings, "base")
         tuned = settings.fine_tuned_cache.get(base.endpoint)
         return RoleChoice(base.endpoint, tuned or base.model)
+    if role == "judge" and "teacher" in settings.roles:
+        # The visitor chose a teacher (their strongest model, on an endpoint they use): it judges too,
+        # rather than a default model their endpoint may not serve.
+        return settings.roles["teacher"]
     if has_openai_key(settings):
-        return RoleChoice("openai", OPENAI_ROLE_DEFAULTS[role])
+        return RoleChoice("openai", _listed_default(settings, role))
     return RoleChoice("local", LOCAL_MODEL)
+
+
+def _listed_default(settings: SessionSettings, role: str) -> str:
+    """OpenAI's default model for a role; for the judge, one the endpoint lists when its list is known
+    (a server behind OPENAI_BASE_URL may not serve gpt-4.1-mini): the teacher's default, else the
+    endpoint's first model."""
+    model = OPENAI_ROLE_DEFAULTS[role]
+    listed = getattr(settings.model_cache.get("openai"), "models", None)
+    if role != "judge" or not listed or model in listed:
+        return model
+    teacher = OPENAI_ROLE_DEFAULTS["teacher"]
+    return teacher if teacher in listed else listed[0]
 
 
 def role(settings: SessionSettings, name: str) -> RoleChoice:
@@ -259,17 +276,6 @@ def role(settings: SessionSettings, name: str) -> RoleChoice:
 def fine_tuned_stands_in(settings: SessionSettings) -> bool:
     """Known to have no fine-tuned model (looked up this session, none found): the base plays the part."""
     return "fine_tuned" not in settings.roles and settings.fine_tuned_cache.get(role(settings, "base").endpoint) == ""
-
-
-def client_for_role(settings: SessionSettings, name: str, *, async_: bool = False,
-                    **opts: Any) -> tuple[Any, str]:
-    """(client, model id) for a role: what the Generate, Fine-tune, Chat and Evaluate tabs call."""
-    if name == "fine_tuned" and name not in settings.roles:
-        from pipeline.model_lists import newest_fine_tuned_model
-
-        newest_fine_tuned_model(settings)  # fills the session cache default_role reads
-    choice = role(settings, name)
-    return make_client(settings, choice.endpoint, async_=async_, **opts), choice.model
 
 
 def with_role(settings: SessionSettings, name: str, endpoint: str, model: str) -> SessionSettings:
@@ -284,22 +290,6 @@ def with_role(settings: SessionSettings, name: str, endpoint: str, model: str) -
     return new
 
 
-#: Names defined in sibling modules, importable from here too. Lazy (PEP 562) so that those modules
-#: can import this one without a cycle.
-_LAZY = {"list_models": "model_lists", "test_connection": "model_lists",
-         "newest_fine_tuned_model": "model_lists", "ModelList": "model_lists",
-         "ConnectionResult": "model_lists", "save_endpoint": "endpoint_edit",
-         "remove_endpoint": "endpoint_edit", "set_key": "endpoint_edit"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"pipeline.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["ROLES", "CAPABILITIES", "LOCAL_MODEL", "Endpoint", "EndpointKind", "RoleChoice",
-           "SessionSettings", "make_client", "client_for_role", "role", "default_role", "find_key",
-           "require_key", "key_source", "find_hf_token", "require_hf_token", "with_role", *_LAZY]
+           "SessionSettings", "make_client", "role", "default_role", "find_key",
+           "require_key", "key_source", "find_hf_token", "require_hf_token", "with_role"]

@@ -8,12 +8,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
 
+from pipeline import ownership
 from pipeline.endpoints import Endpoint, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import DistillError, explain
+from pipeline.finetune.records import check_model
 
 log = logging.getLogger("distill.endpoints")
 
@@ -144,6 +147,16 @@ def list_models(settings: SessionSettings, endpoint_name: str, *, refresh: bool 
     return result
 
 
+def check_model_use(settings: SessionSettings, visitor_id: str | None, endpoint_name: str, model: str) -> None:
+    """Refuse a fine-tuned model another visitor made (or the operator: no visitor did), on an
+    endpoint every visitor shares. Every handler that receives a model id from the client (Chat's
+    panes, Evaluate's contestants) calls this: the pickers hiding it is not enough."""
+    if not (model or "").startswith("ft:"):
+        return
+    if ownership.isolated(shared_endpoint(settings, settings.endpoint(endpoint_name))):
+        check_model(make_client(settings, endpoint_name), visitor_id, model, shared=True)
+
+
 def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[str]:
     """The endpoint's model ids this visitor may see: every id the model list and the connection test
     cache goes through here, so neither shows another visitor's fine-tuned models."""
@@ -235,3 +248,12 @@ def newest_fine_tuned_model(settings: SessionSettings, *, job_ids: list[str] | N
     newest = max(done, key=lambda j: (j.finished_at or 0, j.created_at or 0), default=None)
     cache[base.endpoint] = newest.fine_tuned_model if newest else ""
     return cache[base.endpoint] or base.model
+
+
+def client_for_role(settings: SessionSettings, name: str, *, async_: bool = False,
+                    **opts: Any) -> tuple[Any, str]:
+    """(client, model id) for a role; the fine-tuned role's model is looked up on first use."""
+    if name == "fine_tuned" and name not in settings.roles:
+        newest_fine_tuned_model(settings)  # fills the session cache default_role reads
+    choice = role(settings, name)
+    return make_client(settings, choice.endpoint, async_=async_, **opts), choice.model

@@ -81,6 +81,17 @@ def prices(model: str) -> Prices | None:
     return Prices(**table["models"][family]) if family else None
 
 
+def openai_equivalent(role: str) -> str:
+    """The OpenAI model whose prices estimate a local model's cost: "teacher" or "student"."""
+    return _load("pricing.json")["local_equivalent"][role]
+
+
+def is_free(model: str) -> bool:
+    """A model the price table lists at zero (the local backend's): real cost 0, shown as an equivalent."""
+    row = prices(model)
+    return row is not None and not row.input and not row.output
+
+
 def pricing_source() -> str:
     table = _load("pricing.json")
     return f"{table['source']} ({table['date']})"

@@ -4,10 +4,11 @@ them (gr.BrowserState payload). Nothing here shows a key: only where it comes fr
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from pipeline import workspace
+from pipeline import ownership, workspace
 from pipeline.endpoint_edit import save_endpoint, set_budgets, set_hf_token, set_key
 from pipeline.endpoints import (
     ROLE_LABELS,
@@ -29,7 +30,7 @@ BROWSER_FORMAT = 1
 
 def status_line(settings: SessionSettings) -> str:
     """One Markdown line: which backend plays each role, and what works without a key."""
-    parts, problems = [], []
+    parts, problems, used = [], [], []
     endpoints = settings.endpoints()
     for name in ROLES:
         choice = role(settings, name)
@@ -39,15 +40,21 @@ def status_line(settings: SessionSettings) -> str:
             parts.append(f"**{ROLE_LABELS[name]}** none yet (the base stands in)")
             continue
         parts.append(f"**{ROLE_LABELS[name]}** {where} · `{choice.model}`")
+        if endpoint is not None and not endpoint.is_local:
+            used.append(endpoint)
         if endpoint is not None and endpoint.needs_key and not find_key(settings, endpoint):
             problems.append(f"'{choice.endpoint}' has no key")
     if problems:
         tail = "⚠ " + "; ".join(sorted(set(problems))) + " — add it in Settings."
+    elif used:  # the header names what the roles use, not only OpenAI's built-in endpoint
+        keys = {("OpenAI" if e.name == "openai" else f"'{e.name}'"): key_source(settings, e) for e in used}
+        tail = "; ".join(f"{n} key: {src}" for n, src in keys.items()) + "."
     elif not has_openai_key(settings):
         tail = ("No OpenAI key: everything runs on the built-in local model (chat, generation, "
                 "fine-tuning, evaluation); add a key in Settings for a GPT-4-class teacher.")
     else:
-        tail = f"OpenAI key: {key_source(settings, endpoints['openai'])}."
+        tail = (f"OpenAI key: {key_source(settings, endpoints['openai'])}; every role runs on the built-in "
+                "local model (choose OpenAI models in Settings > Roles).")
     return " | ".join(parts) + f"  \n{tail}"
 
 
@@ -95,14 +102,15 @@ def to_browser(settings: SessionSettings) -> dict[str, Any] | None:
     """What this visitor's browser keeps (gr.BrowserState), or None to keep nothing.
 
     Endpoints without their keys and headers unless the visitor ticked "remember keys": the server
-    never stores any of it, the browser does.
+    never stores any of it, the browser does. Keys and headers are sealed with the server's key
+    (pipeline.ownership.seal): the browser keeps them but neither it nor anyone reading its storage
+    can read them, and only this server can open them again.
     """
     if not settings.remember:
         return None
     with_keys = settings.remember_keys
     endpoints = [{"name": e.name, "kind": e.kind, "base_url": e.base_url or "", "key_env": e.key_env or "",
-                  "api_version": e.api_version or "", "capabilities": sorted(e.capabilities),
-                  "headers": "\n".join(f"{k}: {v}" for k, v in e.default_headers.items()) if with_keys else ""}
+                  "api_version": e.api_version or "", "capabilities": sorted(e.capabilities)}
                  for e in settings.custom_endpoints.values()]
     data: dict[str, Any] = {
         "format": BROWSER_FORMAT, "remember_keys": with_keys, "endpoints": endpoints,
@@ -110,9 +118,22 @@ def to_browser(settings: SessionSettings) -> dict[str, Any] | None:
         "budget_usd": settings.budget_usd, "confirm_above_usd": settings.confirm_above_usd,
     }
     if with_keys:
-        data["keys"] = dict(settings.typed_keys)
-        data["hf_token"] = settings.hf_token or ""
+        headers = {e.name: "\n".join(f"{k}: {v}" for k, v in e.default_headers.items())
+                   for e in settings.custom_endpoints.values()}
+        data["sealed"] = ownership.seal(json.dumps({"keys": dict(settings.typed_keys), "headers": headers,
+                                                    "hf_token": settings.hf_token or ""}))
     return data
+
+
+def _unsealed(data: dict[str, Any]) -> dict[str, Any]:
+    """The keys part of a browser copy; empty when this server did not seal it (a changed secret,
+    an edited copy, or one from before keys were sealed: the visitor types their keys again)."""
+    text = ownership.unseal(data.get("sealed"))
+    try:
+        secret = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return secret if isinstance(secret, dict) else {}
 
 
 def from_browser(settings: SessionSettings, data: Any) -> tuple[SessionSettings, int]:
@@ -121,11 +142,13 @@ def from_browser(settings: SessionSettings, data: Any) -> tuple[SessionSettings,
         return settings, 0
     new, skipped = settings.copy(), 0
     new.remember, new.remember_keys = True, bool(data.get("remember_keys"))
-    keys = data.get("keys") if isinstance(data.get("keys"), dict) else {}
+    secret = _unsealed(data)
+    keys = secret.get("keys") if isinstance(secret.get("keys"), dict) else {}
+    headers = secret.get("headers") if isinstance(secret.get("headers"), dict) else {}
     for item in data.get("endpoints") or []:
         try:
-            fields = {k: str(item.get(k) or "") for k in ("name", "kind", "base_url", "key_env",
-                                                         "api_version", "headers")}
+            fields = {k: str(item.get(k) or "") for k in ("name", "kind", "base_url", "key_env", "api_version")}
+            fields["headers"] = str(headers.get(fields["name"]) or "")
             caps = [str(c) for c in item.get("capabilities") or []]
             new = save_endpoint(new, **fields, capabilities=caps, key=str(keys.get(fields["name"]) or ""))
         except (DistillError, AttributeError, TypeError):
@@ -133,8 +156,8 @@ def from_browser(settings: SessionSettings, data: Any) -> tuple[SessionSettings,
     try:
         if isinstance(keys.get("openai"), str):
             new = set_key(new, "openai", keys["openai"])
-        if isinstance(data.get("hf_token"), str):
-            new = set_hf_token(new, data["hf_token"])
+        if isinstance(secret.get("hf_token"), str):
+            new = set_hf_token(new, secret["hf_token"])
         new = set_budgets(new, data.get("budget_usd", new.budget_usd),
                           data.get("confirm_above_usd", new.confirm_above_usd))
     except (DistillError, TypeError, ValueError):

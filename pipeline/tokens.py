@@ -155,3 +155,39 @@ def usage_cost_usd(model: str, input_tokens: int, output_tokens: int) -> float |
     if rate_in is None or rate_out is None:
         return None
     return round((input_tokens * rate_in + output_tokens * rate_out) / 1_000_000, 8)
+
+
+# How tool definitions are counted, per OpenAI's cookbook ("How to count tokens with tiktoken",
+# num_tokens_for_tools): each function, its "name:description" line, then each property's
+# "name:type:description" line and enum items, plus fixed overheads that differ by model family.
+_TOOL_OVERHEADS = {  # func_init, prop_init, prop_key, enum_init, enum_item, func_end
+    "o200k_base": (7, 3, 3, -3, 3, 12),
+    "cl100k_base": (10, 3, 3, -3, 3, 12),
+}
+
+
+def count_tools(tools: Any, counter: Counter) -> int:
+    """Tokens the `tools` of one example add to its training tokens (0 when there are none)."""
+    if not isinstance(tools, list) or not tools:
+        return 0
+    func_init, prop_init, prop_key, enum_init, enum_item, func_end = _TOOL_OVERHEADS.get(
+        counter.encoding, _TOOL_OVERHEADS["cl100k_base"])
+    total = 0
+    for tool in tools:
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict):
+            continue
+        total += func_init + counter.count(f"{fn.get('name', '')}:{str(fn.get('description') or '').removesuffix('.')}")
+        params = fn.get("parameters")
+        props = params.get("properties") if isinstance(params, dict) else None
+        if isinstance(props, dict) and props:
+            total += prop_init
+            for key, spec in props.items():
+                spec = spec if isinstance(spec, dict) else {}
+                total += prop_key
+                enum = spec.get("enum")
+                if isinstance(enum, list):
+                    total += enum_init + sum(enum_item + counter.count(_text_of(item)) for item in enum)
+                desc = str(spec.get("description") or "").removesuffix(".")
+                total += counter.count(f"{key}:{_text_of(spec.get('type', ''))}:{desc}")
+    return total + func_end

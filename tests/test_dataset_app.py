@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import drafts
+from pipeline import drafts, ownership
 from tests.browser_support import free_port
 
 VISITOR = "client-test-visitor"
+TOKEN = ownership.token_for(VISITOR)  # what the browser holds: the id with the server's signature
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +36,13 @@ def test_load_file_then_validate(client, tmp_path: Path) -> None:
             for i in range(12)]
     path.write_text("".join(json.dumps(e) + "\n" for e in good) + "{broken\n", encoding="utf-8")
     table, summary, _plot, report, status = client.predict(
-        handle_file(str(path)), False, "", "", VISITOR, "gpt-3.5-turbo-0125", 0, api_name="/load_file")
+        handle_file(str(path)), False, "", "", TOKEN, "gpt-3.5-turbo-0125", 0, api_name="/load_file")
     assert len(table["data"]) == 13 and table["data"][-1][0] == "raw 1"
     assert "Loaded 12 example(s)" in status and "unreadable" in status
     assert report["examples"] == 12 and report["errors"][0]["code"] == "invalid_json"
     assert drafts.load_draft(VISITOR) == good  # saved to the visitor's draft at once
 
-    table, summary, _plot, report, _ = client.predict(VISITOR, "gpt-3.5-turbo-0125", 2,
+    table, summary, _plot, report, _ = client.predict(TOKEN, "gpt-3.5-turbo-0125", 2,
                                                       api_name="/validate_dataset")
     assert report["n_epochs"] == 2 and report["tokens_approximate"] is False
     assert report["estimated_cost_usd"] == pytest.approx(report["billing_tokens_per_epoch"] * 2 * 8 / 1e6)
@@ -55,7 +56,7 @@ def test_load_sample_and_bad_input(client) -> None:
 
     names = sample_choices()
     assert names, "data/samples/*.jsonl should ship with the app"
-    table, _, _, report, status = client.predict(names[0], False, VISITOR, "gpt-4o-mini-2024-07-18", 0,
+    table, _, _, report, status = client.predict(names[0], False, TOKEN, "gpt-4o-mini-2024-07-18", 0,
                                                  api_name="/load_sample")
     assert report["examples"] == len(drafts.load_draft(VISITOR)) == len(table["data"]) > 0
     assert f"sample {names[0]}" in status
@@ -67,10 +68,10 @@ def test_save_edits_from_a_fresh_client_does_not_duplicate(client) -> None:
     from gradio_client import Client
 
     fresh = Client(client.src, verbose=False)  # a new session: the table's drawn-from state is unset
-    rows = fresh.predict(VISITOR, "gpt-4o-mini-2024-07-18", 0, api_name="/validate_dataset")[0]
+    rows = fresh.predict(TOKEN, "gpt-4o-mini-2024-07-18", 0, api_name="/validate_dataset")[0]
     n = len(drafts.load_draft(VISITOR))
     rows["data"][0][2] = "changed through the API"
-    table, *_ = fresh.predict(rows, VISITOR, "gpt-4o-mini-2024-07-18", 0, api_name="/save_edits")
+    table, *_ = fresh.predict(rows, TOKEN, "gpt-4o-mini-2024-07-18", 0, api_name="/save_edits")
     saved = drafts.load_draft(VISITOR)
     assert len(saved) == n and len(table["data"]) == len(rows["data"])
     assert [m["content"] for m in saved[0]["messages"] if m["role"] == "user"][0] == "changed through the API"

@@ -62,11 +62,14 @@ def test_unreadable_exits_2(tmp_path: Path, capsys, content: bytes | None) -> No
     if content is not None:
         path.write_bytes(content)
     code, out, err = run(capsys, str(path), "--json")
-    assert code == 2
+    assert code == 2 and json.loads(out)["readable"] is False  # one JSON object, even for a missing file
     if content is not None:
         assert json.loads(out)["errors"][-1]["code"] == "binary_file"
     else:
-        assert "No such file" in err
+        assert json.loads(out)["errors"][0]["code"] == "unreadable_file"
+        assert "No such file" in json.loads(out)["errors"][0]["message"]
+        code, out, err = run(capsys, str(path))
+        assert code == 2 and "No such file" in err and out == ""
 
 
 def test_real_subprocess_stdout_is_one_json_object(tmp_path: Path) -> None:

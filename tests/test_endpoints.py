@@ -9,7 +9,6 @@ from pipeline.endpoints import (
     LOCAL_MODEL,
     ROLES,
     SessionSettings,
-    client_for_role,
     default_role,
     find_hf_token,
     find_key,
@@ -21,6 +20,7 @@ from pipeline.endpoints import (
     with_role,
 )
 from pipeline.errors import InputError, MissingKeyError
+from pipeline.model_lists import client_for_role
 from pipeline.models import openai_fine_tunable_models
 from tests.fakes.openai_stub import OpenAIStub, job
 
@@ -204,9 +204,15 @@ def test_browser_copy_has_no_keys_unless_asked_and_is_checked_on_the_way_back() 
     assert restored.endpoint("mine").base_url == "http://127.0.0.1:1/v1"
 
     settings.remember_keys = True
-    restored, _ = settings_view.from_browser(SessionSettings(), settings_view.to_browser(settings))
+    stored = settings_view.to_browser(settings)
+    # The browser keeps the keys sealed with the server's secret, which the page never receives.
+    assert "typed-key-1" not in repr(stored) and "sk-typed-2" not in repr(stored) and "hv-1" not in repr(stored)
+    restored, _ = settings_view.from_browser(SessionSettings(), stored)
     assert restored.typed_keys == {"mine": "typed-key-1", "openai": "sk-typed-2"}
     assert restored.endpoint("mine").default_headers == {"X-A": "hv-1"}
+    tampered = {**stored, "sealed": stored["sealed"][:-6] + "AAAAAA"}
+    restored, _ = settings_view.from_browser(SessionSettings(), tampered)
+    assert restored.typed_keys == {} and role(restored, "teacher").model == "m1"  # keys lost, not the rest
 
     junk = {"format": 1, "endpoints": [{"name": "../x", "kind": "local"}, "nope"],
             "roles": {"teacher": ["ghost", "m"], "critic": ["local", "m"]}, "budget_usd": -5}

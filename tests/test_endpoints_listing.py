@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline import endpoint_edit, model_lists
-from pipeline.endpoints import SessionSettings, list_models
+from pipeline.endpoints import SessionSettings
+from pipeline.model_lists import list_models
 from tests.fakes.openai_stub import OpenAIStub
 
 KEY = "sk-listing-secret-zqxw"

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from pipeline import model_lists
-from pipeline.endpoints import SessionSettings, client_for_role, list_models, role
+from pipeline.endpoints import SessionSettings, role
 from pipeline.local import runtime
+from pipeline.model_lists import client_for_role, list_models
 
 
 @pytest.fixture

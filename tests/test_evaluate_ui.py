@@ -13,6 +13,7 @@ from components.evaluate import build_evaluate_tab
 from pipeline import drafts
 from pipeline.endpoints import Endpoint, SessionSettings
 from pipeline.evaluate import latest_results
+from tests.browser_support import free_port
 from tests.fakes.chat_server import FakeChatServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,18 +39,25 @@ def test_evaluate_run_scores_saves_and_warns_about_leaks():
             ctx = AppContext(settings=gr.State(settings), visitor=gr.State(visitor), dataset_rev=gr.State(0),
                              recent_jobs=gr.State([]), remembered=gr.State(None))
             build_evaluate_tab(ctx)
-        demo.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
         try:
             client = Client(demo.local_url, verbose=False)
-            status, score, plot, drill = client.predict(
-                "person_bench.jsonl", None, True, "fake", "oracle", True, "fake", "clueless", False, "fake", "",
-                "fake", "judge", 4, 64, api_name="/evaluate_run")
+            out = client.predict(
+                "person_bench.jsonl", None, True, "fake", "oracle", False, 3, True, "fake", "clueless", False, "fake",
+                "", "fake", "judge", 4, 64, "", api_name="/evaluate_run")
         finally:
             demo.close()
+    names = ("status_md", "verdict_md", "breakeven_md", "empty_md", "score_df", "chart_plot", "drill_df", "runs_dd",
+             "compare_dd", "stop_btn", "run_btn", "training_cost_tb")
+    got = dict(zip(names, out, strict=False))
+    status, score, drill = got["status_md"], got["score_df"]["value"], got["drill_df"]["value"]
     assert status.startswith("Done"), status
     board = {row[0]: row for row in score["data"]}
     n = len(rows)
-    assert board["Base: oracle"][2] == f"{n}/{n}" and board["Fine-tuned: clueless"][2] == f"0/{n}"
+    assert board["Base: oracle"][3] == f"{n}/{n}" and board["Fine-tuned: clueless"][3] == f"0/{n}"
+    assert "Base: oracle beats Fine-tuned: clueless" in got["verdict_md"].replace("**", "")
+    assert got["chart_plot"]["visible"] and got["chart_plot"]["value"]["type"] == "plotly"
+    assert got["runs_dd"]["choices"] and got["empty_md"] == {"visible": False, "__type__": "update"}
     saved = latest_results(visitor)
     assert saved["benchmark"] == "person_bench.jsonl" and len(saved["items"]) == n
     assert saved["leakage"] and saved["leakage"][0]["index"] == 0

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from components import finetune_actions as act
-from pipeline import drafts
+from pipeline import drafts, ownership
 from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
 from pipeline.errors import InputError
 from pipeline.finetune.records import recorded_jobs, visitor_tag
@@ -62,6 +62,7 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert act.list_base_models(settings, "stub")["model_dd"].choices[0][0] == "gpt-3.5-turbo"
     summary = act.check_run(settings, visitor, DRAFT, None, 0.1, "stub", MODEL, "auto")["preflight_md"]
     assert "18 training examples, 2 validation" in summary and "Estimated cost" in summary
+    assert re.search(r"Groups of the same lesson: \d+ train, \d+ validation, none on both sides", summary)
 
     out = start(settings, visitor)
     watch = out["watch_state"]
@@ -77,6 +78,8 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert out["settings"].roles["fine_tuned"] == RoleChoice("stub", model)
     assert out["settings"] is not settings  # a new object, so gradio fires settings.change
     assert model in out["progress_md"] and re.search(r"step \d+/\d+", out["progress_md"])
+    snippet = out["progress_md"].split("```python\n")[1].split("```")[0]  # how to call the new model
+    assert f'model="{model}"' in snippet and f'base_url="{stub.base_url}' in snippet and stub.api_key not in snippet
     chart = out["loss_plot"].value  # LinePlot's postprocessed data: columns + rows
     rows = pd.DataFrame(chart["data"], columns=chart["columns"])
     assert set(rows["series"]) == {"train", "validation"} and out["loss_plot"].x_lim[1] >= rows["step"].max()
@@ -98,7 +101,7 @@ def test_reattach_after_an_app_restart(stub, visitor) -> None:
         again = act.reattach(fresh, visitor, recent)
         assert again["watch_state"]["job_id"] == job_id and again["timer"].active
         assert job_id in [value for _, value in again["jobs_dd"].choices]
-        assert again["endpoint_dd"] == "stub" and again["model_dd"].choices
+        assert again["endpoint_dd"].value == "stub" and again["model_dd"].choices
     final, watch = poll_until_finished(fresh, visitor, again["watch_state"])
     assert watch["snapshot"]["status"] == "succeeded" and final["settings"].roles["fine_tuned"].endpoint == "stub"
     assert act.reattach(settings_for(stub), visitor, None).get("watch_state") is None  # nothing running
@@ -121,7 +124,7 @@ def test_cancel_asks_first(stub, visitor) -> None:
     assert asked["cancel_row"].visible and watch["job_id"] in asked["cancel_md"]
     assert stub.bodies("POST", f"/v1/fine_tuning/jobs/{watch['job_id']}/cancel") == []
     assert not act.keep_running()["cancel_row"].visible
-    out = act.cancel_run(settings, watch)
+    out = act.cancel_run(settings, visitor, watch)
     assert 'data-status="cancelled"' in out["status_html"]
     final, _ = poll_until_finished(settings, visitor, out["watch_state"])
     assert 'data-status="cancelled"' in final["status_html"] and "fine_tuned" not in settings.roles
@@ -172,11 +175,12 @@ def test_tab_api_through_gradio_client(stub, tmp_path, monkeypatch) -> None:
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
-        visitor = "v" + secrets.token_hex(8)  # the browser's id (a BrowserState is an API input)
-        summary = client.predict(visitor, act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL,
+        token = ownership.mint_visitor()  # what the browser keeps (a BrowserState is an API input)
+        visitor = ownership.verify_visitor(token)
+        summary = client.predict(token, act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL,
                                  "auto", api_name="/finetune_preflight")
         assert "12 training examples, 4 validation" in summary
-        client.predict(visitor, [], act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL, "auto",
+        client.predict(token, [], act.SOURCES[1], handle_file(str(train)), 0.25, "openai", MODEL, "auto",
                        "auto", "auto", None, "api", api_name="/finetune_start")
         body = stub.bodies("POST", "/v1/fine_tuning/jobs")[0]
         assert body["suffix"] == "api" and body["model"] == MODEL

@@ -83,3 +83,49 @@ def test_ensure_local_backend_is_one_server_per_process(monkeypatch):
 
     first, second = ensure_local_backend(), ensure_local_backend()
     assert first is second and first.base_url.startswith("http://127.0.0.1:")
+
+
+def test_converted_decoder_is_cached_and_invalidated(tmp_path, monkeypatch):
+    import shutil
+
+    from pipeline.local import engine
+
+    model_dir = tmp_path / "tiny"
+    shutil.copytree(weights.tiny_model_dir(), model_dir)
+    ids = [1, 9690, 198, 2683, 359]
+    first = engine.load_fast(model_dir)
+    cached = list(model_dir.glob(".fastlm-int8-*.safetensors"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    # The second start reads the conversion back instead of converting: same logits, file untouched.
+    monkeypatch.setattr(engine, "_fast", lambda model: pytest.fail("converted again despite a current cache"))
+    again = engine.load_fast(model_dir)
+    assert torch.equal(again.forward([(ids, again.new_cache())]), first.forward([(ids, first.new_cache())]))
+    monkeypatch.undo()
+    # Replaced weights make the cache stale; a damaged cache file is converted again, not fatal.
+    weights_file = model_dir / "model.safetensors"
+    weights_file.write_bytes(weights_file.read_bytes())
+    engine.load_fast(model_dir)
+    assert cached[0].stat().st_mtime_ns != stamp
+    cached[0].write_bytes(b"not a safetensors file")
+    assert torch.equal(engine.load_fast(model_dir).forward([(ids, first.new_cache())]),
+                       first.forward([(ids, first.new_cache())]))
+
+
+def test_app_start_loads_the_local_model_early_unless_another_default(monkeypatch):
+    from pipeline.local import runtime
+    from pipeline.local.warmup import warm_up_in_background
+
+    monkeypatch.setenv("DISTILL_LOCAL_TINY", "1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-server-key")
+    assert warm_up_in_background() is None  # OpenAI is every role's default: nothing to warm
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("DISTILL_WARM_START", "0")
+    assert warm_up_in_background() is None
+    monkeypatch.delenv("DISTILL_WARM_START")
+    thread = warm_up_in_background()
+    thread.join(timeout=120)
+    handle = runtime.ensure_local_backend()
+    handle.wait_ready(120)  # the model loads without anyone having asked for a chat
+    assert handle.client().chat.completions.create(
+        model="SmolLM2-135M-Instruct", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices

@@ -144,3 +144,26 @@ def test_trainer_dtype_follows_this_cpu(tmp_path):
     assert done["compute_dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[expected]
     assert done["weight_dtypes"] == ["float32"]  # the base and LoRA weights stay fp32; only autocast changes
 
+
+
+def _decoder_dtypes(env: dict) -> dict:
+    """The decoder the engine builds for the tiny model, in a fresh process with `env`."""
+    code = ("import json, torch; from pipeline.local.engine import load_fast; "
+            "from pipeline.local.weights import tiny_model_dir; from pipeline.local import precision; "
+            "f = load_fast(tiny_model_dir()); w = f.layers[0].wqkv; "
+            "print(json.dumps({'int8': hasattr(w, 'scale'), 'dense': str(getattr(w, 'dtype', None)), "
+            "'native': precision.choose().native_bf16}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2"])
+def test_engine_dense_weights_are_bf16_only_where_native(cpu):
+    """Dense (non-int8) decoding weights: a bf16 matmul without native bf16 would be emulated."""
+    env = {"DISTILL_DECODE_INT8": "0", "DISTILL_PRECISION": "auto", **(AVX2_ONLY if cpu == "avx2" else {})}
+    result = _decoder_dtypes(env)
+    assert not result["int8"]
+    assert result["dense"] == ("torch.bfloat16" if result["native"] else "torch.float32")
+    if cpu == "avx2":
+        assert result["dense"] == "torch.float32"

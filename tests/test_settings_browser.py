@@ -73,12 +73,23 @@ def _tick_and_wait_for_storage(page, label: str) -> None:
     _settle(page)
     before = _stored(page)
     page.get_by_label(label).check()
+    # The tab says what this browser now keeps once the setting is in the session; the copy follows.
+    said = "with their keys" if label.startswith("…and") else "without keys"
+    playwright_api.expect(page.locator("#remember-note")).to_contain_text(said, timeout=30_000)
     page.wait_for_function(f"localStorage.getItem('distill_settings') !== {json.dumps(before)}",
                            timeout=30_000)
     _settle(page)
 
 
-def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(app_url, page) -> None:
+def _new_session(monkeypatch) -> None:
+    """What a server restart (or a day away) does: the server's memory of live sessions is gone."""
+    from components import settings_handlers
+    from pipeline.session_store import SessionStore
+
+    monkeypatch.setattr(settings_handlers, "SESSIONS", SessionStore())
+
+
+def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(app_url, page, monkeypatch) -> None:
     url, stub = app_url
     expect, status = playwright_api.expect, page.locator("#distill-status")
     _open_settings(page, url)
@@ -98,7 +109,12 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     expect(page.get_by_text("OK: connected")).to_be_visible(timeout=30_000)
     assert stub.seen_keys[-1] == KEY
 
-    # Not remembered by default: a reload starts a clean session.
+    # A refresh keeps the session's settings, typed key included (held in server memory, not the page)...
+    page.reload()
+    expect(status).to_contain_text("OpenAI key: typed (this session)", timeout=30_000)
+    assert KEY not in page.content()
+    # ...but nothing is remembered in the browser by default: a new session starts clean.
+    _new_session(monkeypatch)
     page.reload()
     expect(status).to_contain_text("No OpenAI key", timeout=30_000)
 
@@ -110,6 +126,7 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     page.get_by_role("button", name="Save endpoint").click()
     expect(page.get_by_text("Saved 'mine'")).to_be_visible(timeout=30_000)
     _tick_and_wait_for_storage(page, "Remember my endpoints in this browser")
+    _new_session(monkeypatch)
     page.reload()
     _open_settings(page, url)
     expect(page.locator("#endpoints-table")).to_contain_text("mine", timeout=30_000)
@@ -121,6 +138,7 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     page.get_by_role("button", name="Save endpoint").click()
     expect(page.get_by_text("Saved 'mine' (key: typed")).to_be_visible(timeout=30_000)
     _tick_and_wait_for_storage(page, "…and their keys (only on a computer you trust)")
+    _new_session(monkeypatch)
     page.reload()
     _open_settings(page, url)
     expect(page.locator("#endpoints-table")).to_contain_text("mine", timeout=30_000)

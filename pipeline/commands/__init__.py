@@ -16,7 +16,10 @@ from pipeline.providers import CompatibleKind, EndpointKind, LocalKind, OpenAIKi
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    try:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    except UnicodeEncodeError:  # text stdout cannot carry (a lone surrogate, a non-UTF-8 terminal): escaped
+        sys.stdout.write(json.dumps(obj, ensure_ascii=True, default=str) + "\n")
     sys.stdout.flush()
 
 

@@ -1,26 +1,42 @@
-"""`python -m pipeline eval BENCH.jsonl --model M [--model M2 ...] [--judge MODEL] [--json]`.
+"""`python -m pipeline eval BENCH.jsonl --model M [--model M2 ...] [--few-shot M --shots K --few-shot-from
+TRAIN.jsonl] [--teacher T] [--judge MODEL] [--training-cost USD] [--json]`.
 
-Prints the scoreboard (or with --json one object: {"results": [{model, accuracy, correct, total,
-mean_latency_s, cost_usd, ...}], "items": [...]}). Exit 0 when every model answered every question,
-1 when some call failed, 2 for bad usage or an unreadable benchmark.
+Prints the scoreboard: accuracy with its 95% Wilson interval, cost per 100 questions, median latency,
+then in words whether the fine-tuned model (an `ft:` id) beats the others at 95% (exact McNemar).
+With --json one object: {"results": [{label, model, role, accuracy, ci95: [lo, hi], correct, total,
+cost_per_100_usd, equivalent_cost_per_100_usd, median_latency_s, ...}], "comparisons": [{a, b,
+a_only, b_only, p_value}], "verdicts": [...], "break_even": {...} | null, "items": [...]}. A label is
+the model id as given, or "MODEL + K-shot" for a few-shot contestant. Exit 0 when every model
+answered every question, 1 when some call failed, 2 for bad usage or an unreadable benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 from pipeline.commands import add_endpoint_flags, emit_json, openai_client, progress
 from pipeline.errors import InputError
 from pipeline.evaluate import Target, every_model_evaluated, load_benchmark, run_benchmark
+from pipeline.evaluate.costs import break_even, break_even_words, chart_cost_per_100
+from pipeline.evaluate.fewshot import few_shot_label, pick_shots
 from pipeline.evaluate.runner import DEFAULT_CONCURRENCY, DEFAULT_MAX_TOKENS
+from pipeline.models import is_fine_tuned
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="score models on a benchmark JSONL (messages + expected)")
     p.add_argument("bench", type=Path, help="benchmark JSONL: {messages, expected, scoring} per line")
-    p.add_argument("--model", action="append", required=True, help="model id to evaluate (repeat for more)")
+    p.add_argument("--model", action="append", default=[], help="model id to evaluate (repeat for more)")
+    p.add_argument("--few-shot", action="append", default=[], metavar="MODEL",
+                   help="also evaluate MODEL prompted with --shots examples from --few-shot-from (repeat for more)")
+    p.add_argument("--shots", type=int, default=3, help="examples in a few-shot prompt (default 3)")
+    p.add_argument("--few-shot-from", type=Path, metavar="TRAIN.jsonl", help="training data the shots come from")
+    p.add_argument("--few-shot-seed", type=int, default=0, help="which shots (chosen once per run)")
+    p.add_argument("--teacher", help="the teacher model, also evaluated (for the break-even and the verdicts)")
+    p.add_argument("--training-cost", type=float, help="the fine-tune's training cost in USD (for the break-even)")
     p.add_argument("--judge", help="judge model for 'judge'-scored questions (same endpoint)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="calls in flight at once")
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
@@ -31,30 +47,51 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _targets(args: argparse.Namespace, items: list, client: Any) -> list[Target]:
+    targets = [Target(m, client, role="fine_tuned" if is_fine_tuned(m) else "base") for m in dict.fromkeys(args.model)]
+    if args.few_shot:
+        if not args.few_shot_from:
+            raise InputError("--few-shot needs --few-shot-from TRAIN.jsonl (the examples to show).")
+        from pipeline.finetune.session import load_examples
+
+        shots = tuple(pick_shots(load_examples(args.few_shot_from).examples, items, args.shots, args.few_shot_seed))
+        targets += [Target(m, client, label=few_shot_label(m, len(shots) // 2), role="few_shot", shots=shots)
+                    for m in dict.fromkeys(args.few_shot)]
+    if args.teacher:
+        targets.append(Target(args.teacher, client, label=args.teacher if args.teacher not in args.model
+                              else f"{args.teacher} (teacher)", role="teacher"))
+    if not targets:
+        raise InputError("Give at least one --model (or --few-shot / --teacher) to evaluate.")
+    return targets
+
+
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise InputError("--concurrency must be 1 or more.")
     items = load_benchmark(args.bench)
     client = openai_client(args, max_retries=2)
-    targets = [Target(m, client) for m in dict.fromkeys(args.model)]
+    targets = _targets(args, items, client)
     judge = Target(args.judge, client) if args.judge else None
-    progress(f"Evaluating {len(targets)} model(s) on {len(items)} questions from {args.bench.name}...")
+    progress(f"Evaluating {len(targets)} contestant(s) on {len(items)} questions from {args.bench.name}...")
 
     def on_answer(answer: Any, done: int, total: int) -> None:
         mark = "error" if answer.error else ("ok" if answer.correct else "wrong")
         progress(f"[{done}/{total}] {answer.model} q{answer.item + 1}: {mark}")
 
+    settings = {"shots": args.shots if args.few_shot else 0, "few_shot_seed": args.few_shot_seed,
+                "few_shot_from": str(args.few_shot_from) if args.few_shot else None}
     results = run_benchmark(args.bench.name, items, targets, judge=judge, on_answer=on_answer,
                             concurrency=args.concurrency, max_tokens=args.max_tokens,
-                            temperature=args.temperature)
+                            temperature=args.temperature, settings=settings)
+    by_role = {r["role"]: r for r in results["results"]}
+    results["break_even"] = (break_even(by_role["fine_tuned"], by_role["teacher"], args.training_cost)
+                             if "fine_tuned" in by_role and "teacher" in by_role else None)
     if args.out:
-        import json
-
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     if args.json:
         emit_json(results)
     else:
-        _print_table(results)
+        _print_table(results, args.training_cost is not None)
     for row in results["results"]:
         if row["errors"]:
             first = next(a["error"] for it in results["items"] for m, a in it["answers"].items()
@@ -63,9 +100,18 @@ def run(args: argparse.Namespace) -> int:
     return 0 if every_model_evaluated(results) else 1
 
 
-def _print_table(results: dict) -> None:
-    print(f"{'model':<48} {'accuracy':>8} {'correct':>9} {'latency':>8} {'cost/100':>10}")
+def _print_table(results: dict, asked_break_even: bool) -> None:
+    print(f"{'contestant':<52} {'accuracy':>8} {'95% interval':>13} {'correct':>9} {'median s':>8} {'cost/100':>10}")
     for r in results["results"]:
-        cost = "unknown" if r["cost_per_100_usd"] is None else f"${r['cost_per_100_usd']:.4f}"
-        lat = "-" if r["mean_latency_s"] is None else f"{r['mean_latency_s']:.2f}s"
-        print(f"{r['label']:<48} {r['accuracy']:>8.0%} {r['correct']:>4}/{r['total']:<4} {lat:>8} {cost:>10}")
+        cost = chart_cost_per_100(r)
+        shown = "unknown" if cost is None else f"${cost:.4f}" + ("*" if r.get("equivalent_cost_per_100_usd") is not None else "")
+        lat = "-" if r["median_latency_s"] is None else f"{r['median_latency_s']:.2f}"
+        lo, hi = r["ci95"]
+        print(f"{r['label']:<52} {r['accuracy']:>8.0%} {f'{lo:.0%}-{hi:.0%}':>13} {r['correct']:>4}/{r['total']:<4} "
+              f"{lat:>8} {shown:>10}")
+    if any(r.get("equivalent_cost_per_100_usd") is not None for r in results["results"]):
+        print("* free on the local backend; what the same tokens would cost on OpenAI")
+    for line in results["verdicts"]:
+        print("- " + line.replace("**", ""))
+    if asked_break_even or results.get("break_even"):
+        print(break_even_words(results.get("break_even")).replace("**", ""))

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.problems import problem
+from pipeline.dataset.stats import stats_markdown
 from pipeline.dataset.validate import ValidationReport, _fill_lists, validate_examples
 from pipeline.models import pricing_source
 
@@ -26,7 +27,15 @@ def validate_draft(examples: Sequence[Any], unparsed: Sequence[Unparsed], model:
     return report
 
 
+#: What an empty draft shows instead of "1 error: Only 0 examples" (a newcomer's first sight).
+EMPTY_DRAFT = ("**No examples yet.** Start with one of these: pick a **sample dataset** below and click "
+               "**Load sample**; **upload** a file you have (JSONL, JSON, CSV/TSV, Parquet); or let the teacher "
+               "write examples in the **Generate** tab. Validation, token counts and cost appear here then.")
+
+
 def summary_markdown(report: ValidationReport) -> str:
+    if report.n_examples == 0 and not report.n_unparsed:
+        return EMPTY_DRAFT
     usd = report.estimated_cost_usd
     cost = "no training price known" if usd is None else f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
     approx = (f" · ⚠ token counts are **approximate** (counted with {report.encoding})"
@@ -48,4 +57,5 @@ def summary_markdown(report: ValidationReport) -> str:
         lines.append(f"- {icon} {p['message']}")
     if len(listed) > LISTED:
         lines.append(f"- … and {len(listed) - LISTED} more: see the problems column.")
-    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:])
+    figures = stats_markdown(report.stats) if report.stats else ""  # the data-prep notebook's report
+    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + (f"\n\n{figures}" if figures else "")

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.dataset.hints import json_paste_hint
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.problems import Problem
 from pipeline.dataset.writers import simple_parts
@@ -150,7 +151,7 @@ def _parse_into(text: str, examples: list, unparsed: list, *, base_line: int) ->
     except json.JSONDecodeError as exc:
         unparsed.append(Unparsed(base_line, text, "invalid_json",
                                  f"Not valid JSON ({exc.msg} at column {exc.colno}). Fix the json cell or "
-                                 "delete the row."))
+                                 "delete the row." + json_paste_hint(text)))
 
 
 def parse_row_spec(spec: str, n_examples: int, n_unparsed: int) -> tuple[set[int], set[int]]:

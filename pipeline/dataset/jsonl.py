@@ -3,17 +3,98 @@
 A line that is not valid JSON is kept as an `Unparsed` row with its raw text (never dropped), so the
 user can see and fix it. Blank lines, byte-order marks, non-UTF-8 bytes, a JSON array instead of JSON
 Lines and objects spread over several lines are each reported with their line number.
+
+Every JSON value is read through `load_value`, which turns whatever the text holds into a problem
+with its line rather than an exception: a line longer than MAX_LINE_CHARS, nesting deeper than
+MAX_DEPTH, a number too long for Python (> 4,300 digits), NaN/Infinity (not JSON; OpenAI refuses
+them), and strings the trainer or OpenAI cannot take (lone UTF-16 surrogates, NUL characters).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.dataset.hints import json_paste_hint
 from pipeline.dataset.problems import Problem, problem
 
 _SNIFF = 8192
+#: Longest line read as JSON (characters). OpenAI's largest fine-tuning context is 128k tokens
+#: (about 0.5 M characters); 4 M leaves room for inline images and keeps counting fast.
+MAX_LINE_CHARS = 4 * 1024 * 1024
+#: Deepest nesting of arrays/objects in one example (a chat example with tool schemas needs ~10).
+MAX_DEPTH = 64
+#: Shown of an overlong line that is kept as unparsed text.
+KEEP_CHARS = 2000
+# Lone surrogates cannot be encoded as UTF-8 (the trainer's tokenizer and OpenAI's API refuse them);
+# NUL ends strings in C code on the way.
+_UNUSABLE = re.compile(r"[\ud800-\udfff\x00]")
+
+
+class UnusableJSON(ValueError):
+    """A JSON value the data cannot hold; `code` is the problem code, the message says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _no_constant(name: str) -> Any:
+    raise UnusableJSON("invalid_json", f"{name} is not a JSON number (OpenAI refuses it); write a number "
+                       "or a string instead")
+
+
+def load_value(text: str) -> Any:
+    """json.loads with limits: UnusableJSON (code + message) instead of any other exception."""
+    if len(text) > MAX_LINE_CHARS:
+        raise UnusableJSON("line_too_long", f"it is {len(text):,} characters long, more than the "
+                           f"{MAX_LINE_CHARS:,} read as one example; shorten or split it")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except UnusableJSON:
+        raise
+    except json.JSONDecodeError as exc:
+        raise UnusableJSON("invalid_json", f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise UnusableJSON("too_deeply_nested", f"it is nested deeper than {MAX_DEPTH} levels; no "
+                           "chat example is") from None
+    except ValueError:  # int() refuses more than 4,300 digits
+        raise UnusableJSON("number_too_long", "it holds a number with more than 4,300 digits; write it "
+                           "as a string") from None
+    check_value(value)
+    return value
+
+
+def check_value(value: Any) -> None:
+    """Depth and text checks on a parsed value (iterative: a deep value must not recurse here)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            raise UnusableJSON("too_deeply_nested", f"it is nested deeper than {MAX_DEPTH} levels; no "
+                               "chat example is")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                _check_text(key)
+                stack.append((inner, depth + 1))
+        else:
+            stack.extend((inner, depth + 1) for inner in item)
+
+
+def _check_text(text: str) -> None:
+    bad = _UNUSABLE.search(text)
+    if bad:
+        char = bad.group()
+        what = "a NUL character" if char == "\x00" else f"a lone UTF-16 surrogate (\\u{ord(char):04x})"
+        raise UnusableJSON("unusable_text", f"it holds {what}, which the trainer and OpenAI cannot take; "
+                           "delete or retype that character")
 
 
 @dataclass
@@ -109,13 +190,17 @@ def parse_json_lines(lines: list[str], out: Parsed) -> None:
                                         "lines: OpenAI expects one JSON object on every line.", line=n))
             continue
         try:
-            out.values.append(json.loads(line))
+            out.values.append(load_value(line))
             out.lines.append(n)
-        except json.JSONDecodeError as exc:
-            msg = (f"Line {n} is not valid JSON ({exc.msg} at column {exc.colno}). Fix the line or delete it; "
-                   "each line must be one complete JSON object.")
-            out.unparsed.append(Unparsed(n, line, "invalid_json", msg))
-            out.problems.append(problem("invalid_json", msg, line=n))
+        except UnusableJSON as exc:
+            if exc.code == "invalid_json":
+                msg = (f"Line {n} is not valid JSON ({exc}). Fix the line or delete it; "
+                       "each line must be one complete JSON object." + json_paste_hint(line))
+            else:
+                msg = f"Line {n} cannot be used: {exc}."
+            raw = line if len(line) <= MAX_LINE_CHARS else line[:KEEP_CHARS] + " …"
+            out.unparsed.append(Unparsed(n, raw, exc.code, msg))
+            out.problems.append(problem(exc.code, msg, line=n))
     first_line = next(n for n, ln in enumerate(lines, start=1) if ln.strip())
     if len(out.unparsed) > start[1] and out.unparsed[start[1]].line == first_line and first.startswith("{"):
         # Pretty-printed objects (one object over several lines) read as a stream instead.
@@ -134,8 +219,10 @@ def _only_blank(lines: list[str]) -> bool:
 
 def _parse_stream(lines: list[str], out: Parsed, *, array: bool) -> bool:
     """Read a JSON array, or JSON values one after another, over line breaks. False if that fails."""
+    if any(len(ln) > MAX_LINE_CHARS for ln in lines):
+        return False  # read line by line, where the overlong line is reported with its number
     text = "\n".join(lines)
-    dec = json.JSONDecoder()
+    dec = json.JSONDecoder(parse_constant=_no_constant)
     values, starts = [], []
     pos = counted = 0
     line = 1
@@ -147,6 +234,7 @@ def _parse_stream(lines: list[str], out: Parsed, *, array: bool) -> bool:
             if pos >= len(text) or (array and text[pos] == "]"):
                 break
             value, end = dec.raw_decode(text, pos)
+            check_value(value)
             values.append(value)
             line += text.count("\n", counted, pos)  # counted incrementally: linear in the file size
             counted = pos
@@ -157,8 +245,8 @@ def _parse_stream(lines: list[str], out: Parsed, *, array: bool) -> bool:
                 return False
         elif len(values) < 1:
             return False
-    except json.JSONDecodeError:
-        return False
+    except (ValueError, RecursionError):  # JSONDecodeError, UnusableJSON, a number too long, too deep
+        return False  # read line by line, where each problem is reported with its line
     if not array and len(values) == sum(1 for ln in lines if ln.strip()):
         return False  # nothing spans lines: line-by-line reading was right
     out.values += values

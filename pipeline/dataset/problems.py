@@ -24,6 +24,12 @@ SEVERITY: dict[str, Severity] = {
     "utf16_file": "warning",
     "blank_line": "warning",
     "invalid_json": "error",
+    "line_too_long": "error",
+    "too_deeply_nested": "error",
+    "number_too_long": "error",
+    "unusable_text": "error",
+    "unreadable_file": "error",
+    "internal_error": "error",
     "json_array": "warning",
     "multiline_json": "warning",
     "converted_prompt_completion": "warning",
@@ -52,6 +58,18 @@ SEVERITY: dict[str, Severity] = {
     "duplicate": "warning",
     "unrecognized_example_key": "warning",
     "all_weights_zero": "warning",
+    # task formats (pipeline.dataset.formats): tool calls, structured answers, labels
+    "invalid_tool_definition": "error",
+    "invalid_tool_call": "error",
+    "undefined_tool": "error",
+    "tool_arguments_not_json": "error",
+    "tool_arguments_mismatch": "error",
+    "unanswered_tool_call": "error",
+    "tool_message_without_call": "error",
+    "invalid_schema": "error",
+    "answer_not_json": "error",
+    "answer_schema_mismatch": "error",
+    "label_imbalance": "warning",
 }
 
 

@@ -7,12 +7,12 @@ column. The pair is detected from the headers unless the caller names it.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.dataset.jsonl import Parsed, Unparsed
+from pipeline.dataset.hints import json_paste_hint
+from pipeline.dataset.jsonl import Parsed, Unparsed, UnusableJSON, check_value, load_value
 from pipeline.dataset.problems import problem
 
 #: (user column, assistant column) pairs, most specific first; matched case-insensitively.
@@ -99,6 +99,13 @@ def rows_to_examples(rows: Sequence[Mapping[str, Any]], headers: Sequence[str], 
             out.unparsed.append(Unparsed(n, "", "bad_messages_cell", msg))
             out.problems.append(problem("bad_messages_cell", msg, line=n))
             continue
+        try:
+            check_value(example)  # a cell may hold text the trainer cannot take (NUL, lone surrogates)
+        except UnusableJSON as exc:
+            msg = f"Line {n} cannot be used: {exc}."
+            out.unparsed.append(Unparsed(n, "", exc.code, msg))
+            out.problems.append(problem(exc.code, msg, line=n))
+            continue
         out.values.append(example)
         out.lines.append(n)
 
@@ -107,10 +114,10 @@ def _whole_example(value: Any, n: int, out: Parsed) -> dict | None:
     raw = value
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            msg = (f"Line {n}: the conversation cell is not valid JSON ({exc.msg} at column {exc.colno}). "
-                   "Fix it or delete the row.")
+            value = load_value(value)
+        except UnusableJSON as exc:
+            msg = f"Line {n}: the conversation cell is not usable JSON ({exc}). Fix it or delete the row."
+            msg += json_paste_hint(value) if exc.code == "invalid_json" else ""
             out.unparsed.append(Unparsed(n, raw, "bad_messages_cell", msg))
             out.problems.append(problem("bad_messages_cell", msg, line=n))
             return None

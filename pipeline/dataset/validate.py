@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import tokens
+from pipeline.dataset import formats
+from pipeline.dataset.jsonl import UnusableJSON, check_value
 from pipeline.dataset.problems import Problem, problem
+from pipeline.dataset.stats import data_prep_stats
 from pipeline.models import model_info
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
@@ -50,6 +53,8 @@ class ValidationReport:
     context_limit: int = 0
     readable: bool = True
     n_unparsed: int = 0
+    #: The data-prep notebook's report (pipeline.dataset.stats.data_prep_stats).
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +79,8 @@ class ValidationReport:
             "billing_tokens_per_epoch": self.billing_tokens_per_epoch, "n_epochs": self.n_epochs,
             "estimated_cost_usd": self.estimated_cost_usd, "tokens_approximate": self.tokens_approximate,
             "model": self.model, "encoding": self.encoding, "context_limit": self.context_limit,
-            "total_tokens": self.total_tokens, "unparsed_lines": self.n_unparsed,
+            "total_tokens": self.total_tokens, "unparsed_lines": self.n_unparsed, "stats": self.stats,
+            "readable": self.readable,
         }
 
 
@@ -90,6 +96,10 @@ def check_example(ex: Any, line: int, index: int) -> list[Problem]:
     if not isinstance(messages, list):
         return [problem("messages_not_a_list", f'Line {line}: "messages" must be a list of message objects, '
                         f"not a {type(messages).__name__}.", line, index)]
+    try:  # examples from the draft or edits too, not only files: text the trainer cannot encode
+        check_value(ex)
+    except UnusableJSON as exc:
+        return [problem(exc.code, f"Line {line} cannot be used: {exc}.", line, index)]
     found: list[Problem] = []
     extra = [k for k in ex if k not in EXAMPLE_KEYS]
     if extra:
@@ -153,7 +163,7 @@ def check_example(ex: Any, line: int, index: int) -> list[Problem]:
     if "user" not in roles:
         found.append(problem("missing_user_message", f"Line {line} has no user message. Add what the user asks.",
                              line, index))
-    return found
+    return found + formats.check_tool_calls(ex, line, index)
 
 
 def _content_parts_ok(content: Any) -> bool:
@@ -167,11 +177,12 @@ def _dedupe_key(ex: Any) -> str:
 
 
 def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_epochs: int | None = None,
-                      line_numbers: Sequence[int] | None = None) -> ValidationReport:
+                      line_numbers: Sequence[int] | None = None, schema: dict | None = None) -> ValidationReport:
     """Check examples for fine-tuning `model` and estimate tokens, epochs and cost.
 
     `line_numbers` maps each example to its 1-based source line (default: 1..n, as in the JSONL written
-    from these examples). Never raises for bad data: everything wrong becomes a problem.
+    from these examples). `schema`: the JSON schema every answer must fit (a structured-output dataset).
+    Never raises for bad data: everything wrong becomes a problem.
     """
     lines = list(line_numbers) if line_numbers is not None else list(range(1, len(examples) + 1))
     if len(lines) != len(examples):
@@ -188,6 +199,9 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
                                           "Remove it (Dedupe) so it does not weigh twice.", lines[i], i))
     message_lists = [_messages_of(ex) for ex in examples]
     lengths = tokens.count_examples(message_lists, counter)
+    # Tool definitions are part of what the model reads, and OpenAI bills them as training tokens.
+    lengths = [n + tokens.count_tools(ex.get("tools") if isinstance(ex, dict) else None, counter)
+               for n, ex in zip(lengths, examples, strict=True)]
     limit = info.training_context
     for i, n in enumerate(lengths):
         if n > limit:
@@ -202,13 +216,30 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
     elif n < RECOMMENDED_EXAMPLES:
         dataset.append(problem("few_examples", f"{n} examples: at least {RECOMMENDED_EXAMPLES} usually give "
                                "clearly better results. Consider generating more."))
+    labels = None
+    if schema is not None:
+        why = formats.schema_error(schema)
+        if why:
+            dataset.append(problem("invalid_schema", f"The dataset's schema is not a valid JSON schema ({why}). "
+                                   "Fix it; answers were not checked against it."))
+        else:
+            for found, more in zip(per_example, formats.check_structured_answers(examples, lines, schema),
+                                   strict=True):
+                found += more
+    else:
+        labels = formats.label_counts(examples)
+        skewed = formats.imbalance_problem(labels) if labels else None
+        if skewed:
+            dataset.append(skewed)
     epochs = n_epochs if n_epochs else tokens.default_epochs(n)
     billing = tokens.billing_tokens(lengths, limit)
     report = ValidationReport(
         model=model, n_examples=n, example_problems=per_example, dataset_problems=dataset,
         token_lengths=lengths, billing_tokens_per_epoch=billing, n_epochs=epochs,
         estimated_cost_usd=tokens.training_cost_usd(model, billing, epochs),
-        tokens_approximate=counter.approximate, encoding=counter.encoding, context_limit=limit)
+        tokens_approximate=counter.approximate, encoding=counter.encoding, context_limit=limit,
+        stats=data_prep_stats(examples, lengths, counter, context_limit=limit, billing_tokens_per_epoch=billing,
+                              n_epochs=epochs, labels=labels))
     _fill_lists(report)
     return report
 
@@ -226,12 +257,14 @@ def _fill_lists(report: ValidationReport, extra: Sequence[Problem] = ()) -> None
 
 
 def validate_file(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
-                  system_prompt: str | None = None, columns: Any = None) -> ValidationReport:
+                  system_prompt: str | None = None, columns: Any = None,
+                  schema: dict | None = None) -> ValidationReport:
     """Read and validate a file; reading problems (bad lines, encoding) join the report with their lines."""
     from pipeline.dataset.readers import read_dataset
 
     read = read_dataset(path, system_prompt=system_prompt, columns=columns)
-    report = validate_examples(read.examples, model, n_epochs=n_epochs, line_numbers=read.line_numbers)
+    report = validate_examples(read.examples, model, n_epochs=n_epochs, line_numbers=read.line_numbers,
+                               schema=schema)
     report.dataset_problems = list(read.problems) + report.dataset_problems
     report.readable = read.readable
     report.n_unparsed = len(read.unparsed)

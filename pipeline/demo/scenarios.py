@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
-from pipeline.models import DATA_DIR
+from pipeline.models import DATA_DIR, openai_equivalent
+
+__all__ = ["Scenario", "list_scenarios", "load_scenario", "openai_equivalent"]
 
 
 @dataclass(frozen=True)
@@ -23,16 +25,15 @@ class Scenario:
     steps: tuple[str, ...]
     augment: dict[str, Any] = field(default_factory=dict)
     facts: Path | None = None
+    #: Examples held out of the sample as the benchmark by the "holdout" step (whole groups).
+    holdout: int = 0
+    #: Why a scenario keeps its shipped benchmark instead (said with the scoreboard).
+    benchmark_note: str = ""
 
 
 @cache
 def _table() -> dict[str, Any]:
     return json.loads((DATA_DIR / "demos.json").read_text(encoding="utf-8"))
-
-
-def openai_equivalent(role: str) -> str:
-    """The OpenAI model whose prices estimate a local step's cost ("teacher" or "student")."""
-    return _table()["openai_equivalent"][role]
 
 
 def list_scenarios() -> list[Scenario]:
@@ -47,4 +48,5 @@ def load_scenario(name: str) -> Scenario:
         name=name, title=raw["title"], pitch=raw["pitch"], sample=DATA_DIR / raw["sample"],
         benchmark=DATA_DIR / raw["benchmark"], suffix=raw["suffix"], steps=tuple(raw["steps"]),
         augment=raw.get("augment", {}), facts=DATA_DIR / raw["facts"] if raw.get("facts") else None,
+        holdout=int(raw.get("holdout", 0)), benchmark_note=raw.get("benchmark_note", ""),
     )

@@ -8,12 +8,12 @@ from pipeline.evaluate.runner import (
                                       build_results,
                                       every_model_evaluated,
                                       iter_answers,
-                                      latest_results,
                                       run_benchmark,
-                                      save_results,
 )
+from pipeline.evaluate.runs import latest_results, list_runs, load_run, save_results, verdict_changes
 from pipeline.evaluate.scoring import extract_final_answer, score_contains, score_final_answer
 
 __all__ = ["Answer", "BenchItem", "Target", "build_results", "every_model_evaluated", "extract_final_answer",
            "find_leaks", "iter_answers", "latest_results", "load_benchmark", "parse_benchmark",
-           "run_benchmark", "save_results", "score_contains", "score_final_answer"]
+           "list_runs", "load_run", "run_benchmark", "save_results", "score_contains", "score_final_answer",
+           "verdict_changes"]

@@ -50,3 +50,18 @@ def find_leaks(items: Sequence[BenchItem], examples: Sequence[dict],
                 best[i] = {"index": item.index, "question": item.question, "training": train_q[j],
                            "similarity": 100.0, "reason": "same answer as a training example"}
     return sorted(best.values(), key=lambda d: (-d["similarity"], d["index"]))
+
+
+def leaking_examples(items: Sequence[BenchItem], examples: Sequence[dict],
+                     threshold: float = DEFAULT_THRESHOLD) -> set[int]:
+    """Indexes of training examples in the same group as some benchmark item (never to be shown to
+    a few-shot contestant)."""
+    if not examples or not items:
+        return set()
+    out = {j for _, j, _ in near_duplicate_pairs([normal_text(i.question) for i in items],
+                                                  [normal_text(t) for t in training_questions(examples)], threshold)}
+    answers = [final_answer_text(ex) for ex in examples]
+    if not looks_like_labels(answers):
+        bench_answers = {normal_text(i.reference or i.expected) for i in items}
+        out |= {j for j, a in enumerate(answers) if normal_text(a) and normal_text(a) in bench_answers}
+    return out

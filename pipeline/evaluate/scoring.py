@@ -11,7 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-SCORINGS = ("final_answer", "contains", "judge")
+#: The last three are the task formats' (pipeline.evaluate.tasks).
+SCORINGS = ("final_answer", "contains", "judge", "label", "json_schema", "tool_call")
 
 _FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：=-]?\s*(.+)", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\banswer\s+is\s*[:：]?\s*(.+)", re.IGNORECASE)

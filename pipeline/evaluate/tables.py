@@ -1,28 +1,35 @@
-"""Results as tables (pandas) for the Evaluate tab and reports: scoreboard and per-question drill-down."""
+"""Results as tables (pandas) for the Evaluate tab and reports: scoreboard, per-question drill-down,
+benchmark review and run-to-run changes."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.evaluate.costs import chart_cost_per_100
 
-def _money(x: float | None) -> str:
-    return "unknown" if x is None else f"${x:.4f}"
+SCOREBOARD_COLUMNS = ["contestant", "accuracy %", "95% interval", "correct", "errors", "median latency s",
+                      "tokens / 100 q", "cost / 100 q"]
+REVIEW_COLUMNS = ["#", "question", "expected", "scoring", "full answer (reference)"]
+CHANGE_COLUMNS = ["question", "expected", "contestant", "before", "after"]
+
+
+def _money(x: float | None, equivalent: bool = False) -> str:
+    return "unknown" if x is None else f"${x:.4f}" + (" (OpenAI equivalent; free here)" if equivalent else "")
 
 
 def scoreboard_frame(results: dict) -> pd.DataFrame:
-    rows = [{
-        "model": r["label"], "accuracy %": round(100 * r["accuracy"], 1), "correct": f"{r['correct']}/{r['total']}",
-        "errors": r["errors"],
-        "mean latency s": None if r["mean_latency_s"] is None else round(r["mean_latency_s"], 2),
-        "tokens / 100 q": r["tokens_per_100"], "cost / 100 q": _money(r["cost_per_100_usd"]),
-    } for r in results["results"]]
-    return pd.DataFrame(rows, columns=["model", "accuracy %", "correct", "errors", "mean latency s",
-                                       "tokens / 100 q", "cost / 100 q"])
-
-
-def accuracy_frame(results: dict) -> pd.DataFrame:
-    return pd.DataFrame({"model": [r["label"] for r in results["results"]],
-                         "accuracy %": [round(100 * r["accuracy"], 1) for r in results["results"]]})
+    rows = []
+    for r in results["results"]:
+        lo, hi = r.get("ci95") or (r["accuracy"], r["accuracy"])
+        lat = r.get("median_latency_s")
+        rows.append({
+            "contestant": r["label"], "accuracy %": round(100 * r["accuracy"], 1),
+            "95% interval": f"{100 * lo:.0f}–{100 * hi:.0f}%", "correct": f"{r['correct']}/{r['total']}",
+            "errors": r["errors"], "median latency s": None if lat is None else round(lat, 2),
+            "tokens / 100 q": r["tokens_per_100"],
+            "cost / 100 q": _money(chart_cost_per_100(r), r.get("equivalent_cost_per_100_usd") is not None),
+        })
+    return pd.DataFrame(rows, columns=SCOREBOARD_COLUMNS)
 
 
 def drilldown_frame(results: dict, max_answer_chars: int = 400) -> pd.DataFrame:
@@ -42,3 +49,18 @@ def drilldown_frame(results: dict, max_answer_chars: int = 400) -> pd.DataFrame:
                 row[m] = f"{'✓' if a['correct'] else '✗'} [{a['verdict']}] {text}"
         rows.append(row)
     return pd.DataFrame(rows, columns=["#", "question", "expected", "scoring", *models])
+
+
+def review_frame(rows: list[dict]) -> pd.DataFrame:
+    """Benchmark lines (as written by bench make/write) for review and editing."""
+    out = []
+    for n, row in enumerate(rows, 1):
+        question = next((m.get("content") or "" for m in reversed(row.get("messages", [])) if m.get("role") == "user"), "")
+        out.append({"#": n, "question": question, "expected": row.get("expected", ""), "scoring": row.get("scoring", ""),
+                    "full answer (reference)": row.get("reference", "")})
+    return pd.DataFrame(out, columns=REVIEW_COLUMNS)
+
+
+def changes_frame(changes: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"question": c["question"], "expected": c["expected"], "contestant": c["label"],
+                          "before": c["before"], "after": c["after"]} for c in changes], columns=CHANGE_COLUMNS)

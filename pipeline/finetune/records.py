@@ -1,35 +1,29 @@
 """Which jobs belong to which visitor: a small record in their workspace, plus the provider's list.
 
-The browser keeps recent job ids too (gr.BrowserState), but a visitor who clears their browser or
-opens another one still finds their jobs here; and jobs started elsewhere (the CLI, OpenAI's
-dashboard) come from the provider's own list. On the shared local backend the provider's list holds
-every visitor's jobs, so only jobs tagged with this visitor's tag (job metadata) are shown there.
+The browser keeps recent job ids too (gr.BrowserState), but that list is the client's: it only
+says which jobs to show first, never which ones the visitor may see. What a visitor may see and act
+on comes from the server's records (pipeline.ownership): who created each job, file and model.
+Jobs started elsewhere (the CLI, OpenAI's dashboard) come from the provider's own list, and are
+shown only where the app has one user or the endpoint is the visitor's own account.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-import threading
+import re
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import openai
 
-from pipeline import workspace
+from pipeline import atomic, ownership, workspace
+from pipeline.ownership import visitor_tag
 from pipeline.providers import OWNER_META_KEY
 
 META_KEY = OWNER_META_KEY  # job metadata key of the owner's tag (pipeline.providers)
-_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-
-
-def visitor_tag(visitor_id: str) -> str:
-    """A stable tag for job metadata that does not reveal the visitor's id (it names their folder)."""
-    return hashlib.sha256(visitor_id.encode("utf-8")).hexdigest()[:16]
+__all__ = ["META_KEY", "visitor_tag", "record_job", "recorded_jobs", "remember", "known_jobs",
+           "check_job", "claim_started", "claim_model", "check_model"]
+_CHECKPOINT = re.compile(r":ckpt-step-\d+$")
 
 
 def _path(visitor_id: str) -> Path:
@@ -37,20 +31,17 @@ def _path(visitor_id: str) -> Path:
 
 
 def _read(path: Path) -> dict[str, dict[str, Any]]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return atomic.read_json(path, {})
 
 
 def record_job(visitor_id: str, job_id: str, **fields: Any) -> dict[str, Any]:
     """Create or update the visitor's record of a job (endpoint, base_model, status, ...)."""
     path = _path(visitor_id)
-    with _locks[str(path)]:
+    with atomic.locked(path):
         records = _read(path)
         record = records.setdefault(job_id, {"job_id": job_id, "recorded_at": int(time.time())})
         record.update({k: v for k, v in fields.items() if v is not None})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(records, fh, indent=1)
-        os.replace(tmp, path)
+        atomic.write_json(path, records)
     return record
 
 
@@ -67,24 +58,83 @@ def remember(recent: list[dict[str, Any]] | None, job_id: str, endpoint: str,
     return [{"job_id": job_id, "endpoint": endpoint}, *rest][:keep]
 
 
+def claim_started(visitor_id: str | None, started: Any) -> None:
+    """The server's record that this visitor made the job and its uploaded files (pipeline.session.Started)."""
+    ownership.claim(visitor_id, "job", started.job.id)
+    for file_id in (started.training_file, started.validation_file):
+        ownership.claim(visitor_id, "file", file_id)
+
+
+def _tag(job: Any) -> str | None:
+    return (getattr(job, "metadata", None) or {}).get(META_KEY)
+
+
+def check_job(client: Any, visitor_id: str | None, job_id: str, *, shared: bool) -> None:
+    """Refuse a job this visitor may not see or act on (InputError, as for an id that does not exist).
+
+    From the server's record; for a job made before the record existed, the visitor tag the app
+    itself put in the job's metadata when it created it."""
+    if not ownership.isolated(shared) or ownership.owner_tag("job", job_id) is not None:
+        ownership.require(visitor_id, "job", job_id, shared=shared)
+        return
+    from pipeline.finetune.jobs import retrieve_job
+
+    try:
+        tag = _tag(retrieve_job(client, job_id))
+    except openai.NotFoundError:
+        tag = None
+    ownership.require(visitor_id, "job", job_id, shared=shared, tag=tag)
+
+
+def claim_model(visitor_id: str | None, job_id: str, model: str | None) -> None:
+    """A finished job's model belongs to whoever made the job (never to a mere watcher of it)."""
+    if visitor_id and model and ownership.owner_tag("job", job_id) == visitor_tag(visitor_id):
+        ownership.claim(visitor_id, "model", model)
+
+
+def check_model(client: Any, visitor_id: str | None, model: str, *, shared: bool) -> None:
+    """Refuse a fine-tuned model (or one of its checkpoints) that another visitor's job made, or that
+    no visitor made (the operator's), where the endpoint is shared. Base models are everyone's."""
+    if not ownership.isolated(shared) or not model.startswith("ft:"):
+        return
+    made = _CHECKPOINT.sub("", model)
+    if ownership.owner_tag("model", made) is None and visitor_id:
+        # Not recorded yet (the job ended while no page watched it): ask the provider about the
+        # visitor's own jobs, and record what they made.
+        from pipeline.finetune.jobs import retrieve_job
+
+        for job_id in ownership.owned(visitor_id, "job"):
+            try:
+                job = retrieve_job(client, job_id)
+            except openai.OpenAIError:
+                continue
+            claim_model(visitor_id, job_id, job.fine_tuned_model)
+    ownership.require(visitor_id, "model", made, shared=shared)
+
+
 def known_jobs(client: Any, endpoint: str, visitor_id: str | None,
                recent: list[dict[str, Any]] | None, *, shared: bool) -> list[dict[str, Any]]:
     """Jobs this visitor can re-open on one endpoint, newest first: `{job_id, status, model, ...}`.
 
-    From the provider's list (all of them on a private endpoint; only this visitor's tagged ones on
-    a `shared` one) plus the ids the browser and the workspace remember, which the provider's first
-    page may no longer show.
+    From the provider's list (all of them where nothing is isolated; only this visitor's where the
+    app has several users and the endpoint is `shared`: pipeline.ownership.isolated) plus the ids
+    the server's records (and, where nothing is isolated, the browser) remember, which the
+    provider's first page may no longer show.
     """
     from pipeline.finetune.jobs import list_jobs, retrieve_job
 
-    mine = {r["job_id"] for r in (recent or []) if isinstance(r, dict) and r.get("endpoint") == endpoint}
+    isolated = ownership.isolated(shared)
+    # The browser's list only where nothing is hidden anyway (one user, or the visitor's own account).
+    mine = set() if isolated else {r["job_id"] for r in (recent or [])
+                                   if isinstance(r, dict) and isinstance(r.get("job_id"), str)
+                                   and r.get("endpoint") == endpoint}
     if visitor_id:
         mine |= {r["job_id"] for r in recorded_jobs(visitor_id) if r.get("endpoint") == endpoint}
-    tag = visitor_tag(visitor_id) if visitor_id else None
+        mine |= ownership.owned(visitor_id, "job") if isolated else set()
+    mine = set(ownership.visible(visitor_id, "job", mine, shared=shared)) if isolated else mine
     found: dict[str, Any] = {}
     for job in list_jobs(client, limit=50):
-        tagged = (job.metadata or {}).get(META_KEY) == tag if tag else False
-        if job.id in mine or tagged or not shared:
+        if job.id in mine or ownership.may_use(visitor_id, "job", job.id, shared=shared, tag=_tag(job)):
             found[job.id] = job
     for job_id in mine - set(found):
         try:

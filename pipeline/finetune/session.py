@@ -44,14 +44,16 @@ def load_examples(path: Path) -> Any:
 
 def check_and_preflight(client: Any, train: list[Any], model: str, *, validation: list[Any] | None = None,
                         n_epochs: Any = ft.AUTO, openai_hosted: bool | None = None,
-                        auto_epochs: Callable[[int], int] | None = None, **read_info: Any) -> Preflight:
+                        auto_epochs: Callable[[int], int] | None = None, threshold_usd: float | None = None,
+                        **read_info: Any) -> Preflight:
     """Is the model fine-tunable on this endpoint, and what does the data look like? (no upload)
 
     `read_info` (line_numbers, read_problems) passes through to preflight for data read from a file.
     """
     hosted = is_openai_hosted(client.base_url) if openai_hosted is None else openai_hosted
     check_base_model(model, offered_base_models(client, openai_hosted=hosted), openai_hosted=hosted)
-    return preflight(train, model, validation=validation, n_epochs=n_epochs, auto_epochs=auto_epochs, **read_info)
+    return preflight(train, model, validation=validation, n_epochs=n_epochs, auto_epochs=auto_epochs,
+                     threshold_usd=threshold_usd, **read_info)
 
 
 def start_job(client: Any, train: Path | list[Any], model: str, *,
@@ -60,11 +62,12 @@ def start_job(client: Any, train: Path | list[Any], model: str, *,
               suffix: str | None = None, seed: int | None = None, metadata: dict[str, str] | None = None,
               confirmed: bool = False, openai_hosted: bool | None = None, name: str | None = None,
               read_problems: list[Any] | None = None, auto_epochs: Callable[[int], int] | None = None,
-              on_progress: Callable[[str], None] | None = None) -> Started:
+              on_progress: Callable[[str], None] | None = None, threshold_usd: float | None = None) -> Started:
     """Preflight, refuse on errors or unconfirmed cost, upload the file(s), create the job.
 
     `read_problems`: problems found while reading the source file (lines that were not examples).
     `auto_epochs`: the provider's own rule for n_epochs "auto" (see preflight), for its estimate.
+    `threshold_usd`: the visitor's confirmation threshold (Settings); None: DISTILL_FINETUNE_CONFIRM_USD or $5.
     """
     say = on_progress or (lambda _msg: None)
     read_info: dict[str, Any] = {"read_problems": read_problems} if read_problems else {}
@@ -78,7 +81,8 @@ def start_job(client: Any, train: Path | list[Any], model: str, *,
     # Validate the hyperparameters before anything is uploaded.
     ft.supervised_method(n_epochs, batch_size, learning_rate_multiplier)
     pre = check_and_preflight(client, train, model, validation=validation, n_epochs=n_epochs,
-                              openai_hosted=openai_hosted, auto_epochs=auto_epochs, **read_info)
+                              openai_hosted=openai_hosted, auto_epochs=auto_epochs, threshold_usd=threshold_usd,
+                              **read_info)
     for line in pre.summary_lines():
         say(line)
     require_ready(pre, confirmed=confirmed)

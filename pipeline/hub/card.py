@@ -35,7 +35,7 @@ def data_path(split: str) -> str:
 def build_card(*, repo_id: str, splits: dict[str, int], license: str = "apache-2.0",
                token_stats: dict[str, dict] | None = None, validation: dict | None = None,
                generation: list[dict] | None = None, benchmarks: list[dict] | None = None,
-               language: list[str] | None = None, pretty_name: str | None = None) -> DatasetCard:
+               benchmark_verdicts: list[str] | None = None, language: list[str] | None = None, pretty_name: str | None = None) -> DatasetCard:
     """A DatasetCard for `repo_id`; `splits` maps split name -> number of examples."""
     total = sum(splits.values())
     data = DatasetCardData(
@@ -54,7 +54,7 @@ def build_card(*, repo_id: str, splits: dict[str, int], license: str = "apache-2
         _generation_section(generation or []),
         _token_section(token_stats or {}),
         _validation_section(validation),
-        _benchmark_section(benchmarks or []),
+        _benchmark_section(benchmarks or [], benchmark_verdicts or []),
         _usage_section(repo_id),
     ] if part)
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
@@ -126,16 +126,22 @@ def _validation_section(summary: dict | None) -> str:
     return "## Validation\n\nChecked against OpenAI's chat fine-tuning format before pushing:\n\n" + "\n".join(lines)
 
 
-def _benchmark_section(results: list[dict]) -> str:
+def _benchmark_section(results: list[dict], verdicts: list[str]) -> str:
     if not results:
         return ""
-    rows = ["| Model | Benchmark | Score | Items |", "|---|---|---|---|"]
+    rows = ["| Model | Benchmark | Score | 95% interval | Items | Cost / 100 questions |", "|---|---|---|---|---|---|"]
     for r in results:
         score = r.get("score", r.get("accuracy"))
         shown = f"{score:.1%}" if isinstance(score, float) and score <= 1 else _cell(score)
-        rows.append(f"| {_cell(r.get('model', '?'))} | {_cell(r.get('benchmark', '?'))} | {shown} | "
-                    f"{_cell(r.get('n', r.get('items', '')))} |")
-    return "## Benchmark results\n\nHeld-out questions, base vs fine-tuned vs teacher:\n\n" + "\n".join(rows)
+        ci = r.get("ci95")
+        interval = f"{ci[0]:.0%}–{ci[1]:.0%}" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
+        cost = r.get("cost_per_100")
+        rows.append(f"| {_cell(r.get('model', '?'))} | {_cell(r.get('benchmark', '?'))} | {shown} | {interval} | "
+                    f"{_cell(r.get('n', r.get('items', '')))} | {'' if cost is None else _cell(f'${cost:.4f}')} |")
+    said = "".join(f"\n- {_cell(v)}" for v in verdicts)
+    said = f"\n\nIs the difference more than luck (exact McNemar test on the same questions):{said}" if said else ""
+    return ("## Benchmark results\n\nThe latest scoreboard from the Evaluate tab (held-out questions):\n\n"
+            + "\n".join(rows) + said)
 
 
 def _usage_section(repo_id: str) -> str:
@@ -148,4 +154,7 @@ def benchmark_rows(results: dict | None) -> list[dict]:
     if not results:
         return []
     return [{"model": r.get("label") or r.get("model"), "benchmark": results.get("benchmark", "?"),
-             "score": r.get("accuracy"), "n": r.get("total")} for r in results.get("results") or []]
+             "score": r.get("accuracy"), "n": r.get("total"), "ci95": r.get("ci95"),
+             "cost_per_100": r.get("equivalent_cost_per_100_usd") if r.get("equivalent_cost_per_100_usd") is not None
+             else r.get("cost_per_100_usd")}
+            for r in results.get("results") or []]

@@ -13,15 +13,16 @@ from typing import Any, Literal
 
 from pipeline import drafts
 from pipeline.errors import InputError
-from pipeline.evaluate.runner import latest_results
+from pipeline.evaluate.runs import latest_results
 from pipeline.hub.card import benchmark_rows
 from pipeline.hub.stats import card_figures
 
 
 def card_info_for(visitor_id: str, splits: dict[str, list[dict]], license: str = "apache-2.0") -> dict[str, Any]:
     meta = drafts.load_meta(visitor_id)
+    latest = latest_results(visitor_id)
     return {"license": license, **card_figures(splits), "generation": meta.get("generation") or [],
-            "benchmarks": benchmark_rows(latest_results(visitor_id))}
+            "benchmarks": benchmark_rows(latest), "benchmark_verdicts": (latest or {}).get("verdicts") or []}
 
 
 def add_to_draft(visitor_id: str, examples: list[dict], mode: Literal["replace", "append"], source: dict) -> int:

@@ -30,10 +30,56 @@ EXIT_JOIN_S = 60  # at exit, how long to let a model load or a decoding step fin
 MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
 
 
+CACHE_FORMAT = 2  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
+
+
+def decode_format() -> tuple[torch.dtype, bool]:
+    """(dtype of dense weights, int8 or not), from the CPU's precision choice (pipeline/local/precision.py).
+
+    Weight-only int8 by default (~2x the tokens/s of bf16 weights; its matmul takes bf16 activations
+    and stays fast without native bf16). DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
+    weights in the compute dtype: bf16 only where the CPU has it natively, else fp32."""
+    from pipeline.local import precision
+
+    choice = precision.choose()
+    return choice.compute_dtype, choice.decode_weights == "int8" and config.DECODE_INT8.get()
+
+
 def _fast(model: torch.nn.Module) -> FastLlama:
-    """Weight-only int8 by default (measured here: ~2x the tokens/s of bf16, top tokens unchanged);
-    DISTILL_DECODE_INT8=0 keeps bf16 weights."""
-    return FastLlama(model, int8=config.DECODE_INT8.get())
+    dtype, int8 = decode_format()
+    return FastLlama(model, dtype=dtype, int8=int8)
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """Names, sizes and times of the weight files: a re-converted or replaced model invalidates the cache."""
+    files = sorted(p for p in model_dir.glob("*.safetensors") if not p.name.startswith("."))  # not our cache
+    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def load_fast(model_dir: Path) -> FastLlama:
+    """The decoder for a model folder, from its cached conversion when there is a current one.
+
+    Converting (loading the float model, quantizing 135M weights) took several seconds of a cold start,
+    and more on a busy machine; reading the converted tensors back is a fraction of a second."""
+    dtype, int8 = decode_format()
+    kind = "int8" if int8 else str(dtype).removeprefix("torch.")
+    path = model_dir / f".fastlm-{kind}-v{CACHE_FORMAT}.safetensors"
+    source = _fingerprint(model_dir)
+    if path.is_file():
+        try:
+            fast = FastLlama.load(path)
+            if fast.meta.get("source") == source:
+                return fast
+        except Exception:  # a damaged or foreign file: convert again below
+            log.warning("ignoring unreadable decoder cache %s", path, exc_info=True)
+    model = transformers_api().AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    fast = _fast(model)
+    fast.meta["source"] = source
+    try:
+        fast.save(path)
+    except OSError:  # a read-only model folder: decoding works, the next start converts again
+        log.warning("could not cache the converted decoder weights in %s", model_dir, exc_info=True)
+    return fast
 
 
 def _set_threads() -> None:
@@ -105,8 +151,7 @@ class Engine:
             self.model_dir = self._model_dir_loader()
             self.tokenizer = tf.AutoTokenizer.from_pretrained(self.model_dir)
             self.grammar_tokenizer = load_tokenizer(self.tokenizer)
-            model = tf.AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
-            self._models[self.base_id] = _fast(model)
+            self._models[self.base_id] = load_fast(self.model_dir)
             self.max_positions = self._models[self.base_id].max_positions
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
             if "after interpreter shutdown" in str(exc):

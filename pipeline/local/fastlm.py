@@ -2,42 +2,52 @@
 
 Why not `model.generate`: for a 135M model on two cores, most of generate's time is Python overhead
 (mask building, cache bookkeeping, logits processors) and fp32 weight traffic, ~18 tokens/s here.
-This module keeps the weights in bfloat16 (the CPU has AVX512-BF16), fuses q/k/v and gate/up into one
+This module keeps the linear weights in int8 (or bfloat16 / float32), fuses q/k/v and gate/up into one
 matmul each, and decodes several sequences in one pass: the linear layers (where the weights are read
 from memory) run once for the whole batch, and only attention runs per sequence, each against its own
 KV cache. So concurrent streams share the cost of reading the weights.
 
-Numerics follow transformers' LlamaForCausalLM (RMSNorm in float32, rotate-half RoPE, GQA); a test
-checks the logits against the transformers model.
+A decode step is ~30 layers x a handful of small ops, so each op's dispatch cost counts as much as its
+arithmetic. The layout is chosen to keep the op count low:
+  * q/k rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one in-place complex
+    multiply; attention scores are q.k, which does not change when q and k share a permutation;
+  * roped k and v end up side by side in the fused qkv output, so one copy appends both to the cache;
+  * a single new token's attention is one `scaled_dot_product_attention` call with the query heads
+    of each key/value head as its "query length", with no mask (no GQA expansion, no math fallback);
+  * residual adds are in place, norms are `F.rms_norm`.
+Numerics follow transformers' LlamaForCausalLM (RMSNorm and the residual stream in float32, GQA);
+the tests check the logits against the transformers model, and that a batch gives each sequence what
+it gets alone.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 
 class KVCache:
-    """Keys and values of one sequence for every layer; grows by doubling."""
+    """Keys and values of one sequence, [layers, 2 (k, v), kv_heads, capacity, head_dim]; grows by doubling."""
 
     def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, capacity: int = 256):
-        self.k = torch.empty(layers, kv_heads, capacity, head_dim, dtype=dtype)
-        self.v = torch.empty_like(self.k)
+        self.kv = torch.empty(layers, 2, kv_heads, capacity, head_dim, dtype=dtype)
         self.length = 0
 
     def reserve(self, extra: int) -> None:
         need = self.length + extra
-        capacity = self.k.shape[2]
+        capacity = self.kv.shape[3]
         if need <= capacity:
             return
-        capacity = max(need, capacity * 2)
-        for name in ("k", "v"):
-            old = getattr(self, name)
-            new = torch.empty(old.shape[0], old.shape[1], capacity, old.shape[3], dtype=old.dtype)
-            new[:, :, : self.length] = old[:, :, : self.length]
-            setattr(self, name, new)
+        old = self.kv
+        shape = list(old.shape)
+        shape[3] = max(need, capacity * 2)
+        self.kv = torch.empty(shape, dtype=old.dtype)
+        self.kv[:, :, :, : self.length] = old[:, :, :, : self.length]
 
 
 @dataclass
@@ -49,11 +59,18 @@ class _Int8:
 @dataclass
 class _Layer:
     ln1: torch.Tensor
-    wqkv: torch.Tensor
-    wo: torch.Tensor
+    wqkv: torch.Tensor | _Int8
+    wo: torch.Tensor | _Int8
     ln2: torch.Tensor
-    wgu: torch.Tensor
-    wdown: torch.Tensor
+    wgu: torch.Tensor | _Int8
+    wdown: torch.Tensor | _Int8
+
+
+def _interleave(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
+    """Rows of a q or k projection reordered per head from rotate-half to pair-interleaved layout."""
+    half = head_dim // 2
+    order = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).flatten()
+    return weight.view(heads, head_dim, -1)[:, order].reshape(heads * head_dim, -1)
 
 
 class FastLlama:
@@ -61,108 +78,142 @@ class FastLlama:
 
     def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16, int8: bool = False):
         cfg = model.config
-        self.dtype = dtype
-        self.heads = cfg.num_attention_heads
-        self.kv_heads = cfg.num_key_value_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
-        self.eps = cfg.rms_norm_eps
-        self.max_positions = cfg.max_position_embeddings
         rope = getattr(cfg, "rope_parameters", None) or {}
-        theta = rope.get("rope_theta") or getattr(cfg, "rope_theta", 10000.0)
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"FastLlama supports default RoPE only, not {rope.get('rope_type')}")
+        heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+        hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        meta = {"heads": heads, "kv_heads": kv_heads, "head_dim": hd, "eps": cfg.rms_norm_eps,
+                "max_positions": cfg.max_position_embeddings, "hidden": cfg.hidden_size,
+                "theta": rope.get("rope_theta") or getattr(cfg, "rope_theta", 10000.0),
+                "dtype": str(dtype).removeprefix("torch."), "int8": int8}
 
-        def w(t: torch.Tensor) -> torch.Tensor | _Int8:
+        def w(name: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
             t = t.detach().float()
             if int8:  # weight-only int8 with one scale per output row: half the memory traffic of bf16
                 scale = t.abs().amax(dim=1).clamp(min=1e-8) / 127
-                return _Int8((t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
-                             scale.to(torch.bfloat16))
-            return t.to(dtype).contiguous()
+                return {f"{name}.q": (t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
+                        f"{name}.scale": scale.to(torch.bfloat16)}
+            return {name: t.to(dtype).contiguous()}
 
         inner = model.model
-        self.embed = inner.embed_tokens.weight.detach().to(dtype if not int8 else torch.bfloat16).contiguous()
-        self.lm_head = w(model.lm_head.weight)
-        self.norm = inner.norm.weight.detach().float()
-        self.layers = []
-        for layer in inner.layers:
+        act = torch.bfloat16 if int8 else dtype
+        tensors = {"embed": inner.embed_tokens.weight.detach().to(act).contiguous(),
+                   "norm": inner.norm.weight.detach().float().contiguous(), **w("lm_head", model.lm_head.weight)}
+        for i, layer in enumerate(inner.layers):
             att, mlp = layer.self_attn, layer.mlp
-            self.layers.append(_Layer(
-                ln1=layer.input_layernorm.weight.detach().float(),
-                wqkv=w(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
-                wo=w(att.o_proj.weight),
-                ln2=layer.post_attention_layernorm.weight.detach().float(),
-                wgu=w(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
-                wdown=w(mlp.down_proj.weight),
-            ))
-        inv_freq = 1.0 / (theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
+            qkv = torch.cat([_interleave(att.q_proj.weight.detach(), heads, hd),
+                             _interleave(att.k_proj.weight.detach(), kv_heads, hd), att.v_proj.weight.detach()])
+            tensors |= {f"{i}.ln1": layer.input_layernorm.weight.detach().float().contiguous(),
+                        f"{i}.ln2": layer.post_attention_layernorm.weight.detach().float().contiguous(),
+                        **w(f"{i}.wqkv", qkv), **w(f"{i}.wo", att.o_proj.weight),
+                        **w(f"{i}.wgu", torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
+                        **w(f"{i}.wdown", mlp.down_proj.weight)}
+        self._setup(meta, tensors)
+
+    def _setup(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        self.meta, self.tensors = meta, tensors
+        self.heads, self.kv_heads, self.head_dim = meta["heads"], meta["kv_heads"], meta["head_dim"]
+        self.eps, self.max_positions, self.hidden = meta["eps"], meta["max_positions"], meta["hidden"]
+        self.int8, self.dtype = meta["int8"], getattr(torch, meta["dtype"])
+
+        def w(name: str) -> torch.Tensor | _Int8:
+            return _Int8(tensors[f"{name}.q"], tensors[f"{name}.scale"]) if self.int8 else tensors[name]
+
+        self.embed, self.norm, self.lm_head = tensors["embed"], tensors["norm"], w("lm_head")
+        count = sum(1 for name in tensors if name.endswith(".ln1"))
+        self.layers = [_Layer(ln1=tensors[f"{i}.ln1"], wqkv=w(f"{i}.wqkv"), wo=w(f"{i}.wo"), ln2=tensors[f"{i}.ln2"],
+                              wgu=w(f"{i}.wgu"), wdown=w(f"{i}.wdown")) for i in range(count)]
+        down = self.layers[0].wdown
+        self.intermediate = (down.q if self.int8 else down).shape[1]
+        hd = self.head_dim
+        inv_freq = 1.0 / (meta["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
         freqs = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
-        emb = torch.cat([freqs, freqs], dim=-1)
-        self.cos, self.sin = emb.cos(), emb.sin()
+        self.rotation = torch.complex(freqs.cos(), freqs.sin())  # [positions, head_dim / 2]
+
+    def save(self, path: Path) -> None:
+        """Write the converted weights (safetensors, written aside then renamed: readers never see half)."""
+        from safetensors.torch import save_file
+
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        # Dense fp32 weights of a tied-embedding model: embed and lm_head are one tensor, which
+        # safetensors refuses to write; each is saved on its own.
+        tensors, seen = {}, set()
+        for name, t in self.tensors.items():
+            ptr = t.untyped_storage().data_ptr()
+            tensors[name] = t.clone() if ptr in seen else t
+            seen.add(ptr)
+        save_file(tensors, str(tmp), metadata={"fastlm": json.dumps(self.meta)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> FastLlama:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads(f.metadata()["fastlm"])
+        self = cls.__new__(cls)
+        self._setup(meta, load_file(str(path)))
+        return self
 
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, torch.float32)
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor | _Int8) -> torch.Tensor:
-        if isinstance(weight, _Int8):
-            return torch._weight_int8pack_mm(x.to(torch.bfloat16).contiguous(), weight.q, weight.scale).float()
-        return F.linear(x.to(weight.dtype), weight).float()
-
-    def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return weight * h
-
-    @staticmethod
-    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return x * cos + rotated * sin
+        """x @ weight.T in the activation dtype (bf16 for int8 weights); callers widen where needed."""
+        if self.int8:
+            return torch._weight_int8pack_mm(x.to(torch.bfloat16), weight.q, weight.scale)
+        return F.linear(x.to(self.dtype), weight)
 
     @torch.inference_mode()
     def forward(self, segments: list[tuple[list[int], KVCache]]) -> torch.Tensor:
         """Append each segment's tokens to its cache; float32 logits of each segment's last token."""
         sizes = [len(tokens) for tokens, _ in segments]
-        ids = torch.tensor([t for tokens, _ in segments for t in tokens], dtype=torch.long)
-        positions = torch.cat([torch.arange(c.length, c.length + n) for (_, c), n in zip(segments, sizes, strict=True)])
-        if int(positions.max()) >= self.max_positions:
+        positions = [p for (_, c), n in zip(segments, sizes, strict=True) for p in range(c.length, c.length + n)]
+        if max(positions) >= self.max_positions:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for (_, cache), n in zip(segments, sizes, strict=True):
             cache.reserve(n)
-        cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
-        x = self.embed[ids].float()
-        total, hd = ids.shape[0], self.head_dim
-        q_width, kv_width = self.heads * hd, self.kv_heads * hd
+        total, hd, heads, kv_heads = len(positions), self.head_dim, self.heads, self.kv_heads
+        q_width, qk_width = heads * hd, (heads + kv_heads) * hd
+        group = heads // kv_heads
+        rotation = self.rotation[positions].unsqueeze(1)  # [total, 1, head_dim / 2]
+        x = self.embed[[t for tokens, _ in segments for t in tokens]].float()
+        shape = (self.hidden,)
+        decode = max(sizes) == 1
         for index, layer in enumerate(self.layers):
-            qkv = self._linear(self._rms(x, layer.ln1), layer.wqkv)
-            q = self._rope(qkv[:, :q_width].view(total, self.heads, hd), cos, sin)
-            k = self._rope(qkv[:, q_width: q_width + kv_width].view(total, self.kv_heads, hd), cos, sin)
-            v = qkv[:, q_width + kv_width:].view(total, self.kv_heads, hd)
+            qkv = self._linear(F.rms_norm(x, shape, layer.ln1, self.eps), layer.wqkv).float()
+            # RoPE on q and k in place: pairs (x_j, x_j+half) are adjacent, so rotating is a complex multiply.
+            torch.view_as_complex(qkv[:, :qk_width].view(total, heads + kv_heads, hd // 2, 2)).mul_(rotation)
+            kv = qkv[:, q_width:].view(total, 2, kv_heads, hd)
             outputs, start = [], 0
             for (_, cache), n in zip(segments, sizes, strict=True):
                 past, stop = cache.length, start + n
-                cache.k[index, :, past: past + n] = k[start:stop].transpose(0, 1)
-                cache.v[index, :, past: past + n] = v[start:stop].transpose(0, 1)
-                keys, values = cache.k[index, :, : past + n], cache.v[index, :, : past + n]
-                query = q[start:stop].transpose(0, 1)
-                if n == 1:
-                    out = F.scaled_dot_product_attention(query, keys, values, enable_gqa=True)
-                elif past == 0:
-                    out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
-                else:  # a chunk appended after earlier tokens: each new token sees the past and itself
-                    allowed = torch.arange(past + n).unsqueeze(0) <= (torch.arange(n) + past).unsqueeze(1)
-                    out = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed,
-                                                         enable_gqa=True)
-                outputs.append(out.transpose(0, 1).reshape(n, q_width))
+                cache.kv[index, :, :, past: past + n] = kv[start:stop].permute(1, 2, 0, 3)
+                keys, values = cache.kv[index, 0, :, : past + n], cache.kv[index, 1, :, : past + n]
+                if decode:  # one token: its `group` query heads per kv head are the "query length"
+                    out = F.scaled_dot_product_attention(qkv[start, :q_width].view(kv_heads, group, hd), keys, values)
+                    outputs.append(out.view(1, q_width))
+                else:
+                    query = qkv[start:stop, :q_width].view(n, heads, hd).transpose(0, 1)
+                    if past == 0:
+                        out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
+                    else:  # a chunk appended after earlier tokens: each new token sees the past and itself
+                        allowed = torch.arange(past + n).unsqueeze(0) <= (torch.arange(n) + past).unsqueeze(1)
+                        out = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed,
+                                                             enable_gqa=True)
+                    outputs.append(out.transpose(0, 1).reshape(n, q_width))
                 start = stop
-            x = x + self._linear(torch.cat(outputs) if len(outputs) > 1 else outputs[0], layer.wo)
-            gate, up = self._linear(self._rms(x, layer.ln2), layer.wgu).chunk(2, dim=-1)
-            x = x + self._linear(F.silu(gate) * up, layer.wdown)
+            x.add_(self._linear(torch.cat(outputs) if len(outputs) > 1 else outputs[0], layer.wo))
+            gate_up = self._linear(F.rms_norm(x, shape, layer.ln2, self.eps), layer.wgu)
+            x.add_(self._linear(F.silu(gate_up[:, : self.intermediate].float()) * gate_up[:, self.intermediate:],
+                                layer.wdown))
         for (_, cache), n in zip(segments, sizes, strict=True):
             cache.length += n
-        last = torch.tensor(sizes).cumsum(0) - 1
-        hidden = self._rms(x[last], self.norm)
-        return self._linear(hidden, self.lm_head)
+        if not decode:
+            x = x[torch.tensor(sizes).cumsum(0) - 1]
+        return self._linear(F.rms_norm(x, shape, self.norm, self.eps), self.lm_head).float()
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:

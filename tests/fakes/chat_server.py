@@ -6,7 +6,8 @@ The model id says how it behaves, so a test or benchmark picks behaviour by choo
 - `midfail-<name>`: streams a few tokens then drops the connection;
 - anything else: answers at once.
 The reply text comes from `answers` (last user message -> reply) when given, else it echoes the
-last user message as "<model> says: <text>". It speaks real SSE over HTTP, so the openai SDK runs
+last user message as "<model> says: <text>". A callable answer may return a dict {"content",
+"tool_calls"} for a (non-streamed) tool-calling reply. It speaks real SSE over HTTP, so the openai SDK runs
 its own code against it; `stream_options.include_usage` is honoured.
 """
 
@@ -107,6 +108,13 @@ class FakeChatServer:
         if delay:
             time.sleep(float(delay.group(1)))
         text = self.reply_text(model, body.get("messages") or [])
+        if isinstance(text, dict):  # a reply with tool calls: {"content": ..., "tool_calls": [...]}, not streamed
+            message = {"role": "assistant", "content": text.get("content"), "tool_calls": text.get("tool_calls")}
+            handler._json(200, {"id": "chatcmpl-fake", "created": int(time.time()), "model": model,  # type: ignore[attr-defined]
+                                "object": "chat.completion", "choices": [{
+                                    "index": 0, "logprobs": None, "message": message,
+                                    "finish_reason": "tool_calls" if text.get("tool_calls") else "stop"}]})
+            return
         pieces = re.findall(r"\S+\s*|\s+", text) or [""]
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),

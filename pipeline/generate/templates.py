@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import workspace
+from pipeline.answers import FINAL_LINE  # the same lines the one final-answer reader reads
 from pipeline.errors import InputError
 from pipeline.models import DATA_DIR
 
 BUILTIN_DIR = DATA_DIR / "templates"
 FINAL_ANSWER_PREFIX = "Final answer:"
-_FINAL_LINE = re.compile(r"^\s*\**\s*final answer\s*\**\s*:.*$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def seed_lists(template: Template, variables: dict[str, str]) -> dict[str, list[
 
 def with_final_line(text: str, final_answer: str) -> str:
     """The reasoning with exactly one last line `Final answer: <answer>` (any the teacher wrote removed)."""
-    body = _FINAL_LINE.sub("", text).rstrip()
+    body = FINAL_LINE.sub("", text).rstrip()
     return f"{body}\n\n{FINAL_ANSWER_PREFIX} {final_answer.strip()}" if body else \
         f"{FINAL_ANSWER_PREFIX} {final_answer.strip()}"
 

@@ -20,6 +20,7 @@ from pipeline.local.toolcalls import allowed_tools, call_grammar, parse_reply, r
 
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 1024  # a 135M model can loop; OpenAI's "until the context is full" would take minutes
+MIN_TEMPERATURE = 1e-4  # below this, sampling is greedy (the same tokens, without float overflow)
 DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
 
 
@@ -117,6 +118,8 @@ def _build_requests(body: ChatCompletionRequest, backend: Any) -> tuple[list[Gen
                           "messages", "context_length_exceeded")
     max_tokens = min(body.token_limit() or DEFAULT_MAX_TOKENS, window - len(prompt))
     temperature = 1.0 if body.temperature is None else body.temperature
+    if temperature < MIN_TEMPERATURE:
+        temperature = 0.0  # logits / 1e-300 overflow to inf and sampling failed (it took decoding down)
     top_p = 1.0 if body.top_p is None else body.top_p
     try:
         requests = [GenRequest(body.model, prompt, max_tokens, temperature, top_p,

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The baseline runs with torch's usual (spinning) OpenMP waits, its best case on an idle machine;
 # pipeline.local would otherwise default them to PASSIVE. The backend decodes on one thread either way.
-os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+# --steps keeps the backend's sleeping waits: spinning threads made 2-thread steps ~10x slower under load.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE" if "--steps" in sys.argv else "ACTIVE")
 PROMPTS = ["Write a long story about a dragon who learns to bake bread.",
            "Explain in detail how a steam engine works, step by step.",
            "Describe a walk through a busy city market, with many details."]

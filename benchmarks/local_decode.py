@@ -8,6 +8,14 @@ The fine-tuned model uses a LoRA adapter (r=16, all linear layers, random non-ze
 does not depend on what it learned) registered as a succeeded job, so the real serving path runs.
 
     .venv/bin/python benchmarks/local_decode.py [--tokens 128] [--json]
+
+`--steps` instead times the decoder alone, in one process: the decoder as it was before this session's
+rewrite (pipeline/local/fastlm.py at --baseline-rev, read from git) against the current one, on the same
+weights, alternating rounds so that both see the same machine load, with 1 and 2 threads; and compares
+their greedy answers on a fixed prompt set (exactly equal answers, and top-1 agreement: the share of
+positions of the baseline's answer where the new decoder's most likely next token is the same).
+
+    .venv/bin/python benchmarks/local_decode.py --steps [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -104,19 +111,140 @@ def served(client, model: str, tokens: int) -> dict:
             "three_streams_tokens": [r["tokens"] for r in runs], "one_stream_tokens": one["tokens"]}
 
 
+BASELINE_REV = "6948e78"  # main before the decode rewrite of 2026-11-30
+FIXED_PROMPTS = ["What is the capital of France?", "Write a haiku about autumn.",
+                 "Explain photosynthesis in two sentences.", "List three uses of a paperclip.",
+                 "Who wrote Romeo and Juliet?", "Translate 'good morning' into Spanish.", "What is 12 times 7?",
+                 "Give me a tip for sleeping better.", "Describe the moon to a child.",
+                 "Why is the sky blue?", "Name a famous painting and its painter.", "How do I boil an egg?"]
+
+
+def _baseline_decoder(rev: str):
+    """pipeline/local/fastlm.py as it was at `rev`, imported from git as its own module."""
+    import importlib.util
+    import subprocess
+
+    source = subprocess.run(["git", "show", f"{rev}:pipeline/local/fastlm.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="distill-fastlm-")) / "fastlm_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("fastlm_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _step_rate(decoder, streams: int, steps: int = 48, context: int = 64) -> float:
+    """Tokens/s of `streams` sequences decoded together, after a `context`-token prefill each."""
+    caches = [decoder.new_cache() for _ in range(streams)]
+    for cache in caches:
+        decoder.forward([(list(range(1000, 1000 + context)), cache)])
+    for _ in range(3):
+        decoder.forward([([42], c) for c in caches])
+    start = time.perf_counter()
+    for _ in range(steps):
+        decoder.forward([([42], c) for c in caches])
+    return streams * steps / (time.perf_counter() - start)
+
+
+def _greedy(decoder, ids: list[int], tokens: int, eos: int) -> list[int]:
+    cache = decoder.new_cache()
+    logits, out = decoder.forward([(ids, cache)])[0], []
+    while len(out) < tokens:
+        out.append(int(logits.argmax()))
+        if out[-1] == eos:
+            break
+        logits = decoder.forward([([out[-1]], cache)])[0]
+    return out
+
+
+def _agreement(decoder, ids: list[int], answer: list[int]) -> int:
+    """Positions of `answer` where `decoder`, fed the answer so far, puts the same token first."""
+    cache = decoder.new_cache()
+    logits, same = decoder.forward([(ids, cache)])[0], 0
+    for token in answer:
+        same += int(logits.argmax()) == token
+        logits = decoder.forward([([token], cache)])[0]
+    return same
+
+
+def steps_main(args: argparse.Namespace) -> dict:
+    import statistics
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.local import precision, weights
+    from pipeline.local.engine import decode_format
+    from pipeline.local.fastlm import FastLlama
+
+    model_dir = weights.base_model_dir()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dtype, int8 = decode_format()
+    old = _baseline_decoder(args.baseline_rev).FastLlama(model, int8=True)
+    new = FastLlama(model, dtype=dtype, int8=int8)
+    result = {"machine": _machine(), "precision": precision.summary(), "baseline_rev": args.baseline_rev,
+              "new_format": {"int8": int8, "dtype": str(dtype)}}
+    rates: dict = {}
+    for _ in range(args.rounds):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for streams in (1, 3):
+                for name, decoder in (("baseline", old), ("new", new)):
+                    rates.setdefault(f"{name}_{threads}thr_{streams}streams", []).append(_step_rate(decoder, streams))
+    torch.set_num_threads(1)
+    result["tok_s_median"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
+    result["tok_s_all_rounds"] = {k: [round(x, 1) for x in v] for k, v in rates.items()}
+    result["new_over_baseline"] = {k.removeprefix("new_"): round(statistics.median(v) / statistics.median(
+        rates[k.replace("new_", "baseline_")]), 2) for k, v in rates.items() if k.startswith("new_")}
+    equal = agree = positions = 0
+    differing = []
+    for prompt in FIXED_PROMPTS:
+        ids = list(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                 tokenize=True, return_dict=False))
+        a, b = _greedy(old, ids, args.answer_tokens, tokenizer.eos_token_id), _greedy(new, ids, args.answer_tokens,
+                                                                                     tokenizer.eos_token_id)
+        equal += a == b
+        agree += _agreement(new, ids, a)
+        positions += len(a)
+        if a != b:
+            differing.append({"prompt": prompt, "baseline": tokenizer.decode(a), "new": tokenizer.decode(b)})
+    result["greedy"] = {"prompts": len(FIXED_PROMPTS), "answer_tokens": args.answer_tokens,
+                        "identical_answers": equal, "top1_agreement": round(agree / positions, 4),
+                        "positions": positions, "differing": differing}
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    return result
+
+
+def _machine() -> dict:
+    import torch
+
+    knobs = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_WAIT_POLICY") if k in os.environ}
+    return {"nproc": os.cpu_count(), "cpu": _cpu_name(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "env": knobs,
+            "load_average_at_start": os.getloadavg()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--steps", action="store_true", help="time the decoder alone: baseline vs current")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--answer-tokens", type=int, default=48)
+    parser.add_argument("--baseline-rev", default=BASELINE_REV)
     args = parser.parse_args()
+    if args.steps:
+        print(json.dumps(steps_main(args), indent=None if args.json else 2))
+        return 0
     from pipeline.local import weights
     from pipeline.local.runtime import start_server
 
     root = Path(tempfile.mkdtemp(prefix="distill-decode-"))
     model_dir = weights.base_model_dir()
     ft_id, adapter = fake_finetuned(root, model_dir, weights.BASE_MODEL_ID)
-    result = {"machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or _cpu_name(),
-                          "load_average_at_start": os.getloadavg()}, "tokens_per_request": args.tokens}
+    result = {"machine": _machine(), "tokens_per_request": args.tokens}
     result["plain_generate_tok_s"] = baseline(model_dir, adapter, args.tokens)
     handle = start_server(root=root, tiny=False)
     try:

@@ -1,189 +1,201 @@
-"""Chat tab: base, fine-tuned and teacher answer the same message side by side, streaming at once."""
+"""Chat tab: base, fine-tuned and teacher answer the same message side by side, streaming at once.
+
+Wiring convention (components/wiring.py): handlers take component names and return `{name: value}`.
+Pane i's components are `endpoint_i`, `model_i`, `chatbot_i`, ... (chat_panes.pane_names); a handler
+of one pane is wired with a view of the tab's names where `endpoint`, `model`, `pane`... mean that
+pane's, so one handler serves all three.
+"""
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any
 
 import gradio as gr
 
 from components.chat_panes import (
     PANE_ROLES,
-    Pane,
+    STREAMED,
     blind_labels,
     build_pane,
     configs_from,
     few_shot_sources,
+    pane_names,
     pane_outputs,
+    pane_pickers,
     params_from,
     refresh_model_picker,
-    role_pickers,
 )
 from components.context import AppContext
-from components.errors import shown_errors
-from pipeline.chat import ChatSession, extras
+from components.wiring import outputs, wire
+from pipeline.chat import ChatSession, PaneConfig, extras
 from pipeline.endpoints import SessionSettings, make_client
 
+CHATBOTS = tuple(f"chatbot_{i}" for i in range(len(PANE_ROLES)))
+PICKERS = tuple(pane_names(i)[part] for i in range(len(PANE_ROLES)) for part in ("endpoint", "model"))
 
-@shown_errors
-def show_user_message(message: str, session: ChatSession, *, panes: list[Pane]) -> dict:
+
+def _configs(settings: SessionSettings, visitor: str | None, picks: dict[str, str], few_shot: bool,
+             few_shot_source: str | None) -> list[PaneConfig]:
+    return configs_from(settings, visitor, [picks[n] for n in PICKERS], few_shot, few_shot_source)
+
+
+@outputs(*CHATBOTS)
+def show_user_message(msg_box: str, session_state: ChatSession) -> dict:
     """Put the message in every pane at once (no queue), before any model is called."""
-    if not (message or "").strip():
+    if not (msg_box or "").strip():
         raise gr.Error("Type a message first.")
-    if any(session.busy):
+    if any(session_state.busy):
         raise gr.Error("A pane is still answering; wait for it or press its Stop button.")
-    return {p.chatbot: [*session.histories[i], {"role": "user", "content": message}] for i, p in enumerate(panes)}
+    return {name: [*session_state.histories[i], {"role": "user", "content": msg_box}]
+            for i, name in enumerate(CHATBOTS)}
 
 
-@shown_errors
-def send_message(message, system, temperature, max_tokens, few_shot, few_shot_src, ep0, m0, ep1, m1, ep2, m2,
-                 settings: SessionSettings, visitor: str | None, session: ChatSession, *, panes: list[Pane],
-                 msg_box: gr.Textbox):
+@outputs(*STREAMED, "msg_box")
+def send_message(msg_box: str, system_box: str, temperature_sl: float, max_tokens_nb: float, few_shot_chk: bool,
+                 few_shot_dd: str, endpoint_0: str, model_0: str, endpoint_1: str, model_1: str, endpoint_2: str,
+                 model_2: str, settings: SessionSettings, visitor: str | None, session_state: ChatSession):
     """Stream all three answers; each pane updates as its own tokens arrive."""
-    configs = configs_from(settings, visitor, [ep0, m0, ep1, m1, ep2, m2], few_shot, few_shot_src)
-    turns = session.send(message or "", configs, params_from(system, temperature, max_tokens),
-                         lambda ep: make_client(settings, ep))
+    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
+    configs = _configs(settings, visitor, picks, few_shot_chk, few_shot_dd)
+    turns = session_state.send(msg_box or "", configs, params_from(system_box, temperature_sl, max_tokens_nb),
+                               lambda ep: make_client(settings, ep))
     for turn in turns:
-        yield {**pane_outputs(panes, session, turn), msg_box: ""}
-    yield {**pane_outputs(panes, session), msg_box: ""}
+        yield {**pane_outputs(session_state, turn), "msg_box": ""}
+    yield {**pane_outputs(session_state), "msg_box": ""}
 
 
-@shown_errors
-def regenerate_pane(system, temperature, max_tokens, few_shot, few_shot_src, ep0, m0, ep1, m1, ep2, m2,
-                    settings: SessionSettings, visitor: str | None, session: ChatSession, *, pane: int,
-                    panes: list[Pane]):
-    configs = configs_from(settings, visitor, [ep0, m0, ep1, m1, ep2, m2], few_shot, few_shot_src)
-    for turn in session.regenerate(pane, configs, params_from(system, temperature, max_tokens),
-                                   lambda ep: make_client(settings, ep)):
-        yield pane_outputs(panes, session, turn)
-    yield pane_outputs(panes, session)
+@outputs(*STREAMED)
+def regenerate_pane(pane: int, system_box: str, temperature_sl: float, max_tokens_nb: float, few_shot_chk: bool,
+                    few_shot_dd: str, endpoint_0: str, model_0: str, endpoint_1: str, model_1: str,
+                    endpoint_2: str, model_2: str, settings: SessionSettings, visitor: str | None,
+                    session_state: ChatSession):
+    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
+    configs = _configs(settings, visitor, picks, few_shot_chk, few_shot_dd)
+    for turn in session_state.regenerate(pane, configs, params_from(system_box, temperature_sl, max_tokens_nb),
+                                         lambda ep: make_client(settings, ep)):
+        yield pane_outputs(session_state, turn)
+    yield pane_outputs(session_state)
 
 
-def stop_pane(session: ChatSession, *, pane: int) -> None:
-    session.stop(pane)
+@outputs()
+def stop_pane(pane: int, session_state: ChatSession) -> dict:
+    session_state.stop(pane)
+    return {}
 
 
-@shown_errors
-def clear_chat(session: ChatSession, *, panes: list[Pane], undo_btn: gr.Button) -> dict:
-    session.clear()
-    return {**pane_outputs(panes, session), undo_btn: gr.Button(visible=session.can_undo())}
+@outputs(*STREAMED, "undo_btn")
+def clear_chat(session_state: ChatSession) -> dict:
+    session_state.clear()
+    return {**pane_outputs(session_state), "undo_btn": gr.Button(visible=session_state.can_undo())}
 
 
-@shown_errors
-def undo_clear_chat(session: ChatSession, *, panes: list[Pane], undo_btn: gr.Button) -> dict:
-    session.undo_clear()
-    return {**pane_outputs(panes, session), undo_btn: gr.Button(visible=False)}
+@outputs(*STREAMED, "undo_btn")
+def undo_clear_chat(session_state: ChatSession) -> dict:
+    session_state.undo_clear()
+    return {**pane_outputs(session_state), "undo_btn": gr.Button(visible=False)}
 
 
-@shown_errors
-def list_pane_models(settings: SessionSettings, endpoint: str, model: str) -> gr.Dropdown:
-    return refresh_model_picker(settings, endpoint, model)
+@outputs("model")
+def list_pane_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
+    return {"model": refresh_model_picker(settings, endpoint, model)}
 
 
-@shown_errors
-def use_role_defaults(settings: SessionSettings) -> list:
-    """Pickers back to the roles from Settings; the fine-tuned pane gets the newest fine-tuned model."""
-    return role_pickers(settings, PANE_ROLES, look_up_newest=True)
+@outputs(*PICKERS)
+def use_role_defaults(settings: SessionSettings) -> dict:
+    """Pickers back to the roles from Settings, on a click and whenever Settings change; the fine-tuned
+    pane gets the newest fine-tuned model (looked up once per session: at page load the pane showed the
+    base model even when an earlier session had fine-tuned one)."""
+    return pane_pickers(settings)
 
 
-@shown_errors
-def follow_settings(settings: SessionSettings) -> list:
-    # Looks up the newest fine-tuned model once per session (cached): at page load the fine-tuned pane
-    # showed the base model even when an earlier session had fine-tuned one.
-    return role_pickers(settings, PANE_ROLES, look_up_newest=True)
+@outputs("export_files")
+def export_chat(system_box: str, temperature_sl: float, max_tokens_nb: float, few_shot_chk: bool, few_shot_dd: str,
+                endpoint_0: str, model_0: str, endpoint_1: str, model_1: str, endpoint_2: str, model_2: str,
+                settings: SessionSettings, visitor: str | None, session_state: ChatSession) -> dict:
+    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
+    configs = _configs(settings, visitor, picks, few_shot_chk, few_shot_dd)
+    md, js = extras.write_exports(visitor or "", session_state, configs,
+                                  params_from(system_box, temperature_sl, max_tokens_nb))
+    return {"export_files": gr.File(value=[str(md), str(js)], visible=True)}
 
 
-@shown_errors
-def export_chat(system, temperature, max_tokens, few_shot, few_shot_src, ep0, m0, ep1, m1, ep2, m2,
-                settings: SessionSettings, visitor: str | None, session: ChatSession) -> gr.File:
-    configs = configs_from(settings, visitor, [ep0, m0, ep1, m1, ep2, m2], few_shot, few_shot_src)
-    md, js = extras.write_exports(visitor or "", session, configs, params_from(system, temperature, max_tokens))
-    return gr.File(value=[str(md), str(js)], visible=True)
-
-
-@shown_errors
-def toggle_blind(on: bool, session: ChatSession, *, panes: list[Pane], vote_row: gr.Row,
-                 reveal_md: gr.Markdown) -> dict:
-    if on:
-        extras.start_blind(session)
+@outputs(*STREAMED, *(pane_names(i)[p] for i in range(len(PANE_ROLES)) for p in ("endpoint", "model", "refresh")),
+         "vote_row", "reveal_md")
+def toggle_blind(blind_chk: bool, session_state: ChatSession) -> dict:
+    if blind_chk:
+        extras.start_blind(session_state)
     else:
-        extras.stop_blind(session)
-    note = "Blind round: the models are shuffled into A, B and C. Ask, then vote to reveal." if on else ""
-    return {**blind_labels(panes, on), vote_row: gr.Row(visible=on), reveal_md: note}
+        extras.stop_blind(session_state)
+    note = "Blind round: the models are shuffled into A, B and C. Ask, then vote to reveal." if blind_chk else ""
+    return {**blind_labels(blind_chk), "vote_row": gr.Row(visible=blind_chk), "reveal_md": note}
 
 
-@shown_errors
-def vote_blind(choice: str, ep0, m0, ep1, m1, ep2, m2, settings: SessionSettings, visitor: str | None,
-               session: ChatSession, *, panes: list[Pane], reveal_md: gr.Markdown) -> dict:
-    configs = configs_from(settings, visitor, [ep0, m0, ep1, m1, ep2, m2], False, None)
-    record = extras.record_vote(visitor or "", session, configs, choice)
-    lines = [f"**You voted: {choice}.** " + ("" if record["winner"] is None else
+@outputs(*STREAMED, "reveal_md")
+def vote_blind(vote_rd: str, endpoint_0: str, model_0: str, endpoint_1: str, model_1: str, endpoint_2: str,
+               model_2: str, settings: SessionSettings, visitor: str | None, session_state: ChatSession) -> dict:
+    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
+    record = extras.record_vote(visitor or "", session_state, _configs(settings, visitor, picks, False, None),
+                                vote_rd)
+    lines = [f"**You voted: {vote_rd}.** " + ("" if record["winner"] is None else
              f"Winner: {record['winner']['label']} (`{record['winner']['model']}`).")]
     lines += [f"- **{k}** = {v}" for k, v in record["mapping"].items()]
     lines.append("Untick and tick *Blind mode* for a new shuffled round.")
-    return {**pane_outputs(panes, session), reveal_md: "\n".join(lines)}
+    return {**pane_outputs(session_state), "reveal_md": "\n".join(lines)}
 
 
 def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
-    session_state = gr.State(ChatSession)
+    c: dict[str, Any] = {"settings": ctx.settings, "visitor": ctx.visitor, "session_state": gr.State(ChatSession)}
     with gr.Row():
-        system_box = gr.Textbox(label="System prompt (all panes)", lines=2, scale=4,
-                                placeholder="Optional, e.g. Reason step by step and end with 'Final answer: ...'")
+        c["system_box"] = gr.Textbox(label="System prompt (all panes)", lines=2, scale=4,
+                                     placeholder="Optional, e.g. Reason step by step and end with 'Final answer: ...'")
         with gr.Column(scale=2, min_width=220):
-            temperature_sl = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
-            max_tokens_nb = gr.Number(value=512, minimum=1, maximum=16384, precision=0, label="Max tokens")
+            c["temperature_sl"] = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
+            c["max_tokens_nb"] = gr.Number(value=512, minimum=1, maximum=16384, precision=0, label="Max tokens")
     with gr.Row(equal_height=True):
-        few_shot_chk = gr.Checkbox(label="Few-shot prompt for the base pane (compare fine-tuning with it)")
-        few_shot_dd = gr.Dropdown(few_shot_sources(), value=few_shot_sources()[0], label="Few-shot examples from")
-        blind_chk = gr.Checkbox(label="Blind mode (A/B/C, names revealed after your vote)")
+        c["few_shot_chk"] = gr.Checkbox(label="Few-shot prompt for the base pane (compare fine-tuning with it)")
+        c["few_shot_dd"] = gr.Dropdown(few_shot_sources(), value=few_shot_sources()[0], label="Few-shot examples from")
+        c["blind_chk"] = gr.Checkbox(label="Blind mode (A/B/C, names revealed after your vote)")
     with gr.Row(equal_height=False):
-        panes = [build_pane(ctx.settings.value, r) for r in PANE_ROLES]
-    with gr.Row(visible=False) as vote_row:
-        vote_rd = gr.Radio(list(extras.VOTE_CHOICES), label="Which answer is best?", scale=3)
-        vote_btn = gr.Button("Vote and reveal", scale=1)
-    reveal_md = gr.Markdown("")
+        for i in range(len(PANE_ROLES)):
+            c |= build_pane(ctx.settings.value, i)
+            c[f"pane_{i}"] = gr.State(i)
+    with gr.Row(visible=False) as c["vote_row"]:
+        c["vote_rd"] = gr.Radio(list(extras.VOTE_CHOICES), label="Which answer is best?", scale=3)
+        c["vote_btn"] = gr.Button("Vote and reveal", scale=1)
+    c["reveal_md"] = gr.Markdown("")
     with gr.Row(equal_height=True):
-        msg_box = gr.Textbox(label="Message to all three panes", placeholder="Ask something…", scale=6,
-                             submit_btn=False, lines=1)
-        send_btn = gr.Button("Send", variant="primary", scale=1)
+        c["msg_box"] = gr.Textbox(label="Message to all three panes", placeholder="Ask something…", scale=6,
+                                  submit_btn=False, lines=1)
+        c["send_btn"] = gr.Button("Send", variant="primary", scale=1)
     with gr.Row():
-        clear_btn = gr.Button("Clear", size="sm")
-        undo_btn = gr.Button("Undo clear", size="sm", visible=False)
-        export_btn = gr.Button("Export Markdown + JSON", size="sm")
-        defaults_btn = gr.Button("Use role defaults (newest fine-tuned model)", size="sm")
-    export_files = gr.File(label="Exported conversation", file_count="multiple", visible=False)
+        c["clear_btn"] = gr.Button("Clear", size="sm")
+        c["undo_btn"] = gr.Button("Undo clear", size="sm", visible=False)
+        c["export_btn"] = gr.Button("Export Markdown + JSON", size="sm")
+        c["defaults_btn"] = gr.Button("Use role defaults (newest fine-tuned model)", size="sm")
+    c["export_files"] = gr.File(label="Exported conversation", file_count="multiple", visible=False)
+    _wire(ctx, c)
+    return {k: v for k, v in c.items() if k not in ("settings", "visitor")}
 
-    picks = [c for p in panes for c in (p.endpoint_dd, p.model_dd)]
-    state_in = [ctx.settings, ctx.visitor, session_state]
-    params_in = [system_box, temperature_sl, max_tokens_nb, few_shot_chk, few_shot_dd, *picks, *state_in]
-    shown = [p.chatbot for p in panes]
-    streamed = shown + [p.metrics_md for p in panes] + [p.stop_btn for p in panes]
-    for trigger in (msg_box.submit, send_btn.click):
-        trigger(partial(show_user_message, panes=panes), [msg_box, session_state], shown, queue=False,
-                api_visibility="private").success(
-            partial(send_message, panes=panes, msg_box=msg_box), [msg_box, *params_in], [*streamed, msg_box],
-            api_name="chat_send" if trigger == send_btn.click else False, concurrency_limit=None,
-            show_progress="minimal", show_progress_on=shown)
-    for i, pane in enumerate(panes):
-        pane.stop_btn.click(partial(stop_pane, pane=i), [session_state], None, queue=False, api_visibility="private")
-        pane.regen_btn.click(partial(regenerate_pane, pane=i, panes=panes), params_in, streamed,
-                             api_name=f"chat_regenerate_{i}", concurrency_limit=None, show_progress="minimal",
-                             show_progress_on=shown)
-        pane.refresh_btn.click(list_pane_models, [ctx.settings, pane.endpoint_dd, pane.model_dd], pane.model_dd,
-                               api_visibility="private")
-        pane.endpoint_dd.input(list_pane_models, [ctx.settings, pane.endpoint_dd, pane.model_dd], pane.model_dd,
-                               api_visibility="private")
-    clear_btn.click(partial(clear_chat, panes=panes, undo_btn=undo_btn), [session_state], [*streamed, undo_btn],
-                    queue=False, api_visibility="private")
-    undo_btn.click(partial(undo_clear_chat, panes=panes, undo_btn=undo_btn), [session_state],
-                   [*streamed, undo_btn], queue=False, api_visibility="private")
-    defaults_btn.click(use_role_defaults, ctx.settings, picks, api_visibility="private")
-    ctx.settings.change(follow_settings, ctx.settings, picks, api_visibility="private")
-    export_btn.click(export_chat, params_in, export_files, api_name="chat_export")
-    blind_outs = [*streamed, *[c for p in panes for c in (p.endpoint_dd, p.model_dd, p.refresh_btn)],
-                  vote_row, reveal_md]
-    blind_chk.change(partial(toggle_blind, panes=panes, vote_row=vote_row, reveal_md=reveal_md),
-                     [blind_chk, session_state], blind_outs, api_visibility="private")
-    vote_btn.click(partial(vote_blind, panes=panes, reveal_md=reveal_md), [vote_rd, *picks, *state_in], [*streamed, reveal_md],
-                   api_visibility="private")
-    return {"msg_box": msg_box, "send_btn": send_btn, "system_box": system_box, "blind_chk": blind_chk,
-            "clear_btn": clear_btn, "export_btn": export_btn, **{f"chatbot_{i}": p.chatbot for i, p in enumerate(panes)}}
+
+def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
+    shown = [c[n] for n in CHATBOTS]
+    stream = {"concurrency_limit": None, "show_progress": "minimal", "show_progress_on": shown}
+    for trigger in (c["msg_box"].submit, c["send_btn"].click):
+        shown_first = wire(trigger, show_user_message, c, queue=False, api_visibility="private")
+        wire(shown_first.success, send_message, c,
+             api_name="chat_send" if trigger == c["send_btn"].click else False, **stream)
+    for i in range(len(PANE_ROLES)):
+        # This pane's components under the generic names its handlers use.
+        view = {**c, "pane": c[f"pane_{i}"], **{part: c[name] for part, name in pane_names(i).items()}}
+        wire(c[f"stop_{i}"].click, stop_pane, view, queue=False, api_visibility="private")
+        wire(c[f"regen_{i}"].click, regenerate_pane, view, api_name=f"chat_regenerate_{i}", **stream)
+        for event in (c[f"refresh_{i}"].click, c[f"endpoint_{i}"].input):
+            wire(event, list_pane_models, view, api_visibility="private")
+    wire(c["clear_btn"].click, clear_chat, c, queue=False, api_visibility="private")
+    wire(c["undo_btn"].click, undo_clear_chat, c, queue=False, api_visibility="private")
+    for event in (c["defaults_btn"].click, ctx.settings.change):  # Settings are the source of truth
+        wire(event, use_role_defaults, c, api_visibility="private")
+    wire(c["export_btn"].click, export_chat, c, api_name="chat_export")
+    wire(c["blind_chk"].change, toggle_blind, c, api_visibility="private")
+    wire(c["vote_btn"].click, vote_blind, c, api_visibility="private")
+

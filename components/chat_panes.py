@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -17,33 +16,34 @@ SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
 YOUR_DATASET = "Your dataset (first examples)"
 
 
-@dataclass
-class Pane:
-    endpoint_dd: gr.Dropdown
-    model_dd: gr.Dropdown
-    refresh_btn: gr.Button
-    chatbot: gr.Chatbot
-    metrics_md: gr.Markdown
-    stop_btn: gr.Button
-    regen_btn: gr.Button
-
-
-def build_pane(settings: SessionSettings, role_name: str) -> Pane:
+def build_pane(settings: SessionSettings, i: int) -> dict[str, gr.components.Component]:
+    """Pane i's components, by their tab names (pane_names)."""
+    role_name, names = PANE_ROLES[i], pane_names(i)
     choice = role(settings, role_name)
+    c: dict[str, gr.components.Component] = {}
     with gr.Column(min_width=260):
         with gr.Row(equal_height=True):
-            endpoint_dd = gr.Dropdown(list(settings.endpoints()), value=choice.endpoint, label="Endpoint",
-                                      scale=2, min_width=100)
-            model_dd = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
-                                   scale=4, min_width=140, info=_stand_in_note(settings, role_name))
-            refresh_btn = gr.Button("↻", scale=0, min_width=40, size="sm")
-        chatbot = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
-                             feedback_options=None, group_consecutive_messages=False)
-        metrics_md = gr.Markdown("", elem_classes=["pane-metrics"])
+            c[names["endpoint"]] = gr.Dropdown(list(settings.endpoints()), value=choice.endpoint, label="Endpoint",
+                                               scale=4, min_width=100, elem_id=f"chat-endpoint-{role_name}")
+            c[names["refresh"]] = gr.Button("↻ Models", scale=1, min_width=60, size="sm")
+        # Its own row, the pane's full width: a fine-tuned id ("ft:gpt-4o-mini-…:org:suffix:id") was cut off.
+        c[names["model"]] = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
+                                        info=_stand_in_note(settings, role_name), elem_id=f"chat-model-{role_name}")
+        c[names["chatbot"]] = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
+                                         feedback_options=None, group_consecutive_messages=False)
+        c[names["metrics"]] = gr.Markdown("", elem_classes=["pane-metrics"])
         with gr.Row():
-            stop_btn = gr.Button("Stop", size="sm", variant="stop", interactive=False)
-            regen_btn = gr.Button("Regenerate", size="sm")
-    return Pane(endpoint_dd, model_dd, refresh_btn, chatbot, metrics_md, stop_btn, regen_btn)
+            c[names["stop"]] = gr.Button("Stop", size="sm", variant="stop", interactive=False)
+            c[names["regen"]] = gr.Button("Regenerate", size="sm")
+    return c
+
+
+def pane_pickers(settings: SessionSettings) -> dict:
+    """Every pane's endpoint and model pickers (by name) from the roles in Settings; the fine-tuned pane
+    gets the newest fine-tuned model (looked up once per session)."""
+    values = role_pickers(settings, PANE_ROLES, look_up_newest=True)
+    return {pane_names(i)[part]: values[2 * i + k]
+            for i in range(len(PANE_ROLES)) for k, part in enumerate(("endpoint", "model"))}
 
 
 def displayed(history: list[dict]) -> list[dict]:
@@ -117,26 +117,36 @@ def params_from(system: str, temperature: float | None, max_tokens: float | None
                   max_tokens=int(max_tokens) if max_tokens else None)
 
 
-def pane_outputs(panes: list[Pane], session: ChatSession, turn: Turn | None = None) -> dict:
-    """Chatbot values and metric lines for every pane, from a live turn or the stored session."""
+def pane_names(i: int) -> dict[str, str]:
+    """The tab's component names of pane i (components/wiring.py: handlers name what they use)."""
+    return {part: f"{part}_{i}" for part in ("endpoint", "model", "refresh", "chatbot", "metrics", "stop", "regen")}
+
+
+STREAMED = tuple(pane_names(i)[part] for part in ("chatbot", "metrics", "stop") for i in range(len(PANE_ROLES)))
+
+
+def pane_outputs(session: ChatSession, turn: Turn | None = None) -> dict:
+    """Chatbot values, metric lines and Stop buttons of every pane (by name), from a live turn or the session."""
     hide = session.blind_order is not None and not session.blind_revealed
     out: dict = {}
-    for i, pane in enumerate(panes):
+    for i in range(len(PANE_ROLES)):
+        names = pane_names(i)
         history = turn.histories[i] if turn else session.histories[i]
         state = turn.states[i] if turn and turn.states and turn.states[i] is not None else session.metrics[i]
-        out[pane.chatbot] = displayed(history)
-        out[pane.metrics_md] = metrics_line(state, hide_cost=hide)
+        out[names["chatbot"]] = displayed(history)
+        out[names["metrics"]] = metrics_line(state, hide_cost=hide)
         # Stop is live only while this pane streams: three red buttons at rest read as "still running".
         live = turn is not None and bool(turn.states) and turn.states[i] is not None and not turn.states[i].final
-        out[pane.stop_btn] = gr.Button(interactive=live)
+        out[names["stop"]] = gr.Button(interactive=live)
     return out
 
 
-def blind_labels(panes: list[Pane], on: bool) -> dict:
+def blind_labels(on: bool) -> dict:
     out: dict = {}
-    for i, pane in enumerate(panes):
-        out[pane.chatbot] = gr.Chatbot(value=[], label=f"Model {extras.LETTERS[i]}" if on else ROLE_TITLES[PANE_ROLES[i]])
-        for comp in (pane.endpoint_dd, pane.model_dd, pane.refresh_btn):
-            out[comp] = gr.update(visible=not on)
-        out[pane.metrics_md] = ""
+    for i, role_name in enumerate(PANE_ROLES):
+        names = pane_names(i)
+        out[names["chatbot"]] = gr.Chatbot(value=[], label=f"Model {extras.LETTERS[i]}" if on else ROLE_TITLES[role_name])
+        for part in ("endpoint", "model", "refresh"):
+            out[names[part]] = gr.update(visible=not on)
+        out[names["metrics"]] = ""
     return out

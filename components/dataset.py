@@ -7,21 +7,23 @@ loses nothing; the table is rebuilt from the draft on page load and whenever ano
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
 from components.context import AppContext
 from components.dataset_view import histogram, model_choices, sample_choices, sample_path
-from components.errors import shown_errors
-from components.wiring import keyed
+from components.wiring import outputs, wire
 from pipeline import dataset as ds
 from pipeline import drafts, workspace
 from pipeline.dataset import draft_ops as dops
 from pipeline.dataset import editing as ed
-from pipeline.dataset.draft_view import summary_markdown, validate_draft
+from pipeline.dataset.draft_view import DraftCache, summary_markdown
 from pipeline.errors import InputError
+
+#: What every redraw may change (`draft_cache` is the session's DraftCache, created on first use).
+SHOWN = ("table_df", "rendered", "summary_md", "hist_plot", "report_json", "status_md", "draft_cache")
 
 
 def _exists(visitor: str | None) -> bool:
@@ -32,30 +34,36 @@ def _exists(visitor: str | None) -> bool:
         return False
 
 
-def _render(visitor: str | None, model: str, epochs: float | None, status: str = "") -> dict:
-    """Everything shown, rebuilt from the saved draft."""
-    examples = drafts.load_draft(visitor) if _exists(visitor) else []
-    unparsed = dops.load_unparsed(visitor) if _exists(visitor) else []
-    report = validate_draft(examples, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
-    shown = min(len(examples), ed.TABLE_ROWS)  # rows past this are kept as they are when the table is saved
-    rows = ed.build_rows(examples[:shown], unparsed, report.example_problems[:shown])
-    if shown < len(examples):
-        status += f" Showing the first {shown:,} of {len(examples):,} rows; all are validated and exported."
-    return {"table_df": pd.DataFrame(rows, columns=ed.HEADERS), "rendered": [shown, len(unparsed)],
-            "summary_md": summary_markdown(report), "hist_plot": histogram(report),
-            "report_json": report.to_json(), "status_md": status}
+def _render(visitor: str | None, model: str, epochs: float | None, cache: DraftCache | None,
+            status: str = "") -> dict:
+    """Everything shown, from the saved draft; per-example work only for lines the cache has not seen.
+    The table goes out as a list of rows: gradio took ~70 ms to convert a 2,000-row DataFrame."""
+    cache = cache if cache is not None else DraftCache()
+    lines = cache.lines(visitor) if _exists(visitor) else []  # type: ignore[arg-type]
+    unparsed = dops.load_unparsed(visitor) if _exists(visitor) else []  # type: ignore[arg-type]
+    report, entries = cache.report(lines, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
+    shown = min(len(lines), ed.TABLE_ROWS)  # rows past this are kept as they are when the table is saved
+    rows = cache.rows(entries, unparsed, report, shown)
+    cache.keep_only(lines)
+    if shown < len(lines):
+        status += f" Showing the first {shown:,} of {len(lines):,} rows; all are validated and exported."
+    return {"table_df": rows,
+            "rendered": [shown, len(unparsed)], "summary_md": summary_markdown(report),
+            "hist_plot": histogram(report), "report_json": report.to_json(), "status_md": status,
+            "draft_cache": cache}
 
 
 def _stamp(visitor: str | None) -> tuple | None:
     return drafts.draft_stamp(visitor) if _exists(visitor) else None
 
 
-@shown_errors
-def show_draft(visitor: str | None, rev: int, model: str, epochs: float | None) -> dict:
+@outputs(*SHOWN)
+def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num: float | None,
+               draft_cache: DraftCache | None = None) -> dict:
     # The status line is left as it is: this redraw also runs when the page's visitor id settles, and
     # a "Loaded 53 examples" from a click just before vanished after a second (seen in chromium).
     before = _stamp(visitor)
-    shown = _render(visitor, model, epochs)
+    shown = _render(visitor, model_dd, epochs_num, draft_cache)
     if _stamp(visitor) != before:
         # The draft was written while this redraw read it (a sample loaded right after page load, seen
         # in CI): what it read is stale, and arriving after the writer's own redraw it would blank the
@@ -64,85 +72,95 @@ def show_draft(visitor: str | None, rev: int, model: str, epochs: float | None) 
     return {**shown, "status_md": gr.skip()}
 
 
-@shown_errors
-def validate_dataset(visitor: str | None, model: str, epochs: float | None) -> dict:
-    return _render(visitor, model, epochs)
+@outputs(*SHOWN)
+def validate_dataset(visitor: str | None, model_dd: str, epochs_num: float | None,
+                     draft_cache: DraftCache | None = None) -> dict:
+    return _render(visitor, model_dd, epochs_num, draft_cache)
 
 
-@shown_errors
-def load_file(path: str | None, append: bool, columns: str, system: str, visitor: str, model: str,
-              epochs: float | None) -> dict:
-    if not path:
+@outputs(*SHOWN)
+def load_file(upload_file: str | None, append_cb: bool, columns_box: str, import_system_box: str, visitor: str,
+              model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
+    if not upload_file:
         raise InputError("Choose a file first (.jsonl, .json, .csv, .tsv or .parquet).")
-    cols = [c.strip() for c in (columns or "").split(",") if c.strip()] or None
-    read = ds.read_dataset(path, system_prompt=system or None, columns=cols)
-    return _render(visitor, model, epochs, dops.import_read(visitor, read, append, Path(path).name))
+    cols = [c.strip() for c in (columns_box or "").split(",") if c.strip()] or None
+    read = ds.read_dataset(upload_file, system_prompt=import_system_box or None, columns=cols)
+    status = dops.import_read(visitor, read, append_cb, Path(upload_file).name)
+    return _render(visitor, model_dd, epochs_num, draft_cache, status)
 
 
-@shown_errors
-def load_sample(name: str, append: bool, visitor: str, model: str, epochs: float | None) -> dict:
-    read = ds.read_dataset(sample_path(name))
-    return _render(visitor, model, epochs, dops.import_read(visitor, read, append, f"sample {name}"))
+@outputs(*SHOWN)
+def load_sample(sample_dd: str, append_cb: bool, visitor: str, model_dd: str, epochs_num: float | None,
+                draft_cache: DraftCache | None = None) -> dict:
+    read = ds.read_dataset(sample_path(sample_dd))
+    status = dops.import_read(visitor, read, append_cb, f"sample {sample_dd}")
+    return _render(visitor, model_dd, epochs_num, draft_cache, status)
 
 
-@shown_errors
-def save_edits(table: list[list], rendered: list[int] | None, visitor: str, model: str, epochs: float | None) -> dict:
-    dops.save_table(visitor, table, rendered)
-    return _render(visitor, model, epochs, "Saved.")
+@outputs(*SHOWN)
+def save_edits(table_df: list[list], rendered: list[int] | None, visitor: str, model_dd: str,
+               epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
+    cache = draft_cache if draft_cache is not None else DraftCache()
+    dops.save_table(visitor, table_df, rendered, cache)
+    return _render(visitor, model_dd, epochs_num, cache, "Saved.")
 
 
-@shown_errors
-def add_row(visitor: str, model: str, epochs: float | None) -> dict:
+@outputs(*SHOWN)
+def add_row(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
     workspace.visitor_dir(visitor or "")
     drafts.append_to_draft(visitor, [ed.EMPTY_EXAMPLE])
-    return _render(visitor, model, epochs, "Added an empty row at the end: fill in its cells.")
+    return _render(visitor, model_dd, epochs_num, draft_cache, "Added an empty row at the end: fill in its cells.")
 
 
-@shown_errors
-def delete_rows(spec: str, visitor: str, model: str, epochs: float | None) -> dict:
+@outputs(*SHOWN)
+def delete_rows(delete_box: str, visitor: str, model_dd: str, epochs_num: float | None,
+                draft_cache: DraftCache | None = None) -> dict:
     def change(ex: list, raw: list) -> tuple[list, list]:
-        drop, drop_raw = ed.parse_row_spec(spec or "", len(ex), len(raw))
+        drop, drop_raw = ed.parse_row_spec(delete_box or "", len(ex), len(raw))
         if not drop and not drop_raw:
             raise InputError("Name the rows to delete by their # (e.g. `3, 5-7, raw 1`).")
         return [e for i, e in enumerate(ex) if i not in drop], [u for j, u in enumerate(raw) if j not in drop_raw]
 
-    dops.bulk_change(visitor, f"deleting rows {spec}", change)
-    return _render(visitor, model, epochs, f"Deleted rows {spec}. Undo restores them.")
+    dops.bulk_change(visitor, f"deleting rows {delete_box}", change)
+    return _render(visitor, model_dd, epochs_num, draft_cache, f"Deleted rows {delete_box}. Undo restores them.")
 
 
-@shown_errors
-def apply_system_prompt(prompt: str, visitor: str, model: str, epochs: float | None) -> dict:
-    dops.bulk_change(visitor, "setting the system prompt", lambda ex, raw: (ds.set_system_prompt(ex, prompt or ""), raw))
-    what = "Removed system messages" if not (prompt or "").strip() else "Set the system prompt of every row"
-    return _render(visitor, model, epochs, f"{what}. Undo restores the previous ones.")
+@outputs(*SHOWN)
+def apply_system_prompt(system_box: str, visitor: str, model_dd: str, epochs_num: float | None,
+                        draft_cache: DraftCache | None = None) -> dict:
+    dops.bulk_change(visitor, "setting the system prompt",
+                     lambda ex, raw: (ds.set_system_prompt(ex, system_box or ""), raw))
+    what = "Removed system messages" if not (system_box or "").strip() else "Set the system prompt of every row"
+    return _render(visitor, model_dd, epochs_num, draft_cache, f"{what}. Undo restores the previous ones.")
 
 
-@shown_errors
-def dedupe_rows(visitor: str, model: str, epochs: float | None) -> dict:
-    before = len(drafts.load_draft(visitor)) if _exists(visitor) else 0
+@outputs(*SHOWN)
+def dedupe_rows(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
+    before = len(drafts.draft_lines(visitor)) if _exists(visitor) else 0
     examples, _ = dops.bulk_change(visitor, "removing duplicates", lambda ex, raw: (ds.dedupe_examples(ex)[0], raw))
-    return _render(visitor, model, epochs, f"Removed {before - len(examples)} exact duplicate(s). Undo restores them.")
+    return _render(visitor, model_dd, epochs_num, draft_cache,
+                   f"Removed {before - len(examples)} exact duplicate(s). Undo restores them.")
 
 
-@shown_errors
-def clear_table(visitor: str, model: str, epochs: float | None) -> dict:
+@outputs(*SHOWN)
+def clear_table(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
     dops.bulk_change(visitor, "clearing the table", lambda ex, raw: ([], []))
-    return _render(visitor, model, epochs, "Cleared the table. **Undo** brings it back.")
+    return _render(visitor, model_dd, epochs_num, draft_cache, "Cleared the table. **Undo** brings it back.")
 
 
-@shown_errors
-def undo_change(visitor: str, model: str, epochs: float | None) -> dict:
+@outputs(*SHOWN)
+def undo_change(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
     label = dops.undo(visitor) if _exists(visitor) else None
-    return _render(visitor, model, epochs, f"Undid {label}." if label else "Nothing to undo yet.")
+    return _render(visitor, model_dd, epochs_num, draft_cache, f"Undid {label}." if label else "Nothing to undo yet.")
 
 
-@shown_errors
-def split_dataset(visitor: str, fraction: float, seed: float | None) -> dict:
-    files, status = dops.split_draft(visitor, float(fraction), int(seed or 0))
+@outputs("files", "status_md")
+def split_dataset(visitor: str, fraction_sl: float, seed_num: float | None) -> dict:
+    files, status = dops.split_draft(visitor, float(fraction_sl), int(seed_num or 0))
     return {"files": [str(f) for f in files], "status_md": status}
 
 
-@shown_errors
+@outputs("files", "status_md")
 def export_dataset(visitor: str) -> dict:
     files, status = dops.export_draft(visitor)
     return {"files": [str(f) for f in files], "status_md": status}
@@ -193,26 +211,21 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c["files"] = gr.File(label="Files", file_count="multiple", interactive=False, height=120)
     with gr.Accordion("Validation report (JSON)", open=False):
         c["report_json"] = gr.JSON()
-    shown = [c[k] for k in ("table_df", "rendered", "summary_md", "hist_plot", "report_json", "status_md")]
-    common = [ctx.visitor, c["model_dd"], c["epochs_num"]]
+    c["draft_cache"] = gr.State(DraftCache())
+    c["visitor"], c["dataset_rev"] = ctx.visitor, ctx.dataset_rev
 
-    def on(trigger, fn, inputs, api_name=None, outputs=shown):
-        trigger(keyed(fn, c), inputs=inputs, outputs=outputs, api_name=api_name)
-
-    gr.on(None, keyed(show_draft, c), inputs=[ctx.visitor, ctx.dataset_rev, c["model_dd"], c["epochs_num"]],
-          outputs=shown, api_name="show_draft")
-    on(c["validate_btn"].click, validate_dataset, common, "validate_dataset")
-    on(c["upload_file"].upload, load_file,
-       [c["upload_file"], c["append_cb"], c["columns_box"], c["import_system_box"], *common], "load_file")
-    on(c["load_sample_btn"].click, load_sample, [c["sample_dd"], c["append_cb"], *common], "load_sample")
-    on(c["table_df"].input, save_edits, [c["table_df"], c["rendered"], *common], "save_edits")
-    on(c["add_row_btn"].click, add_row, common)
-    on(c["delete_btn"].click, delete_rows, [c["delete_box"], *common], "delete_rows")
-    on(c["system_btn"].click, apply_system_prompt, [c["system_box"], *common], "set_system_prompt")
-    on(c["dedupe_btn"].click, dedupe_rows, common, "dedupe")
-    on(c["clear_btn"].click, clear_table, common)
-    on(c["undo_btn"].click, undo_change, common, "undo")
-    files_out = [c["files"], c["status_md"]]
-    on(c["split_btn"].click, split_dataset, [ctx.visitor, c["fraction_sl"], c["seed_num"]], outputs=files_out)
-    on(c["export_btn"].click, export_dataset, [ctx.visitor], outputs=files_out)
+    # Triggers None: on page load and whenever the visitor id, the draft's revision, model or epochs change.
+    wire(functools.partial(gr.on, None), show_draft, c, api_name="show_draft")
+    wire(c["validate_btn"].click, validate_dataset, c)
+    wire(c["upload_file"].upload, load_file, c)
+    wire(c["load_sample_btn"].click, load_sample, c)
+    wire(c["table_df"].input, save_edits, c)
+    wire(c["add_row_btn"].click, add_row, c)
+    wire(c["delete_btn"].click, delete_rows, c)
+    wire(c["system_btn"].click, apply_system_prompt, c, api_name="set_system_prompt")
+    wire(c["dedupe_btn"].click, dedupe_rows, c, api_name="dedupe")
+    wire(c["clear_btn"].click, clear_table, c)
+    wire(c["undo_btn"].click, undo_change, c, api_name="undo")
+    wire(c["split_btn"].click, split_dataset, c)
+    wire(c["export_btn"].click, export_dataset, c)
     return c

@@ -38,14 +38,20 @@ def shown_errors(fn: F) -> F:
 
 @contextlib.contextmanager
 def _as_gr_error(name: str) -> Iterator[None]:
+    """The one rule for logs: an expected user error (a DistillError, or a gr.Error a handler raised
+    with a message for the user: no key, a choice to make...) is one line, no traceback; anything
+    else is a real failure and keeps its traceback (gradio prints it)."""
     try:
         yield
-    except gr.Error:
+    except gr.Error as exc:
+        log.info("handler %s: told the user: %s", name, exc.message)
+        exc.print_exception = False
         raise
     except DistillError as exc:
-        raise gr.Error(str(exc)) from exc
+        log.info("handler %s: told the user: %s", name, exc)
+        raise gr.Error(str(exc), print_exception=False) from exc
     except Exception as exc:
-        # Log the type only: messages from providers may carry request details.
+        # The type only here: messages from providers may carry request details.
         log.error("handler %s failed with %s", name, type(exc).__name__)
         raise gr.Error(explain(exc)) from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from components import evaluate_bench as eb
 from components import evaluate_run as er
@@ -98,6 +99,9 @@ def _results_section(c: dict[str, Any]) -> None:
                                  elem_id="eval-scoreboard", visible=False)
     c["chart_plot"] = gr.Plot(label="Accuracy against cost and latency", elem_id="eval-chart", visible=False)
     c["breakeven_md"] = gr.Markdown()
+    # Label benchmarks: the confusion matrix and per-label scores; JSON answers: per-field accuracy.
+    c["task_plot"] = gr.Plot(label="Confusion matrix", elem_id="eval-confusion", visible=False)
+    c["task_md"] = gr.Markdown(elem_id="eval-task-scores")
     c["drill_df"] = gr.Dataframe(headers=["#", "question", "expected", "scoring"], label="Per question",
                                  interactive=False, wrap=True, max_height=600, visible=False)
     with gr.Accordion("Earlier runs on this benchmark", open=False):
@@ -141,3 +145,5 @@ def _wire(c: dict[str, Any]) -> None:
     wire(c["stop_btn"].click, er.stop_evaluation, c, queue=False, **private)
     wire(c["latest_btn"].click, er.show_latest, c, **private)
     wire(c["compare_btn"].click, er.compare_runs, c, **private)
+    if Context.root_block is not None:  # in the app: a reload lists the benchmarks made in earlier visits
+        wire(Context.root_block.load, eb.list_benchmarks, c, **private)

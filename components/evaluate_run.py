@@ -24,11 +24,14 @@ from pipeline.evaluate.costs import break_even, break_even_words, fine_tune_cost
 from pipeline.evaluate.fewshot import pick_shots
 from pipeline.evaluate.runs import list_runs, load_run, save_results, verdict_changes
 from pipeline.evaluate.tables import changes_frame, drilldown_frame, scoreboard_frame
+from pipeline.evaluate.task_chart import confusion_heatmap, task_markdown
 from pipeline.finetune.records import recorded_jobs
+from pipeline.model_lists import check_model_use
 
 PROGRESS_EVERY_S = 0.5
 SHOWN = ("score_df", "chart_plot", "drill_df")
-RESULT_OUTPUTS = ("status_md", "verdict_md", "breakeven_md", "empty_md", *SHOWN, "runs_dd", "compare_dd")
+RESULT_OUTPUTS = ("status_md", "verdict_md", "breakeven_md", "empty_md", *SHOWN, "runs_dd", "compare_dd",
+                  "task_plot", "task_md")
 
 
 def _training_cost(settings: SessionSettings, visitor: str | None, endpoint: str, model: str) -> float | None:
@@ -62,6 +65,7 @@ def _targets(settings: SessionSettings, visitor: str | None, items: list, picks:
     for role_name, title in (("base", "Base"), ("fine_tuned", "Fine-tuned"), ("teacher", "Teacher")):
         use, ep, model = picks[role_name]
         if use and model:
+            check_model_use(settings, visitor, ep, model)  # the pick comes from the client: only theirs
             targets.append(Target(model, make_client(settings, ep), label=f"{title}: {model}", role=role_name))
     use_few, _, _ = picks["few_shot"]
     _, base_ep, base_model = picks["base"]
@@ -90,11 +94,13 @@ def show_results(results: dict, visitor: str | None, training_cost: float | None
         be = break_even(by_role["fine_tuned"], by_role["teacher"], training_cost)
     verdicts = results.get("verdicts") or []
     runs = _runs_choices(visitor, results.get("benchmark_sha256"))
+    heatmap = confusion_heatmap(results)
     return {"score_df": gr.Dataframe(scoreboard_frame(results), visible=True),
             "chart_plot": gr.Plot(cost_chart(results, be), visible=True),
             "drill_df": gr.Dataframe(drilldown_frame(results), visible=True),
             "verdict_md": "\n".join(f"- {v}" for v in verdicts) or "Only one contestant: nothing to compare with.",
             "breakeven_md": break_even_words(be) if "fine_tuned" in by_role and "teacher" in by_role else "",
+            "task_plot": gr.Plot(heatmap, visible=heatmap is not None), "task_md": task_markdown(results),
             "empty_md": gr.Markdown(visible=False),
             "runs_dd": gr.Dropdown(choices=runs, value=runs[0][1] if runs else None),
             "compare_dd": gr.Dropdown(choices=runs, value=runs[1][1] if len(runs) > 1 else None)}

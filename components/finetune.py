@@ -35,10 +35,11 @@ def build_finetune_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["split_sl"] = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Validation split",
                                       info="Share of examples held out to measure validation loss (0 = none)")
             c["endpoint_dd"] = gr.Dropdown(endpoints, value=act.default_endpoint(start_settings), label="Endpoint",
+                                           elem_id="ft-endpoint",
                                            info="Where the job runs: your endpoints that can fine-tune (Settings)")
             with gr.Row():
                 initial = act.initial_base_models(start_settings)
-                c["model_dd"] = gr.Dropdown(initial, value=initial[0], label="Base model",
+                c["model_dd"] = gr.Dropdown(initial, value=initial[0], label="Base model", elem_id="ft-model",
                                             allow_custom_value=True, scale=4,
                                             info="Starts as the base student role's model (Settings > Roles)")
                 c["models_btn"] = gr.Button("↻ Models", scale=1, size="sm")

@@ -28,6 +28,7 @@ from components.finetune_view import (
 )
 from components.wiring import outputs
 from pipeline import drafts
+from pipeline.dataset.groups import split_line
 from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import InputError
 from pipeline.finetune import jobs as ft
@@ -151,7 +152,10 @@ def check_run(settings: SessionSettings, visitor: str | None, source_radio: str,
                               openai_hosted=_hosted(settings, endpoint_dd, client), read_problems=problems,
                               auto_epochs=_auto_epochs(settings, endpoint_dd),
                               threshold_usd=settings.confirm_above_usd)
-    return {"preflight_md": "\n".join(f"- {line}" for line in pre.summary_lines())}
+    lines = pre.summary_lines()
+    if validation:  # the split keeps rewordings of one lesson together (issue 15): say how it went
+        lines.insert(1, split_line(train, validation))
+    return {"preflight_md": "\n".join(f"- {line}" for line in lines)}
 
 
 def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, recent: list | None,

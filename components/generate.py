@@ -2,12 +2,14 @@
 
 Wiring only; the engine is pipeline.generate. Start first stores a fresh RunHandle in the visitor's
 gr.State (queue=False, so Stop can reach it at once), then a generator handler runs the generation in
-a thread and yields live counts; every finished example is appended to the draft as it arrives and
-ctx.dataset_rev is bumped so the Dataset tab shows it. Parse failures are listed apart for review.
+a thread and yields live counts; every finished example is appended to the draft as it arrives, and
+ctx.dataset_rev is bumped (at most once a second) so the Dataset tab shows them. Parse failures are
+listed apart for review.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,17 +18,20 @@ import gradio as gr
 
 from components import generate_run as ui
 from components.context import AppContext
-from components.errors import shown_errors
 from components.generate_run import MAX_VARS, RunHandle
-from components.wiring import keyed
+from components.wiring import outputs, wire
 from pipeline import drafts, endpoints
 from pipeline import generate as gen
 from pipeline.background import Finished
 from pipeline.errors import InputError
 from pipeline.generate import prompts
 from pipeline.generate.store import RunFiles, read_examples
+from pipeline.generate.templates import resolve_variables
 
 ROLE_DEFAULT = "(teacher role)"
+VAR_BOXES = tuple(f"var_box_{i}" for i in range(MAX_VARS))
+#: A running generation tells the Dataset tab to redraw at most this often (seconds).
+REDRAW_EVERY_S = 1.0
 
 
 def _config(template: str, values: tuple, endpoint: str, model: str, n: float, concurrency: float,
@@ -50,16 +55,24 @@ def _config(template: str, values: tuple, endpoint: str, model: str, n: float, c
         sources=sources, avoid=None if t.source else draft, endpoint=name, retry=gen.RetryPolicy(timeout=300.0))
 
 
-@shown_errors
-def show_template(template: str) -> dict[str, Any]:
-    return ui.template_form(template)
+@outputs("template_md", *VAR_BOXES, "source_file", "check_cb")
+def show_template(template_dd: str) -> dict[str, Any]:
+    return ui.template_form(template_dd)
 
 
-@shown_errors
-def list_teacher_models(endpoint: str, settings: endpoints.SessionSettings) -> dict[str, Any]:
+@outputs("endpoint_dd")
+def follow_settings(endpoint_dd: str, settings: endpoints.SessionSettings) -> dict[str, Any]:
+    """The endpoints the visitor has now (Settings is the source of truth); a removed one falls back to
+    the teacher role."""
+    names = [ROLE_DEFAULT, *settings.endpoints()]
+    return {"endpoint_dd": gr.update(choices=names, value=endpoint_dd if endpoint_dd in names else ROLE_DEFAULT)}
+
+
+@outputs("endpoint_dd", "model_dd")
+def list_teacher_models(endpoint_dd: str, settings: endpoints.SessionSettings) -> dict[str, Any]:
     """Model choices for the picked endpoint (settings' list_models when available); typing stays allowed."""
     choice = endpoints.role(settings, "teacher")
-    name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
+    name = choice.endpoint if endpoint_dd in ("", ROLE_DEFAULT, None) else endpoint_dd
     models = ui.listed_models(settings, name)
     if choice.endpoint == name and choice.model not in models:
         models.insert(0, choice.model)
@@ -67,14 +80,16 @@ def list_teacher_models(endpoint: str, settings: endpoints.SessionSettings) -> d
             "model_dd": gr.update(choices=models)}
 
 
-@shown_errors
-def preview_prompt(template: str, *args: Any) -> dict[str, Any]:
+@outputs("prompt_box", "estimate_md")
+def preview_prompt(template_dd: str, var_box_0: str, var_box_1: str, var_box_2: str, var_box_3: str,
+                   var_box_4: str, var_box_5: str, endpoint_dd: str, model_dd: str, n_num: float,
+                   concurrency_sl: float, temperature_sl: float, budget_num: float | None, seed_num: float,
+                   check_cb: bool, source_file: Any, visitor: str, settings: endpoints.SessionSettings
+                   ) -> dict[str, Any]:
     """The exact messages of the first request, and the cost estimate of the whole run."""
-    *values, endpoint, model, n, conc, temp, budget, seed, check, source_file, visitor, settings = args
-    config = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check,
-                        source_file, visitor, settings, out=Path("/nonexistent/preview.jsonl"))
-    from pipeline.generate.templates import resolve_variables
-
+    config = _config(template_dd, (var_box_0, var_box_1, var_box_2, var_box_3, var_box_4, var_box_5), endpoint_dd,
+                     model_dd, n_num, concurrency_sl, temperature_sl, budget_num, seed_num, check_cb, source_file,
+                     visitor, settings, out=Path("/nonexistent/preview.jsonl"))
     variables = resolve_variables(config.template, config.variables)
     if config.template.setup and not variables.get("student_system", "").strip():
         variables["student_system"] = "(written by the teacher when the run starts)"
@@ -85,22 +100,28 @@ def preview_prompt(template: str, *args: Any) -> dict[str, Any]:
     return {"prompt_box": ui.format_prompt(messages), "estimate_md": f"Estimate for {config.model}: {est.describe()}."}
 
 
+@outputs("run_state")
 def prepare_run() -> dict[str, Any]:
     return {"run_state": RunHandle()}
 
 
-@shown_errors
-def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
-    """Run the generation; append each finished example to the draft; yield live counts."""
-    *values, endpoint, model, n, conc, temp, budget, seed, check, source_file, visitor, settings, handle, rev = args
-    if handle is None:
-        handle = RunHandle()
-    config = _config(template, tuple(values), endpoint, model, n, conc, temp, budget, seed, check, source_file,
+@outputs("status_md", "progress_bar", "failures_df", "dataset_rev", "start_btn", "stop_btn", "failures_file")
+def generate_examples(template_dd: str, var_box_0: str, var_box_1: str, var_box_2: str, var_box_3: str,
+                      var_box_4: str, var_box_5: str, endpoint_dd: str, model_dd: str, n_num: float,
+                      concurrency_sl: float, temperature_sl: float, budget_num: float | None, seed_num: float,
+                      check_cb: bool, source_file: Any, visitor: str, settings: endpoints.SessionSettings,
+                      run_state: RunHandle | None, dataset_rev: int | None) -> Iterator[dict[str, Any]]:
+    """Run the generation; append each finished example to the draft; yield live counts. The Dataset
+    tab is told (dataset_rev) at most once a second, and once more at the end."""
+    handle = run_state if run_state is not None else RunHandle()
+    config = _config(template_dd, (var_box_0, var_box_1, var_box_2, var_box_3, var_box_4, var_box_5), endpoint_dd,
+                     model_dd, n_num, concurrency_sl, temperature_sl, budget_num, seed_num, check_cb, source_file,
                      visitor, settings)
     client = endpoints.make_client(settings, config.endpoint, async_=True)
     yield {"status_md": f"Starting: {gen.estimate_run(config).describe()}.", "start_btn": gr.update(interactive=False),
-           "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_sl": 0}
+           "stop_btn": gr.update(interactive=True), "failures_df": ui.failures_frame([]), "progress_bar": ui.progress_html(0)}
     appended, status, error = 0, None, None
+    rev, redraw = dataset_rev or 0, ui.Throttle(REDRAW_EVERY_S)
     try:
         for item in ui.run_in_thread(handle, config, client):
             if isinstance(item, Finished):
@@ -113,29 +134,35 @@ def generate_examples(template: str, *args: Any) -> Iterator[dict[str, Any]]:
             if fresh:  # straight into the Dataset tab, appended after the visitor's own edits
                 drafts.append_to_draft(visitor, fresh)
                 appended += len(fresh)
-                rev = (rev or 0) + 1
-            yield {"status_md": ui.status_markdown(status), "failures_df": ui.failures_frame(status.new_failures),
-                   "progress_sl": round(100 * status.written / max(1, status.requested), 1), "dataset_rev": rev}
+                redraw.pending()
+            update = {"status_md": ui.status_markdown(status), "failures_df": ui.failures_frame(status.new_failures),
+                      "progress_bar": ui.progress_html(100 * status.written / max(1, status.requested))}
+            if redraw.due():
+                rev += 1
+                update["dataset_rev"] = rev
+            yield update
     finally:
         handle.cancel.set()  # the page went away or the handler was cancelled: stop the run too
+    last = {"dataset_rev": rev + 1} if redraw.flush() else {}
     if error is not None:  # give the buttons back, then show the error
-        yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False)}
+        yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False), **last}
         raise error
     run = (RunFiles(config.out).load_state().get("runs") or [{}])[-1]
     drafts.update_meta(visitor, generation=[{**run, "added_to_draft": appended}])
-    yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
+    yield {"start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False), **last,
            "failures_file": str(config.out.with_name(config.out.stem + ".failed.jsonl"))
            if status and status.new_failures else None}
 
 
-def stop_generation(handle: RunHandle | None) -> dict[str, Any]:
-    if handle is not None:
-        handle.cancel.set()
+@outputs("stop_btn")
+def stop_generation(run_state: RunHandle | None) -> dict[str, Any]:
+    if run_state is not None:
+        run_state.cancel.set()
     return {"stop_btn": gr.update(interactive=False)}
 
 
 def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
-    c: dict[str, Any] = {"dataset_rev": ctx.dataset_rev}
+    c: dict[str, Any] = {"dataset_rev": ctx.dataset_rev, "visitor": ctx.visitor, "settings": ctx.settings}
     c["run_state"] = gr.State(None, delete_callback=lambda h: h.cancel.set() if h else None)
     with gr.Row():
         with gr.Column(scale=3):
@@ -161,8 +188,8 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["start_btn"] = gr.Button("Start", variant="primary")
         c["stop_btn"] = gr.Button("Stop", variant="stop", interactive=False)
     c["estimate_md"] = gr.Markdown()
-    c["progress_sl"] = gr.Slider(0, 100, value=0, step=0.1, label="Progress (% of the examples asked for)",
-                                 interactive=False)
+    # A bar, not a slider: a Slider looked draggable, and its number box invited typing a progress.
+    c["progress_bar"] = gr.HTML(ui.progress_html(0), elem_id="generate-progress")
     c["status_md"] = gr.Markdown()
     with gr.Accordion("Exact prompt of the first request", open=False):
         c["prompt_box"] = gr.Textbox(lines=14, interactive=False, show_label=False)
@@ -170,25 +197,14 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["failures_df"] = gr.Dataframe(headers=["kind", "reason", "raw"], interactive=False, wrap=True)
         c["failures_file"] = gr.File(label="All of them (JSONL)", interactive=False)
 
-    form = [c["template_dd"], *[c[f"var_box_{i}"] for i in range(MAX_VARS)], c["endpoint_dd"], c["model_dd"],
-            c["n_num"], c["concurrency_sl"], c["temperature_sl"], c["budget_num"], c["seed_num"], c["check_cb"],
-            c["source_file"], ctx.visitor, ctx.settings]
-    template_outputs = [c["template_md"], *[c[f"var_box_{i}"] for i in range(MAX_VARS)], c["source_file"],
-                        c["check_cb"]]
     # Triggers None: on page load and whenever the template changes.
-    gr.on(None, keyed(show_template, c), inputs=c["template_dd"], outputs=template_outputs,
-          api_name="show_template")
-    c["endpoint_dd"].focus(keyed(list_teacher_models, c), [c["endpoint_dd"], ctx.settings],
-                           [c["endpoint_dd"], c["model_dd"]])
-    c["model_dd"].focus(keyed(list_teacher_models, c), [c["endpoint_dd"], ctx.settings],
-                        [c["endpoint_dd"], c["model_dd"]])
-    c["preview_btn"].click(keyed(preview_prompt, c), form, [c["prompt_box"], c["estimate_md"]],
-                           api_name="preview_prompt")
-    run_outputs = [c["status_md"], c["progress_sl"], c["failures_df"], ctx.dataset_rev, c["start_btn"], c["stop_btn"],
-                   c["failures_file"]]
-    c["start_btn"].click(keyed(prepare_run, c), None, c["run_state"], queue=False).then(
-        keyed(generate_examples, c), [*form, c["run_state"], ctx.dataset_rev], run_outputs,
-        api_name="generate_examples")
-    c["stop_btn"].click(keyed(stop_generation, c), c["run_state"], c["stop_btn"], queue=False,
-                        api_name="stop_generation")
+    wire(functools.partial(gr.on, None), show_template, c, api_name="show_template")
+    wire(ctx.settings.change, follow_settings, c)
+    wire(c["endpoint_dd"].focus, list_teacher_models, c)
+    wire(c["model_dd"].focus, list_teacher_models, c)
+    wire(c["preview_btn"].click, preview_prompt, c)
+    # Start first stores a fresh RunHandle (queue=False, so Stop can reach it at once), then runs.
+    started = wire(c["start_btn"].click, prepare_run, c, queue=False)
+    wire(started.then, generate_examples, c, api_name="generate_examples")
+    wire(c["stop_btn"].click, stop_generation, c, queue=False)
     return c

@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline import workspace
 from pipeline.background import Finished, iterate_in_thread
 from pipeline.generate import GenerationConfig, RunStatus, Template, load_template, run_generation
+from pipeline.model_lists import chat_models, list_models
 from pipeline.models import prices
 
 MAX_VARS = 6  # variable boxes on the form; a template's further variables keep their defaults
@@ -65,6 +66,30 @@ def run_path(visitor: str, template: str) -> Path:
     return workspace.visitor_dir(visitor, "generate") / f"{template}-{stamp}.jsonl"
 
 
+class Throttle:
+    """At most one signal per `every_s` seconds for changes that keep coming; `flush` says whether one
+    is still owed at the end (the Dataset tab redraws on each signal, and a redraw is not free)."""
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s, self.clock = every_s, clock
+        self.last: float | None = None
+        self.owed = False
+
+    def pending(self) -> None:
+        self.owed = True
+
+    def due(self) -> bool:
+        now = self.clock()
+        if not self.owed or (self.last is not None and now - self.last < self.every_s):
+            return False
+        self.last, self.owed = now, False
+        return True
+
+    def flush(self) -> bool:
+        owed, self.owed = self.owed, False
+        return owed
+
+
 @dataclass
 class RunHandle:
     """One Start press: the event the Stop button (or the page going away) sets to end the run."""
@@ -79,6 +104,13 @@ def run_in_thread(handle: RunHandle, config: GenerationConfig, client: Any) -> I
 
     for item in iterate_in_thread(work, poll_s=0.5, name="generate-run"):
         yield item if isinstance(item, Finished) else item[-1]  # snapshots are cumulative: the newest says all
+
+
+def progress_html(percent: float) -> str:
+    """A read-only progress bar (share of the examples asked for that are written)."""
+    pct = max(0.0, min(100.0, float(percent)))
+    return (f'<progress max="100" value="{pct:.1f}" style="width:100%;height:14px" '
+            f'aria-label="Progress"></progress><div>{pct:.0f}% of the examples asked for</div>')
 
 
 def status_markdown(s: RunStatus) -> str:
@@ -102,10 +134,6 @@ def failures_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def listed_models(settings: Any, name: str) -> list[str]:
-    try:
-        from pipeline.model_lists import chat_models, list_models
-    except ImportError:  # comes with the Settings tab's branch; until then the id is typed
-        return []
     result = list_models(settings, name)
     if result.error:
         gr.Warning(result.error)

@@ -40,7 +40,8 @@ LOG_LINES = 8
 def show_scenario(name: str, run: DemoRun | None) -> dict[str, Any]:
     scenario = load_scenario(name)
     return {"pitch_md": view.pitch_markdown(scenario), "steps_df": view.steps_frame(scenario, run),
-            "augment_btn": gr.update(visible="augment" in scenario.steps)}
+            "augment_btn": gr.update(visible="augment" in scenario.steps),
+            "holdout_btn": gr.update(visible="holdout" in scenario.steps)}
 
 
 def _with_fine_tuned(settings: SessionSettings, run: DemoRun) -> SessionSettings:
@@ -93,7 +94,7 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
             if step not in run.results:
                 break
             updates: dict[str, Any] = {}
-            if step in ("load", "augment"):
+            if step in ("load", "augment", "holdout"):  # the draft changed: the Dataset tab reloads
                 rev = (rev or 0) + 1
                 updates["dataset_rev"] = rev
             if step == "finetune" and run.fine_tuned_model:
@@ -139,8 +140,9 @@ def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["pitch_md"] = gr.Markdown(view.pitch_markdown(scenarios[0]))
     with gr.Row():
         c["run_all_btn"] = gr.Button("▶ Run all steps", variant="primary", scale=2)
-        for step in ("load", "augment", "finetune", "compare", "benchmark"):
-            c[f"{step}_btn"] = gr.Button(STEP_TITLES[step], size="sm")
+        for step in STEP_TITLES:  # a step the scenario does not have is hidden (show_scenario)
+            c[f"{step}_btn"] = gr.Button(STEP_TITLES[step], size="sm",
+                                         visible=step not in ("augment", "holdout") or step in scenarios[0].steps)
         c["stop_btn"] = gr.Button("■ Stop", variant="stop", interactive=False, size="sm")
     with gr.Row():
         c["confirm_cb"] = gr.Checkbox(False, label="Allow paid provider calls above the confirmation threshold",
@@ -165,8 +167,8 @@ def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                   ctx.recent_jobs]
     outputs = set(c.values())
     c["scenario_radio"].change(keyed(show_scenario, c), [c["scenario_radio"], c["run_state"]],
-                               [c["pitch_md"], c["steps_df"], c["augment_btn"]], queue=False)
-    for which in ("all", "load", "augment", "finetune", "compare", "benchmark"):
+                               [c["pitch_md"], c["steps_df"], c["augment_btn"], c["holdout_btn"]], queue=False)
+    for which in ("all", *STEP_TITLES):
         btn = c["run_all_btn"] if which == "all" else c[f"{which}_btn"]
         # Progress shows on the log only: on every output it dimmed the live Stop button to look disabled.
         btn.click(keyed(run_demo, c), [c["scenario_radio"], gr.State(which), *run_inputs], outputs,

@@ -58,8 +58,13 @@ def scoreboard_frame(run: DemoRun | None) -> pd.DataFrame:
     result = run.results.get("benchmark") if run else None
     rows = result.details["results"] if result else []
     return pd.DataFrame([{"model": r["label"], "accuracy %": round(100 * r["accuracy"], 1),
-                          "correct": f"{r['correct']}/{r['total']}"} for r in rows],
-                        columns=["model", "accuracy %", "correct"])
+                          "95% interval": _interval(r), "correct": f"{r['correct']}/{r['total']}"} for r in rows],
+                        columns=["model", "accuracy %", "95% interval", "correct"])
+
+
+def _interval(row: dict) -> str:
+    lo, hi = row.get("ci95") or (row["accuracy"], row["accuracy"])
+    return f"{100 * lo:.0f}–{100 * hi:.0f}%"
 
 
 def totals_markdown(run: DemoRun | None) -> str:

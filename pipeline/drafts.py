@@ -9,18 +9,14 @@ template, parameters, cost), which the dataset card reports.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pipeline import workspace
+from pipeline import atomic, workspace
 
-# One lock per draft file: a generation run may append while the visitor edits a cell.
-_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+# Every read-modify-write of a draft file holds its lock (pipeline.atomic): a generation run may
+# append while the visitor edits a cell.
 
 
 def draft_path(visitor_id: str) -> Path:
@@ -31,18 +27,14 @@ def meta_path(visitor_id: str) -> Path:
     return workspace.visitor_dir(visitor_id, "draft") / "meta.json"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _dump(examples: list[dict]) -> str:
     return "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
 
 
-def draft_stamp(visitor_id: str) -> tuple[int, int, int] | None:
+Stamp = tuple[int, int, int]
+
+
+def draft_stamp(visitor_id: str) -> Stamp | None:
     """Changes whenever the draft is written (a new inode on every atomic rewrite, a new size on append)."""
     try:
         st = draft_path(visitor_id).stat()
@@ -51,29 +43,46 @@ def draft_stamp(visitor_id: str) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def load_draft(visitor_id: str) -> list[dict]:
-    """The visitor's examples (empty list when they have none yet)."""
+def draft_lines(visitor_id: str) -> list[str]:
+    """The draft's JSON lines as stored, one per example (what the Dataset tab caches its work by)."""
+    return read_draft(visitor_id)[1]
+
+
+def read_draft(visitor_id: str) -> tuple[Stamp | None, list[str]]:
+    """(stamp, lines) read together: no write can come between the two."""
     path = draft_path(visitor_id)
-    if not path.exists():
-        return []
-    with _locks[str(path)]:
+    with atomic.locked(path):
+        if not path.exists():
+            return None, []
         # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, which json.dumps(ensure_ascii=False)
         # leaves unescaped inside strings.
-        lines = path.read_text(encoding="utf-8").split("\n")
-    return [json.loads(line) for line in lines if line.strip()]
+        stamp, lines = draft_stamp(visitor_id), path.read_text(encoding="utf-8").split("\n")
+    return stamp, [line for line in lines if line.strip()]
+
+
+def load_draft(visitor_id: str) -> list[dict]:
+    """The visitor's examples (empty list when they have none yet)."""
+    return [json.loads(line) for line in draft_lines(visitor_id)]
 
 
 def save_draft(visitor_id: str, examples: list[dict]) -> None:
     """Replace the draft with `examples` (atomically: a crash mid-write keeps the old file)."""
+    save_draft_lines(visitor_id, [json.dumps(ex, ensure_ascii=False) for ex in examples])
+
+
+def save_draft_lines(visitor_id: str, lines: list[str]) -> Stamp | None:
+    """Replace the draft with these JSON lines (one example each, as `draft_lines` gives them); returns
+    the stamp of what was written."""
     path = draft_path(visitor_id)
-    with _locks[str(path)]:
-        _atomic_write(path, _dump(examples))
+    with atomic.locked(path):
+        atomic.write_text(path, "".join(line + "\n" for line in lines))
+        return draft_stamp(visitor_id)
 
 
 def append_to_draft(visitor_id: str, examples: list[dict]) -> int:
     """Add examples at the end of the draft; returns the new number of examples."""
     path = draft_path(visitor_id)
-    with _locks[str(path)]:
+    with atomic.locked(path):
         with path.open("a", encoding="utf-8") as fh:
             fh.write(_dump(examples))
         return sum(1 for line in path.read_text(encoding="utf-8").split("\n") if line.strip())
@@ -87,14 +96,14 @@ def load_meta(visitor_id: str) -> dict[str, Any]:
 def update_meta(visitor_id: str, **fields: Any) -> dict[str, Any]:
     """Merge fields into the draft's provenance record; list values are appended to, not replaced."""
     path = meta_path(visitor_id)
-    with _locks[str(path)]:
+    with atomic.locked(path):
         meta = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         for key, value in fields.items():
             if isinstance(value, list) and isinstance(meta.get(key), list):
                 meta[key] = meta[key] + value
             else:
                 meta[key] = value
-        _atomic_write(path, json.dumps(meta, indent=2, ensure_ascii=False))
+        atomic.write_text(path, json.dumps(meta, indent=2, ensure_ascii=False))
     return meta
 
 
@@ -107,14 +116,14 @@ def replace_draft(visitor_id: str, examples: list[dict], **meta: Any) -> Path | 
     backup = None
     if old.exists() and old.stat().st_size:
         backup = old.with_name(f"backup-{time.strftime('%Y%m%d-%H%M%S')}-{time.perf_counter_ns() % 10**6:06d}.jsonl")
-        with _locks[str(old)]:
+        with atomic.locked(old):
             backup.write_bytes(old.read_bytes())
         old_meta = meta_path(visitor_id)
         if old_meta.exists():
             backup.with_suffix(".meta.json").write_bytes(old_meta.read_bytes())
     save_draft(visitor_id, examples)
-    with _locks[str(meta_path(visitor_id))]:
-        _atomic_write(meta_path(visitor_id), json.dumps(meta, indent=2, ensure_ascii=False))
+    with atomic.locked(meta_path(visitor_id)):
+        atomic.write_text(meta_path(visitor_id), json.dumps(meta, indent=2, ensure_ascii=False))
     return backup
 
 
@@ -126,6 +135,6 @@ def restore_backup(visitor_id: str, backup: Path) -> int:
     examples = [json.loads(line) for line in backup.read_text(encoding="utf-8").splitlines() if line.strip()]
     save_draft(visitor_id, examples)
     meta = backup.with_suffix(".meta.json")
-    with _locks[str(meta_path(visitor_id))]:
-        _atomic_write(meta_path(visitor_id), meta.read_text(encoding="utf-8") if meta.exists() else "{}")
+    with atomic.locked(meta_path(visitor_id)):
+        atomic.write_text(meta_path(visitor_id), meta.read_text(encoding="utf-8") if meta.exists() else "{}")
     return len(examples)

@@ -48,34 +48,48 @@ class CancelledError(DistillError):
     """The user stopped the work; what was finished is kept."""
 
 
-def explain(exc: BaseException) -> str:
-    """A message for any error a user may meet, openai's included, that says what to do.
+def explain(exc: BaseException, *, host: str | None = None, model: str | None = None,
+            timeout_s: float | None = None, listing: bool = False) -> str:
+    """A message for any error a user may meet, openai's included, that says what to do. The one
+    translation of provider errors: the tabs, the CLI and Settings' connection test all use it.
 
     The provider's own text is kept where it helps (a 400 names the bad field) but never for a 401,
-    whose text can carry part of the key.
+    whose text can carry part of the key. Context sharpens the words: `host` (where the call went),
+    `model` (the model asked for), `timeout_s`, `listing` (the call listed models: a 404 then means
+    a wrong base URL, not a missing model).
     """
     if isinstance(exc, DistillError):
         return str(exc)
     import openai  # local import: errors.py stays importable without the SDK
 
+    where = host or "the endpoint"
     if isinstance(exc, openai.AuthenticationError):
-        return "The endpoint refused the API key (401). Check the key in the Settings tab or its environment variable."
+        return (f"Invalid key: {where} refused it (401). Type the key again in Settings, or fix the "
+                "environment variable it comes from.")
     if isinstance(exc, openai.PermissionDeniedError):
-        return f"This key has no access to that resource (403): {_provider_text(exc)}"
+        what = f"model '{model}'" if model else "this resource"
+        return f"No access: the key is valid but may not use {what} (403): {_provider_text(exc)}"
     if isinstance(exc, openai.RateLimitError):
         if _provider_code(exc) == "insufficient_quota":
             return "The account is out of quota or over its billing limit (429 insufficient_quota). Add credit or raise the limit with the provider."
-        retry = exc.response.headers.get("retry-after") if exc.response is not None else None
-        wait = f" The provider asks to wait {retry} s." if retry else ""
+        retry = retry_after_seconds(exc)
+        wait = f" The provider asks to wait {retry:.0f} s." if retry else ""
         return f"Rate limited by the provider (429).{wait} Lower the concurrency or try again shortly."
     if _provider_code(exc) in _BILLING_CODES:
         return "The account is out of quota or over its billing limit. Add credit or raise the limit with the provider."
     if isinstance(exc, openai.NotFoundError):
+        if model:
+            return f"No access to model '{model}': {where} does not serve it to this key (404)."
+        if listing:
+            return (f"Not found (404) at {where}: check the base URL (OpenAI-compatible servers usually "
+                    "end in /v1).")
         return f"Not found (404): {_provider_text(exc)} Check the model or job id, and that this endpoint serves it."
     if isinstance(exc, openai.APITimeoutError):
-        return "The endpoint did not answer in time. Check that it is running, or raise the timeout."
+        within = f" within {timeout_s:.0f} s" if timeout_s else " in time"
+        return f"Network unreachable: no answer from {where}{within}. Check that it is running, or raise the timeout."
     if isinstance(exc, openai.APIConnectionError):
-        return "Could not reach the endpoint (network unreachable or wrong base URL). Check the URL in the Settings tab."
+        return (f"Network unreachable: could not connect to {where}. Check the base URL in the Settings "
+                "tab and that the server is running.")
     if isinstance(exc, openai.BadRequestError):
         param = _provider_body(exc).get("param")
         if param == "model" or _provider_code(exc) == "model_not_available":
@@ -90,6 +104,35 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, openai.OpenAIError):
         return f"OpenAI client error: {exc}"
     return f"Unexpected error ({type(exc).__name__}): {exc}. Please report it with what you were doing."
+
+
+def retry_after_seconds(source: object) -> float | None:
+    """How long a provider asks to wait, from an error (its response) or a response's headers:
+    `retry-after-ms` (OpenAI's), else `Retry-After` in seconds or as an HTTP date. None when it does
+    not say (or says something unreadable); never negative."""
+    import math
+    import time
+    from email.utils import parsedate_to_datetime
+
+    headers = getattr(getattr(source, "response", None), "headers", None) if isinstance(source, BaseException) \
+        else getattr(source, "headers", source)
+    if headers is None or not hasattr(headers, "get"):
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            seconds = float(value) / scale
+        except (TypeError, ValueError):
+            if scale != 1.0:
+                continue
+            try:  # an HTTP date
+                seconds = parsedate_to_datetime(str(value)).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    return None
 
 
 #: Error codes meaning "no money left" whatever the status (429 insufficient_quota, 400 billing limit).

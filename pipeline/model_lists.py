@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import openai
-
 from pipeline import ownership
 from pipeline.endpoints import Endpoint, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import DistillError, explain
@@ -64,30 +62,11 @@ def _host(endpoint: Endpoint) -> str:
 def describe_failure(exc: BaseException, endpoint: Endpoint, settings: SessionSettings,
                      model: str | None = None) -> str:
     """A failed call in words: invalid key, no access to model, network unreachable, rate limited..."""
-    if isinstance(exc, DistillError):
-        text = str(exc)
-    elif isinstance(exc, openai.AuthenticationError):
-        text = (f"Invalid key: {_host(endpoint)} refused it (401). Type the key again in Settings, "
-                "or fix the environment variable it comes from.")
-    elif isinstance(exc, openai.PermissionDeniedError):
-        what = f"model '{model}'" if model else "this resource"
-        text = f"No access: the key is valid but may not use {what} (403)."
-    elif isinstance(exc, openai.NotFoundError):
-        text = (f"No access to model '{model}': {_host(endpoint)} does not serve it to this key (404)."
-                if model else f"Not found (404) at {_host(endpoint)}: check the base URL "
-                "(OpenAI-compatible servers usually end in /v1).")
-    elif isinstance(exc, openai.RateLimitError):
-        text = explain(exc)
-    elif isinstance(exc, openai.APITimeoutError):
-        text = f"Network unreachable: no answer from {_host(endpoint)} within {PROBE_TIMEOUT_S:.0f} s."
-    elif isinstance(exc, openai.APIConnectionError):
-        text = (f"Network unreachable: could not connect to {_host(endpoint)}. Check the base URL and "
-                "that the server is running.")
-    elif isinstance(exc, NotAModelList):
+    if isinstance(exc, NotAModelList):
         text = (f"{_host(endpoint)} answered, but not with an OpenAI model list ({exc}). Check the "
                 "base URL (OpenAI-compatible servers usually end in /v1).")
-    else:
-        text = explain(exc)
+    else:  # the one translation of provider errors, with this call's context
+        text = explain(exc, host=_host(endpoint), model=model, timeout_s=PROBE_TIMEOUT_S, listing=not model)
     return redact(text, settings)
 
 
@@ -167,22 +146,22 @@ def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[
 
 
 def _without_others_models(client, ids: list[str], endpoint: Endpoint, owner: str) -> list[str]:
-    """Drop fine-tuned models whose job another visitor started.
+    """Only the fine-tuned models of this visitor's own jobs (pipeline.ownership's rule, which Chat and
+    Evaluate also apply when a model is used): not another visitor's, nor the operator's.
 
-    Models of untagged jobs (the operator's, made with the CLI) stay. If the jobs cannot be read,
-    every fine-tuned id is hidden rather than risk showing another visitor's.
+    If the jobs cannot be read, every fine-tuned id is hidden rather than risk showing another visitor's.
     """
     try:
-        foreign = set()
+        jobs = []
         for count, job in enumerate(client.fine_tuning.jobs.list(limit=100)):
-            if endpoint.provider.someone_elses(job, owner) and job.fine_tuned_model:
-                foreign.add(job.fine_tuned_model)
+            jobs.append(job)
             if count + 1 >= MAX_JOBS_SCANNED:
                 break
     except Exception as exc:  # noqa: BLE001 - privacy first: no fine-tuned model is listed
         log.warning("listing fine-tuning jobs to filter models failed: %s", type(exc).__name__)
         return [i for i in ids if not i.startswith("ft:")]
-    return [i for i in ids if i not in foreign and not any(i.startswith(f + ":ckpt") for f in foreign)]
+    mine = {j.fine_tuned_model for j in endpoint.provider.visible_jobs(jobs, owner, shared=True) if j.fine_tuned_model}
+    return [i for i in ids if not i.startswith("ft:") or i in mine or any(i.startswith(m + ":ckpt") for m in mine)]
 
 
 def chat_models(models: list[str]) -> list[str]:

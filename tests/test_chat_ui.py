@@ -68,10 +68,10 @@ def test_stop_is_live_only_while_its_pane_streams() -> None:
     from pipeline.chat.streams import PaneState
 
     with gr.Blocks():
-        panes = [build_pane(SessionSettings(), r) for r in ("base", "fine_tuned", "teacher")]
-    assert all(p.stop_btn.interactive is False for p in panes)  # nothing runs when the page opens
+        panes = [build_pane(SessionSettings(), i) for i in range(3)]
+    assert all(p[f"stop_{i}"].interactive is False for i, p in enumerate(panes))  # nothing runs at page open
     session = ChatSession()
     turn = Turn([[], [], []], [PaneState(status="streaming"), PaneState(status="done"), None])
-    live = [pane_outputs(panes, session, turn)[p.stop_btn].interactive for p in panes]
+    live = [pane_outputs(session, turn)[f"stop_{i}"].interactive for i in range(3)]
     assert live == [True, False, False]
-    assert [pane_outputs(panes, session)[p.stop_btn].interactive for p in panes] == [False] * 3
+    assert [pane_outputs(session)[f"stop_{i}"].interactive for i in range(3)] == [False] * 3

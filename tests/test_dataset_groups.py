@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.dataset import split_by_groups, split_examples
-from pipeline.dataset.groups import example_groups, looks_like_labels
+from pipeline.dataset.groups import example_groups, looks_like_labels, split_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,3 +105,23 @@ def test_shipped_person_sample_groups_by_fact():
     assert len(set(groups)) <= len(answers)
     split = split_by_groups(rows, fraction=0.2, seed=0)
     assert not {r["messages"][-1]["content"] for r in split.train} & {r["messages"][-1]["content"] for r in split.held_out}
+
+
+def test_split_line_counts_groups_and_names_leaks():
+    rows, _ = paraphrase_dataset()
+    split = split_by_groups(rows, fraction=0.25, seed=0)
+    line = split_line(split.train, split.held_out)
+    assert line == f"Groups of the same lesson: {split.groups_train} train, {split.groups_held_out} validation, none on both sides"
+    assert split_line(rows[:20], rows[20:]).endswith("(they leak)")  # an example-level cut splits groups
+
+
+def test_groups_do_not_depend_on_order_and_do_not_chain():
+    rows, _ = paraphrase_dataset()
+    def partition(ex):
+        g = example_groups(ex)
+        return {frozenset(json.dumps(e) for e, gg in zip(ex, g, strict=True) if gg == k) for k in set(g)}
+    assert partition(rows) == partition(list(reversed(rows)))
+    # "riddle q1" ~ "riddle q12" ~ "riddle q2" ...: 92%-similar pairs chain; one hop only, not one big group.
+    riddles = [{"messages": [{"role": "user", "content": f"Riddle q{i}?"},
+                             {"role": "assistant", "content": f"Final answer: q{i}"}]} for i in range(20)]
+    assert len(set(example_groups(riddles))) >= 10

@@ -146,6 +146,7 @@ def test_split_and_export_write_files_and_meta() -> None:
     dops.save_all(visitor, [simple(i) for i in range(20)], [])
     files, status = dops.split_draft(visitor, 0.25, 3)
     assert [f.name for f in files] == ["train.jsonl", "validation.jsonl"] and "15 train, 5 validation" in status
+    assert "groups of the same lesson: " in status and "none on both sides" in status
     assert drafts.load_meta(visitor)["split"]["validation"] == str(files[1])
     files, _ = dops.export_draft(visitor)
     from pipeline.dataset import read_dataset

@@ -62,15 +62,27 @@ def test_reasoning_scenario_end_to_end_on_the_local_backend(local, monkeypatch) 
     panes = run.results["compare"].details["panes"]
     assert [p["label"] for p in panes] == ["base", "fine-tuned", "teacher"]
     assert all(p["status"] == "done" for p in panes)
+    held = run.results["holdout"].details["held_out"]
+    assert held == 10 and len(drafts.load_draft(visitor)) == 40  # the benchmark left the training data
     board = run.results["benchmark"].details["results"]
     assert [r["label"] for r in board] == ["base", "fine-tuned"]
-    assert all(r["total"] == 26 and r["answered"] == 26 for r in board)
+    assert all(r["total"] == held and r["answered"] == held and len(r["ci95"]) == 2 for r in board)
+    summary = run.results["benchmark"].summary
+    assert "95% interval" in summary and "held out of this demo's own data" in summary
+    assert "p = " in summary or "p < " in summary
     assert any("Step" in line or "step" in line for line in said)
     log: list[str] = []
     for line in said:
         add_to_log(log, line)
     scored = [line for line in log if "answers scored" in line]
-    assert scored == ["52/52 answers scored"], log  # one live line, ending at the final count
+    assert scored == ["20/20 answers scored"], log  # one live line, ending at the final count
+
+
+def test_person_keeps_its_shipped_benchmark_and_says_why() -> None:
+    person = load_scenario("person")
+    assert "holdout" not in person.steps and "shipped" in person.benchmark_note
+    reasoning = load_scenario("reasoning")
+    assert reasoning.steps.index("holdout") < reasoning.steps.index("finetune") and reasoning.holdout == 10
 
 
 def test_a_progress_line_replaces_the_one_before_it_only() -> None:

@@ -128,3 +128,39 @@ def test_runs_record_hash_and_settings_and_show_verdict_changes():
     assert len(changes) == 9 and {(c["before"], c["after"]) for c in changes} == {("✗", "✓")}
     edited = parse_benchmark(BENCH.replace('"K7"', '"K8"'))
     assert build_results("v", edited, [], [])["benchmark_sha256"] != old["benchmark_sha256"]
+
+
+def test_the_card_carries_the_latest_scoreboard_with_intervals_and_verdicts():
+    from pipeline.evaluate import save_results
+    from pipeline.hub.card import build_card
+    from pipeline.hub.provenance import card_info_for
+
+    items = parse_benchmark(BENCH)
+    with FakeChatServer(answers=answers) as srv:
+        client = srv.client()
+        results = run_benchmark("vaults.jsonl", items, [Target("small", client, role="base"),
+                                                        Target("ft:small:x", client, role="fine_tuned")], max_tokens=16)
+    visitor = "visitor-lift-card-1"
+    save_results(visitor, results)
+    info = card_info_for(visitor, {"train": TRAIN})
+    card = str(build_card(repo_id="me/vaults", splits={"train": len(TRAIN)}, **info))
+    assert "| small | vaults.jsonl | 10.0% | 2%–40% | 10 |" in card
+    assert "| ft:small:x | vaults.jsonl | 100.0% | 72%–100% | 10 |" in card
+    assert "ft:small:x beats small at 95% confidence" in card.replace("**", "") and "McNemar" in card
+
+
+def test_the_tab_compares_two_saved_runs():
+    from components.evaluate_run import compare_runs
+    from pipeline.evaluate import list_runs, save_results
+
+    items = parse_benchmark(BENCH)
+    visitor = "visitor-lift-compare-1"
+    with FakeChatServer(answers=answers) as srv:
+        client = srv.client()
+        save_results(visitor, run_benchmark("v.jsonl", items, [Target("small", client, label="m")], max_tokens=16))
+        save_results(visitor, run_benchmark("v.jsonl", items, [Target("ft:s", client, label="m")], max_tokens=16))
+    runs = list_runs(visitor, build_results("v", items, [], [])["benchmark_sha256"])
+    assert len(runs) == 2
+    out = compare_runs(visitor, runs[0]["name"], runs[1]["name"])
+    assert out["compare_md"].startswith("9 verdicts changed")
+    assert out["changes_df"].visible and len(out["changes_df"].value["data"]) == 9

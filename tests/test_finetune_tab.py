@@ -62,6 +62,7 @@ def test_preflight_start_and_watch_to_success(stub, visitor) -> None:
     assert act.list_base_models(settings, "stub")["model_dd"].choices[0][0] == "gpt-3.5-turbo"
     summary = act.check_run(settings, visitor, DRAFT, None, 0.1, "stub", MODEL, "auto")["preflight_md"]
     assert "18 training examples, 2 validation" in summary and "Estimated cost" in summary
+    assert re.search(r"Groups of the same lesson: \d+ train, \d+ validation, none on both sides", summary)
 
     out = start(settings, visitor)
     watch = out["watch_state"]
@@ -142,7 +143,7 @@ def test_polling_keeps_going_through_network_errors(stub, visitor) -> None:
     watch = start(settings, visitor)["watch_state"]
     stub.close()
     out = act.poll_job(settings, visitor, watch, False)
-    assert "Could not reach" in out["progress_md"] and "timer" not in out  # the timer keeps ticking
+    assert "could not connect" in out["progress_md"] and "timer" not in out  # the timer keeps ticking
     assert out["watch_state"]["next_poll_at"] > time.time()
     waiting = act.poll_job(settings, visitor, out["watch_state"], False)  # not due yet: backoff
     assert waiting == {"watch_state": out["watch_state"]}

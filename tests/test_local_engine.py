@@ -48,6 +48,27 @@ def test_sampling_rules():
     assert {sample(logits, 1.0, 0.5, gen) for _ in range(20)} == {1}  # top_p keeps the top token only
 
 
+def test_sampling_follows_the_distribution_and_the_nucleus():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    draws = 20_000
+    counts = torch.bincount(torch.tensor([sample(logits, 1.0, 1.0, gen) for _ in range(draws)]), minlength=4)
+    assert torch.allclose(counts / draws, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.015)
+    # Temperature 0.5 squares the probabilities before normalising.
+    sharp = torch.tensor([0.25, 0.09, 0.0225, 0.0025]) / 0.365
+    counts = torch.bincount(torch.tensor([sample(logits, 0.5, 1.0, gen) for _ in range(draws)]), minlength=4)
+    assert torch.allclose(counts / draws, sharp, atol=0.015)
+    # top_p 0.7: the nucleus is the first two tokens (0.5 + 0.3 reaches 0.7), in proportion 5:3.
+    counts = torch.bincount(torch.tensor([sample(logits, 1.0, 0.7, gen) for _ in range(draws)]), minlength=4)
+    assert counts[2:].sum() == 0 and abs(counts[0] / draws - 0.625) < 0.015
+    # A nucleus wider than the first tiers looked at (64, 2048 tokens) is still found exactly.
+    wide = -torch.arange(49152, dtype=torch.float32) * 1e-4  # nearly flat, strictly decreasing
+    probs = torch.softmax(wide, -1)
+    inside = int(((probs.cumsum(0) - probs) < 0.9).sum())
+    picks = torch.tensor([sample(wide, 1.0, 0.9, gen) for _ in range(2000)])
+    assert inside > 2048 and int(picks.max()) < inside and int(picks.max()) > 2048
+
+
 def test_training_lines_are_checked_with_line_numbers():
     good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     assert parse_line(good, 1) == {"prompt": [good["messages"][0]], "completion": [good["messages"][1]]}
@@ -129,3 +150,80 @@ def test_app_start_loads_the_local_model_early_unless_another_default(monkeypatc
     handle.wait_ready(120)  # the model loads without anyone having asked for a chat
     assert handle.client().chat.completions.create(
         model="SmolLM2-135M-Instruct", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices
+
+
+GREEDY_PROMPTS = ["What is the capital of France?", "Write a haiku about autumn.", "Who wrote Romeo and Juliet?"]
+
+
+def _greedy_together(fast, prompts_ids, tokens):
+    """Greedy decoding of every prompt in one batch per step, as the engine does for concurrent requests."""
+    caches = [fast.new_cache() for _ in prompts_ids]
+    logits = fast.forward(list(zip(prompts_ids, caches, strict=True)))
+    answers = [[] for _ in prompts_ids]
+    for _ in range(tokens):
+        for answer, row in zip(answers, logits, strict=True):
+            answer.append(int(row.argmax()))
+        logits = fast.forward([([a[-1]], c) for a, c in zip(answers, caches, strict=True)])
+    return answers
+
+
+def test_greedy_answers_match_transformers_and_do_not_depend_on_the_batch(tiny_model):
+    import copy
+
+    from transformers import AutoTokenizer
+
+    # Random init gives near-uniform attention, under which position handling barely shows in the answers;
+    # larger q/k weights make attention peaked, so a RoPE or cache mistake changes the tokens.
+    tiny_model = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for layer in tiny_model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(12)
+            layer.self_attn.k_proj.weight.mul_(12)
+
+    tokenizer = AutoTokenizer.from_pretrained(weights.tiny_model_dir())
+    prompts_ids = [list(tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                                      tokenize=True, return_dict=False)) for p in GREEDY_PROMPTS]
+    tokens = 12
+    expected = []
+    for ids in prompts_ids:
+        out = tiny_model.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+        expected.append(out[0, len(ids):].tolist())
+    exact = FastLlama(tiny_model, dtype=torch.float32)
+    assert _greedy_together(exact, prompts_ids, tokens) == expected
+    for fast in (FastLlama(tiny_model, int8=True), FastLlama(tiny_model)):  # int8 and bf16 weights
+        alone = [_greedy_together(fast, [ids], tokens)[0] for ids in prompts_ids]
+        assert _greedy_together(fast, prompts_ids, tokens) == alone
+
+
+def test_tokenizer_loads_without_the_model_config_import_chain():
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from pipeline.local.engine import load_tokenizer_fast
+
+    model_dir = weights.tiny_model_dir()
+    direct, auto = load_tokenizer_fast(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Héllo, 2+2? 🙂"}]
+    ids = direct.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert ids == auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert direct.decode(ids) == auto.decode(ids) and direct.eos_token_id == auto.eos_token_id
+    # In a fresh process, loading it leaves transformers' modelling stack (~2.5 s of imports) unloaded.
+    code = ("import sys; from pathlib import Path; from pipeline.local.engine import load_tokenizer_fast; "
+            f"load_tokenizer_fast(Path({str(model_dir)!r})); print('transformers.activations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_building_the_app_does_not_import_torch():
+    """The first page waits for everything the app imports while it is built; torch (~2 s) is needed only
+    by the local backend, which starts right after the page is served (pipeline/local/warmup.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys; import app; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip().splitlines()[-1] == "[]"

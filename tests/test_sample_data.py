@@ -14,13 +14,15 @@ SAMPLES = DATA / "samples"
 BENCHMARKS = DATA / "benchmarks"
 
 # file -> minimum number of items (issue 2, item 8, plus the margins the sample-data brief asks for)
-TRAIN_MINIMUMS = {"person_train.jsonl": 45, "reasoning_train.jsonl": 45, "tone_train.jsonl": 32}
+TRAIN_MINIMUMS = {"person_train.jsonl": 45, "reasoning_train.jsonl": 45, "tone_train.jsonl": 32,
+                  "tickets_train.jsonl": 50}
 BENCH_SCORING = {"person_bench.jsonl": "contains", "reasoning_bench.jsonl": "final_answer",
-                 "tone_bench.jsonl": "judge"}
-BENCH_MINIMUMS = {"person_bench.jsonl": 15, "reasoning_bench.jsonl": 22, "tone_bench.jsonl": 5}
+                 "tone_bench.jsonl": "judge", "tickets_bench.jsonl": "label"}
+BENCH_MINIMUMS = {"person_bench.jsonl": 15, "reasoning_bench.jsonl": 22, "tone_bench.jsonl": 5,
+                  "tickets_bench.jsonl": 20}
 # Which training set each benchmark is held out from.
 BENCH_TRAIN = {"person_bench.jsonl": "person_train.jsonl", "reasoning_bench.jsonl": "reasoning_train.jsonl",
-               "tone_bench.jsonl": "tone_train.jsonl"}
+               "tone_bench.jsonl": "tone_train.jsonl", "tickets_bench.jsonl": "tickets_train.jsonl"}
 
 FINAL_LINE = re.compile(r"^Final answer: (\S.*)$")
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -116,7 +118,7 @@ def test_benchmarks_are_well_formed(name: str) -> None:
     train_system = _read(SAMPLES / BENCH_TRAIN[name])[0]["messages"][0]["content"]
     assert len(rows) >= BENCH_MINIMUMS[name]
     for row in rows:
-        assert set(row) == {"messages", "expected", "scoring"}
+        assert set(row) - {"labels"} == {"messages", "expected", "scoring"}  # labels: label items' classes
         assert row["scoring"] == BENCH_SCORING[name]
         assert isinstance(row["expected"], str) and row["expected"].strip()
         assert [m["role"] for m in row["messages"]] == ["system", "user"]
@@ -170,3 +172,13 @@ def test_person_benchmark_facts_are_taught_and_not_given_away() -> None:
         assert expected in answers, f"{expected!r} is never taught"
         # A model that merely repeats the question must not score.
         assert expected.lower() not in question.lower(), question
+
+
+def test_tickets_are_balanced_label_only_answers_and_the_benchmark_uses_the_same_labels() -> None:
+    from pipeline.dataset import validate_file
+
+    report = validate_file(SAMPLES / "tickets_train.jsonl")
+    labels = report.stats["labels"]
+    assert labels == {"billing": 13, "bug": 13, "feature request": 13, "account": 13} and not report.errors
+    items = _read(BENCHMARKS / "tickets_bench.jsonl")
+    assert {i["expected"] for i in items} == set(labels) and all(set(i["labels"]) == set(labels) for i in items)

@@ -84,3 +84,29 @@ def test_the_judge_defaults_to_the_visitors_teacher() -> None:
                                            base_url="http://127.0.0.1:9/v1", key="k")
     settings = with_role(settings, "teacher", "mine", "big-model")
     assert (role(settings, "judge").endpoint, role(settings, "judge").model) == ("mine", "big-model")
+
+
+def test_saving_roles_leaves_untouched_defaults_following(stub) -> None:
+    """Saving teacher and base must not pin the fine-tuned role to the local model it showed."""
+    settings = typed(stub)
+    shown = {r: role(settings, r) for r in ("teacher", "base", "fine_tuned", "judge")}
+    out = h.save_roles_clicked(settings, "myopenai", "gpt-4o", "myopenai", BASE,
+                               shown["fine_tuned"].endpoint, shown["fine_tuned"].model,
+                               shown["judge"].endpoint, shown["judge"].model)["settings"]
+    assert set(out.roles) == {"teacher", "base"}
+    assert (role(out, "fine_tuned").endpoint, role(out, "fine_tuned").model) == ("myopenai", BASE)
+    assert role(out, "judge").model == "gpt-4o"  # follows the visitor's teacher
+
+
+def test_generate_lists_the_visitors_endpoints_now(stub) -> None:
+    from components.generate import ROLE_DEFAULT, follow_settings
+
+    out = follow_settings("removed-one", typed(stub))["endpoint_dd"]
+    assert out["choices"] == [ROLE_DEFAULT, "local", "openai", "myopenai"] and out["value"] == ROLE_DEFAULT
+    assert follow_settings("myopenai", typed(stub))["endpoint_dd"]["value"] == "myopenai"
+
+
+def test_the_built_in_openai_endpoint_says_where_another_base_url_goes() -> None:
+    out = h.show_endpoint(SessionSettings(), "openai")
+    assert out["url_box"]["interactive"] is False and "+ New endpoint" in out["result_md"]
+    assert h.show_endpoint(SessionSettings(), h.NEW)["result_md"] == ""

@@ -129,3 +129,21 @@ def test_task_items_without_what_they_need_are_refused() -> None:
                                "tools": WEATHER, "expected": {"tool": "get_weather"}})
     with pytest.raises(InputError, match="name"):
         parse_benchmark(bad_expected)
+
+
+def test_evaluate_shows_the_confusion_heat_map_and_per_label_scores() -> None:
+    from components.evaluate_run import show_results
+    from pipeline.evaluate.task_chart import confusion_heatmap
+
+    items = parse_benchmark(bench_lines())
+    with FakeChatServer(answers=fake_answers, models=["m"]) as server:
+        results = run_benchmark("tasks", items, [Target("m", server.client())], concurrency=1)
+    fig = confusion_heatmap(results)
+    heat = fig.data[0]
+    assert heat.type == "heatmap" and list(heat.y) == ["billing", "bug", "feature request"]
+    assert list(heat.x)[-1] == "(other)" and heat.z[1][2] == 1  # "bug" answered "feature request"
+    shown = show_results(results, None)
+    assert shown["task_plot"].visible and "| bug | 0.00 | 0.00 | 0.00 | 1 |" in shown["task_md"]
+    assert "| qty | 100% |" in shown["task_md"]
+    plain = {"results": results["results"], "items": results["items"], "verdicts": []}
+    assert confusion_heatmap(plain) is None and not show_results(plain, None)["task_plot"].visible

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import drafts, workspace
+from pipeline.dataset.draft_view import DraftCache
 from pipeline.dataset.editing import TABLE_ROWS, apply_table
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.ops import split_by_groups
@@ -86,15 +87,20 @@ def import_read(visitor: str, read: ReadResult, append: bool, label: str) -> str
     return " ".join(parts)
 
 
-def save_table(visitor: str, rows: Sequence[Sequence[Any]], rendered: Sequence[int] | None) -> None:
+def save_table(visitor: str, rows: Sequence[Sequence[Any]], rendered: Sequence[int] | None,
+               cache: DraftCache | None = None) -> None:
     """Save the edited table. `rendered` = (examples, raw rows) the table was drawn from: rows another
     tab appended to the draft since then are kept, not taken as deleted. None (an API caller without the
-    session's state) means the table shows the draft as it is now."""
+    session's state) means the table shows the draft as it is now. With the tab's cache, unchanged rows
+    are neither parsed nor re-serialised."""
     workspace.visitor_dir(visitor or "")
-    base, raw = drafts.load_draft(visitor), load_unparsed(visitor)
-    n, n_raw = rendered if rendered else (min(len(base), TABLE_ROWS), len(raw))
-    examples, unparsed = apply_table(rows or [], base[:n], raw[:n_raw])
-    save_all(visitor, examples + base[n:], unparsed + raw[n_raw:])
+    cache = cache if cache is not None else DraftCache()
+    lines, raw = cache.lines(visitor), load_unparsed(visitor)
+    n, n_raw = rendered if rendered else (min(len(lines), TABLE_ROWS), len(raw))
+    examples, unparsed = apply_table(rows or [], cache.examples(lines[:n]), raw[:n_raw], cells_of=cache.cells)
+    new = [cache.line_of(ex) for ex in examples] + lines[n:]
+    save_unparsed(visitor, unparsed + raw[n_raw:])
+    cache.saved(drafts.save_draft_lines(visitor, new), new)
 
 
 Change = Callable[[list, list], tuple[list, list]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.dataset.hints import json_paste_hint
@@ -108,19 +108,24 @@ def _text(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and v != v) else str(v)
 
 
-def apply_table(rows: Sequence[Sequence[Any]], base: Sequence[Any],
-                base_unparsed: Sequence[Unparsed]) -> tuple[list[Any], list[Unparsed]]:
+def apply_table(rows: Sequence[Sequence[Any]], base: Sequence[Any], base_unparsed: Sequence[Unparsed], *,
+                cells_of: Callable[[Any], list[str]] = cells) -> tuple[list[Any], list[Unparsed]]:
     """The table as edited -> (examples, unparsed). `base`/`base_unparsed` are what the table was built from;
-    rows missing from `rows` were deleted, rows without a key were added."""
+    rows missing from `rows` were deleted, rows without a key were added. Unchanged rows give back the
+    very objects of `base`; `cells_of` may be a cache's (the Dataset tab's DraftCache.cells)."""
     examples: list[Any] = []
     unparsed: list[Unparsed] = []
     for row in rows:
-        key, *new = [_text(v) for v in list(row)[:5]] + [""] * max(0, 5 - len(row))
-        new = new[:4]
+        row = list(row)[:5]
+        if len(row) < 5 or not all(type(v) is str for v in row):  # the common case, all text, skips this
+            row = [_text(v) for v in row] + [""] * (5 - len(row))
+        key, new = row[0], row[1:]
         idx = int(key) - 1 if key.strip().isdigit() else None
         if idx is not None and 0 <= idx < len(base):
-            ex, old = base[idx], cells(base[idx])
-            if new[3] != old[3] and new[3].strip():
+            ex, old = base[idx], cells_of(base[idx])
+            if new == old:
+                examples.append(ex)
+            elif new[3] != old[3] and new[3].strip():
                 _parse_into(new[3], examples, unparsed, base_line=idx + 1)
             elif new[3] != old[3]:
                 examples.append(simple_example(*new[:3]))

@@ -210,10 +210,10 @@ def check_structured_answers(examples: Sequence[Any], lines: Sequence[int], sche
     return out
 
 
-def label_counts(examples: Sequence[Any]) -> dict[str, int] | None:
+def label_counts(examples: Sequence[Any], answers: Sequence[str | None] | None = None) -> dict[str, int] | None:
     """{label: examples} when the dataset looks like classification (every answer a short label, labels
-    repeating, 2+ of them), else None."""
-    answers = [final_answer(ex) for ex in examples]
+    repeating, 2+ of them), else None. `answers`: their `final_answer`s, when the caller has them."""
+    answers = list(answers) if answers is not None else [final_answer(ex) for ex in examples]
     if len(answers) < 4 or any(a is None for a in answers):
         return None
     labels = [a.strip() for a in answers if a is not None]

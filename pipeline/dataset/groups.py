@@ -7,8 +7,9 @@ Two examples are in one group when
 - their final assistant answers are the same after that normalisation: paraphrase augmentation
   rewords the question and keeps the answer, so a reworded copy of a training question in the
   validation side (or a benchmark) would flatter the model.
-Groups are the connected components of both relations (union-find), so A~B and B~C put A, B, C
-together. Classification-like data (every answer a short label, labels repeating) is the exception
+A near-duplicate joins the group of the most similar earlier question that started a group (as the
+dedupe rule compares with what it kept: one hop, no chains); shared answers are joined transitively
+(union-find), so paraphrases of one answer are always together. Classification-like data (every answer a short label, labels repeating) is the exception
 for answers: "positive" shared by half the dataset is a label, not one lesson.
 """
 
@@ -90,10 +91,26 @@ def example_groups(examples: Sequence[Any], threshold: float = NEAR_DUPLICATE_TH
     """A group number per example (0, 1, 2... in order of first appearance)."""
     n = len(examples)
     uf = _UnionFind(n)
+    # Near-duplicate questions join the most similar earlier "leader" question, the way the dedupe rule
+    # compares with the questions it kept. Not a transitive closure: on short templated questions
+    # ("Riddle q1?", "Riddle q12?", "Riddle q2?") chains of 92%-similar pairs would merge the whole
+    # dataset into one group and leave nothing to hold out.
+    # Visited in text order, not file order, so the same examples group the same however they are
+    # ordered (a split's two sides, re-read, give the same groups).
     questions = [normal_text(user_text(ex)) for ex in examples]
-    for i, j, _ in near_duplicate_pairs(questions, questions, threshold):
-        if i < j and questions[i] and questions[j]:
-            uf.union(i, j)
+    leaders: list[int] = []
+    leader_texts: list[str] = []
+    for i in sorted(range(n), key=lambda k: (questions[k], normal_text(final_answer_text(examples[k])))):
+        q = questions[i]
+        if not q:
+            continue
+        match = process.extractOne(q, leader_texts, scorer=fuzz.token_sort_ratio, processor=None,
+                                   score_cutoff=threshold) if leader_texts else None
+        if match is not None:
+            uf.union(leaders[match[2]], i)
+        else:
+            leaders.append(i)
+            leader_texts.append(q)
     answers = [final_answer_text(ex) for ex in examples]
     if not looks_like_labels(answers):
         first: dict[str, int] = {}
@@ -103,3 +120,17 @@ def example_groups(examples: Sequence[Any], threshold: float = NEAR_DUPLICATE_TH
                 uf.union(first.setdefault(key, i), i)
     numbers: dict[int, int] = {}
     return [numbers.setdefault(uf.find(i), len(numbers)) for i in range(n)]
+
+
+def groups_each_way(train: Sequence[Any], held_out: Sequence[Any]) -> tuple[int, int, int]:
+    """(groups in train, groups in held_out, groups on both sides) of an existing split, by the same rule."""
+    ids = example_groups([*train, *held_out])
+    left, right = set(ids[: len(train)]), set(ids[len(train):])
+    return len(left), len(right), len(left & right)
+
+
+def split_line(train: Sequence[Any], held_out: Sequence[Any], held_name: str = "validation") -> str:
+    """One line saying how many groups (lessons) went each way, for the tabs that show a split."""
+    a, b, both = groups_each_way(train, held_out)
+    shared = "none on both sides" if not both else f"{both} on both sides (they leak)"
+    return f"Groups of the same lesson: {a} train, {b} {held_name}, {shared}"

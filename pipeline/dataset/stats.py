@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline import tokens
+from pipeline.dataset.formats import final_answer
 
 
 def distribution(values: Sequence[int | float]) -> dict[str, float | int] | None:
@@ -32,7 +34,7 @@ def _messages(ex: Any) -> list[dict]:
     return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
 
 
-def assistant_tokens(examples: Sequence[Any], counter: tokens.Counter) -> list[int]:
+def assistant_tokens(examples: Sequence[Any], counter: tokens.TokenCounter) -> list[int]:
     """Tokens of the assistant messages' content per example (the notebook's num_assistant_tokens)."""
     texts, owners = [], []
     for i, ex in enumerate(examples):
@@ -46,23 +48,44 @@ def assistant_tokens(examples: Sequence[Any], counter: tokens.Counter) -> list[i
     return out
 
 
-def data_prep_stats(examples: Sequence[Any], token_lengths: Sequence[int], counter: tokens.Counter, *,
+@dataclass(frozen=True)
+class ExampleFacts:
+    """What the statistics (and the label count) need from one example; the Dataset tab keeps them per
+    example so a redraw does not walk every example again."""
+
+    n_messages: int
+    roles: frozenset[str]
+    with_tools: bool
+    final_answer: str | None
+    assistant_tokens: int
+
+
+def example_facts(examples: Sequence[Any], counter: tokens.TokenCounter) -> list[ExampleFacts]:
+    answers = assistant_tokens(examples, counter)
+    return [ExampleFacts(len(msgs := _messages(ex)), frozenset(str(m.get("role")) for m in msgs),  # any JSON role
+                         bool(isinstance(ex, dict) and ex.get("tools")), final_answer(ex), n)
+            for ex, n in zip(examples, answers, strict=True)]
+
+
+def data_prep_stats(examples: Sequence[Any], token_lengths: Sequence[int], counter: tokens.TokenCounter, *,
                     context_limit: int, billing_tokens_per_epoch: int, n_epochs: int,
-                    labels: dict[str, int] | None = None) -> dict[str, Any]:
-    """The notebook's figures for these examples (token_lengths: total tokens per example, tools included)."""
-    n_messages = [len(_messages(ex)) for ex in examples]
-    roles = [{str(m.get("role")) for m in _messages(ex)} for ex in examples]  # a role may be any JSON
+                    labels: dict[str, int] | None = None,
+                    facts: Sequence[ExampleFacts] | None = None) -> dict[str, Any]:
+    """The notebook's figures for these examples (token_lengths: total tokens per example, tools included;
+    facts: their `example_facts`, when the caller has them already)."""
+    facts = facts if facts is not None else example_facts(examples, counter)
+    n_messages = [f.n_messages for f in facts]
     charged = billing_tokens_per_epoch * n_epochs
     return {
         "messages_per_example": distribution(n_messages),
         "messages_per_example_counts": {str(k): v for k, v in sorted(Counter(n_messages).items())},
         "tokens_per_example": distribution(list(token_lengths)),
-        "assistant_tokens_per_example": distribution(assistant_tokens(examples, counter)),
-        "missing_system": sum("system" not in r for r in roles),
-        "missing_user": sum("user" not in r for r in roles),
+        "assistant_tokens_per_example": distribution([f.assistant_tokens for f in facts]),
+        "missing_system": sum("system" not in f.roles for f in facts),
+        "missing_user": sum("user" not in f.roles for f in facts),
         "over_token_limit": sum(n > context_limit for n in token_lengths),
         "token_limit": context_limit,
-        "with_tools": sum(bool(isinstance(ex, dict) and ex.get("tools")) for ex in examples),
+        "with_tools": sum(f.with_tools for f in facts),
         "labels": labels,
         "billing_tokens_per_epoch": billing_tokens_per_epoch,
         "n_epochs": n_epochs,

@@ -12,7 +12,7 @@ pipeline.tokens, counted the notebook's way.
 from __future__ import annotations
 
 import json
-from collections import Counter as Tally
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from pipeline import tokens
 from pipeline.dataset import formats
 from pipeline.dataset.jsonl import UnusableJSON, check_value
 from pipeline.dataset.problems import Problem, problem
-from pipeline.dataset.stats import data_prep_stats
+from pipeline.dataset.stats import ExampleFacts, data_prep_stats, example_facts
 from pipeline.models import model_info
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
@@ -70,7 +70,7 @@ class ValidationReport:
 
     def counts(self) -> dict[str, int]:
         """How many problems of each code."""
-        return dict(Tally(p["code"] for p in self.errors + self.warnings))
+        return dict(Counter(p["code"] for p in self.errors + self.warnings))
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's --json object (keys are a stable contract)."""
@@ -172,7 +172,8 @@ def _content_parts_ok(content: Any) -> bool:
         isinstance(p, dict) and p.get("type") in ("text", "image_url") for p in content)
 
 
-def _dedupe_key(ex: Any) -> str:
+def dedupe_key(ex: Any) -> str:
+    """Two examples with the same key are exact duplicates (key order inside objects aside)."""
     return json.dumps(ex, sort_keys=True, ensure_ascii=False, default=str)
 
 
@@ -187,21 +188,40 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
     lines = list(line_numbers) if line_numbers is not None else list(range(1, len(examples) + 1))
     if len(lines) != len(examples):
         raise ValueError("line_numbers must have one entry per example")
-    info = model_info(model)
     counter = tokens.counter_for(model)
-    per_example = [check_example(ex, lines[i], i) for i, ex in enumerate(examples)]
+    checks = [check_example(ex, lines[i], i) for i, ex in enumerate(examples)]
+    keys = [dedupe_key(ex) for ex in examples]
+    return assemble_report(model, counter, examples, lines, checks, keys, example_tokens(examples, counter),
+                           n_epochs=n_epochs, schema=schema)
+
+
+def example_tokens(examples: Sequence[Any], counter: tokens.TokenCounter) -> list[int]:
+    """Tokens of each example: its messages, counted the notebook's way, plus its tool definitions
+    (part of what the model reads, and OpenAI bills them as training tokens)."""
+    lengths = tokens.count_examples([messages_of(ex) for ex in examples], counter)
+    return [n + tokens.count_tools(ex.get("tools") if isinstance(ex, dict) else None, counter)
+            for n, ex in zip(lengths, examples, strict=True)]
+
+
+def assemble_report(model: str, counter: tokens.TokenCounter, examples: Sequence[Any], lines: Sequence[int],
+                    checks: Sequence[Sequence[Problem]], keys: Sequence[str], lengths: Sequence[int], *,
+                    n_epochs: int | None = None, schema: dict | None = None, extra: Sequence[Problem] = (),
+                    facts: Sequence[ExampleFacts] | None = None) -> ValidationReport:
+    """The report from what each example says on its own (its `check_example` problems, `dedupe_key`
+    and `example_tokens`) plus what needs all examples at once (duplicates, over the model's limit, too
+    few, schema and labels, epochs, cost, statistics). The Dataset tab caches the per-example part and
+    calls this, so a rule about one example belongs in `check_example`. `extra` joins the dataset-wide
+    problems (the draft's unreadable rows); `facts` are the examples' `stats.example_facts` when the
+    caller keeps them."""
+    info = model_info(model)
+    per_example = [list(found) for found in checks]  # copies: the caller's lists may be cached
     seen: dict[str, int] = {}
-    for i, ex in enumerate(examples):
-        key = _dedupe_key(ex)
+    for i, key in enumerate(keys):
         first = seen.setdefault(key, i)
         if first != i:
             per_example[i].append(problem("duplicate", f"Line {lines[i]} repeats line {lines[first]} exactly. "
                                           "Remove it (Dedupe) so it does not weigh twice.", lines[i], i))
-    message_lists = [_messages_of(ex) for ex in examples]
-    lengths = tokens.count_examples(message_lists, counter)
-    # Tool definitions are part of what the model reads, and OpenAI bills them as training tokens.
-    lengths = [n + tokens.count_tools(ex.get("tools") if isinstance(ex, dict) else None, counter)
-               for n, ex in zip(lengths, examples, strict=True)]
+    lengths = list(lengths)
     limit = info.training_context
     for i, n in enumerate(lengths):
         if n > limit:
@@ -227,24 +247,25 @@ def validate_examples(examples: Sequence[Any], model: str = DEFAULT_MODEL, *, n_
                                    strict=True):
                 found += more
     else:
-        labels = formats.label_counts(examples)
+        facts = facts if facts is not None else example_facts(examples, counter)
+        labels = formats.label_counts(examples, [f.final_answer for f in facts])
         skewed = formats.imbalance_problem(labels) if labels else None
         if skewed:
             dataset.append(skewed)
     epochs = n_epochs if n_epochs else tokens.default_epochs(n)
     billing = tokens.billing_tokens(lengths, limit)
     report = ValidationReport(
-        model=model, n_examples=n, example_problems=per_example, dataset_problems=dataset,
+        model=model, n_examples=n, example_problems=per_example, dataset_problems=dataset + list(extra),
         token_lengths=lengths, billing_tokens_per_epoch=billing, n_epochs=epochs,
         estimated_cost_usd=tokens.training_cost_usd(model, billing, epochs),
         tokens_approximate=counter.approximate, encoding=counter.encoding, context_limit=limit,
         stats=data_prep_stats(examples, lengths, counter, context_limit=limit, billing_tokens_per_epoch=billing,
-                              n_epochs=epochs, labels=labels))
+                              n_epochs=epochs, labels=labels, facts=facts))
     _fill_lists(report)
     return report
 
 
-def _messages_of(ex: Any) -> list:
+def messages_of(ex: Any) -> list:
     messages = ex.get("messages") if isinstance(ex, dict) else None
     return messages if isinstance(messages, list) else []
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pipeline import atomic
 
 CSV_COLUMNS = ["system", "user", "assistant", "json"]
 
@@ -24,19 +24,7 @@ def to_jsonl(examples: Iterable[Any]) -> str:
     return "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
 
 
-def _atomic(path: str | Path, write) -> Path:
-    """Write through a temporary file then rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+_atomic = atomic.write_with  # the one atomic writer (pipeline.atomic)
 
 
 def write_jsonl(examples: Iterable[Any], path: str | Path) -> Path:

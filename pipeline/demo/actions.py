@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from pipeline import config, drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
@@ -13,10 +14,11 @@ from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
 from pipeline.evaluate.runner import Target, run_benchmark
 from pipeline.evaluate.runs import save_results
+from pipeline.evaluate.yours import hold_out_from_draft, made_path
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.records import claim_model, claim_started, record_job, visitor_tag
 from pipeline.finetune.session import start_job
-from pipeline.finetune.watch import progress_line, watch_job
+from pipeline.finetune.watch import JobSnapshot, follow_job, progress_line
 from pipeline.generate.runner import GenerationConfig, run_generation
 from pipeline.generate.store import RunFiles
 from pipeline.generate.templates import load_template
@@ -81,6 +83,25 @@ def step_augment(ctx: StepContext) -> StepResult:
                       details={"examples": samples, "status": status.state})
 
 
+def step_holdout(ctx: StepContext) -> StepResult:
+    """The benchmark from the scenario's own data: whole groups leave the draft (pipeline.evaluate.yours)."""
+    if not drafts.load_draft(ctx.run.visitor_id):
+        raise InputError("The Dataset table is empty: run the 'Load the sample data' step first.")
+    choice, made = hold_out_from_draft(ctx.run.visitor_id, ctx.scenario.holdout, seed=0)
+    ctx.run.benchmark = str(made_path(ctx.run.visitor_id, choice))
+    s = made.split
+    ctx.say(f"Held out {len(made.items)} examples ({s.groups_held_out} groups) as the benchmark.")
+    return StepResult("holdout", f"Held out **{len(made.items)} examples** ({s.groups_held_out} of {s.groups_total} "
+                      f"groups, nothing they teach left in training) as the benchmark `{choice}`, scored "
+                      f"`{made.scoring}`; the fine-tune trains on the other {len(made.rest)}.", 0,
+                      cost_usd=0.0, equivalent_usd=0.0, details={"benchmark": choice, "held_out": len(made.items)})
+
+
+def _benchmark(ctx: StepContext) -> Path:
+    """The benchmark this run scores: the one held out of the sample, else the scenario's shipped one."""
+    return Path(ctx.run.benchmark) if ctx.run.benchmark else ctx.scenario.benchmark
+
+
 def step_finetune(ctx: StepContext) -> StepResult:
     base = endpoints.role(ctx.settings, "base")
     client = endpoints.make_client(ctx.settings, base.endpoint)
@@ -98,18 +119,18 @@ def step_finetune(ctx: StepContext) -> StepResult:
     claim_started(ctx.run.visitor_id, started)
     ctx.run.job_id, ctx.run.job_endpoint = job.id, base.endpoint
     record_job(ctx.run.visitor_id, job.id, endpoint=base.endpoint, base_model=base.model, status=job.status)
-    snap = None
-    shown = ""
-    while snap is None or not snap.finished:
-        if ctx.cancel.is_set():
-            ft.cancel_job(client, job.id)
-            check_cancel(ctx)
-        time.sleep(POLL_S if snap is not None else 0.2)
-        snap = watch_job(client, job.id, snap)
+    shown = [""]
+
+    def show(snap: JobSnapshot) -> None:
         line = snap.warning or progress_line(snap)
-        if line != shown:
-            shown = line
+        if line != shown[0]:
+            shown[0] = line
             ctx.progress(line)
+
+    snap = follow_job(client, job.id, poll_s=POLL_S, on_snapshot=show, stop=ctx.cancel)
+    if not snap.finished:  # the visitor stopped the demo: the job stops too
+        ft.cancel_job(client, job.id)
+        check_cancel(ctx)
     record_job(ctx.run.visitor_id, job.id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
     claim_model(ctx.run.visitor_id, job.id, snap.fine_tuned_model)
     if snap.status != "succeeded":
@@ -150,7 +171,7 @@ def _equivalent_model(label: str) -> str:
 
 
 def step_compare(ctx: StepContext) -> StepResult:
-    item = load_benchmark(ctx.scenario.benchmark)[0]
+    item = load_benchmark(_benchmark(ctx))[0]
     rows = _contestants(ctx)
     teacher = endpoints.role(ctx.settings, "teacher")
     if len(rows) == 2:  # no separate teacher: still three panes, the teacher pane is the base model
@@ -178,9 +199,11 @@ def step_compare(ctx: StepContext) -> StepResult:
 
 
 def step_benchmark(ctx: StepContext) -> StepResult:
-    items = load_benchmark(ctx.scenario.benchmark)
+    bench = _benchmark(ctx)
+    items = load_benchmark(bench)
     rows = _contestants(ctx)
-    targets = [Target(model, endpoints.make_client(ctx.settings, ep), label) for label, ep, model in rows]
+    targets = [Target(model, endpoints.make_client(ctx.settings, ep), label,
+                      role={"fine-tuned": "fine_tuned"}.get(label, label)) for label, ep, model in rows]
     done = [0]
 
     def on_answer(_answer, n: int, total: int) -> None:  # noqa: ANN001
@@ -188,15 +211,20 @@ def step_benchmark(ctx: StepContext) -> StepResult:
             done[0] = n
             ctx.progress(f"{n}/{total} answers scored")
 
-    results = run_benchmark(ctx.scenario.benchmark.name, items, targets, on_answer=on_answer,
+    results = run_benchmark(bench.name, items, targets, on_answer=on_answer,
                             cancel=ctx.cancel, max_tokens=config.DEMO_MAX_TOKENS.get())
     save_results(ctx.run.visitor_id, results)
-    board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%})" for r in results["results"]]
+    board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%}, 95% interval "
+             f"{r['ci95'][0]:.0%}–{r['ci95'][1]:.0%})" for r in results["results"]]
     all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)
     real = sum(r["cost_usd"] or 0.0 for r in results["results"])
     equivalent = sum(usage_cost_usd(_equivalent_model(r["label"]), r["input_tokens"], r["output_tokens"]) or 0.0
                      for r in results["results"]) if all_local else None
-    return StepResult("benchmark", "Scoreboard on held-out questions: " + ", ".join(board) + ".", 0,
+    source = (f"held out of this demo's own data (`{bench.name}`)" if ctx.run.benchmark else
+              ctx.scenario.benchmark_note or f"the shipped `{bench.name}`")
+    said = " ".join(results["verdicts"])
+    return StepResult("benchmark", "Scoreboard on held-out questions: " + ", ".join(board) + f". {said} "
+                      f"The benchmark: {source}", 0,
                       cost_usd=0.0 if all_local else real, equivalent_usd=equivalent,
-                      details={"results": results["results"]})
-
+                      details={"results": results["results"], "verdicts": results["verdicts"],
+                               "comparisons": results["comparisons"], "benchmark": bench.name})

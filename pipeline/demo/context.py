@@ -32,6 +32,7 @@ def add_to_log(log: list[str], line: str) -> None:
 STEP_TITLES = {
     "load": "Load the sample data",
     "augment": "Paraphrase-augment with the teacher",
+    "holdout": "Hold out whole groups as the benchmark",
     "finetune": "Fine-tune the student",
     "compare": "Ask a held-out question in three panes",
     "benchmark": "Score base vs fine-tuned on held-out questions",
@@ -60,6 +61,8 @@ class DemoRun:
     job_id: str | None = None
     job_endpoint: str | None = None
     fine_tuned_model: str | None = None
+    #: The benchmark the "holdout" step made from the sample (a file in the visitor's workspace).
+    benchmark: str | None = None
     results: dict[str, StepResult] = field(default_factory=dict)
 
 

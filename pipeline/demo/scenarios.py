@@ -25,6 +25,10 @@ class Scenario:
     steps: tuple[str, ...]
     augment: dict[str, Any] = field(default_factory=dict)
     facts: Path | None = None
+    #: Examples held out of the sample as the benchmark by the "holdout" step (whole groups).
+    holdout: int = 0
+    #: Why a scenario keeps its shipped benchmark instead (said with the scoreboard).
+    benchmark_note: str = ""
 
 
 @cache
@@ -44,4 +48,5 @@ def load_scenario(name: str) -> Scenario:
         name=name, title=raw["title"], pitch=raw["pitch"], sample=DATA_DIR / raw["sample"],
         benchmark=DATA_DIR / raw["benchmark"], suffix=raw["suffix"], steps=tuple(raw["steps"]),
         augment=raw.get("augment", {}), facts=DATA_DIR / raw["facts"] if raw.get("facts") else None,
+        holdout=int(raw.get("holdout", 0)), benchmark_note=raw.get("benchmark_note", ""),
     )

@@ -16,7 +16,8 @@ from pipeline.errors import InputError
 
 #: Every step a scenario may list (data/demos.json), by name.
 STEPS: dict[str, Callable[[StepContext], StepResult]] = {
-    "load": actions.step_load, "augment": actions.step_augment, "finetune": actions.step_finetune,
+    "load": actions.step_load, "augment": actions.step_augment, "holdout": actions.step_holdout,
+    "finetune": actions.step_finetune,
     "compare": actions.step_compare, "benchmark": actions.step_benchmark,
 }
 

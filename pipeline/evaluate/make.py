@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.answers import has_final_answer
 from pipeline.dataset.groups import example_groups, final_answer_text, looks_like_labels
 from pipeline.dataset.ops import Split, split_by_groups
 from pipeline.errors import InputError
 from pipeline.evaluate.scoring import SCORINGS, extract_final_answer
 
 MODES = ("auto", "final_answer", "contains", "judge")
-_FINAL_LINE = re.compile(r"final\s+answer\s*(?:is)?\s*[:：=-]", re.IGNORECASE)
 _WORD = re.compile(r"[\w'’-]+|[.;:!?]")
 _QUOTED = re.compile(r"[\"“]([^\"”]{3,80})[\"”]")
 _STOP = frozenset(["a", "an", "the", "is", "was", "were", "be", "been", "being", "are", "am", "of", "in", "on", "at", "to", "for", "by", "with", "from", "and", "or", "but", "her", "his", "its", "their", "our", "my", "your", "she", "he", "they", "it", "we", "you", "i", "that", "this", "these", "those", "which", "who", "whom", "whose", "as", "has", "have", "had", "do", "does", "did", "not", "no", "yes", "so", "very", "also", "there", "here", "then", "than", "into", "onto", "about", "over", "after", "before"])
@@ -115,7 +115,7 @@ def detect_kind(examples: Sequence[Any]) -> str:
     answers = [final_answer_text(ex) for ex in examples]
     if looks_like_labels(answers):
         return "labels"
-    with_final = sum(1 for a in answers if _FINAL_LINE.search(a))
+    with_final = sum(1 for a in answers if has_final_answer(a))
     return "reasoning" if answers and with_final * 2 >= len(answers) else "knowledge"
 
 
@@ -130,7 +130,7 @@ def item_for(example: dict, kind: str, scoring: str) -> dict:
         scoring = {"labels": "label" if "label" in SCORINGS else "final_answer",
                    "reasoning": "final_answer"}.get(kind, "contains")
     if scoring in ("final_answer", "label"):
-        expected = extract_final_answer(answer) if _FINAL_LINE.search(answer) else answer
+        expected = extract_final_answer(answer) if has_final_answer(answer) else answer
     elif scoring == "contains":
         expected = key_fact(question, answer)
         if not expected:  # nothing short to look for: a judge compares with the whole answer

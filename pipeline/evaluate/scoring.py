@@ -11,12 +11,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from pipeline.answers import NUMBER, extract_final_answer  # the one reader of final answers
+
 #: The last three are the task formats' (pipeline.evaluate.tasks).
 SCORINGS = ("final_answer", "contains", "judge", "label", "json_schema", "tool_call")
 
-_FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：=-]?\s*(.+)", re.IGNORECASE)
-_ANSWER_IS = re.compile(r"\banswer\s+is\s*[:：]?\s*(.+)", re.IGNORECASE)
-_NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+_NUMBER = NUMBER
 _PURE_NUMBER = re.compile(r"^[-+]?\$?\d[\d,]*(?:\.\d+)?%?$")
 #: "12 km", "3.5 hours", "40 °c": a number and a unit; compared as numbers (units are written many ways).
 _NUMBER_UNIT = re.compile(r"^[-+]?\$?\d[\d,]*(?:\.\d+)?\s*%?\s*[a-z°/.]+(?: [a-z.]+)?$")
@@ -51,24 +51,6 @@ def parse_number(text: str) -> float | None:
         return float(match.group().replace(",", "").replace("$", ""))
     except ValueError:
         return None
-
-
-def extract_final_answer(text: str, numeric: bool = False) -> str:
-    """The `Final answer:` line (the last one), else "the answer is X", else the last number (when a
-    number is expected) or the last word."""
-    for line in reversed(text.strip().splitlines()):
-        match = _FINAL.search(line)
-        if match and match.group(1).strip(" *"):
-            return match.group(1).strip()
-    matches = list(_ANSWER_IS.finditer(text))
-    if matches:
-        return matches[-1].group(1).strip().splitlines()[0]
-    if numeric:
-        numbers = _NUMBER.findall(text)
-        if numbers:
-            return numbers[-1]
-    words = re.findall(r"[\w:'-]+", text)
-    return words[-1] if words else ""
 
 
 def _same_number(a: float, b: float) -> bool:

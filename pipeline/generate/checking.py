@@ -10,18 +10,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from pipeline.answers import final_answer as extract_final_answer  # the one reader (Evaluate's too)
 from pipeline.generate.teacher import Teacher
 
-_FINAL = re.compile(r"final answer\s*\**\s*:\s*(.+)", re.IGNORECASE)
 _NUMBER = re.compile(r"^[-+]?\$?\d[\d,]*(\.\d+)?%?$")
 CHECK_INSTRUCTION = ("Solve the problem step by step. End with a last line of the form "
                      "'Final answer: <answer>' where <answer> is short (a number, a word or a short phrase).")
-
-
-def extract_final_answer(text: str) -> str | None:
-    """The answer on the last `Final answer:` line of a reply, or None when there is none."""
-    found = _FINAL.findall(text or "")
-    return found[-1].strip() if found else None
 
 
 def normalise(answer: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.errors import InputError
 from pipeline.models import prices
-from pipeline.tokens import Counter, count_messages, counter_for, usage_cost_usd
+from pipeline.tokens import TokenCounter, count_messages, counter_for, usage_cost_usd
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class CostMeter:
 
     def __init__(self, model: str, budget_usd: float | None = None, *, spent_before: float = 0.0) -> None:
         self.model = model
-        self.counter: Counter = counter_for(model)
+        self.counter: TokenCounter = counter_for(model)
         self.priced = prices(model) is not None
         if budget_usd is not None and not self.priced:
             raise InputError(f"There is no price for '{model}' in the pricing table, so a budget cannot be "

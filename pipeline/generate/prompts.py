@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 from pipeline.generate.dedup import user_text
+from pipeline.generate.tasks import effective
 from pipeline.generate.templates import Template, render, seed_lists
 
 SAMPLE_SIZE = 3
@@ -45,10 +46,15 @@ def build_messages(template: Template, variables: dict[str, str], *, seed: int, 
                    earlier: list[dict] | None = None, source: dict | None = None,
                    sample_size: int = SAMPLE_SIZE) -> list[dict]:
     """System + user messages for request number `index` of a run."""
+    template = effective(template, variables)
     rng = request_rng(seed, index)
     values: dict[str, Any] = dict(variables)
     for key, options in seed_lists(template, variables).items():
-        values[key] = rng.choice(options) if options else ""
+        if key in template.balanced and options:  # in turn, from a seeded start: every label as often
+            values[key] = options[(index + seed) % len(options)]
+            rng.random()  # keep the other seeds' draws where they were
+        else:
+            values[key] = rng.choice(options) if options else ""
     values["earlier"] = earlier_block(earlier or [], rng, sample_size)
     if source is not None:
         msgs = source["messages"]

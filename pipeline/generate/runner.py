@@ -26,6 +26,7 @@ from pipeline.generate.parse import ParseFailure, parse_answer
 from pipeline.generate.plan import provenance, route_sigint
 from pipeline.generate.status import RunStatus
 from pipeline.generate.store import RunFiles, load_existing
+from pipeline.generate.tasks import TaskReject, effective, write_sidecars
 from pipeline.generate.teacher import CallFailed, Teacher
 from pipeline.generate.templates import build_examples, request_schema, resolve_variables
 
@@ -54,11 +55,13 @@ class _Run:
         if t.source and not config.sources:
             raise DistillError(f"Template '{t.name}' rewrites existing examples: add some to the draft or "
                                "give a source file first.")
-        self.c, self.t, self.cancel, self.on_progress = config, t, cancel, on_progress
+        self.c, self.cancel, self.on_progress = config, cancel, on_progress
         self.files = RunFiles(config.out)
         existing = load_existing(config.out)
         self.state = self.files.load_state()
         self.variables = resolve_variables(t, {**self.state.get("setup_outputs", {}), **config.variables})
+        t = effective(t, self.variables)  # a task template's schema from the user's labels/schema/tools
+        write_sidecars(t, self.variables, config.out)
         self.status = RunStatus(requested=config.n, out=str(config.out), failures_out=str(self.files.failed_path),
                                 written=len(existing), concurrency_limit=config.concurrency)
         self.meter = CostMeter(config.model, config.budget_usd)
@@ -74,6 +77,7 @@ class _Run:
         for ex in existing + (config.sources or []) + (config.avoid or []):
             self.dedup.add(ex)
         self.recent = ((config.avoid or []) + existing)[-RECENT_KEEP:]
+        self.t = t
         self.max_tokens = config.max_tokens or t.max_tokens
         self.schema = request_schema(t, config.per_request(self.variables))
         self.next_index = int(self.state.get("requests_made", 0))
@@ -196,7 +200,14 @@ class _Run:
             self.status.failed_parse += 1
             self._record_failure("parse", index, parsed.reason, parsed.raw)
             return
-        for example, final in build_examples(self.t, self.variables, parsed, source):
+        try:
+            built = build_examples(self.t, self.variables, parsed, source)
+        except TaskReject as exc:  # parsed, but not a usable example: kept with its reason, not written
+            self.meter.release(check_worst)
+            self.status.failed_parse += 1
+            self._record_failure("parse", index, str(exc), reply.text)
+            return
+        for example, final in built:
             if self.status.written >= self.c.n:
                 break
             await self._keep(index, example, final, check_worst)

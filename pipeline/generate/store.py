@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from pipeline import atomic
 from pipeline.errors import InputError
 
 
@@ -93,9 +93,7 @@ class RunFiles:
             return {}  # a damaged state only costs the provenance of earlier runs
 
     def save_state(self, state: dict[str, Any]) -> None:
-        tmp = self.run_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.run_path)
+        atomic.write_json(self.run_path, state, indent=2)
 
 
 def load_failures(out: Path) -> list[dict]:

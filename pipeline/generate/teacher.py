@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import deque
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
 
-from pipeline.errors import ProviderError, explain
+from pipeline.errors import ProviderError, explain, retry_after_seconds
 
 MODES = ("json_schema", "json_object", "plain")
 
@@ -96,28 +94,6 @@ class AdaptiveLimiter:
             self._recent.clear()
         elif not rate_limited:
             self.limit = min(float(self.max_limit), self.limit + 1 / self.limit)
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        try:  # an HTTP date
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
 
 
 def _retryable(exc: BaseException) -> bool:

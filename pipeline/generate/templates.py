@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import workspace
+from pipeline.answers import FINAL_LINE  # the same lines the one final-answer reader reads
 from pipeline.errors import InputError
 from pipeline.models import DATA_DIR
 
 BUILTIN_DIR = DATA_DIR / "templates"
 FINAL_ANSWER_PREFIX = "Final answer:"
-_FINAL_LINE = re.compile(r"^\s*\**\s*final answer\s*\**\s*:.*$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Variable:
     default: str = ""
     multiline: bool = False
     required: bool = False
+    #: The default is taken as it is, never filled (a JSON schema full of braces).
+    literal: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class Template:
     #: True when every request rewrites one existing example (paraphrase).
     source: bool = False
     setup: Setup | None = None
+    #: "classification" / "structured" / "tool_calling": the answer schema and examples come from the
+    #: user's labels / JSON schema / tools (pipeline.generate.tasks); None for plain templates.
+    task: str | None = None
+    #: Seeds taken in turn (request number modulo the list) rather than drawn: balanced labels.
+    balanced: tuple[str, ...] = ()
     expected_output_tokens: int = 300
     max_tokens: int = 1000
     path: str = ""
@@ -121,10 +128,12 @@ def template_from_dict(raw: dict[str, Any], *, path: str = "") -> Template:
         system_prompt=raw["system_prompt"], user_prompt=raw["user_prompt"], schema=raw["schema"],
         example=example,
         variables={k: Variable(k, v.get("label", k), str(v.get("default", "")), bool(v.get("multiline")),
-                               bool(v.get("required"))) for k, v in raw.get("variables", {}).items()},
+                               bool(v.get("required")), bool(v.get("literal")))
+                   for k, v in raw.get("variables", {}).items()},
         seeds={k: [str(x) for x in v] for k, v in raw.get("seeds", {}).items()},
         final_answer=raw.get("final_answer"), items=raw.get("items"), source=bool(raw.get("source")),
         setup=Setup(setup["system_prompt"], setup["user_prompt"], setup["schema"]) if setup else None,
+        task=raw.get("task"), balanced=tuple(raw.get("balanced", ())),
         expected_output_tokens=int(raw.get("expected_output_tokens", 300)),
         max_tokens=int(raw.get("max_tokens", 1000)), path=path,
     )
@@ -155,8 +164,12 @@ def resolve_variables(template: Template, given: dict[str, str] | None) -> dict[
     """
     given = {k: v for k, v in (given or {}).items() if v is not None}
     values = {**template.defaults(), **given}
+    if template.task:  # label names, tools as JSON...: for prompts and for defaults that mention them
+        from pipeline.generate.tasks import derived_values
+
+        values.update({k: v for k, v in derived_values(template.task, values).items() if k not in given})
     for name, var in template.variables.items():
-        if name not in given and "{" in var.default:
+        if name not in given and "{" in var.default and not var.literal:
             values[name] = render(var.default, values, f"The default of variable '{name}'")
     empty = [v.label for n, v in template.variables.items() if v.required and not str(values.get(n, "")).strip()]
     if empty:
@@ -175,7 +188,7 @@ def seed_lists(template: Template, variables: dict[str, str]) -> dict[str, list[
 
 def with_final_line(text: str, final_answer: str) -> str:
     """The reasoning with exactly one last line `Final answer: <answer>` (any the teacher wrote removed)."""
-    body = _FINAL_LINE.sub("", text).rstrip()
+    body = FINAL_LINE.sub("", text).rstrip()
     return f"{body}\n\n{FINAL_ANSWER_PREFIX} {final_answer.strip()}" if body else \
         f"{FINAL_ANSWER_PREFIX} {final_answer.strip()}"
 
@@ -194,6 +207,10 @@ def request_schema(template: Template, per_request: int) -> dict[str, Any]:
 def build_examples(template: Template, variables: dict[str, str], answer: dict[str, Any],
                    source: dict | None = None) -> list[tuple[dict, str | None]]:
     """(chat example, final answer or None) pairs made from one parsed teacher answer."""
+    if template.task:
+        from pipeline.generate.tasks import build_task_example
+
+        return [(build_task_example(template, variables, answer), None)]
     items = answer.get(template.items) if template.items else [None]
     out = []
     for item in items or []:

@@ -6,12 +6,9 @@ Evaluate tab saves benchmark results in the visitor's workspace. Both feed the d
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from typing import Any, Literal
 
-from pipeline import drafts
+from pipeline import atomic, drafts
 from pipeline.errors import InputError
 from pipeline.evaluate.runs import latest_results
 from pipeline.hub.card import benchmark_rows
@@ -41,8 +38,6 @@ def add_to_draft(visitor_id: str, examples: list[dict], mode: Literal["replace",
     meta = {**drafts.load_meta(visitor_id), "generation": [],
             "imports": [{**source, "mode": "replace", "examples": len(examples)}]}
     path = drafts.meta_path(visitor_id)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    with atomic.locked(path):
+        atomic.write_json(path, meta, indent=2)
     return len(examples)

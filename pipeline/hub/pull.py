@@ -13,16 +13,21 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import socket
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pipeline import config
 from pipeline.errors import InputError
 from pipeline.hub import auth
 from pipeline.hub.columns import to_examples
-from pipeline.hub.errors import explain_hub
+from pipeline.hub.errors import HubNetworkError, explain_hub
+
+#: How long the reachability check waits: the Hub client's own retries took ~30 s to give up offline.
+PROBE_TIMEOUT_S = 5.0
 
 FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 _SPLIT_WORDS = {"train": r"train(ing)?", "validation": r"valid(ation)?|val|dev", "test": r"test(ing)?|eval"}
@@ -133,6 +138,20 @@ def _read(files: list[str], limit: int, cache: str) -> tuple[list[dict], list[st
     return table.to_list(), list(table.column_names), truncated
 
 
+def check_reachable(endpoint: str | None) -> None:
+    """Fail in seconds, with what to do, when the Hub cannot be reached at all (no network, a name
+    that does not resolve, a refused connection), instead of after the Hub client's retries."""
+    url = urlparse(endpoint or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "its name does not resolve" if isinstance(exc, socket.gaierror) else type(exc).__name__
+        raise HubNetworkError(f"Cannot reach the Hugging Face Hub at {host} ({reason}): this machine seems to "
+                              "have no connection to it. Check the network (or HF_ENDPOINT), then load again; "
+                              "or upload the dataset file in the Dataset tab.") from exc
+
+
 def load_from_hub(repo_id: str, *, config: str | None = None, split: str = "train",
                   mapping: dict[str, str] | None = None, token: str | Literal[False] = False,
                   revision: str | None = None) -> LoadResult:
@@ -142,6 +161,7 @@ def load_from_hub(repo_id: str, *, config: str | None = None, split: str = "trai
     repo_id = auth.check_repo_id(repo_id)
     if "/" not in repo_id:
         raise InputError(f"Give the full repo id, NAMESPACE/{repo_id}.")
+    check_reachable(auth.endpoint())
     api = HfApi(endpoint=auth.endpoint(), token=token, library_name="distill-studio")
     with tempfile.TemporaryDirectory(prefix="distill-pull-") as tmp:
         try:

@@ -21,10 +21,12 @@ def split_for_push(examples: list[dict], validation_fraction: float, seed: int =
 
 
 def card_figures(splits: dict[str, list[dict]], model: str = DEFAULT_MODEL) -> dict[str, Any]:
-    """{"token_stats": {split: {...}}, "validation": {...}} for build_card."""
+    """{"token_stats": {split: {...}}, "validation": {...}} for build_card.
+
+    The validation summary checks the whole dataset at once, exactly as the Dataset tab does: checking
+    each split apart reported "too_few_examples" for a small validation split the tab never flagged.
+    """
     stats: dict[str, dict] = {}
-    errors = warnings = 0
-    kinds: dict[str, int] = {}
     for split, examples in splits.items():
         report = validate_examples(examples, model)
         lengths = report.token_lengths
@@ -32,12 +34,9 @@ def card_figures(splits: dict[str, list[dict]], model: str = DEFAULT_MODEL) -> d
                         "mean": sum(lengths) / len(lengths) if lengths else 0.0,
                         "min": min(lengths, default=0), "max": max(lengths, default=0),
                         "encoding": report.encoding, "approximate": report.tokens_approximate}
-        errors += len(report.errors)
-        warnings += len(report.warnings)
-        for code, n in report.counts().items():
-            kinds[code] = kinds.get(code, 0) + n
+    whole = validate_examples([ex for examples in splits.values() for ex in examples], model)
     summary: dict[str, Any] = {"checked_for": model, "examples": sum(len(v) for v in splits.values()),
-                               "errors": errors, "warnings": warnings}
-    if kinds:
-        summary["problems"] = kinds
+                               "errors": len(whole.errors), "warnings": len(whole.warnings)}
+    if kinds := whole.counts():
+        summary["problems"] = dict(kinds)
     return {"token_stats": stats, "validation": summary}

@@ -9,8 +9,9 @@ KV cache. So concurrent streams share the cost of reading the weights.
 
 A decode step is ~30 layers x a handful of small ops, so each op's dispatch cost counts as much as its
 arithmetic. The layout is chosen to keep the op count low:
-  * q/k rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one in-place complex
-    multiply; attention scores are q.k, which does not change when q and k share a permutation;
+  * q/k weight rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one complex
+    multiply, whose result is copied back in rotate-half order (q.k then sums in transformers' order,
+    and the answers stay bit-identical to the previous decoder's);
   * roped k and v end up side by side in the fused qkv output, so one copy appends both to the cache;
   * a single new token's attention is one `scaled_dot_product_attention` call with the query heads
     of each key/value head as its "query length", with no mask (no GQA expansion, no math fallback);
@@ -184,8 +185,11 @@ class FastLlama:
         decode = max(sizes) == 1
         for index, layer in enumerate(self.layers):
             qkv = self._linear(F.rms_norm(x, shape, layer.ln1, self.eps), layer.wqkv).float()
-            # RoPE on q and k in place: pairs (x_j, x_j+half) are adjacent, so rotating is a complex multiply.
-            torch.view_as_complex(qkv[:, :qk_width].view(total, heads + kv_heads, hd // 2, 2)).mul_(rotation)
+            # RoPE: the weights put each pair (x_j, x_j+half) side by side, so rotating is one complex multiply;
+            # the result goes back in rotate-half order, so q.k sums in the same order as transformers.
+            qk = qkv[:, :qk_width]
+            turned = torch.view_as_real(torch.view_as_complex(qk.view(total, heads + kv_heads, hd // 2, 2)) * rotation)
+            qk.view(total, heads + kv_heads, 2, hd // 2).copy_(turned.transpose(-1, -2))
             kv = qkv[:, q_width:].view(total, 2, kv_heads, hd)
             outputs, start = [], 0
             for (_, cache), n in zip(segments, sizes, strict=True):
@@ -217,15 +221,31 @@ class FastLlama:
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
-    """One token id from a [vocab] float32 logits row: greedy at temperature 0, else nucleus sampling."""
+    """One token id from a [vocab] float32 logits row: greedy at temperature 0, else nucleus sampling.
+
+    Sampling by one uniform draw against the cumulative distribution: `torch.multinomial` over the
+    49,152-token vocabulary drew a random number per token and took ~1 ms, and sorting the whole
+    vocabulary for top_p several ms, per generated token. The nucleus is looked for among the top 64
+    tokens first (where it almost always ends), then more, then the whole vocabulary: the same tokens
+    as a full sort would keep."""
     if temperature <= 0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        keep = sorted_probs.cumsum(0) - sorted_probs < top_p
-        keep[0] = True
-        sorted_probs = sorted_probs * keep
-        choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
-        return int(order[choice])
-    return int(torch.multinomial(probs, 1, generator=generator))
+    if top_p >= 1.0:
+        return _draw(probs, None, generator)
+    vocab = probs.numel()
+    for k in (64, 2048, vocab):
+        values, order = torch.topk(probs, min(k, vocab))
+        keep = values.cumsum(0) - values < top_p  # tokens until the cumulative probability reaches top_p
+        if not keep[-1] or k >= vocab:
+            break
+    keep[0] = True
+    return _draw(values[keep], order[keep], generator)
+
+
+def _draw(probs: torch.Tensor, ids: torch.Tensor | None, generator: torch.Generator | None) -> int:
+    """An index drawn with probability proportional to `probs` (mapped through `ids` when given)."""
+    cdf = probs.cumsum(0)
+    point = torch.rand(1, generator=generator) * cdf[-1]
+    index = min(int(torch.searchsorted(cdf, point, right=True)), probs.numel() - 1)
+    return index if ids is None else int(ids[index])

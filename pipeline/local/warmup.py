@@ -10,8 +10,9 @@ imports would only delay the first page.
 from __future__ import annotations
 
 import logging
-import os
 import threading
+
+from pipeline import config
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def local_backend_is_default() -> bool:
 def warm_up_in_background() -> threading.Thread | None:
     """Start the local backend in a daemon thread; None when it is not the default or
     DISTILL_WARM_START=0 (then it starts on first use, as before)."""
-    if os.environ.get("DISTILL_WARM_START", "1") == "0" or not local_backend_is_default():
+    if not config.WARM_START.get() or not local_backend_is_default():
         return None
 
     def warm() -> None:

@@ -189,13 +189,15 @@ def _schema_of(body: dict) -> dict | None:
 
 def _fill(schema: dict, rng: random.Random, name: str) -> Any:
     kind = schema.get("type")
+    if isinstance(schema.get("enum"), list) and schema["enum"]:  # as constrained decoding would
+        return rng.choice(schema["enum"])
     if kind == "object":
         return {k: _fill(v, rng, k) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
         count = min(3, schema.get("maxItems", 3))  # as a teacher constrained to the schema would
         return [_fill(schema.get("items", {"type": "string"}), rng, name) for _ in range(count)]
     if kind in ("number", "integer"):
-        return rng.randint(1, 100)
+        return rng.randint(int(schema.get("minimum", 1)), int(schema.get("maximum", 100)))
     if kind == "boolean":
         return True
     if name == "final_answer":

@@ -135,8 +135,8 @@ class OpenAIFineTuneStub:
             status, payload, headers = self._route(method, url.path, query, body, h.headers)
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         h.send_response(status)
-        h.send_header("content-type", "application/octet-stream" if isinstance(payload, bytes)
-                      else "application/json")
+        h.send_header("content-type", headers.pop("content-type", None) or (
+            "application/octet-stream" if isinstance(payload, bytes) else "application/json"))
         h.send_header("content-length", str(len(data)))
         h.send_header("x-request-id", f"req_{next(self._ids)}")
         for key, value in headers.items():
@@ -168,12 +168,51 @@ class OpenAIFineTuneStub:
             ("GET", "fine_tuning", "jobs", "*", "events"): lambda: self._events(parts[2], query),
             ("GET", "fine_tuning", "jobs", "*", "checkpoints"): lambda: self._checkpoints(parts[2], query),
         }
+        if (method, *parts) == ("POST", "chat", "completions"):
+            return self._chat(body or {})
         for key, action in routes.items():
             if key[0] == method and len(key) - 1 == len(parts) and all(
                     k in ("*", p) for k, p in zip(key[1:], parts, strict=True)):
                 status, payload = action()
                 return status, payload, {}
         return 404, _error(f"Invalid URL ({method} {path})", "invalid_request_error"), {}
+
+    # ----------------------------------------------------------------- chat
+    def _chat(self, body: dict) -> tuple[int, Any, dict[str, str]]:
+        """Chat completions, so one stand-in serves a whole story: a reply that fits the JSON schema sent
+        (structured output, for generation), else "<model> says: <last user message>"; streamed as SSE
+        when asked. Models the account cannot use (not listed) get OpenAI's 404."""
+        import random
+
+        from tests.fakes.fake_openai import _fill, _schema_of
+
+        model = str(body.get("model") or "")
+        if model not in {m["id"] for m in self._models()[1]["data"]}:
+            return 404, _error(f"The model `{model}` does not exist or you do not have access to it.",
+                               "invalid_request_error", None, "model_not_found"), {}
+        schema = _schema_of(body)
+        last = next((str(m.get("content") or "") for m in reversed(body.get("messages") or [])
+                     if m.get("role") == "user"), "")
+        text = (json.dumps(_fill(schema, random.Random(len(self.requests)), "answer")) if schema
+                else f"{model} says: {last}")
+        usage = {"prompt_tokens": max(1, len(json.dumps(body.get("messages"))) // 4),
+                 "completion_tokens": max(1, len(text) // 4)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        base = {"id": self._new_id("chatcmpl-"), "created": int(time.time()), "model": model}
+        if not body.get("stream"):
+            return 200, {**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "finish_reason": "stop", "logprobs": None,
+                 "message": {"role": "assistant", "content": text, "refusal": None}}]}, {}
+        chunk = {**base, "object": "chat.completion.chunk"}
+        words = text.split(" ")
+        pieces = [w + " " for w in words[:-1]] + words[-1:]
+        events = [{**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                  for piece in pieces]
+        events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({**chunk, "choices": [], "usage": usage})
+        sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return 200, sse.encode(), {"content-type": "text/event-stream"}
 
     # ----------------------------------------------------------------- files
     def _models(self) -> tuple[int, dict]:

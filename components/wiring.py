@@ -40,8 +40,9 @@ def outputs(*names: str) -> Callable[[F], F]:
     return mark
 
 
-#: Parameters gradio fills itself (annotate it `gr.Request`); not components.
-SPECIAL = ("request",)
+#: Parameters gradio fills itself from their annotation (`request: gr.Request`, `oauth_token:
+#: gr.OAuthToken | None`, `profile: gr.OAuthProfile | None`); not components.
+SPECIAL = ("request", "oauth_token", "profile")
 
 
 def input_names(fn: Callable[..., Any]) -> list[str]:

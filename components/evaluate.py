@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from components import evaluate_bench as eb
 from components import evaluate_run as er
@@ -144,3 +145,5 @@ def _wire(c: dict[str, Any]) -> None:
     wire(c["stop_btn"].click, er.stop_evaluation, c, queue=False, **private)
     wire(c["latest_btn"].click, er.show_latest, c, **private)
     wire(c["compare_btn"].click, er.compare_runs, c, **private)
+    if Context.root_block is not None:  # in the app: a reload lists the benchmarks made in earlier visits
+        wire(Context.root_block.load, eb.list_benchmarks, c, **private)

@@ -76,6 +76,13 @@ def _review(bench_dd: str | None, visitor: str | None) -> dict[str, Any]:
     return {"review_df": gr.Dataframe(visible=False), "save_review_btn": gr.Button(visible=False)}
 
 
+@outputs("bench_dd")
+def list_benchmarks(visitor: str | None, bench_dd: str | None) -> dict[str, Any]:
+    """On page load: the visitor's own benchmarks (made in an earlier visit) join the list."""
+    choices = bench_choices(visitor)
+    return {"bench_dd": gr.Dropdown(choices=choices, value=bench_dd if bench_dd in choices else choices[0])}
+
+
 @outputs("leak_md", "review_df", "save_review_btn")
 def pick_benchmark(bench_dd: str | None, upload_file: str | None, visitor: str | None) -> dict[str, Any]:
     return {"leak_md": leakage_text(bench_dd, upload_file, visitor), **_review(bench_dd, visitor)}

@@ -146,3 +146,15 @@ def test_the_tab_holds_out_and_the_teacher_writes_into_yours(tmp_path):
         out = teacher_writes(settings, visitor, 1)
     assert out["bench_dd"].value.startswith("yours: ") and "wrote **1 new question** into" in out["make_md"]
     assert out["review_df"].value["data"][0][1] == "Which Estonian city saw Mira Olsen's birth?"
+
+
+def test_made_benchmarks_are_listed_again_on_a_later_visit():
+    from components.evaluate_bench import hold_out, list_benchmarks
+    from pipeline import drafts
+
+    visitor = "visitor-bench-tab-2"
+    drafts.save_draft(visitor, paraphrase_dataset()[0])
+    made = hold_out(visitor, 5, "auto", 0)["bench_dd"].value
+    listed = list_benchmarks(visitor, "person_bench.jsonl")["bench_dd"]
+    assert made in [c[0] for c in listed.choices] and listed.value == "person_bench.jsonl"
+    assert list_benchmarks(None, None)["bench_dd"].value == "person_bench.jsonl"

@@ -88,7 +88,8 @@ def named(fn: Callable[..., Any], comps: Mapping[str, Any]) -> Callable[..., Any
 
 def wire(event: Callable[..., Any], fn: Callable[..., Any], comps: Mapping[str, Any], **kwargs: Any) -> Any:
     """Attach `fn` to `event` (e.g. `c["save_btn"].click`, or `gr.on` with `triggers=`); returns the
-    dependency so `.then(...)` can chain. Extra keyword arguments go to gradio (`queue`, `api_name`...)."""
+    dependency so `.then(...)` can chain; `event` may be `functools.partial(gr.on, None)` (page load and
+    every input change). Extra keyword arguments go to gradio (`queue`, `api_name`...)."""
     return event(named(fn, comps), inputs=[comps[n] for n in input_names(fn)],
                  outputs=[comps[n] for n in output_names(fn)], **kwargs)
 

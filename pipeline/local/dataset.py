@@ -14,7 +14,8 @@ import math
 from pipeline import config
 
 MIN_EXAMPLES = 10  # OpenAI's minimum; fewer examples rarely teach anything
-ROLES = ("system", "developer", "user", "assistant", "tool")
+#: The message roles the local backend trains on (not the app's model roles, pipeline.endpoints.ROLES).
+MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 class DataError(ValueError):
@@ -42,8 +43,8 @@ def parse_line(obj: object, lineno: int) -> dict:
         raise DataError(f"{where} has no 'messages' list (chat format: {{\"messages\": [{{\"role\", \"content\"}}, ...]}}).")
     clean = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise DataError(f"{where}, message {i + 1}: 'role' must be one of {', '.join(ROLES)}.")
+        if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
+            raise DataError(f"{where}, message {i + 1}: 'role' must be one of {', '.join(MESSAGE_ROLES)}.")
         role = "system" if message["role"] == "developer" else message["role"]
         clean.append({"role": role, "content": _content(message.get("content"), f"{where}, message {i + 1}")})
     last = max((i for i, m in enumerate(clean) if m["role"] == "assistant"), default=-1)
@@ -80,7 +81,7 @@ def count_lines(data: bytes) -> int:
 
 
 def auto_epochs(n_examples: int) -> int:
-    """Few examples need more passes: 36 examples x 5 epochs learned the facts here (DESIGN.md)."""
+    """Few examples need more passes: 36 examples x 5 epochs learned the facts here (docs/ARCHITECTURE.md)."""
     return min(8, max(3, math.ceil(180 / max(1, n_examples))))
 
 

@@ -76,14 +76,19 @@ def named(fn: Callable[..., Any], comps: Mapping[str, Any]) -> Callable[..., Any
             for result in fn(**dict(zip(names, values, strict=True))):
                 yield _to_components(result, comps, fn.__name__, outs) or skip
 
-        return shown_errors(gen)
+        return _mark(shown_errors(gen))
 
     @functools.wraps(fn)
     def plain(*values: Any) -> dict[Any, Any]:
         result = fn(**dict(zip(names, values, strict=True)))
         return _to_components(result or {}, comps, fn.__name__, outs) or skip
 
-    return shown_errors(plain)
+    return _mark(shown_errors(plain))
+
+
+def _mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn.__wired__ = True  # type: ignore[attr-defined]  # tests/test_wiring.py finds handlers wired otherwise
+    return fn
 
 
 def wire(event: Callable[..., Any], fn: Callable[..., Any], comps: Mapping[str, Any], **kwargs: Any) -> Any:

@@ -92,26 +92,8 @@ def _mark(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def wire(event: Callable[..., Any], fn: Callable[..., Any], comps: Mapping[str, Any], **kwargs: Any) -> Any:
-    """Attach `fn` to `event` (e.g. `c["save_btn"].click`, or `gr.on` with `triggers=`); returns the
+    """Attach `fn` to `event` (e.g. `c["save_btn"].click`); returns the
     dependency so `.then(...)` can chain; `event` may be `functools.partial(gr.on, None)` (page load and
     every input change). Extra keyword arguments go to gradio (`queue`, `api_name`...)."""
     return event(named(fn, comps), inputs=[comps[n] for n in input_names(fn)],
                  outputs=[comps[n] for n in output_names(fn)], **kwargs)
-
-
-def keyed(fn: Callable[..., Any], comps: dict[str, Any]) -> Callable[..., Any]:
-    """Older helper (handlers with positional inputs returning {name: value}); tabs move to `wire`."""
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen(*args: Any) -> Iterator[dict]:
-            for out in fn(*args):
-                yield {comps[k]: v for k, v in out.items()}
-
-        return gen
-
-    @functools.wraps(fn)
-    def plain(*args: Any) -> dict:
-        return {comps[k]: v for k, v in fn(*args).items()}
-
-    return plain

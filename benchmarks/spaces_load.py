@@ -1,7 +1,7 @@
 """Load on a shared app, measured: N simulated visitors at once (gradio_client threads, default 20)
 each load a sample, edit a row, chat (first token timed) and list fine-tuning jobs, on the tiny
 local model, with multi-user isolation on. Then every visitor's view is checked for anyone else's
-rows, jobs or models.
+rows, jobs or models. Baseline, in the same run: one visitor alone doing the same steps first.
 
     .venv/bin/python benchmarks/spaces_load.py [--visitors 20] [--out docs/bench/spaces_load.json]
 
@@ -189,6 +189,11 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/"
         tokens = [ownership.mint_visitor() for _ in range(args.visitors)]
         jobs = make_jobs(tokens)
+        # Baseline in the same run: one visitor alone, the same steps (its rows are not checked).
+        solo: dict[int, dict] = {}
+        alone = threading.Event()
+        alone.set()
+        visit(url, 0, ownership.mint_visitor(), sample_choices()[0], [], solo, alone)
         out: dict[int, dict] = {}
         go = threading.Event()
         threads = [threading.Thread(target=visit, args=(url, i, t, sample_choices()[0], jobs, out, go))
@@ -220,6 +225,7 @@ def main() -> int:
             "table_edit_s": {"p50": percentile(edits, 0.5), "p95": percentile(edits, 0.95), "n": len(edits)},
             "chat_first_token_s": {"p50": percentile(firsts, 0.5), "p95": percentile(firsts, 0.95), "n": len(firsts)},
             "isolation_problems": problems,
+            "baseline_one_visitor_alone": {k: solo[0].get(k) for k in ("edit_s", "first_token_s", "errors")},
         }
     finally:
         app.terminate()

@@ -16,7 +16,8 @@ from pipeline import config
 from pipeline.local.toolcalls import render_messages
 
 MIN_EXAMPLES = 10  # OpenAI's minimum; fewer examples rarely teach anything
-ROLES = ("system", "developer", "user", "assistant", "tool")
+#: The message roles the local backend trains on (not the app's model roles, pipeline.endpoints.ROLES).
+MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 class DataError(ValueError):
@@ -43,8 +44,8 @@ def parse_line(obj: object, lineno: int) -> dict:
     if not isinstance(messages, list) or not messages:
         raise DataError(f"{where} has no 'messages' list (chat format: {{\"messages\": [{{\"role\", \"content\"}}, ...]}}).")
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise DataError(f"{where}, message {i + 1}: 'role' must be one of {', '.join(ROLES)}.")
+        if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
+            raise DataError(f"{where}, message {i + 1}: 'role' must be one of {', '.join(MESSAGE_ROLES)}.")
         calls = message.get("tool_calls") if message["role"] == "assistant" else None
         if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
             raise DataError(f"{where}, message {i + 1}: 'tool_calls' must be a list of calls.")

@@ -67,11 +67,12 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=12)
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--tiny", action="store_true", help="the tiny random model (a quick check of the script)")
     args = parser.parse_args()
     machine = _machine()
     home = Path(tempfile.mkdtemp(prefix="distill-person-heldout-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    handle = spawn_server(home=home, tiny=False, timeout=600)
+    handle = spawn_server(home=home, tiny=args.tiny, timeout=600)
     timings: dict[str, float] = {}
     try:
         client = handle.client()

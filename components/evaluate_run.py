@@ -26,6 +26,7 @@ from pipeline.evaluate.runs import list_runs, load_run, save_results, verdict_ch
 from pipeline.evaluate.tables import changes_frame, drilldown_frame, scoreboard_frame
 from pipeline.evaluate.task_chart import confusion_heatmap, task_markdown
 from pipeline.finetune.records import recorded_jobs
+from pipeline.model_lists import check_model_use
 
 PROGRESS_EVERY_S = 0.5
 SHOWN = ("score_df", "chart_plot", "drill_df")
@@ -64,6 +65,7 @@ def _targets(settings: SessionSettings, visitor: str | None, items: list, picks:
     for role_name, title in (("base", "Base"), ("fine_tuned", "Fine-tuned"), ("teacher", "Teacher")):
         use, ep, model = picks[role_name]
         if use and model:
+            check_model_use(settings, visitor, ep, model)  # the pick comes from the client: only theirs
             targets.append(Target(model, make_client(settings, ep), label=f"{title}: {model}", role=role_name))
     use_few, _, _ = picks["few_shot"]
     _, base_ep, base_model = picks["base"]

@@ -95,7 +95,9 @@ def _build_rest(ui: dict) -> None:
     with gr.Row():
         ui["workspace_md"] = gr.Markdown()
         ui["workspace_btn"] = gr.Button("Refresh", size="sm", scale=0)
-    gr.Markdown(precision_line)  # read-only, decided once per process (pipeline/local/precision.py)
+    # Read-only, decided once per process (pipeline/local/precision.py). Filled when a page loads, not
+    # while the app is built: deciding imports torch (~2 s), which would delay the first page by as much.
+    gr.Markdown(lambda _visitor: precision_line(), inputs=ui["visitor"])
 
 
 def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:

@@ -72,7 +72,7 @@ def hf_source(settings: SessionSettings) -> str:
     return "$HF_TOKEN" if os.environ.get("HF_TOKEN") else "none (set HF_TOKEN or type one here)"
 
 
-@outputs(*FORM)
+@outputs(*FORM, "result_md")
 def show_endpoint(settings: SessionSettings, endpoint_dd: str) -> dict:
     """Fill the form with an endpoint, secrets left out (the key box only says whether one is set)."""
     if endpoint_dd == NEW or not endpoint_dd:
@@ -81,6 +81,7 @@ def show_endpoint(settings: SessionSettings, endpoint_dd: str) -> dict:
         out = {k: gr.update(value=v, interactive=True) for k, v in fresh.items()}
         out["key_box"] = gr.update(value="", placeholder="API key (kept in this session only)", interactive=True)
         out["headers_box"] = gr.update(value="", placeholder="Name: value, one a line (optional)", interactive=True)
+        out["result_md"] = ""
         return out
     endpoint = settings.endpoint(endpoint_dd)
     source = key_source(settings, endpoint)
@@ -95,7 +96,11 @@ def show_endpoint(settings: SessionSettings, endpoint_dd: str) -> dict:
             "api_version_box": gr.update(value=endpoint.api_version or "", interactive=editable),
             "headers_box": gr.update(value="", placeholder=f"Headers set: {headers}. Empty keeps them.",
                                      interactive=editable),
-            "caps_cbg": gr.update(value=sorted(endpoint.capabilities), interactive=editable)}
+            "caps_cbg": gr.update(value=sorted(endpoint.capabilities), interactive=editable),
+            # A built-in's URL is the operator's (OPENAI_BASE_URL): with the server's key it must not move.
+            "result_md": ("Built in: only its key can be typed here. For another base URL (your own server, a "
+                          "proxy, another provider) choose **+ New endpoint**: it can fine-tune too."
+                          if endpoint.builtin and endpoint.needs_key else "")}
 
 
 @outputs("caps_cbg")

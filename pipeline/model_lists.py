@@ -146,22 +146,22 @@ def _visible_ids(client, settings: SessionSettings, endpoint: Endpoint) -> list[
 
 
 def _without_others_models(client, ids: list[str], endpoint: Endpoint, owner: str) -> list[str]:
-    """Drop fine-tuned models whose job another visitor started.
+    """Only the fine-tuned models of this visitor's own jobs (pipeline.ownership's rule, which Chat and
+    Evaluate also apply when a model is used): not another visitor's, nor the operator's.
 
-    Models of untagged jobs (the operator's, made with the CLI) stay. If the jobs cannot be read,
-    every fine-tuned id is hidden rather than risk showing another visitor's.
+    If the jobs cannot be read, every fine-tuned id is hidden rather than risk showing another visitor's.
     """
     try:
-        foreign = set()
+        jobs = []
         for count, job in enumerate(client.fine_tuning.jobs.list(limit=100)):
-            if endpoint.provider.someone_elses(job, owner) and job.fine_tuned_model:
-                foreign.add(job.fine_tuned_model)
+            jobs.append(job)
             if count + 1 >= MAX_JOBS_SCANNED:
                 break
     except Exception as exc:  # noqa: BLE001 - privacy first: no fine-tuned model is listed
         log.warning("listing fine-tuning jobs to filter models failed: %s", type(exc).__name__)
         return [i for i in ids if not i.startswith("ft:")]
-    return [i for i in ids if i not in foreign and not any(i.startswith(f + ":ckpt") for f in foreign)]
+    mine = {j.fine_tuned_model for j in endpoint.provider.visible_jobs(jobs, owner, shared=True) if j.fine_tuned_model}
+    return [i for i in ids if not i.startswith("ft:") or i in mine or any(i.startswith(m + ":ckpt") for m in mine)]
 
 
 def chat_models(models: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import openai
 
+from pipeline import ownership
 from pipeline.local.dataset import resolved_auto_epochs
 
 CAPABILITIES = ("chat", "structured_output", "fine_tuning", "model_listing")
@@ -83,20 +84,16 @@ class EndpointKind:
         return {OWNER_META_KEY: owner_tag} if owner_tag else None
 
     @staticmethod
-    def job_owner(job: Any) -> str:
-        return str((getattr(job, "metadata", None) or {}).get(OWNER_META_KEY) or "")
-
-    @classmethod
-    def someone_elses(cls, job: Any, owner_tag: str | None) -> bool:
-        """A job another visitor started. With no owner known, every tagged job is someone else's;
-        untagged jobs (the operator's, from the CLI) belong to no visitor and stay visible."""
-        tag = cls.job_owner(job)
-        return bool(tag) and tag != (owner_tag or "")
+    def job_owner(job: Any) -> str | None:
+        """Whose job it is: the server's record (pipeline.ownership), else the tag the app put in the
+        job's metadata when it created it; None when no visitor made it (the CLI, the operator)."""
+        return ownership.owner_tag("job", job.id) or (getattr(job, "metadata", None) or {}).get(OWNER_META_KEY)
 
     @classmethod
     def visible_jobs(cls, jobs: Iterable[Any], owner_tag: str | None, *, shared: bool) -> list[Any]:
-        """The jobs a visitor may see on this endpoint: all on a private one, not others' on a shared one."""
-        return [j for j in jobs if not (shared and cls.someone_elses(j, owner_tag))]
+        """The jobs a visitor may see: all on an endpoint that is theirs alone, else only their own, by
+        ownership.may_use's rule (read by tag: the session knows its visitor by tag)."""
+        return [j for j in jobs if not shared or (bool(owner_tag) and cls.job_owner(j) == owner_tag)]
 
 
 class OpenAIKind(EndpointKind):

@@ -193,3 +193,37 @@ def test_greedy_answers_match_transformers_and_do_not_depend_on_the_batch(tiny_m
     for fast in (FastLlama(tiny_model, int8=True), FastLlama(tiny_model)):  # int8 and bf16 weights
         alone = [_greedy_together(fast, [ids], tokens)[0] for ids in prompts_ids]
         assert _greedy_together(fast, prompts_ids, tokens) == alone
+
+
+def test_tokenizer_loads_without_the_model_config_import_chain():
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from pipeline.local.engine import load_tokenizer_fast
+
+    model_dir = weights.tiny_model_dir()
+    direct, auto = load_tokenizer_fast(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Héllo, 2+2? 🙂"}]
+    ids = direct.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert ids == auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert direct.decode(ids) == auto.decode(ids) and direct.eos_token_id == auto.eos_token_id
+    # In a fresh process, loading it leaves transformers' modelling stack (~2.5 s of imports) unloaded.
+    code = ("import sys; from pathlib import Path; from pipeline.local.engine import load_tokenizer_fast; "
+            f"load_tokenizer_fast(Path({str(model_dir)!r})); print('transformers.activations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_building_the_app_does_not_import_torch():
+    """The first page waits for everything the app imports while it is built; torch (~2 s) is needed only
+    by the local backend, which starts right after the page is served (pipeline/local/warmup.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys; import app; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip().splitlines()[-1] == "[]"

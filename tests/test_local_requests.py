@@ -54,6 +54,15 @@ def test_bad_input_is_a_400_naming_the_param_before_any_work(tiny_backend, recor
     assert recorded == []  # nothing reached the engine
 
 
+def test_a_tiny_temperature_decodes_greedily_and_decoding_goes_on(tiny_backend):
+    """temperature 1e-300 overflowed the logits to inf: sampling raised in the decoding thread, which
+    died, and every later chat request on the server waited forever."""
+    client = tiny_backend.client(timeout=120, max_retries=0)
+    tiny = client.chat.completions.create(model=BASE, messages=HELLO, max_tokens=5, temperature=1e-300)
+    greedy = client.chat.completions.create(model=BASE, messages=HELLO, max_tokens=5, temperature=0)
+    assert tiny.choices[0].message.content == greedy.choices[0].message.content
+
+
 def test_unsupported_method_says_what_is_supported(tiny_backend):
     body = {"model": BASE, "training_file": "file-x", "method": {"type": "dpo"}}
     message = raw(tiny_backend, "POST", "/fine_tuning/jobs", json=body).json()["error"]["message"]

@@ -98,3 +98,43 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         atomic.write_with(path, fail)
     assert atomic.read_json(path) == {"kept": True} and len(list(tmp_path.iterdir())) == 1
+
+
+class _RecordingStop:
+    """A stop event that records the waits asked of it instead of sleeping (no timing in tests)."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.waits: list[float] = []
+        self.stop_after = stop_after
+
+    def wait(self, delay: float) -> bool:
+        self.waits.append(delay)
+        return self.stop_after is not None and len(self.waits) >= self.stop_after
+
+
+def test_one_way_to_follow_a_job_backs_off_and_honours_retry_after() -> None:
+    from pipeline.finetune.session import start_job
+    from pipeline.finetune.watch import BASE_POLL_S, follow_job
+    from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
+    from tests.test_finetune_openai import MODEL, examples
+
+    stub = OpenAIFineTuneStub()
+    try:
+        client = stub.client(max_retries=0)
+        job = start_job(client, examples(12), MODEL).job
+        stub.rate_limit("GET", f"/v1/fine_tuning/jobs/{job.id}", retry_after="30")
+        seen, stop = [], _RecordingStop()
+        final = follow_job(client, job.id, poll_s=1.0, on_snapshot=seen.append, stop=stop)  # type: ignore[arg-type]
+        assert final.finished and final.status == "succeeded"
+        assert seen[0].failures == 1 and stop.waits[0] >= 30  # the provider's Retry-After, not 1 s
+        assert stop.waits[1:] == [1.0] * (len(stop.waits) - 1)  # back to the base beat once answered
+        # Stopped (the demo's Stop): it returns the unfinished snapshot and the caller cancels.
+        job2 = start_job(client, examples(12), MODEL).job
+        stopped = follow_job(client, job2.id, stop=_RecordingStop(stop_after=1))  # type: ignore[arg-type]
+        assert not stopped.finished
+    finally:
+        stub.close()
+    from pipeline.commands import finetune as cli
+    from pipeline.demo import actions as demo
+
+    assert cli.follow_job is demo.follow_job is follow_job and BASE_POLL_S > 0

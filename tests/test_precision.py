@@ -113,7 +113,9 @@ def test_settings_tab_shows_the_choice():
     import app
 
     demo = app.build_app()
-    shown = [str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    # Filled by the page's load event (deciding imports torch, which would delay the first page).
+    shown = [str(b.load_event_to_attach[0](None)) for b in demo.blocks.values()
+             if isinstance(b, gr.Markdown) and b.load_event_to_attach]
     assert f"**Local model compute:** {precision.summary()}" in shown
 
 

@@ -58,11 +58,27 @@ def test_each_kind_answers_the_rules() -> None:
     assert not OpenAIKind.uses_openai_catalogue("http://127.0.0.1:8000/v1")
     assert not CompatibleKind.uses_openai_catalogue(None)
     assert "free" in LocalKind.pricing(None) and "pricing.json" in OpenAIKind.pricing(None)
-    mine, theirs, cli = (SimpleNamespace(metadata={"distill_visitor": "me"}),
-                         SimpleNamespace(metadata={"distill_visitor": "them"}), SimpleNamespace(metadata=None))
     assert OpenAIKind.job_metadata("me") == {"distill_visitor": "me"} and OpenAIKind.job_metadata(None) is None
-    assert OpenAIKind.visible_jobs([mine, theirs, cli], "me", shared=True) == [mine, cli]
-    assert OpenAIKind.visible_jobs([mine, theirs, cli], "me", shared=False) == [mine, theirs, cli]
+
+
+def test_job_visibility_is_the_ownership_modules_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule (pipeline.ownership.may_use) for the job list, the model pickers and the checks on use."""
+    from pipeline import ownership
+    from pipeline.finetune.records import visitor_tag
+
+    monkeypatch.setenv("DISTILL_MULTI_USER", "1")
+    me, them = "visitor-me-" + "1" * 8, "visitor-them-" + "2" * 8
+    jobs = [SimpleNamespace(id="ftjob-tagged-mine", metadata={"distill_visitor": visitor_tag(me)}),
+            SimpleNamespace(id="ftjob-tagged-theirs", metadata={"distill_visitor": visitor_tag(them)}),
+            SimpleNamespace(id="ftjob-cli", metadata=None),
+            SimpleNamespace(id="ftjob-recorded-mine", metadata=None)]
+    ownership.claim(me, "job", "ftjob-recorded-mine")
+    shown = [j.id for j in OpenAIKind.visible_jobs(jobs, visitor_tag(me), shared=True)]
+    expected = [j.id for j in jobs if ownership.may_use(me, "job", j.id, shared=True,
+                                                        tag=(j.metadata or {}).get("distill_visitor"))]
+    assert shown == expected == ["ftjob-tagged-mine", "ftjob-recorded-mine"]
+    assert len(OpenAIKind.visible_jobs(jobs, visitor_tag(me), shared=False)) == 4
+    assert OpenAIKind.visible_jobs(jobs, "", shared=True) == []  # no owner known: nothing
 
 
 def test_one_rule_for_a_shared_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,3 +104,9 @@ def test_generate_lists_the_visitors_endpoints_now(stub) -> None:
     out = follow_settings("removed-one", typed(stub))["endpoint_dd"]
     assert out["choices"] == [ROLE_DEFAULT, "local", "openai", "myopenai"] and out["value"] == ROLE_DEFAULT
     assert follow_settings("myopenai", typed(stub))["endpoint_dd"]["value"] == "myopenai"
+
+
+def test_the_built_in_openai_endpoint_says_where_another_base_url_goes() -> None:
+    out = h.show_endpoint(SessionSettings(), "openai")
+    assert out["url_box"]["interactive"] is False and "+ New endpoint" in out["result_md"]
+    assert h.show_endpoint(SessionSettings(), h.NEW)["result_md"] == ""

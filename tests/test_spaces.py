@@ -177,7 +177,8 @@ def test_model_pickers_hide_other_visitors_fine_tuned_models_on_a_shared_key(mon
         shared = _shared_team_endpoint(stub, monkeypatch)
         shared = restore_settings(shared, None, "me")  # what the page load does for visitor "me"
         listed = model_lists.list_models(shared, "team").models
-        assert mine in listed and operators in listed and theirs not in listed
+        # Only the visitor's own: the operator's (untagged) model is refused on use (ownership), so not offered.
+        assert mine in listed and operators not in listed and theirs not in listed
         assert "gpt-4o" in listed
         assert model_lists.test_connection(shared, "team").ok  # it refills the same cache...
         assert theirs not in model_lists.list_models(shared, "team").models  # ...filtered too

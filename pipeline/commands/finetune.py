@@ -10,7 +10,6 @@ trained_tokens, error (plus the preflight figures). Exit 0 succeeded (or created
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pipeline.commands import add_endpoint_flags, cli_provider, emit_json, opena
 from pipeline.errors import DistillError, explain
 from pipeline.finetune.preflight import DEFAULT_CONFIRM_USD
 from pipeline.finetune.session import start_job
-from pipeline.finetune.watch import JobSnapshot, progress_line, watch_job
+from pipeline.finetune.watch import JobSnapshot, follow_job, progress_line
 
 
 def add_parser(subparsers: Any) -> None:
@@ -61,22 +60,20 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], code: int) -> int:
 
 def _follow(client: Any, job_id: str, poll_s: float) -> JobSnapshot:
     """Poll until the job ends, printing new events and a progress line when it changes."""
-    snap: JobSnapshot | None = None
-    shown_events, last_line = 0, ""
-    while True:
-        snap = watch_job(client, job_id, snap)
+    shown = {"events": 0, "line": ""}
+
+    def show(snap: JobSnapshot) -> None:
         if snap.warning:
             progress(f"warning: {snap.warning}")
-        for event in snap.events[shown_events:]:
+        for event in snap.events[shown["events"]:]:
             progress(f"  {event['message']}")
-        shown_events = len(snap.events)
+        shown["events"] = len(snap.events)
         line = progress_line(snap)
-        if line != last_line and not snap.warning:
+        if line != shown["line"] and not snap.warning:
             progress(line)
-            last_line = line
-        if snap.finished:
-            return snap
-        time.sleep(snap.next_poll_s(poll_s))
+            shown["line"] = line
+
+    return follow_job(client, job_id, poll_s=poll_s, on_snapshot=show)
 
 
 def run(args: argparse.Namespace) -> int:

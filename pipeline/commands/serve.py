@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import signal
+import threading
 from typing import Any
 
 from pipeline import config
@@ -19,18 +21,27 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: Any) -> int:
-    import uvicorn
-
-    from pipeline.local.app import BackendConfig, create_app
-    from pipeline.local.runtime import default_root, tiny_from_env
+    from pipeline.local.runtime import default_root, start_server, tiny_from_env
 
     key = args.api_key or config.LOCAL_API_KEY.get() or secrets.token_urlsafe(24)
-    backend = BackendConfig(root=default_root(), api_key=key, tiny=args.tiny or tiny_from_env())
-    app = create_app(backend)
-    shown = "(the one you passed)" if args.api_key or config.LOCAL_API_KEY.is_set() else key
-    progress(f"Local backend on http://{args.host}:{args.port}/v1  key: {shown}  workspace: {backend.root}")
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        handle = start_server(args.host, args.port, key, root=default_root(), tiny=args.tiny or tiny_from_env())
+    except OSError as exc:
+        progress(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. Pick another --port (0: any free one).")
+        return 2
+    backend = handle.app.state.backend
+    shown = "(the one you passed)" if args.api_key or config.LOCAL_API_KEY.is_set() else key
+    progress(f"Local backend on {handle.base_url}  key: {shown}  workspace: {backend.config.root}")
+    if backend.runner is None:
+        progress(f"Fine-tuning jobs of this workspace run in another process (pid {backend.lease.holder_pid() or '?'}); "
+                 "this server takes them over when that process stops.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
     finally:
-        app.state.backend.close()
+        handle.stop()
     return 0

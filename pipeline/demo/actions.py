@@ -18,7 +18,7 @@ from pipeline.evaluate.yours import hold_out_from_draft, made_path
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.records import claim_model, claim_started, record_job, visitor_tag
 from pipeline.finetune.session import start_job
-from pipeline.finetune.watch import progress_line, watch_job
+from pipeline.finetune.watch import JobSnapshot, follow_job, progress_line
 from pipeline.generate.runner import GenerationConfig, run_generation
 from pipeline.generate.store import RunFiles
 from pipeline.generate.templates import load_template
@@ -119,18 +119,18 @@ def step_finetune(ctx: StepContext) -> StepResult:
     claim_started(ctx.run.visitor_id, started)
     ctx.run.job_id, ctx.run.job_endpoint = job.id, base.endpoint
     record_job(ctx.run.visitor_id, job.id, endpoint=base.endpoint, base_model=base.model, status=job.status)
-    snap = None
-    shown = ""
-    while snap is None or not snap.finished:
-        if ctx.cancel.is_set():
-            ft.cancel_job(client, job.id)
-            check_cancel(ctx)
-        time.sleep(POLL_S if snap is not None else 0.2)
-        snap = watch_job(client, job.id, snap)
+    shown = [""]
+
+    def show(snap: JobSnapshot) -> None:
         line = snap.warning or progress_line(snap)
-        if line != shown:
-            shown = line
+        if line != shown[0]:
+            shown[0] = line
             ctx.progress(line)
+
+    snap = follow_job(client, job.id, poll_s=POLL_S, on_snapshot=show, stop=ctx.cancel)
+    if not snap.finished:  # the visitor stopped the demo: the job stops too
+        ft.cancel_job(client, job.id)
+        check_cancel(ctx)
     record_job(ctx.run.visitor_id, job.id, status=snap.status, fine_tuned_model=snap.fine_tuned_model)
     claim_model(ctx.run.visitor_id, job.id, snap.fine_tuned_model)
     if snap.status != "succeeded":

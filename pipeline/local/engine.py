@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,6 +32,7 @@ EXIT_JOIN_S = 60  # at exit, how long to let a model load or a decoding step fin
 MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
 
 
+_PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 CACHE_FORMAT = 2  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
 
 
@@ -54,6 +57,19 @@ def _fingerprint(model_dir: Path) -> str:
     """Names, sizes and times of the weight files: a re-converted or replaced model invalidates the cache."""
     files = sorted(p for p in model_dir.glob("*.safetensors") if not p.name.startswith("."))  # not our cache
     return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def load_tokenizer_fast(model_dir: Path) -> Any:
+    """The model's tokenizer, built from its tokenizer.json without asking AutoTokenizer.
+
+    AutoTokenizer reads the model config to pick a class, and that import chain (configuration ->
+    activations -> kernels -> generation) cost ~2.5 s of CPU on the first chat; the converted models
+    always save a plain fast tokenizer, which loads directly in ~0.3 s with identical behaviour."""
+    config_file = model_dir / "tokenizer_config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if (model_dir / "tokenizer.json").is_file() and config.get("tokenizer_class") in _PLAIN_FAST_TOKENIZERS:
+        return transformers_api(("PreTrainedTokenizerFast",)).PreTrainedTokenizerFast.from_pretrained(model_dir)
+    return transformers_api().AutoTokenizer.from_pretrained(model_dir)
 
 
 def load_fast(model_dir: Path) -> FastLlama:
@@ -147,9 +163,8 @@ class Engine:
     # -- loading ---------------------------------------------------------------------------------
     def _load_base(self) -> None:
         try:
-            tf = transformers_api()
             self.model_dir = self._model_dir_loader()
-            self.tokenizer = tf.AutoTokenizer.from_pretrained(self.model_dir)
+            self.tokenizer = load_tokenizer_fast(self.model_dir)
             self.grammar_tokenizer = load_tokenizer(self.tokenizer)
             self._models[self.base_id] = load_fast(self.model_dir)
             self.max_positions = self._models[self.base_id].max_positions

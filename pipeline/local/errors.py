@@ -6,11 +6,14 @@ The openai SDK maps the status to its exception classes (401 AuthenticationError
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+log = logging.getLogger(__name__)
 _TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
           409: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
           500: "server_error", 503: "server_error"}
@@ -66,4 +69,7 @@ def install(app) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, f"The local backend failed: {type(exc).__name__}: {exc}")
+        # The details go to the server log, not to the client (they can name paths and internals).
+        log.error("request failed", exc_info=exc)
+        return error_response(500, "The local backend failed on this request; its log has the details. "
+                              "Try again, and report it if it repeats.")

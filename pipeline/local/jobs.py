@@ -29,6 +29,13 @@ LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the
 FINAL = ("succeeded", "failed", "cancelled")
 
 
+def queue_position(store: Store, job_id: str) -> int | None:
+    """1 = next to run; None when not waiting."""
+    waiting = [j for j in reversed(store.list_jobs()) if j["status"] in ("validating_files", "queued")]
+    ids = [j["id"] for j in waiting]
+    return ids.index(job_id) + 1 if job_id in ids else None
+
+
 class JobRunner:
     def __init__(self, store: Store, base_id: str, model_dir: Callable[[], Path]):
         self.store, self.base_id, self._model_dir = store, base_id, model_dir
@@ -42,10 +49,14 @@ class JobRunner:
         threading.Thread(target=self._loop, args=("queued",), name="finetune-train", daemon=True).start()
 
     def _recover(self) -> None:
-        """Jobs a previous server left mid-way: a running job lost its process, so it failed."""
+        """Jobs the previous runner left mid-way (it held the lease, so it is gone now): a running job
+        lost its training process, so it failed; one being validated is simply validated again."""
         for job in self.store.list_jobs():
-            if job["status"] in ("running", "validating_files"):
-                message = "The server stopped while this job was running; create the job again."
+            if job["status"] == "running":
+                pid = job.get("_runner_pid")
+                process = f"process {pid}" if pid else "process"
+                message = (f"The server {process} that ran this job stopped before it finished; "
+                           "create the job again.")
                 self.store.update_job(job["id"], status="failed", finished_at=int(time.time()),
                                       error={"code": "server_restarted", "message": message, "param": None})
                 self.store.add_event(job["id"], message, level="error")
@@ -61,14 +72,6 @@ class JobRunner:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
-
-    def queue_position(self, job_id: str) -> int | None:
-        """1 = next to run (or 0 while running); None when not waiting."""
-        if job_id == self._running:
-            return 0
-        waiting = [j for j in reversed(self.store.list_jobs()) if j["status"] in ("validating_files", "queued")]
-        ids = [j["id"] for j in waiting]
-        return ids.index(job_id) + 1 if job_id in ids else None
 
     def cancel(self, job_id: str) -> dict:
         with self._cv:
@@ -169,7 +172,7 @@ class JobRunner:
         with self._cv:
             if self.store.get_job(job_id)["status"] != "queued":
                 return
-            self.store.update_job(job_id, status="running")
+            self.store.update_job(job_id, status="running", _runner_pid=os.getpid())
             self._running = job_id
             # PASSIVE: idle OpenMP threads sleep instead of spinning, which matters on a shared 2-core box.
             env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,

@@ -16,15 +16,44 @@ from pipeline.local.engine import GenRequest
 from pipeline.local.errors import APIError, bad_request
 from pipeline.local.openapi import request_body
 from pipeline.local.schemas import ChatCompletionRequest, parse
+from pipeline.local.toolcalls import allowed_tools, call_grammar, parse_reply, render_messages
 
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 1024  # a 135M model can loop; OpenAI's "until the context is full" would take minutes
+MIN_TEMPERATURE = 1e-4  # below this, sampling is greedy (the same tokens, without float overflow)
 DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
 
 
 def _messages(body: ChatCompletionRequest) -> list[dict]:
-    # The chat template knows no 'developer' role; it is the system prompt by another name.
-    return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
+    # The chat template knows no 'developer' role (render_messages makes it the system prompt), nor
+    # tools: their definitions, earlier calls and results become text as in training (toolcalls.py).
+    raw = [{"role": m.role, "content": m.text(), "tool_calls": (m.model_extra or {}).get("tool_calls")}
+           for m in body.messages]
+    return render_messages(raw, _tool_dicts(body) if body.tool_choice != "none" else None)
+
+
+def _tool_dicts(body: ChatCompletionRequest) -> list[dict]:
+    return [t.model_dump(exclude_none=True) for t in body.tools or []]
+
+
+def _tool_grammar(body: ChatCompletionRequest, engine: Any) -> str | None:
+    """The grammar for a reply that may (or must) call one of the request's tools; None without tools."""
+    if body.tool_choice is not None and not body.tools:
+        raise bad_request("'tool_choice' is only allowed when 'tools' are specified.", "tool_choice")
+    if not body.tools:
+        return None
+    choice = body.tool_choice.model_dump() if hasattr(body.tool_choice, "model_dump") else body.tool_choice
+    allowed, required = allowed_tools(_tool_dicts(body), choice or "auto")
+    if isinstance(choice, dict) and not allowed:
+        raise bad_request(f"tool_choice names '{choice['function']['name']}', which is not in 'tools'.", "tool_choice")
+    if not allowed or engine.grammar_tokenizer is None:
+        return None
+    grammar = call_grammar(allowed, required)
+    try:
+        check_grammar(grammar, engine.grammar_tokenizer)
+    except ConstraintError as exc:
+        raise bad_request(f"A tool's parameters cannot be followed by this local backend: {exc}", "tools") from None
+    return grammar
 
 
 def _json_hint(body: ChatCompletionRequest) -> str | None:
@@ -78,7 +107,7 @@ def _build_requests(body: ChatCompletionRequest, backend: Any) -> tuple[list[Gen
         raise bad_request("Streaming with n > 1 is not supported by the local backend; use n=1.", "n")
     messages = _messages(body)
     hint = _json_hint(body)
-    grammar = _grammar(body, backend.engine)
+    grammar = _tool_grammar(body, backend.engine) or _grammar(body, backend.engine)
     if hint:
         messages = [{"role": "system", "content": hint}, *messages] if messages[0]["role"] != "system" else \
             [{"role": "system", "content": messages[0]["content"] + "\n" + hint}, *messages[1:]]
@@ -89,6 +118,8 @@ def _build_requests(body: ChatCompletionRequest, backend: Any) -> tuple[list[Gen
                           "messages", "context_length_exceeded")
     max_tokens = min(body.token_limit() or DEFAULT_MAX_TOKENS, window - len(prompt))
     temperature = 1.0 if body.temperature is None else body.temperature
+    if temperature < MIN_TEMPERATURE:
+        temperature = 0.0  # logits / 1e-300 overflow to inf and sampling failed (it took decoding down)
     top_p = 1.0 if body.top_p is None else body.top_p
     requests = [GenRequest(body.model, prompt, max_tokens, temperature, top_p,
                            None if body.seed is None else body.seed + i, body.stop_list(),
@@ -134,6 +165,7 @@ async def chat_completions(request: Request) -> Any:
     body = await parse(request, ChatCompletionRequest)
     await backend.wait_model_ready()
     requests, json_hint = await asyncio.to_thread(_build_requests, body, backend)
+    tools_on = bool(body.tools) and body.tool_choice != "none"
     loop = asyncio.get_running_loop()
     for gen in requests:
         gen.loop, gen.out = loop, asyncio.Queue()
@@ -142,7 +174,7 @@ async def chat_completions(request: Request) -> Any:
     base = {"id": completion_id, "created": created, "model": body.model, "system_fingerprint": "local"}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _DecodingStream(requests, _stream(requests[0], base, include_usage))
+        return _DecodingStream(requests, _stream(requests[0], base, include_usage, tools_on))
     try:
         texts = await _collect_while_connected(requests, request)
     finally:
@@ -150,11 +182,20 @@ async def chat_completions(request: Request) -> Any:
             gen.cancelled = True  # a client that went away stops using the CPU
     if texts is None:
         return Response(status_code=499)  # nobody is listening; the status only shows in logs
-    choices = [{"index": i, "finish_reason": gen.finish_reason, "logprobs": None,
-                "message": {"role": "assistant", "content": _extract_json(text) if json_hint else text,
-                            "refusal": None, "annotations": []}}
-               for i, (gen, text) in enumerate(zip(requests, texts, strict=True))]
+    choices = [_choice(i, gen, text, json_hint, tools_on) for i, (gen, text) in enumerate(zip(requests, texts, strict=True))]
     return JSONResponse({**base, "object": "chat.completion", "choices": choices, "usage": _usage(requests)})
+
+
+def _choice(i: int, gen: GenRequest, text: str, json_hint: str | None, tools_on: bool) -> dict:
+    message: dict[str, Any] = {"role": "assistant", "content": _extract_json(text) if json_hint else text,
+                               "refusal": None, "annotations": []}
+    finish = gen.finish_reason
+    if tools_on:
+        content, calls = parse_reply(text)
+        if calls:
+            message |= {"content": content, "tool_calls": calls}
+            finish = "tool_calls"
+    return {"index": i, "finish_reason": finish, "logprobs": None, "message": message}
 
 
 class _DecodingStream(StreamingResponse):
@@ -173,7 +214,17 @@ class _DecodingStream(StreamingResponse):
                 gen.cancelled = True
 
 
-async def _stream(gen: GenRequest, base: dict, include_usage: bool):
+def _tool_chunks(text: str, finish: str) -> list[tuple[dict, str | None]]:
+    """The deltas of a reply decoded with tools: the calls (OpenAI's indexed tool_calls chunks), or the text."""
+    content, calls = parse_reply(text)
+    if not calls:
+        return [({"content": text}, None), ({}, finish)]
+    out: list[tuple[dict, str | None]] = [({"content": content}, None)] if content else []
+    out += [({"tool_calls": [{"index": i, **call}]}, None) for i, call in enumerate(calls)]
+    return [*out, ({}, "tool_calls")]
+
+
+async def _stream(gen: GenRequest, base: dict, include_usage: bool, tools_on: bool = False):
     def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> str:
         obj = {**base, "object": "chat.completion.chunk",
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}] if choices else []}
@@ -183,9 +234,12 @@ async def _stream(gen: GenRequest, base: dict, include_usage: bool):
 
     try:
         yield chunk({"role": "assistant", "content": "", "refusal": None})
+        held: list[str] = []  # with tools, the reply is read whole: a call or text (see _tool_chunks)
         while True:
             kind, value = await gen.out.get()
-            if kind == "delta":
+            if kind == "delta" and tools_on:
+                held.append(value)
+            elif kind == "delta":
                 yield chunk({"content": value})
             elif kind == "error":
                 err = {"error": {"message": f"Generation failed: {value}", "type": "server_error",
@@ -193,7 +247,8 @@ async def _stream(gen: GenRequest, base: dict, include_usage: bool):
                 yield f"data: {json.dumps(err)}\n\n"
                 return
             else:
-                yield chunk({}, value)
+                for delta, finish in _tool_chunks("".join(held), value) if tools_on else [({}, value)]:
+                    yield chunk(delta, finish)
                 break
         if include_usage:
             yield chunk({}, usage=_usage([gen]), choices=False)

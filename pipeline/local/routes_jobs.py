@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from pipeline import config
 from pipeline.local.dataset import count_lines
 from pipeline.local.errors import APIError, bad_request, not_found
+from pipeline.local.jobs import queue_position
 from pipeline.local.openapi import request_body
 from pipeline.local.routes_files import After, Limit, page
 from pipeline.local.schemas import FineTuningJobRequest, parse
@@ -19,10 +20,10 @@ from pipeline.local.store import new_id
 router = APIRouter()
 
 
-def public(job: dict, runner) -> dict:
+def public(job: dict, store) -> dict:
     """The job as the API shows it: no private keys; a queue position while it waits (our extension)."""
     out = {k: v for k, v in job.items() if not k.startswith("_")}
-    out["queue_position"] = runner.queue_position(job["id"]) if job["status"] in ("validating_files", "queued") else None
+    out["queue_position"] = queue_position(store, job["id"]) if job["status"] in ("validating_files", "queued") else None
     return out
 
 
@@ -62,10 +63,11 @@ async def create_job(request: Request) -> dict:
            "validation_file": body.validation_file, "estimated_finish": None, "integrations": [],
            "metadata": body.metadata, "user_provided_suffix": suffix,
            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}}}
+    runner = backend.require_runner()
     backend.store.create_job(job)
     backend.store.add_event(job["id"], f"Created fine-tuning job: {job['id']}")
-    backend.runner.wake()
-    return public(job, backend.runner)
+    runner.wake()
+    return public(job, backend.store)
 
 
 def _job(request: Request, job_id: str) -> dict:
@@ -78,24 +80,24 @@ def _job(request: Request, job_id: str) -> dict:
 @router.get("/v1/fine_tuning/jobs")
 async def list_jobs(request: Request, after: After = None, limit: Limit = 20) -> dict:
     backend = request.app.state.backend
-    jobs = [public(j, backend.runner) for j in backend.store.list_jobs()]
+    jobs = [public(j, backend.store) for j in backend.store.list_jobs()]
     result = page(jobs, limit, after)
     return {"object": "list", "data": result["data"], "has_more": result["has_more"]}
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}")
 async def get_job(job_id: str, request: Request) -> dict:
-    return public(_job(request, job_id), request.app.state.backend.runner)
+    return public(_job(request, job_id), request.app.state.backend.store)
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
 async def cancel_job(job_id: str, request: Request) -> dict:
     job = _job(request, job_id)
-    runner = request.app.state.backend.runner
+    backend = request.app.state.backend
     if job["status"] in ("succeeded", "failed"):
         raise bad_request(f"Job {job_id} has already {job['status']} and cannot be cancelled.", "fine_tuning_job_id")
-    job = await asyncio.to_thread(runner.cancel, job_id)
-    return public(job, runner)
+    job = await asyncio.to_thread(backend.require_runner().cancel, job_id)
+    return public(job, backend.store)
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config, workspace
+from pipeline.local import lease
 
 
 @dataclass
@@ -30,6 +31,8 @@ class LocalBackendHandle:
     _stop: Any = field(default=None, repr=False)
     #: The FastAPI app when the server runs in this process (tests reach its state), else None.
     app: Any = field(default=None, repr=False)
+    #: The server process when it is a subprocess of this one (spawn_server), else None.
+    process: subprocess.Popen | None = field(default=None, repr=False)
 
     def client(self, **opts: Any) -> Any:
         import openai
@@ -107,6 +110,9 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
         time.sleep(0.02)
     bound = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
+    # Other processes reach a server bound to every address through loopback.
+    local_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, url_host)
+    app.state.backend.advertise(f"http://{local_host}:{bound}/v1")
 
     def stop() -> None:
         server.should_exit = True
@@ -118,11 +124,21 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
 
 
 def ensure_local_backend() -> LocalBackendHandle:
-    """The process's embedded backend, started on first call (idempotent, thread-safe)."""
+    """The backend serving this process's workspace (idempotent, thread-safe): the one another process
+    (the app, `serve`, another command) advertises for it and that answers with its key, else one
+    started here. So a command run next to the app uses the app's backend and its one job runner."""
     global _handle
     with _lock:
-        if _handle is None:
-            _handle = start_server()
+        if _handle is not None and (_handle.app is not None or lease.answers(_handle.base_url, _handle.api_key)):
+            return _handle
+        root = default_root()
+        tiny = tiny_from_env()
+        with lease.start_lock(root):
+            record = lease.read_record(root)
+            if record and record.get("tiny", tiny) == tiny and lease.answers(record["url"], record["key"]):
+                _handle = LocalBackendHandle(record["url"], record["key"])
+            else:
+                _handle = start_server(root=root, tiny=tiny)
         return _handle
 
 
@@ -164,4 +180,4 @@ def spawn_server(*, home: Path | None = None, tiny: bool = True, api_key: str | 
         except subprocess.TimeoutExpired:
             proc.kill()
 
-    return LocalBackendHandle(f"{base}/v1", key, stop)
+    return LocalBackendHandle(f"{base}/v1", key, stop, process=proc)

@@ -80,6 +80,30 @@ class JSONSchemaResponseFormat(_Closed):
 
 
 ResponseFormat = Annotated[TextFormat | JSONObjectFormat | JSONSchemaResponseFormat, Field(discriminator="type")]
+
+
+class FunctionDefinition(_Open):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Closed):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(_Closed):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class NamedToolChoice(_Closed):
+    type: Literal["function"]
+    function: FunctionName
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 Stop = str | Annotated[list[str], Field(max_length=4)] | None
 
 
@@ -102,6 +126,9 @@ class ChatCompletionRequest(_Open):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     user: str | None = Field(None, max_length=512)
     metadata: dict[str, str] | None = Field(None, max_length=16)
     store: bool | None = None

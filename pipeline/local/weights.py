@@ -30,8 +30,8 @@ _lock = threading.Lock()
 _import_lock = threading.Lock()
 
 
-def transformers_api() -> ModuleType:
-    """transformers, with the classes the backend uses resolved by one thread at a time.
+def transformers_api(names: tuple[str, ...] = ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer")) -> ModuleType:
+    """transformers, with the classes the backend uses (`names`) resolved by one thread at a time.
 
     transformers resolves its names lazily, and two threads resolving them at once failed: on a
     fresh machine the engine thread (loading the model) and the first fine-tuning job (converting it)
@@ -40,7 +40,7 @@ def transformers_api() -> ModuleType:
     with _import_lock:
         import transformers
 
-        for name in ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer"):
+        for name in names:
             getattr(transformers, name)
     return transformers
 

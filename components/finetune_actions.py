@@ -27,7 +27,7 @@ from components.finetune_view import (
     table_frame,
 )
 from components.wiring import outputs
-from pipeline import drafts
+from pipeline import drafts, ownership, workspace
 from pipeline.dataset.groups import split_line
 from pipeline.endpoints import LOCAL_MODEL, RoleChoice, SessionSettings, make_client, role, shared_endpoint
 from pipeline.errors import InputError
@@ -161,6 +161,8 @@ def check_run(settings: SessionSettings, visitor: str | None, source_radio: str,
 def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, recent: list | None,
            source: str, file: str | None, split: float, endpoint: str, model: str, epochs: str,
            batch: str, lr: str, seed: float | None, suffix: str) -> dict[str, Any]:
+    if ownership.multi_user():  # a job no verified visitor owns would be nobody's: refuse it up front
+        workspace.visitor_dir(visitor or "")
     client = make_client(settings, endpoint)
     train, validation, problems = _examples(visitor, source, file, split)
     try:

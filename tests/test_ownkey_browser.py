@@ -50,7 +50,7 @@ def story(tmp_path_factory):
     env = {"DISTILL_LOCAL_TINY": "1", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "DISTILL_MULTI_USER": "1"}
     stub = OpenAIFineTuneStub(api_key=KEY)
     try:
-        with running_app(tmp_path_factory.mktemp("ownkey-home"), env) as url, \
+        with running_app(tmp_path_factory.mktemp("ownkey-home"), env, timeout_s=300) as url, \
                 playwright_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             yield browser, url, stub
@@ -165,3 +165,12 @@ def test_own_key_typed_in_settings_end_to_end_then_a_second_visitor_sees_none_of
     # ...and A still has everything after B came.
     a.reload()
     expect(status).to_contain_text(f"Teacher myopenai · {TEACHER}", timeout=60_000)
+
+    # Two quick clicks: the reply to the first must not untick the second.
+    a.get_by_role("tab", name="Settings").click()
+    a.get_by_label("Remember my endpoints in this browser").check()
+    a.get_by_label("…and their keys (only on a computer you trust)").check()
+    expect(a.locator("#remember-note")).to_contain_text("with their keys", timeout=30_000)
+    a.wait_for_timeout(2000)  # let every reply arrive (not a timing assertion: the state is checked after)
+    expect(a.get_by_label("…and their keys (only on a computer you trust)")).to_be_checked()
+    expect(a.get_by_label("Remember my endpoints in this browser")).to_be_checked()

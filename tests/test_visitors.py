@@ -132,6 +132,8 @@ def test_forged_visitor_ids_are_no_one(shared_app, stub, tmp_path) -> None:
     for token in forged:
         assert ownership.verify_visitor(token) is None
         b_browser = shared_app()
+        with pytest.raises(Exception, match="reload the page"):  # no job for no one
+            _start(b_browser, token, tmp_path)
         assert a_job not in _listed(b_browser, token, [])
         with pytest.raises(Exception, match=REFUSED):
             b_browser.predict(token, [], "openai", a_job, api_name="/finetune_open")

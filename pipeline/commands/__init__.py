@@ -1,6 +1,6 @@
 """Command-line subcommands: one module each, with `add_parser(subparsers)` and `run(args) -> int`.
 
-Contract (DESIGN.md): `--json` prints exactly one JSON object on stdout, progress goes to stderr;
+Contract (docs/ARCHITECTURE.md): `--json` prints exactly one JSON object on stdout, progress goes to stderr;
 exit 0 success, 1 the work found problems or failed, 2 bad usage or unreadable input. A flag beats
 the standard environment variable (OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN).
 """
@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from typing import Any
+from urllib.parse import urlparse
 
 from pipeline.providers import CompatibleKind, EndpointKind, LocalKind, OpenAIKind, openai_hosted
 
@@ -40,7 +41,25 @@ def cli_provider(args: Any) -> type[EndpointKind]:
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
     if not base_url and not (args.api_key or os.environ.get("OPENAI_API_KEY")):
         return LocalKind
-    return OpenAIKind if openai_hosted(base_url) else CompatibleKind
+    if openai_hosted(base_url):
+        return OpenAIKind
+    return LocalKind if _is_embedded_backend(base_url) else CompatibleKind
+
+
+def _is_embedded_backend(base_url: str) -> bool:
+    """A loopback URL served by this app's backend (one already running, or started by `serve`): its
+    /health names the fields only it answers. Decided by asking the server, never by a model's name."""
+    import httpx
+
+    url = urlparse(base_url)
+    if url.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return False
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        health = httpx.get(f"{root}/health", timeout=2.0).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(health, dict) and {"status", "model_ready", "tiny"} <= set(health)
 
 
 def openai_client(args: Any, *, async_: bool = False, **opts: Any) -> Any:

@@ -121,10 +121,14 @@ def _build_requests(body: ChatCompletionRequest, backend: Any) -> tuple[list[Gen
     if temperature < MIN_TEMPERATURE:
         temperature = 0.0  # logits / 1e-300 overflow to inf and sampling failed (it took decoding down)
     top_p = 1.0 if body.top_p is None else body.top_p
-    requests = [GenRequest(body.model, prompt, max_tokens, temperature, top_p,
-                           None if body.seed is None else body.seed + i, body.stop_list(),
-                           OutputConstraint(backend.engine.grammar_tokenizer, grammar) if grammar else None)
-                for i in range(n)]
+    try:
+        requests = [GenRequest(body.model, prompt, max_tokens, temperature, top_p,
+                               None if body.seed is None else body.seed + i, body.stop_list(),
+                               OutputConstraint(backend.engine.grammar_tokenizer, grammar) if grammar else None)
+                    for i in range(n)]
+    except ConstraintError as exc:  # a schema the grammar check let through but the matcher refuses
+        raise bad_request(f"This local backend cannot follow that schema: {exc}",
+                          "tools" if body.tools and body.tool_choice != "none" else "response_format") from None
     return requests, hint
 
 

@@ -114,7 +114,8 @@ def main() -> None:
             "hyperparameters": job.hyperparameters.model_dump() if job.hyperparameters else None,
             "trained_tokens": job.trained_tokens, "paraphrases_written": n_aug,
             "generate": {k: gen.get(k) for k in ("written", "failed_parse", "requested") if k in gen},
-            "augmented_examples": 53 + n_aug, "bench_make": made, "timings": timings,
+            "augmented_examples": 53 + n_aug, "timings": timings,
+            "bench_make": {**made, "benchmark": bench.name, "rest": rest.name},  # no temporary paths
             "heldout_benchmark": [json.loads(line) for line in bench.read_text().splitlines() if line.strip()],
             "heldout": _board(held), "shipped": _board(shipped),
         }

@@ -67,11 +67,12 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=12)
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--tiny", action="store_true", help="the tiny random model (a quick check of the script)")
     args = parser.parse_args()
     machine = _machine()
     home = Path(tempfile.mkdtemp(prefix="distill-person-heldout-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    handle = spawn_server(home=home, tiny=False, timeout=600)
+    handle = spawn_server(home=home, tiny=args.tiny, timeout=600)
     timings: dict[str, float] = {}
     try:
         client = handle.client()
@@ -113,7 +114,8 @@ def main() -> None:
             "hyperparameters": job.hyperparameters.model_dump() if job.hyperparameters else None,
             "trained_tokens": job.trained_tokens, "paraphrases_written": n_aug,
             "generate": {k: gen.get(k) for k in ("written", "failed_parse", "requested") if k in gen},
-            "augmented_examples": 53 + n_aug, "bench_make": made, "timings": timings,
+            "augmented_examples": 53 + n_aug, "timings": timings,
+            "bench_make": {**made, "benchmark": bench.name, "rest": rest.name},  # no temporary paths
             "heldout_benchmark": [json.loads(line) for line in bench.read_text().splitlines() if line.strip()],
             "heldout": _board(held), "shipped": _board(shipped),
         }

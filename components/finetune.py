@@ -14,7 +14,7 @@ from gradio.context import Context
 from components import finetune_actions as act
 from components.context import AppContext
 from components.finetune_view import CHECKPOINT_COLUMNS, EVENT_COLUMNS, badge_html
-from components.wiring import wire
+from components.wiring import outputs, wire
 from pipeline.endpoints import SessionSettings
 from pipeline.finetune.metrics import COLUMNS
 
@@ -85,9 +85,13 @@ def build_finetune_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     return {k: v for k, v in c.items() if k not in ("settings", "recent_jobs", "visitor")}
 
 
+@outputs("upload_file")
+def show_upload(source_radio: str) -> dict[str, Any]:
+    return {"upload_file": gr.File(visible=source_radio == act.SOURCES[1])}
+
+
 def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
-    c["source_radio"].change(lambda s: gr.File(visible=s == act.SOURCES[1]), c["source_radio"],
-                             c["upload_file"], api_name=False, queue=False)
+    wire(c["source_radio"].change, show_upload, c, api_name=False, queue=False)
     # Settings are the single source of truth: the endpoint list and the base role's pick follow them.
     wire(ctx.settings.change, act.follow_settings, c, api_name=False)
     wire(c["endpoint_dd"].change, act.list_base_models, c, api_name=False)

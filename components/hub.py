@@ -7,10 +7,12 @@ HF_TOKEN. A typed token lives only in the request that carries it: never stored,
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from components.context import AppContext
-from components.errors import shown_errors
+from components.wiring import outputs, wire
 from pipeline import drafts
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError
@@ -37,54 +39,56 @@ def _splits(visitor: str, val_fraction: float) -> dict[str, list[dict]]:
     return split_for_push(drafts.load_draft(visitor), float(val_fraction or 0))
 
 
-@shown_errors
-def preview_card(visitor: str, repo_id: str, license: str, val_fraction: float) -> str:
+@outputs("card_code")
+def preview_card(visitor: str, repo_box: str, license_dd: str, val_sld: float) -> dict[str, Any]:
     """The README.md a push would upload (no network: a bare NAME is shown under 'your-name/')."""
-    name = auth.check_repo_id(repo_id or "my-distilled-dataset")
+    name = auth.check_repo_id(repo_box or "my-distilled-dataset")
     shown = name if "/" in name else f"your-name/{name}"
-    splits = _splits(visitor, val_fraction)
-    return card_text(shown, splits, card_info_for(visitor, splits, license))
+    splits = _splits(visitor, val_sld)
+    return {"card_code": card_text(shown, splits, card_info_for(visitor, splits, license_dd))}
 
 
-@shown_errors
-def push_draft(visitor: str, settings: SessionSettings | None, repo_id: str, private: bool, message: str, license: str, val_fraction: float,
-               token_text: str, oauth_token: gr.OAuthToken | None) -> str:
-    token = auth.resolve_token(_visitor_token(token_text, settings, oauth_token), required=True)
-    splits = _splits(visitor, val_fraction)
-    result = push_dataset(splits, repo_id, token=str(token), private=bool(private), commit_message=message,
-                          card_info=card_info_for(visitor, splits, license))
+@outputs("push_md")
+def push_draft(visitor: str, settings: SessionSettings | None, repo_box: str, private_chk: bool, message_box: str,
+               license_dd: str, val_sld: float, token_box: str, oauth_token: gr.OAuthToken | None) -> dict[str, Any]:
+    token = auth.resolve_token(_visitor_token(token_box, settings, oauth_token), required=True)
+    splits = _splits(visitor, val_sld)
+    result = push_dataset(splits, repo_box, token=str(token), private=bool(private_chk), commit_message=message_box,
+                          card_info=card_info_for(visitor, splits, license_dd))
     counts = ", ".join(f"{n} {s}" for s, n in result.splits.items())
     visibility = "private" if result.private else "public"
     action = "Created" if result.created else "Updated"
     kept = " (an existing repo keeps its visibility)" if not result.created else ""
-    return (f"{action} [{result.repo_id}]({result.url}) ({visibility}{kept}): {counts}. "
-            f"[Commit]({result.commit_url})")
+    return {"push_md": f"{action} [{result.repo_id}]({result.url}) ({visibility}{kept}): {counts}. "
+                       f"[Commit]({result.commit_url})"}
 
 
-@shown_errors
-def load_dataset_into_draft(visitor: str, settings: SessionSettings | None, rev: int, repo_id: str, config: str, split: str, user_col: str,
-                            assistant_col: str, system_col: str, mode: str | None, token_text: str,
-                            oauth_token: gr.OAuthToken | None) -> tuple[str, int]:
-    if mode not in MODES:
+@outputs("load_md", "dataset_rev")
+def load_dataset_into_draft(visitor: str, settings: SessionSettings | None, dataset_rev: int, load_repo_box: str,
+                            config_box: str, split_box: str, user_box: str, assistant_box: str, system_box: str,
+                            mode_radio: str | None, token_box: str, oauth_token: gr.OAuthToken | None
+                            ) -> dict[str, Any]:
+    if mode_radio not in MODES:
         raise InputError("Choose whether the loaded examples replace your draft or are added to it.")
     mapping = {k: (v or "").strip() for k, v in
-               {"user": user_col, "assistant": assistant_col, "system": system_col}.items() if (v or "").strip()}
+               {"user": user_box, "assistant": assistant_box, "system": system_box}.items() if (v or "").strip()}
     if mapping and not {"user", "assistant"} <= set(mapping):
         raise InputError("Name both the user column and the assistant column, or leave all three empty.")
-    token = auth.resolve_token(_visitor_token(token_text, settings, oauth_token), required=False)
-    result = load_from_hub(repo_id, config=(config or "").strip() or None, split=(split or "train").strip(),
-                           mapping=mapping or None, token=token)
+    token = auth.resolve_token(_visitor_token(token_box, settings, oauth_token), required=False)
+    result = load_from_hub(load_repo_box, config=(config_box or "").strip() or None,
+                           split=(split_box or "train").strip(), mapping=mapping or None, token=token)
     if not result.examples:
         raise InputError(f"No chat examples in {result.repo_id} ({result.split}): {result.skipped} rows had no "
                          f"user or assistant turn. Columns: {', '.join(result.columns)}.")
     source = {"hub": result.repo_id, "config": result.config, "split": result.split}
-    total = add_to_draft(visitor, result.examples, MODES[mode], source)
+    total = add_to_draft(visitor, result.examples, MODES[mode_radio], source)
     used = ", ".join(f"{role} <- {col}" for role, col in result.mapping.items())
     notes = [f"{result.skipped} rows skipped (no user or assistant turn)" if result.skipped else "",
              "stopped at the row limit (DISTILL_MAX_PULL_ROWS)" if result.truncated else ""]
     extra = "; ".join(n for n in notes if n)
-    return (f"Loaded {len(result.examples)} examples from {result.repo_id} ({result.config}/{result.split}; "
-            f"{used}). The draft now has {total}.{' ' + extra + '.' if extra else ''}", int(rev or 0) + 1)
+    return {"load_md": f"Loaded {len(result.examples)} examples from {result.repo_id} ({result.config}/"
+                       f"{result.split}; {used}). The draft now has {total}.{' ' + extra + '.' if extra else ''}",
+            "dataset_rev": int(dataset_rev or 0) + 1}
 
 
 def build_hub_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
@@ -124,20 +128,18 @@ def build_hub_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             load_btn = gr.Button("Load into the draft", variant="primary")
             load_md = gr.Markdown()
 
-    preview_btn.click(preview_card, [ctx.visitor, repo_box, license_dd, val_sld], card_code,
-                      api_name="hub_preview_card")
-    push_btn.click(preview_card, [ctx.visitor, repo_box, license_dd, val_sld], card_code, queue=False,
-                   api_visibility="private").success(
-        push_draft, [ctx.visitor, ctx.settings, repo_box, private_chk, message_box, license_dd, val_sld, token_box], push_md,
-        api_name="hub_push", concurrency_limit=2)
-    load_btn.click(load_dataset_into_draft, [ctx.visitor, ctx.settings, ctx.dataset_rev, load_repo_box, config_box, split_box,
-                                             user_box, assistant_box, system_box, mode_radio, token_box],
-                   [load_md, ctx.dataset_rev], api_name="hub_load", concurrency_limit=2)
-    comps = {"token_box": token_box, "repo_box": repo_box, "private_chk": private_chk, "license_dd": license_dd,
-             "val_sld": val_sld, "message_box": message_box, "preview_btn": preview_btn, "push_btn": push_btn,
-             "push_md": push_md, "card_code": card_code, "load_repo_box": load_repo_box, "config_box": config_box,
-             "split_box": split_box, "user_box": user_box, "assistant_box": assistant_box,
-             "system_box": system_box, "mode_radio": mode_radio, "load_btn": load_btn, "load_md": load_md}
+    c = {"visitor": ctx.visitor, "settings": ctx.settings, "dataset_rev": ctx.dataset_rev, "token_box": token_box,
+         "repo_box": repo_box, "private_chk": private_chk, "license_dd": license_dd, "val_sld": val_sld,
+         "message_box": message_box, "preview_btn": preview_btn, "push_btn": push_btn, "push_md": push_md,
+         "card_code": card_code, "load_repo_box": load_repo_box, "config_box": config_box, "split_box": split_box,
+         "user_box": user_box, "assistant_box": assistant_box, "system_box": system_box, "mode_radio": mode_radio,
+         "load_btn": load_btn, "load_md": load_md}
+    wire(preview_btn.click, preview_card, c, api_name="hub_preview_card")
+    # The card is shown first (and checks the repo name) so a push never starts from a bad name.
+    checked = wire(push_btn.click, preview_card, c, queue=False, api_visibility="private")
+    wire(checked.success, push_draft, c, api_name="hub_push", concurrency_limit=2)
+    wire(load_btn.click, load_dataset_into_draft, c, api_name="hub_load", concurrency_limit=2)
+    comps = c
     if login_btn is not None:
         comps["login_btn"] = login_btn
     return comps

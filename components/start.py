@@ -11,8 +11,7 @@ import gradio as gr
 
 from components import start_view as view
 from components.context import AppContext
-from components.errors import shown_errors
-from components.wiring import keyed
+from components.wiring import outputs, wire
 from pipeline.background import Finished, iterate_in_thread
 from pipeline.control import RunControl
 from pipeline.demo import (
@@ -25,7 +24,7 @@ from pipeline.demo import (
     run_step,
 )
 from pipeline.endpoints import RoleChoice, SessionSettings
-from pipeline.errors import explain
+from pipeline.errors import InputError, explain
 from pipeline.finetune.records import remember
 
 INTRO = """### Start here
@@ -37,9 +36,17 @@ API key on the built-in local backend (SmolLM2-135M on this machine's CPU); add 
 LOG_LINES = 8
 
 
-def show_scenario(name: str, run: DemoRun | None) -> dict[str, Any]:
-    scenario = load_scenario(name)
-    return {"pitch_md": view.pitch_markdown(scenario), "steps_df": view.steps_frame(scenario, run),
+#: The step buttons, "Run all" first; a run disables them all but Stop.
+BUTTONS = tuple(f"{step}_btn" for step in ("run_all", *STEP_TITLES))
+#: What a redraw of the run shows (`_render`).
+SHOWN = ("log_md", "steps_df", "question_md", "pane_a_md", "pane_b_md", "pane_c_md", "scoreboard_df", "totals_md",
+         "run_state")
+
+
+@outputs("pitch_md", "steps_df", "augment_btn", "holdout_btn")
+def show_scenario(scenario_radio: str, run_state: DemoRun | None) -> dict[str, Any]:
+    scenario = load_scenario(scenario_radio)
+    return {"pitch_md": view.pitch_markdown(scenario), "steps_df": view.steps_frame(scenario, run_state),
             "augment_btn": gr.update(visible="augment" in scenario.steps),
             "holdout_btn": gr.update(visible="holdout" in scenario.steps)}
 
@@ -65,14 +72,18 @@ def _run_one(run: DemoRun, step: str, settings: SessionSettings, control: RunCon
     return run_step(run, step, settings, say=say, cancel=control.cancel, confirm_cost=confirm)
 
 
-@shown_errors
-def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control: RunControl | None,
-             settings: SessionSettings, visitor: str, rev: int, recent: list) -> Iterator[dict[str, Any]]:
-    """Run one step (or all of them, `which == "all"`), streaming what happens into the tab."""
+@outputs(*SHOWN, *BUTTONS, "stop_btn", "control_state", "dataset_rev", "settings", "recent_jobs")
+def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoRun | None,
+             control_state: RunControl | None, settings: SessionSettings, visitor: str, dataset_rev: int,
+             recent_jobs: list) -> Iterator[dict[str, Any]]:
+    """Run one step (or all of them, `which == "all"`; each button has its own `which` state),
+    streaming what happens into the tab."""
+    name, confirm, rev, recent = scenario_radio, confirm_cb, dataset_rev, recent_jobs
     scenario = load_scenario(name)
+    run = run_state
     if run is None or run.scenario != name or run.visitor_id != visitor:
         run = DemoRun(name, visitor)
-    control = control or RunControl()
+    control = control_state or RunControl()
     control.cancel.clear()
     steps = list(scenario.steps) if which == "all" else [which]
     log: list[str] = []
@@ -110,28 +121,30 @@ def run_demo(name: str, which: str, confirm: bool, run: DemoRun | None, control:
 
 def _buttons(*, running: bool) -> dict[str, Any]:
     """While a run goes, its steps cannot be started twice (a second fine-tune job); only Stop is live."""
-    steps = {f"{step}_btn": gr.update(interactive=not running) for step in ("run_all", *STEP_TITLES)}
+    steps = {name: gr.update(interactive=not running) for name in BUTTONS}
     return {**steps, "stop_btn": gr.update(interactive=running)}
 
 
-def stop_demo(control: RunControl | None) -> dict[str, Any]:
-    if control is not None:
-        control.cancel.set()
+@outputs("stop_btn")
+def stop_demo(control_state: RunControl | None) -> dict[str, Any]:
+    if control_state is not None:
+        control_state.cancel.set()
     return {"stop_btn": gr.update(interactive=False)}
 
 
-@shown_errors
-def undo_load(run: DemoRun | None, rev: int) -> dict[str, Any]:
-    if run is None:
-        raise gr.Error("Nothing to undo: no demo has loaded data in this session.")
-    count = restore_draft(run)
+@outputs("dataset_rev")
+def undo_load(run_state: DemoRun | None, dataset_rev: int) -> dict[str, Any]:
+    if run_state is None:
+        raise InputError("Nothing to undo: no demo has loaded data in this session.")
+    count = restore_draft(run_state)
     gr.Info(f"Your previous table ({count} examples) is back in the Dataset tab.")
-    return {"dataset_rev": (rev or 0) + 1}
+    return {"dataset_rev": (dataset_rev or 0) + 1}
 
 
 def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     scenarios = list_scenarios()
-    c: dict[str, Any] = {"settings": ctx.settings, "dataset_rev": ctx.dataset_rev, "recent_jobs": ctx.recent_jobs,
+    c: dict[str, Any] = {"settings": ctx.settings, "visitor": ctx.visitor, "dataset_rev": ctx.dataset_rev,
+                         "recent_jobs": ctx.recent_jobs,
                          "run_state": gr.State(None), "control_state": gr.State(RunControl())}
     gr.Markdown(INTRO)
     with gr.Group():
@@ -163,17 +176,12 @@ def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c["scoreboard_df"] = gr.Dataframe(view.scoreboard_frame(None), label="Scoreboard (held-out questions)",
                                       interactive=False, elem_id="demo-scoreboard")
 
-    run_inputs = [c["confirm_cb"], c["run_state"], c["control_state"], ctx.settings, ctx.visitor, ctx.dataset_rev,
-                  ctx.recent_jobs]
-    outputs = set(c.values())
-    c["scenario_radio"].change(keyed(show_scenario, c), [c["scenario_radio"], c["run_state"]],
-                               [c["pitch_md"], c["steps_df"], c["augment_btn"], c["holdout_btn"]], queue=False)
+    wire(c["scenario_radio"].change, show_scenario, c, queue=False)
     for which in ("all", *STEP_TITLES):
         btn = c["run_all_btn"] if which == "all" else c[f"{which}_btn"]
         # Progress shows on the log only: on every output it dimmed the live Stop button to look disabled.
-        btn.click(keyed(run_demo, c), [c["scenario_radio"], gr.State(which), *run_inputs], outputs,
-                  api_name=f"demo_{which}", concurrency_limit=None, show_progress="minimal",
-                  show_progress_on=c["log_md"])
-    c["stop_btn"].click(keyed(stop_demo, c), c["control_state"], c["stop_btn"], queue=False)
-    c["undo_btn"].click(keyed(undo_load, c), [c["run_state"], ctx.dataset_rev], ctx.dataset_rev, api_name="demo_undo")
+        wire(btn.click, run_demo, {**c, "which": gr.State(which)}, api_name=f"demo_{which}", concurrency_limit=None,
+             show_progress="minimal", show_progress_on=c["log_md"])
+    wire(c["stop_btn"].click, stop_demo, c, queue=False)
+    wire(c["undo_btn"].click, undo_load, c, api_name="demo_undo")
     return c

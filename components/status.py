@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import gradio as gr
 
 from components.context import AppContext
+from components.wiring import outputs, wire
 from pipeline.endpoints import SessionSettings
 from pipeline.settings_view import status_line
 
 
-def render_status(settings: SessionSettings) -> str:
-    return status_line(settings)
+@outputs("status_md")
+def render_status(settings: SessionSettings) -> dict[str, Any]:
+    return {"status_md": status_line(settings)}
 
 
 def build_status_line(ctx: AppContext) -> gr.Markdown:
     """Built above gr.Tabs; follows every change of the visitor's settings, whichever tab made it."""
-    status_md = gr.Markdown(status_line(SessionSettings()), elem_id="distill-status")
+    c = {"settings": ctx.settings, "status_md": gr.Markdown(status_line(SessionSettings()), elem_id="distill-status")}
     # No triggers: runs on page load (environment keys set after start-up are seen) and on every change.
-    gr.on(None, render_status, ctx.settings, status_md, api_name="status", queue=False)
-    return status_md
+    wire(functools.partial(gr.on, None), render_status, c, api_name="status", queue=False)
+    return c["status_md"]

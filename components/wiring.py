@@ -40,8 +40,9 @@ def outputs(*names: str) -> Callable[[F], F]:
     return mark
 
 
-#: Parameters gradio fills itself (annotate it `gr.Request`); not components.
-SPECIAL = ("request",)
+#: Parameters gradio fills itself from their annotation (`request: gr.Request`, `oauth_token:
+#: gr.OAuthToken | None`, `profile: gr.OAuthProfile | None`); not components.
+SPECIAL = ("request", "oauth_token", "profile")
 
 
 def input_names(fn: Callable[..., Any]) -> list[str]:
@@ -75,36 +76,24 @@ def named(fn: Callable[..., Any], comps: Mapping[str, Any]) -> Callable[..., Any
             for result in fn(**dict(zip(names, values, strict=True))):
                 yield _to_components(result, comps, fn.__name__, outs) or skip
 
-        return shown_errors(gen)
+        return _mark(shown_errors(gen))
 
     @functools.wraps(fn)
     def plain(*values: Any) -> dict[Any, Any]:
         result = fn(**dict(zip(names, values, strict=True)))
         return _to_components(result or {}, comps, fn.__name__, outs) or skip
 
-    return shown_errors(plain)
+    return _mark(shown_errors(plain))
+
+
+def _mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn.__wired__ = True  # type: ignore[attr-defined]  # tests/test_wiring.py finds handlers wired otherwise
+    return fn
 
 
 def wire(event: Callable[..., Any], fn: Callable[..., Any], comps: Mapping[str, Any], **kwargs: Any) -> Any:
-    """Attach `fn` to `event` (e.g. `c["save_btn"].click`, or `gr.on` with `triggers=`); returns the
-    dependency so `.then(...)` can chain. Extra keyword arguments go to gradio (`queue`, `api_name`...)."""
+    """Attach `fn` to `event` (e.g. `c["save_btn"].click`); returns the
+    dependency so `.then(...)` can chain; `event` may be `functools.partial(gr.on, None)` (page load and
+    every input change). Extra keyword arguments go to gradio (`queue`, `api_name`...)."""
     return event(named(fn, comps), inputs=[comps[n] for n in input_names(fn)],
                  outputs=[comps[n] for n in output_names(fn)], **kwargs)
-
-
-def keyed(fn: Callable[..., Any], comps: dict[str, Any]) -> Callable[..., Any]:
-    """Older helper (handlers with positional inputs returning {name: value}); tabs move to `wire`."""
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen(*args: Any) -> Iterator[dict]:
-            for out in fn(*args):
-                yield {comps[k]: v for k, v in out.items()}
-
-        return gen
-
-    @functools.wraps(fn)
-    def plain(*args: Any) -> dict:
-        return {comps[k]: v for k, v in fn(*args).items()}
-
-    return plain

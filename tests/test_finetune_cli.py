@@ -114,7 +114,7 @@ def test_auto_epochs_on_the_embedded_backend_follow_its_own_rule(tiny_backend, c
     from pipeline.endpoints import LOCAL_MODEL
     from pipeline.local.dataset import resolved_auto_epochs
 
-    data = write(tmp_path / "t.jsonl", examples(20))  # OpenAI's rule: 5 epochs; the backend's: 8
+    data = write(tmp_path / "t.jsonl", examples(20))  # OpenAI's rule: 5 epochs; the backend's: 4
     assert tokens.default_epochs(20) != resolved_auto_epochs(20)
     code = main(["finetune", str(data), "--model", LOCAL_MODEL, "--base-url", tiny_backend.base_url,
                  "--api-key", tiny_backend.api_key, "--json"])

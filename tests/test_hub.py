@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from components.errors import shown_errors
+from components.wiring import wire
 from pipeline import drafts
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError, MissingKeyError
@@ -192,7 +194,7 @@ def test_network_failure_mid_upload_leaves_the_draft_and_the_repo_unchanged(hub:
     import gradio as gr
 
     with pytest.raises(gr.Error, match="connection to the Hub failed.*local dataset was not changed"):
-        push_draft(visitor, None, "alice/net", True, "", "apache-2.0", 0.2, "tok-alice", None)
+        shown_errors(push_draft)(visitor, None, "alice/net", True, "", "apache-2.0", 0.2, "tok-alice", None)
     assert drafts.draft_path(visitor).read_bytes() == before
     assert hub.repos["alice/net"].commits[-1]["summary"] == "initial commit"
     with pytest.raises(HubNetworkError):
@@ -273,13 +275,14 @@ def test_oauth_token_is_used_on_a_space_and_owner_token_never(hub: FakeHub, monk
     visitor = "visitor-oauth-00001"
     drafts.save_draft(visitor, examples(5))
     signed_in = gr.OAuthToken(token="tok-alice", scope="openid profile write-repos", expires_at=int(time.time()) + 600)
-    text = push_draft(visitor, SessionSettings(), "mine", True, "via oauth", "apache-2.0", 0.2, "", signed_in)
+    push = shown_errors(push_draft)  # as wire() shows it: errors become gr.Error
+    text = push(visitor, SessionSettings(), "mine", True, "via oauth", "apache-2.0", 0.2, "", signed_in)["push_md"]
     assert "alice/mine" in text and "alice/mine" in hub.repos and "bob/mine" not in hub.repos
     with pytest.raises(gr.Error, match="Sign in with Hugging Face"):
-        push_draft(visitor, SessionSettings(), "mine2", True, "", "apache-2.0", 0.2, "", None)
+        push(visitor, SessionSettings(), "mine2", True, "", "apache-2.0", 0.2, "", None)
     # A token the visitor typed in Settings is theirs too.
     mine = SessionSettings(hf_token="tok-alice")
-    assert "alice/mine3" in push_draft(visitor, mine, "mine3", True, "", "apache-2.0", 0.2, "", None)
+    assert "alice/mine3" in push(visitor, mine, "mine3", True, "", "apache-2.0", 0.2, "", None)["push_md"]
     assert not any("bob" in r[1] for r in hub.requests)
 
 
@@ -295,10 +298,11 @@ def test_gradio_injects_the_oauth_token_into_the_push_handler(hub: FakeHub, monk
     visitor = "visitor-oauth-http01"
     drafts.save_draft(visitor, examples(4))
     with gr.Blocks() as demo:
-        boxes = [gr.Textbox(visitor), gr.State(SessionSettings()), gr.Textbox("viahttp"), gr.Checkbox(True), gr.Textbox("m"),
-                 gr.Textbox("apache-2.0"), gr.Number(0.25), gr.Textbox("")]
-        out = gr.Markdown()
-        gr.Button().click(push_draft, boxes, out, api_name="push")
+        comps = {"visitor": gr.Textbox(visitor), "settings": gr.State(SessionSettings()),
+                 "repo_box": gr.Textbox("viahttp"), "private_chk": gr.Checkbox(True), "message_box": gr.Textbox("m"),
+                 "license_dd": gr.Textbox("apache-2.0"), "val_sld": gr.Number(0.25), "token_box": gr.Textbox(""),
+                 "push_md": gr.Markdown()}
+        wire(gr.Button().click, push_draft, comps, api_name="push")
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, oauth_token="tok-alice", verbose=False, download_files=False)
@@ -322,11 +326,12 @@ def test_load_replaces_or_appends_only_this_visitors_draft(hub: FakeHub) -> None
     drafts.save_draft(me, examples(2, "mine"))
     drafts.save_draft(other, examples(1, "theirs"))
     drafts.update_meta(me, generation=GENERATION)
+    load = shown_errors(load_dataset_into_draft)  # as wire() shows it: errors become gr.Error
     with pytest.raises(gr.Error, match="replace your draft or are added"):
-        load_dataset_into_draft(me, None, 0, "alice/pub", "", "train", "", "", "", None, "", None)
-    text, rev = load_dataset_into_draft(me, None, 4, "alice/pub", "", "train", "", "", "", "Add to the draft", "", None)
+        load(me, None, 0, "alice/pub", "", "train", "", "", "", None, "", None)
+    text, rev = load(me, None, 4, "alice/pub", "", "train", "", "", "", "Add to the draft", "", None).values()
     assert rev == 5 and "draft now has 5" in text and len(drafts.load_draft(me)) == 5
-    text, rev = load_dataset_into_draft(me, None, rev, "alice/pub", "", "train", "", "", "", "Replace the draft", "", None)
+    text, rev = load(me, None, rev, "alice/pub", "", "train", "", "", "", "Replace the draft", "", None).values()
     assert drafts.load_draft(me) == examples(3, "hub") and rev == 6
     assert drafts.load_meta(me)["generation"] == []  # the card no longer credits the teacher
     assert drafts.load_draft(other) == examples(1, "theirs")
@@ -339,7 +344,7 @@ def test_preview_card_shows_the_visitors_provenance() -> None:
     visitor = "visitor-preview-0001"
     drafts.save_draft(visitor, examples(10))
     drafts.update_meta(visitor, generation=GENERATION)
-    card = preview_card(visitor, "my-set", "cc-by-4.0", 0.2)
+    card = preview_card(visitor, "my-set", "cc-by-4.0", 0.2)["card_code"]
     assert "your-name/my-set" in card and "license: cc-by-4.0" in card and "gpt-4o" in card
     assert "8 train, 2 validation" in card and validate_card_yaml(card) == []
 

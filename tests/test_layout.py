@@ -127,3 +127,24 @@ def test_the_cycle_check_sees_imports_inside_functions_and_relative_ones(tmp_pat
     graph = import_graph(tmp_path)
     assert graph["pipeline.sub.b"] == {"pipeline.sub.c"} and graph["components.tab"] == {"pipeline.a"}
     assert import_cycles(graph) == [["pipeline.a", "pipeline.sub.b", "pipeline.sub.c"]]
+
+
+def _production_files() -> list[Path]:
+    return [*sorted((ROOT / "pipeline").rglob("*.py")), *sorted((ROOT / "components").rglob("*.py")), ROOT / "app.py"]
+
+
+def test_no_assert_in_production_code() -> None:
+    """`python -O` drops asserts: a check that matters raises an error that says what to do."""
+    found = [f"{p.relative_to(ROOT)}:{node.lineno}" for p in _production_files()
+             for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))) if isinstance(node, ast.Assert)]
+    assert found == []
+
+
+def test_the_project_explains_itself() -> None:
+    """No file points at a design document or a folder outside the repository (docs/ has what is needed)."""
+    outside = ("DESIGN" + ".md", "/work/" + "shared")
+    files = [*_production_files(), *sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "docs").rglob("*.md")),
+             *sorted((ROOT / "benchmarks").rglob("*.py")), ROOT / "README.md"]
+    found = [f"{p.relative_to(ROOT)}: {word}" for p in files for word in outside
+             if word in p.read_text(encoding="utf-8")]
+    assert found == []

@@ -410,7 +410,7 @@ def test_restart_keeps_models_fails_interrupted_jobs_and_deletes(tmp_path):
         reply = client.chat.completions.create(model=job.fine_tuned_model, messages=HELLO, max_tokens=3)
         assert reply.choices[0].message.content is not None
         after = client.fine_tuning.jobs.retrieve(interrupted["id"])
-        assert after.status == "failed" and "server stopped" in after.error.message
+        assert after.status == "failed" and "stopped before it finished" in after.error.message
         assert client.files.retrieve(train.id).id == train.id
         assert client.models.delete(job.fine_tuned_model).deleted
         with pytest.raises(openai.NotFoundError):

@@ -50,7 +50,7 @@ def story(tmp_path_factory):
     env = {"DISTILL_LOCAL_TINY": "1", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "DISTILL_MULTI_USER": "1"}
     stub = OpenAIFineTuneStub(api_key=KEY)
     try:
-        with running_app(tmp_path_factory.mktemp("ownkey-home"), env) as url, \
+        with running_app(tmp_path_factory.mktemp("ownkey-home"), env, timeout_s=300) as url, \
                 playwright_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             yield browser, url, stub

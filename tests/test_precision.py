@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -169,3 +170,18 @@ def test_engine_dense_weights_are_bf16_only_where_native(cpu):
     assert result["dense"] == ("torch.bfloat16" if result["native"] else "torch.float32")
     if cpu == "avx2":
         assert result["dense"] == "torch.float32"
+
+
+def test_auto_rule_halves_the_compute_but_not_the_updates():
+    """The "auto" fine-tune: half the example passes of the first rule (3-8 epochs at batch 4), at
+    batch 2, so about as many optimizer updates (docs/bench/backend.md measured the quality)."""
+    from pipeline.local.dataset import auto_batch_size, auto_epochs
+
+    def first_rule(n: int) -> int:
+        return min(8, max(3, math.ceil(180 / n)))
+
+    assert (auto_epochs(53), auto_batch_size(53)) == (2, 2)  # the fictional-person sample: 54 steps (was 56)
+    for n in range(10, 2000):
+        passes, before = auto_epochs(n) * n, first_rule(n) * n
+        assert passes <= math.ceil(before / 2) + n
+        assert math.ceil(n / auto_batch_size(n)) * auto_epochs(n) >= 0.8 * math.ceil(n / 4) * first_rule(n)

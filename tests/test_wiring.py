@@ -61,3 +61,18 @@ def test_wire_declares_inputs_and_outputs_from_the_handler():
     dep = demo.fns[max(demo.fns)]
     assert [b._id for b in dep.inputs] == [c["a_num"]._id, c["b_num"]._id]
     assert [b._id for b in dep.outputs] == [c["total_md"]._id, c["note_md"]._id]
+
+
+def test_every_tab_handler_of_the_app_is_wired_by_the_convention():
+    """Each event handler of the built app went through wire(); only the page-load steps of app.py
+    (who the visitor is, their settings back) and gradio's own state initialisers are plain."""
+    import app
+
+    page_load = {"start_session", "restore_settings"}
+    # A component whose value is a function (gr.Markdown(fn, inputs=...)) is filled on load: not a handler.
+    values = {id(b.load_event_to_attach[0]) for b in app.demo.blocks.values()
+              if getattr(b, "load_event_to_attach", None)}
+    plain = [f"{f.fn.__module__}.{f.fn.__qualname__}" for f in app.demo.fns.values()
+             if f.fn is not None and f.fn.__module__.startswith("components.") and id(f.fn) not in values
+             and not getattr(f.fn, "__wired__", False) and f.fn.__qualname__ not in page_load]
+    assert plain == []

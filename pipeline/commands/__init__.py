@@ -1,6 +1,6 @@
 """Command-line subcommands: one module each, with `add_parser(subparsers)` and `run(args) -> int`.
 
-Contract (DESIGN.md): `--json` prints exactly one JSON object on stdout, progress goes to stderr;
+Contract (docs/ARCHITECTURE.md): `--json` prints exactly one JSON object on stdout, progress goes to stderr;
 exit 0 success, 1 the work found problems or failed, 2 bad usage or unreadable input. A flag beats
 the standard environment variable (OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN).
 """

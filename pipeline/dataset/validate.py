@@ -25,7 +25,8 @@ from pipeline.dataset.problems import Problem, problem
 from pipeline.dataset.stats import ExampleFacts, data_prep_stats, example_facts
 from pipeline.models import model_info
 
-ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
+#: The message roles OpenAI's chat fine-tuning accepts (not the app's model roles, pipeline.endpoints.ROLES).
+MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"})
 EXAMPLE_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
 MIN_EXAMPLES = 10
@@ -128,7 +129,7 @@ def check_example(ex: Any, line: int, index: int) -> list[Problem]:
                 found.append(problem("message_unrecognized_key", f"Line {line}, message {j} has unknown key(s) "
                                      f"{', '.join(map(repr, odd))}. Allowed: {', '.join(sorted(MESSAGE_KEYS))}.",
                                      line, index))
-        if role not in ROLES and "role" in m:
+        if role not in MESSAGE_ROLES and "role" in m:
             found.append(problem("unrecognized_role", f"Line {line}, message {j} has role {role!r}. Use one of "
                                  "system, user, assistant (or tool/function for tool calls).", line, index))
         content = m.get("content")

@@ -46,8 +46,7 @@ def cost_chart(results: dict, break_even: dict | None = None) -> go.Figure:
     if all(chart_cost_per_100(r) is None for r in results["results"]):
         fig.add_annotation(text="No prices known for these models<br>(data/pricing.json)", showarrow=False,
                            xref="x domain", yref="y domain", x=0.5, y=0.5, row=1, col=1)
-    if panels == 3:
-        assert break_even is not None
+    if panels == 3 and break_even is not None:  # panels is 3 only with a break-even
         n = int(break_even["questions"] * 2)
         xs = [0, n]
         fig.add_trace(go.Scatter(x=xs, y=[0, n * break_even["per_question_teacher"]], mode="lines",

@@ -101,7 +101,8 @@ def _answer_one(item: BenchItem, target: Target, judge: Target | None, temperatu
     if item.scoring != "judge":
         v = score(item.scoring, text, item.expected)
         return Answer(item.index, target.name, text, v.correct, v.extracted, latency, tin, tout, note=v.note, **costs)
-    assert judge is not None  # run_benchmark checks this up front
+    if judge is None:  # run_benchmark checks this up front; a direct caller gets the same message
+        raise ConfigError("Judge-scored questions need a judge model: choose one for the judge role in Settings.")
     try:
         jtext, _, jin, jout, _ = _call(judge, judge_messages(item.messages, item.expected, text), 0.0, 16)
     except Exception as exc:

@@ -12,6 +12,7 @@ import json
 import random
 from typing import Any
 
+from pipeline.errors import InputError
 from pipeline.generate.dedup import user_text
 from pipeline.generate.tasks import effective
 from pipeline.generate.templates import Template, render, seed_lists
@@ -70,7 +71,8 @@ def build_messages(template: Template, variables: dict[str, str], *, seed: int, 
 
 
 def setup_messages(template: Template, variables: dict[str, str]) -> list[dict]:
-    assert template.setup is not None
+    if template.setup is None:
+        raise InputError(f"Template '{template.name}' has no setup step to build messages for.")
     where = f"Template '{template.name}' setup"
     return [{"role": "system", "content": with_schema(render(template.setup.system_prompt, variables, where),
                                                       template.setup.schema)},

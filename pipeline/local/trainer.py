@@ -2,7 +2,7 @@
 
 Reads JOB_DIR/spec.json, fine-tunes a LoRA adapter with TRL's SFTTrainer on prompt/completion pairs
 (loss on the completion only), prints one JSON line per event on stdout and saves the adapter.
-Defaults that worked on this 2-core CPU (DESIGN.md): r=16 on all linear layers, lr 1e-3 constant.
+Defaults that worked on this 2-core CPU (docs/ARCHITECTURE.md, last section): r=16 on all linear layers, lr 1e-3 constant.
 
 Precision (pipeline/local/precision.py): bf16 autocast only where the CPU has native bf16, fp32
 elsewhere. TRL's SFTConfig defaults to bf16=True, which on a CPU without native bf16 emulates every

@@ -1,7 +1,7 @@
 """A loopback stand-in for OpenAI's files and fine-tuning API, for tests of the OpenAI path.
 
 It answers with the object shapes and error bodies of OpenAI's OpenAPI spec
-(/work/shared/openai-openapi.json: FineTuningJob, FineTuningJobEvent, FineTuningJobCheckpoint,
+(openai/openai-openapi's openapi.yaml: FineTuningJob, FineTuningJobEvent, FineTuningJobCheckpoint,
 OpenAIFile, ErrorResponse), and records every request body the SDK sends, so tests check exactly
 what goes over the wire. Time is not simulated: each GET of a job moves it one tick forward
 (validating_files -> queued -> running, a quarter of the steps per tick -> succeeded), so tests are

@@ -227,3 +227,42 @@ def test_building_the_app_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_sampling_failure_ends_that_request_and_the_engine_keeps_serving(monkeypatch):
+    """NaN logits made the sampler raise inside the decoding thread: the thread died and every later
+    chat on that server waited forever. Now the one request fails with a message and the next is served."""
+    import asyncio
+
+    from pipeline.local.engine import Engine, GenRequest
+
+    engine = Engine(weights.tiny_model_dir, "tiny", lambda model_id: None)
+    engine.wait_ready(timeout=300)
+    real_sample = Engine._sample
+    poisoned: set[int] = set()
+    calls: dict[int, int] = {}
+
+    def sample_or_fail(request, logits):
+        calls[id(request)] = calls.get(id(request), 0) + 1
+        if id(request) in poisoned and calls[id(request)] > 1:  # past the first token: the decoding loop
+            raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+        return real_sample(request, logits)
+
+    monkeypatch.setattr(Engine, "_sample", staticmethod(sample_or_fail))
+
+    async def run(poison: bool) -> list[tuple[str, object]]:
+        request = GenRequest(model_id="tiny", prompt_ids=engine.encode_chat([{"role": "user", "content": "hi"}]),
+                             max_tokens=4, temperature=0.0, loop=asyncio.get_running_loop(), out=asyncio.Queue())
+        if poison:
+            poisoned.add(id(request))
+        engine.submit(request)
+        events = []
+        while not events or events[-1][0] not in ("done", "error"):
+            events.append(await asyncio.wait_for(request.out.get(), timeout=120))
+        return events
+
+    try:
+        assert asyncio.run(run(poison=True))[-1][0] == "error"
+        assert asyncio.run(run(poison=False))[-1] == ("done", "length")
+    finally:
+        engine.shutdown()

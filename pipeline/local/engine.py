@@ -288,7 +288,12 @@ class Engine:
                     self._fail(request, str(exc))
                 continue
             for row, request in zip(logits, group, strict=True):
-                self._accept(request, self._sample(request, row))
+                try:
+                    self._accept(request, self._sample(request, row))
+                except Exception as exc:  # e.g. NaN logits: end this request; the thread must live on,
+                    # or every later chat on this server waits forever.
+                    log.exception("sampling failed")
+                    self._fail(request, f"decoding failed: {type(exc).__name__}")
 
     @staticmethod
     def _sample(request: GenRequest, logits: torch.Tensor) -> int:

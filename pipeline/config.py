@@ -101,7 +101,7 @@ MAX_TRAIN_EXAMPLES: Setting[int | None] = Setting(
     "DISTILL_MAX_TRAIN_EXAMPLES", _count, None, "no limit",
     "Most examples one local fine-tuning job may train on (for a shared Space).", WHOLE)
 MAX_EPOCHS: Setting[int | None] = Setting(
-    "DISTILL_MAX_EPOCHS", _count, None, "no limit; auto picks 3-8",
+    "DISTILL_MAX_EPOCHS", _count, None, "no limit; auto picks 2-4",
     "Most epochs one local fine-tuning job may run (for a shared Space; jobs queue one at a time).", WHOLE)
 MAX_UPLOAD_MB: Setting[float] = Setting(
     "DISTILL_MAX_UPLOAD_MB", _positive(float), 64.0, "64",
@@ -118,7 +118,7 @@ FINETUNE_CONFIRM_USD: Setting[float] = Setting(
     "an amount in US dollars (0 = always ask)")
 MULTI_USER: Setting[bool] = Setting(
     "DISTILL_MULTI_USER", _flag, False, "0 (1 on a Space)",
-    "1 treats the app as reachable by several people off Spaces too (pickers hide others' fine-tunes).",
+    "1 isolates visitors from each other (jobs, files, models) off Spaces too; also on when bound beyond loopback or shared by link.",
     "1 or 0")
 SECRET_KEY: Setting[str | None] = Setting(
     "DISTILL_SECRET_KEY", str, None, "random, kept in the workspace's `.server_secret`",

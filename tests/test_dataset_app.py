@@ -11,7 +11,7 @@ from pipeline import drafts, ownership
 from tests.browser_support import free_port
 
 VISITOR = "client-test-visitor"
-TOKEN = ownership.token_for(VISITOR)  # what the browser holds: the id with the server's signature
+TOKEN = ""  # what the browser holds: the id with the server's signature (made when the app starts)
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +19,11 @@ def client():
     from gradio_client import Client
 
     import app
+
+    # Signed now, not at import: with the whole suite collected, the workspace's secret at import time
+    # was not the one the app checks against when these tests run.
+    global TOKEN
+    TOKEN = ownership.token_for(VISITOR)
 
     app.demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True)

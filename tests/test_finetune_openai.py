@@ -288,7 +288,7 @@ def test_preflight_counts_the_epochs_the_provider_will_run() -> None:
     data = examples(11)
     openai_rule = preflight(data, MODEL)
     local_rule = preflight(data, MODEL, auto_epochs=resolved_auto_epochs)
-    assert local_rule.epochs_auto and local_rule.n_epochs == resolved_auto_epochs(11) == 8
+    assert local_rule.epochs_auto and local_rule.n_epochs == resolved_auto_epochs(11) == 4  # 2-4 epochs at batch 2
     assert openai_rule.n_epochs != local_rule.n_epochs
     assert local_rule.billing_tokens_per_epoch == openai_rule.billing_tokens_per_epoch
     assert preflight(data, MODEL, n_epochs=2, auto_epochs=resolved_auto_epochs).n_epochs == 2

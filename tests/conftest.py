@@ -50,3 +50,19 @@ def smollm_backend(tmp_path_factory):
     handle = _backend(tmp_path_factory, "smollm-backend", tiny=False)
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def recorded(tiny_backend):
+    """Every GenRequest the tiny backend's engine receives while the test runs."""
+    engine = tiny_backend.app.state.backend.engine
+    seen: list = []
+    submit = engine.submit
+
+    def recording(request):
+        seen.append(request)
+        submit(request)
+
+    engine.submit = recording
+    yield seen
+    engine.submit = submit

@@ -421,29 +421,17 @@ def test_restart_keeps_models_fails_interrupted_jobs_and_deletes(tmp_path):
         second.stop()
 
 
-def test_a_client_that_hangs_up_stops_its_decoding(tiny_backend):
+def test_a_client_that_hangs_up_stops_its_decoding(tiny_backend, recorded):
     """A timed-out non-streaming call must not keep the shared CPU busy until max_tokens."""
-    engine = tiny_backend.app.state.backend.engine
-    seen: list = []
-    submit = engine.submit
-
-    def recording(request):
-        seen.append(request)
-        submit(request)
-
-    engine.submit = recording
-    try:
-        client = tiny_backend.client(timeout=1.0, max_retries=0)
-        with pytest.raises(openai.APITimeoutError):
-            client.chat.completions.create(model=BASE, messages=HELLO, n=4, max_tokens=100_000, temperature=1.0)
-        deadline = time.monotonic() + 10
-        while any(r.finish_reason is None and not r.cancelled for r in seen) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        engine.submit = submit
-    assert len(seen) == 4
-    assert all(r.cancelled for r in seen)
-    assert all(len(r.generated) < r.max_tokens for r in seen)
+    client = tiny_backend.client(timeout=1.0, max_retries=0)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model=BASE, messages=HELLO, n=4, max_tokens=100_000, temperature=1.0)
+    deadline = time.monotonic() + 10
+    while any(r.finish_reason is None and not r.cancelled for r in recorded) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(recorded) == 4
+    assert all(r.cancelled for r in recorded)
+    assert all(len(r.generated) < r.max_tokens for r in recorded)
 
 
 def test_the_listening_socket_makes_asyncio_turn_nagle_off():

@@ -12,22 +12,6 @@ from backend_openapi import assert_matches
 from test_local_backend import BASE, HELLO, raw
 
 
-@pytest.fixture
-def recorded(tiny_backend):
-    """Every GenRequest the engine receives while the test runs."""
-    engine = tiny_backend.app.state.backend.engine
-    seen: list = []
-    submit = engine.submit
-
-    def recording(request):
-        seen.append(request)
-        submit(request)
-
-    engine.submit = recording
-    yield seen
-    engine.submit = submit
-
-
 def chat(**fields) -> dict:
     return {"model": BASE, "messages": HELLO, **fields}
 

@@ -120,8 +120,8 @@ def batches_dir(visitor: str | None) -> Path:
     return workspace.visitor_dir(visitor, "batches") if visitor else workspace.subdir("batches")
 
 
-def new_id(kind: str) -> str:
-    return f"{kind[:4]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
 def save_batch(record: BatchRecord) -> None:

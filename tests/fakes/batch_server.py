@@ -103,13 +103,13 @@ class FakeBatches:
     def _public(obj: dict) -> dict:
         return {k: v for k, v in obj.items() if not k.startswith("_")}
 
-    def _answer(self, body: dict, number: int, garbage: bool) -> str:
+    def _answer(self, body: dict, number: int, garbage: bool, salt: str) -> str:
         if garbage:
             return "Sorry, I cannot produce JSON {oops"
         schema = _schema_of(body)
         if schema is None:
             return "Let me think.\nFinal answer: 42"
-        return json.dumps(_fill(schema, random.Random(f"{self.seed}:{number}"), "answer"))
+        return json.dumps(_fill(schema, random.Random(f"{self.seed}:{salt}:{number}"), "answer"))
 
     def _line(self, req: dict, number: int, status: int, content: str | None) -> dict:
         rid = f"req_{number:06x}"
@@ -159,7 +159,7 @@ class FakeBatches:
             elif number in self.fail_lines:
                 err.append(self._line(req, number, 500, None))
             else:
-                out.append(self._line(req, number, 200, self._answer(req["body"], number, number in self.garbage_lines)))
+                out.append(self._line(req, number, 200, self._answer(req["body"], number, number in self.garbage_lines, b["id"])))
         dump = lambda rows: "".join(json.dumps(r) + "\n" for r in rows).encode()  # noqa: E731
         b["output_file_id"] = self._new_file(dump(out), "batch_output", "output.jsonl")["id"] if out else None
         b["error_file_id"] = self._new_file(dump(err), "batch_output", "errors.jsonl")["id"] if err else None

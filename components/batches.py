@@ -56,9 +56,9 @@ def listing(visitor: str | None, batch_kind: str, batch_dd: str | None = None,
     moving = any(r.state in view.MOVING for r in mine)
     watch = watch or {"next_at": 0.0, "every": FIRST_POLL_S, "seen": None}
     return {"batch_list_html": view.table_html(mine, batch_kind),
-            "batch_dd": gr.Dropdown(choices=view.choices(mine), value=batch_dd if batch_dd in ids else (ids[0] if ids else None)),
+            "batch_dd": gr.update(choices=view.choices(mine), value=batch_dd if batch_dd in ids else (ids[0] if ids else None)),
             "batch_other_md": view.other_kind_line(others, batch_kind),
-            "batch_timer": gr.Timer(active=moving), "batch_watch": watch}
+            "batch_timer": gr.update(active=moving), "batch_watch": watch}
 
 
 @outputs(*LIST)
@@ -113,11 +113,11 @@ def submit_or_ask(settings: SessionSettings, record: batch.BatchRecord, batch_ki
     threshold = float(settings.confirm_above_usd)
     if est.batch_cost_usd is not None and est.batch_cost_usd > threshold:
         return {**listing(record.visitor, batch_kind, record.id), "batch_pending": record.id,
-                "batch_confirm_md": view.confirm_line(record, threshold), "batch_confirm_row": gr.Row(visible=True),
+                "batch_confirm_md": view.confirm_line(record, threshold), "batch_confirm_row": gr.update(visible=True),
                 "batch_msg_md": ""}
     record = batch.submit(record, _client(settings, record))
     return {**listing(record.visitor, batch_kind, record.id), "batch_pending": None,
-            "batch_confirm_row": gr.Row(visible=False), "batch_msg_md": view.submitted_line(record)}
+            "batch_confirm_row": gr.update(visible=False), "batch_msg_md": view.submitted_line(record)}
 
 
 SUBMIT = (*LIST, "batch_msg_md", "batch_pending", "batch_confirm_md", "batch_confirm_row")
@@ -131,12 +131,12 @@ def submit_confirmed(settings: SessionSettings, visitor: str | None, batch_kind:
     record = batch.load_batch(checked_visitor(visitor), batch_pending)
     record = batch.submit(record, _client(settings, record))
     return {**listing(visitor, batch_kind, record.id), "batch_pending": None,
-            "batch_confirm_row": gr.Row(visible=False), "batch_msg_md": view.submitted_line(record)}
+            "batch_confirm_row": gr.update(visible=False), "batch_msg_md": view.submitted_line(record)}
 
 
 @outputs("batch_pending", "batch_confirm_row", "batch_msg_md")
 def keep_unsubmitted(batch_pending: str | None) -> dict[str, Any]:
-    return {"batch_pending": None, "batch_confirm_row": gr.Row(visible=False),
+    return {"batch_pending": None, "batch_confirm_row": gr.update(visible=False),
             "batch_msg_md": f"Not submitted. {batch_pending or 'The batch'} keeps its request file: pick it below and "
                             "**Download request file** to run it elsewhere."}
 

@@ -21,8 +21,8 @@ from pipeline.evaluate import load_benchmark
 @outputs("run_btn", "stop_btn", "batch_submit_btn")
 def switch_mode(batch_mode_radio: str) -> dict[str, Any]:
     batch_mode = batch_mode_radio == panel.MODES[1]
-    return {"run_btn": gr.Button(visible=not batch_mode), "stop_btn": gr.Button(visible=not batch_mode),
-            "batch_submit_btn": gr.Button(visible=batch_mode)}
+    return {"run_btn": gr.update(visible=not batch_mode), "stop_btn": gr.update(visible=not batch_mode),
+            "batch_submit_btn": gr.update(visible=batch_mode)}
 
 
 @outputs(*panel.SUBMIT)

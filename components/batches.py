@@ -23,7 +23,8 @@ from pipeline.errors import InputError, explain
 TICK_S = 5.0  # the timer's beat; `batch_watch` decides when a poll is actually due
 FIRST_POLL_S, MAX_POLL_S = 10.0, 300.0  # doubles while nothing changes: a batch takes minutes to hours
 MODES = ("Interactive (one request at a time)", "Batch (half price, results within 24 h)")
-LIST = ("batch_list_html", "batch_dd", "batch_other_md", "batch_timer", "batch_watch")
+BUTTONS = ("batch_collect_btn", "batch_cancel_btn", "batch_retry_btn", "batch_export_btn")
+LIST = ("batch_list_html", "batch_dd", "batch_other_md", "batch_timer", "batch_watch", *BUTTONS)
 
 
 def checked_visitor(visitor: str | None) -> str:
@@ -53,12 +54,29 @@ def listing(visitor: str | None, batch_kind: str, batch_dd: str | None = None,
     a batch is moving."""
     mine, others = _mine(visitor, batch_kind)
     ids = [r.id for r in mine]
+    picked = batch_dd if batch_dd in ids else (ids[0] if ids else None)
     moving = any(r.state in view.MOVING for r in mine)
     watch = watch or {"next_at": 0.0, "every": FIRST_POLL_S, "seen": None}
     return {"batch_list_html": view.table_html(mine, batch_kind),
-            "batch_dd": gr.update(choices=view.choices(mine), value=batch_dd if batch_dd in ids else (ids[0] if ids else None)),
+            "batch_dd": gr.update(choices=view.choices(mine), value=picked),
             "batch_other_md": view.other_kind_line(others, batch_kind),
-            "batch_timer": gr.update(active=moving), "batch_watch": watch}
+            "batch_timer": gr.update(active=moving), "batch_watch": watch,
+            **buttons(next((r for r in mine if r.id == picked), None))}
+
+
+def buttons(record: batch.BatchRecord | None) -> dict[str, Any]:
+    """Only the actions that can do something for the picked batch are enabled (the pipeline refuses
+    the others too, with a message; this saves the click)."""
+    allowed = view.actions(record)
+    return {name: gr.update(interactive=name in allowed) for name in BUTTONS}
+
+
+@outputs(*BUTTONS)
+def pick_batch(visitor: str | None, batch_dd: str | None) -> dict[str, Any]:
+    try:
+        return buttons(batch.load_batch(visitor, batch_dd) if visitor and batch_dd else None)
+    except InputError:  # a batch picked in another window and gone since: nothing to act on
+        return buttons(None)
 
 
 @outputs(*LIST)
@@ -180,7 +198,7 @@ def retry_batch(settings: SessionSettings, visitor: str | None, batch_kind: str,
 @outputs("batch_file", "batch_msg_md")
 def export_batch(visitor: str | None, batch_dd: str | None) -> dict[str, Any]:
     record = _picked(visitor, batch_dd)
-    return {"batch_file": str(batch.request_file(record)),
+    return {"batch_file": gr.update(value=str(batch.request_file(record)), visible=True),
             "batch_msg_md": f"Request file of {record.id} ({record.requests:,} requests, OpenAI's batch format: "
                             "OpenAI, Azure OpenAI and `vllm run-batch` read it). Import the results file here later."}
 
@@ -222,15 +240,15 @@ def build_batches_panel(c: dict[str, Any], kind: str) -> None:
     with gr.Accordion(title, open=True, elem_id=f"batch-panel-{kind}"):
         c["batch_list_html"] = gr.HTML(view.table_html([], kind), elem_id=f"batch-list-{kind}")
         c["batch_other_md"] = gr.Markdown()
-        with gr.Row(equal_height=True):
-            c["batch_dd"] = gr.Dropdown([], label="Batch", scale=3, min_width=260)
-            c["batch_refresh_btn"] = gr.Button("↻ Refresh", size="sm", scale=0, min_width=100)
-            c["batch_collect_btn"] = gr.Button("Collect results", size="sm", variant="primary", scale=0, min_width=130)
-            c["batch_cancel_btn"] = gr.Button("Cancel", size="sm", scale=0, min_width=90)
-            c["batch_retry_btn"] = gr.Button("Retry failed", size="sm", scale=0, min_width=110)
-            c["batch_export_btn"] = gr.Button("Download request file", size="sm", scale=0, min_width=170)
+        c["batch_dd"] = gr.Dropdown([], label="Batch the buttons act on", elem_id=f"batch-pick-{kind}")
         with gr.Row():
-            c["batch_file"] = gr.File(label="Request file (JSONL)", interactive=False, height=80)
+            c["batch_refresh_btn"] = gr.Button("↻ Refresh", size="sm")
+            c["batch_collect_btn"] = gr.Button("Collect results", size="sm", variant="primary", interactive=False)
+            c["batch_cancel_btn"] = gr.Button("Cancel batch", size="sm", interactive=False)
+            c["batch_retry_btn"] = gr.Button("Retry failed requests", size="sm", interactive=False)
+            c["batch_export_btn"] = gr.Button("Download request file", size="sm", interactive=False)
+        with gr.Row():
+            c["batch_file"] = gr.File(label="Request file (JSONL)", interactive=False, height=80, visible=False)
             c["batch_import_file"] = gr.File(label="Import a results file (OpenAI, Azure or vLLM run-batch JSONL) "
                                                    "into the batch picked above", file_types=[".jsonl"], type="filepath",
                                              height=80, elem_id=f"batch-import-{kind}")
@@ -241,6 +259,7 @@ def wire_batches_panel(c: dict[str, Any], visitor: Any) -> dict[str, Any]:
     """Wire the panel; returns the collect and import events (the Evaluate tab chains its scoreboard)."""
     private = {"api_visibility": "private"}
     wire(c["batch_refresh_btn"].click, refresh_batches, c, **private)
+    wire(c["batch_dd"].input, pick_batch, c, queue=False, **private)
     wire(c["batch_timer"].tick, tick_batches, c, show_progress="hidden", **private)
     collected = wire(c["batch_collect_btn"].click, collect_batch, c, api_name=f"batch_collect_{c['batch_kind'].value}")
     wire(c["batch_cancel_btn"].click, cancel_batch, c, **private)

@@ -82,8 +82,30 @@ def other_kind_line(others: list[BatchRecord], kind: str) -> str:
     return f"You also have {len(others)} {word} batch{'es' if len(others) != 1 else ''}{extra}: see the {tab} tab."
 
 
+def actions(r: BatchRecord | None) -> set[str]:
+    """The panel's buttons that can do something for this batch."""
+    if r is None:
+        return set()
+    out = {"batch_export_btn"}
+    if r.state not in ("built", "collected"):  # a running one: collect asks for news, says how far it is
+        out.add("batch_collect_btn")
+    if r.state in MOVING and r.state != "cancelling":
+        out.add("batch_cancel_btn")
+    done = r.collected or {}
+    if r.state == "collected" and (done.get("failed") or done.get("unparsed")):
+        out.add("batch_retry_btn")
+    return out
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
 def cost_line(r: BatchRecord) -> str:
-    return estimate_cost(r).describe()
+    est = estimate_cost(r)
+    if est.batch_cost_usd == 0 and est.interactive_cost_usd == 0:  # the local backend's models cost nothing
+        return f"{plural(est.requests, 'request')}: free (no provider charges for this model)"
+    return est.describe()
 
 
 def submitted_line(r: BatchRecord) -> str:
@@ -101,10 +123,12 @@ def collected_line(r: BatchRecord, report: CollectReport) -> str:
         before = (f"{report.appended} examples were added then" if r.kind == "generate"
                   else "its scores are on the scoreboard")
         return f"Batch {r.id} was already collected ({before}); nothing was added again."
-    failed = f"{report.failed} request{'s' if report.failed != 1 else ''} failed"
-    retry = " (**Retry failed** sends them again as a new, smaller batch)" if report.failed else ""
-    cost = f" Cost: ${report.cost_usd:.4f} at batch prices." if report.cost_usd is not None else ""
+    failed = f"{plural(report.failed, 'request')} failed"
+    retry = (" (**Retry failed requests** sends the failed and unparsed ones again as a new, smaller batch)"
+             if report.failed or report.unparsed else "")
+    cost = f" Cost: ${report.cost_usd:.4f} at batch prices." if report.cost_usd else ""
     if r.kind == "generate":
-        return (f"Collected {r.id}: **{report.appended} examples added to your draft** (Dataset tab); "
-                f"{report.duplicates} duplicates dropped, {report.unparsed} replies unparsed, {failed}{retry}.{cost}")
+        return (f"Collected {r.id}: **{plural(report.appended, 'example')} added to your draft** (Dataset tab); "
+                f"{plural(report.duplicates, 'duplicate')} dropped, {plural(report.unparsed, 'reply', 'replies')} unparsed, "
+                f"{failed}{retry}.{cost}")
     return f"Collected {r.id}: scored and saved, the scoreboard below shows it; {failed}{retry}.{cost}"

@@ -23,11 +23,12 @@ def batch_preview_line(model: str, est: Estimate) -> str:
     return f"As a batch: {est.requests:,} requests, {money}, results within 24 h."
 
 
-@outputs("start_btn", "stop_btn", "batch_submit_btn")
+@outputs("start_btn", "stop_btn", "batch_submit_btn", "progress_bar")
 def switch_mode(batch_mode_radio: str) -> dict[str, Any]:
+    """Batch mode swaps Start/Stop for Submit batch; the run's bar makes no sense there (the panel has one)."""
     batch_mode = batch_mode_radio == panel.MODES[1]
     return {"start_btn": gr.update(visible=not batch_mode), "stop_btn": gr.update(visible=not batch_mode),
-            "batch_submit_btn": gr.update(visible=batch_mode)}
+            "batch_submit_btn": gr.update(visible=batch_mode), "progress_bar": gr.update(visible=not batch_mode)}
 
 
 @outputs(*panel.SUBMIT)

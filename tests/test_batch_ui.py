@@ -75,6 +75,7 @@ def test_submit_lists_the_batch_with_its_cost_and_starts_the_timer(fake: FakeBat
     assert out["batch_msg_md"].startswith(f"Submitted **{record.id}**") and "at batch prices" in out["batch_msg_md"]
     assert record.id in out["batch_list_html"] and "<progress" in out["batch_list_html"]
     assert out["batch_dd"]["value"] == record.id and out["batch_timer"]["active"] is True
+    assert out["batch_cancel_btn"]["interactive"] is True and out["batch_retry_btn"]["interactive"] is False
     assert "generation" in out["batch_list_html"] and view.when(record.expected_by()) in out["batch_list_html"]
 
 
@@ -99,7 +100,9 @@ def test_dont_submit_keeps_the_request_file_for_elsewhere(fake: FakeBatches) -> 
     assert kept["batch_confirm_row"]["visible"] is False and "Download request file" in kept["batch_msg_md"]
     record = only_record(v)
     assert fake.created == 0 and "not submitted" in panel.show_batches(v, "generate", None)["batch_list_html"]
-    file = panel.export_batch(v, record.id)["batch_file"]
+    picked = panel.pick_batch(v, record.id)
+    assert picked["batch_export_btn"]["interactive"] is True and picked["batch_collect_btn"]["interactive"] is False
+    file = panel.export_batch(v, record.id)["batch_file"]["value"]
     assert len(Path(file).read_text().splitlines()) == record.requests
 
 
@@ -143,11 +146,12 @@ def test_collect_adds_the_examples_once_and_says_how_many(fake: FakeBatches) -> 
     with pytest.raises(gr.Error, match="still"):
         shown_errors(panel.collect_batch)(s, v, "generate", record.id, 3)
     fake.finish()
+    assert panel.pick_batch(v, record.id)["batch_collect_btn"]["interactive"] is True
     out = panel.collect_batch(s, v, "generate", record.id, 3)
     added = len(drafts.load_draft(v))
     assert added >= 6 and out["dataset_rev"] == 4
     assert f"{added} examples added to your draft" in out["batch_msg_md"] and "0 requests failed" in out["batch_msg_md"]
-    assert "collected" in out["batch_list_html"]
+    assert "collected" in out["batch_list_html"] and out["batch_collect_btn"]["interactive"] is False
     again = panel.collect_batch(s, v, "generate", record.id, 4)
     assert "already collected" in again["batch_msg_md"] and "dataset_rev" not in again
     assert len(drafts.load_draft(v)) == added
@@ -162,6 +166,7 @@ def test_retry_failed_sends_only_those_as_a_new_batch() -> None:
         fake.finish()
         out = panel.collect_batch(s, v, "generate", record.id, 0)
         assert "2 requests failed" in out["batch_msg_md"] and "Retry failed" in out["batch_msg_md"]
+        assert out["batch_retry_btn"]["interactive"] is True
         retried = panel.retry_batch(s, v, "generate", record.id)
         new = batch.load_batch(v, retried["batch_dd"]["value"])
         assert new.retry_of == record.id and new.requests == 2 and new.state == "validating"
@@ -187,7 +192,7 @@ def test_import_a_vllm_results_file_collects_it(tmp_path: Path, fake: FakeBatche
     out = submit_gen(v, settings_for(fake.base_url, confirm_above=0.0), n=5)
     panel.keep_unsubmitted(out["batch_pending"])
     record = only_record(v)
-    requests = [json.loads(x) for x in Path(panel.export_batch(v, record.id)["batch_file"]).read_text().splitlines()]
+    requests = [json.loads(x) for x in Path(panel.export_batch(v, record.id)["batch_file"]["value"]).read_text().splitlines()]
     engine = FakeBatches(style="vllm")  # only its answer writer: what `vllm run-batch` would write
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(engine._line(r, i, 200, engine._answer(r["body"], i, False, "x"))) + "\n"

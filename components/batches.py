@@ -11,20 +11,19 @@ import time
 from typing import Any
 
 import gradio as gr
-from gradio.context import Context
 
 from components import batches_view as view
 from components.errors import warn
-from components.wiring import outputs, wire
+from components.wiring import outputs
 from pipeline import batch
 from pipeline.endpoints import SessionSettings, make_client
-from pipeline.errors import InputError, explain
+from pipeline.errors import InputError, ProviderError, explain
 
 TICK_S = 5.0  # the timer's beat; `batch_watch` decides when a poll is actually due
 FIRST_POLL_S, MAX_POLL_S = 10.0, 300.0  # doubles while nothing changes: a batch takes minutes to hours
 MODES = ("Interactive (one request at a time)", "Batch (half price, results within 24 h)")
 BUTTONS = ("batch_collect_btn", "batch_cancel_btn", "batch_retry_btn", "batch_export_btn")
-LIST = ("batch_list_html", "batch_dd", "batch_other_md", "batch_timer", "batch_watch", *BUTTONS)
+LIST = ("batch_list_html", "batch_dd", "batch_other_md", "batch_timer", "batch_watch", "batch_controls", *BUTTONS)
 
 
 def checked_visitor(visitor: str | None) -> str:
@@ -61,6 +60,7 @@ def listing(visitor: str | None, batch_kind: str, batch_dd: str | None = None,
             "batch_dd": gr.update(choices=view.choices(mine), value=picked),
             "batch_other_md": view.other_kind_line(others, batch_kind),
             "batch_timer": gr.update(active=moving), "batch_watch": watch,
+            "batch_controls": gr.update(visible=bool(mine)),  # no batch yet: the empty line says it all
             **buttons(next((r for r in mine if r.id == picked), None))}
 
 
@@ -124,21 +124,35 @@ def tick_batches(settings: SessionSettings, visitor: str | None, batch_kind: str
     return out
 
 
-def submit_or_ask(settings: SessionSettings, record: batch.BatchRecord, batch_kind: str) -> dict[str, Any]:
+def submit_or_ask(settings: SessionSettings, record: batch.BatchRecord, batch_kind: str,
+                  send: bool = True) -> dict[str, Any]:
     """Submit a built batch, unless it costs more than the visitor's confirmation threshold (the one the
-    Fine-tune tab asks with): then the confirm row asks first; the request file is kept either way."""
+    Fine-tune tab asks with): then the confirm row asks first. The request file is kept either way;
+    `send=False` only offers it (to run elsewhere, e.g. `vllm run-batch`)."""
+    if not send:
+        return {**listing(record.visitor, batch_kind, record.id), "batch_confirm_row": gr.update(visible=False),
+                "batch_file": gr.update(value=str(batch.request_file(record)), visible=True),
+                "batch_msg_md": view.file_only_line(record)}
     est = batch.estimate_cost(record)
     threshold = float(settings.confirm_above_usd)
     if est.batch_cost_usd is not None and est.batch_cost_usd > threshold:
         return {**listing(record.visitor, batch_kind, record.id), "batch_pending": record.id,
                 "batch_confirm_md": view.confirm_line(record, threshold), "batch_confirm_row": gr.update(visible=True),
                 "batch_msg_md": ""}
-    record = batch.submit(record, _client(settings, record))
+    return _send(settings, record, batch_kind)
+
+
+def _send(settings: SessionSettings, record: batch.BatchRecord, batch_kind: str) -> dict[str, Any]:
+    try:
+        record = batch.submit(record, _client(settings, record))
+        said = view.submitted_line(record)
+    except ProviderError as exc:  # e.g. a compatible server without /v1/batches: one line, file kept
+        said = view.not_sent_line(record, exc)
     return {**listing(record.visitor, batch_kind, record.id), "batch_pending": None,
-            "batch_confirm_row": gr.update(visible=False), "batch_msg_md": view.submitted_line(record)}
+            "batch_confirm_row": gr.update(visible=False), "batch_msg_md": said}
 
 
-SUBMIT = (*LIST, "batch_msg_md", "batch_pending", "batch_confirm_md", "batch_confirm_row")
+SUBMIT = (*LIST, "batch_msg_md", "batch_pending", "batch_confirm_md", "batch_confirm_row", "batch_file")
 
 
 @outputs(*SUBMIT)
@@ -146,10 +160,7 @@ def submit_confirmed(settings: SessionSettings, visitor: str | None, batch_kind:
                      batch_pending: str | None) -> dict[str, Any]:
     if not batch_pending:
         raise InputError("Nothing is waiting to be submitted.")
-    record = batch.load_batch(checked_visitor(visitor), batch_pending)
-    record = batch.submit(record, _client(settings, record))
-    return {**listing(visitor, batch_kind, record.id), "batch_pending": None,
-            "batch_confirm_row": gr.update(visible=False), "batch_msg_md": view.submitted_line(record)}
+    return _send(settings, batch.load_batch(checked_visitor(visitor), batch_pending), batch_kind)
 
 
 @outputs("batch_pending", "batch_confirm_row", "batch_msg_md")
@@ -221,54 +232,3 @@ def follow_kind(visitor: str | None, batch_kind: str, batch_dd: str | None) -> d
     except Exception as exc:  # noqa: BLE001 - the page must load: say what went wrong and go on
         warn(exc)
         return {}
-
-
-def build_confirm_row(c: dict[str, Any], kind: str) -> None:
-    """Under the tab's run buttons: the question asked above the threshold, and what a submit said."""
-    c["batch_kind"] = gr.State(kind)
-    c["batch_pending"], c["batch_results"], c["batch_watch"] = gr.State(None), gr.State(None), gr.State(None)
-    with gr.Row(visible=False, equal_height=True) as c["batch_confirm_row"]:
-        c["batch_confirm_md"] = gr.Markdown()
-        c["batch_confirm_btn"] = gr.Button("Submit anyway", variant="stop", scale=0, min_width=140)
-        c["batch_keep_btn"] = gr.Button("Don't submit", scale=0, min_width=140)
-    c["batch_msg_md"] = gr.Markdown(elem_id=f"batch-msg-{kind}")
-
-
-def build_batches_panel(c: dict[str, Any], kind: str) -> None:
-    """The list of the visitor's batches of this kind, and its actions."""
-    title = "Your generation batches" if kind == "generate" else "Your evaluation batches"
-    with gr.Accordion(title, open=True, elem_id=f"batch-panel-{kind}"):
-        c["batch_list_html"] = gr.HTML(view.table_html([], kind), elem_id=f"batch-list-{kind}")
-        c["batch_other_md"] = gr.Markdown()
-        c["batch_dd"] = gr.Dropdown([], label="Batch the buttons act on", elem_id=f"batch-pick-{kind}")
-        with gr.Row():
-            c["batch_refresh_btn"] = gr.Button("↻ Refresh", size="sm")
-            c["batch_collect_btn"] = gr.Button("Collect results", size="sm", variant="primary", interactive=False)
-            c["batch_cancel_btn"] = gr.Button("Cancel batch", size="sm", interactive=False)
-            c["batch_retry_btn"] = gr.Button("Retry failed requests", size="sm", interactive=False)
-            c["batch_export_btn"] = gr.Button("Download request file", size="sm", interactive=False)
-        with gr.Row():
-            c["batch_file"] = gr.File(label="Request file (JSONL)", interactive=False, height=80, visible=False)
-            c["batch_import_file"] = gr.File(label="Import a results file (OpenAI, Azure or vLLM run-batch JSONL) "
-                                                   "into the batch picked above", file_types=[".jsonl"], type="filepath",
-                                             height=80, elem_id=f"batch-import-{kind}")
-    c["batch_timer"] = gr.Timer(TICK_S, active=False)
-
-
-def wire_batches_panel(c: dict[str, Any], visitor: Any) -> dict[str, Any]:
-    """Wire the panel; returns the collect and import events (the Evaluate tab chains its scoreboard)."""
-    private = {"api_visibility": "private"}
-    wire(c["batch_refresh_btn"].click, refresh_batches, c, **private)
-    wire(c["batch_dd"].input, pick_batch, c, queue=False, **private)
-    wire(c["batch_timer"].tick, tick_batches, c, show_progress="hidden", **private)
-    collected = wire(c["batch_collect_btn"].click, collect_batch, c, api_name=f"batch_collect_{c['batch_kind'].value}")
-    wire(c["batch_cancel_btn"].click, cancel_batch, c, **private)
-    wire(c["batch_retry_btn"].click, retry_batch, c, **private)
-    wire(c["batch_export_btn"].click, export_batch, c, **private)
-    imported = wire(c["batch_import_file"].upload, import_batch, c, **private)
-    wire(c["batch_confirm_btn"].click, submit_confirmed, c, **private)
-    wire(c["batch_keep_btn"].click, keep_unsubmitted, c, **private, queue=False)
-    wire(visitor.change, follow_kind, c, **private)
-    if Context.root_block is not None:  # in the app: a reload (or a day away) shows the same list
-        wire(Context.root_block.load, follow_kind, c, **private)
-    return {"collected": collected, "imported": imported}

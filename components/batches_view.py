@@ -113,6 +113,16 @@ def submitted_line(r: BatchRecord) -> str:
             "follows it, and it stays here if you close the browser.")
 
 
+def file_only_line(r: BatchRecord) -> str:
+    return (f"Wrote the request file of **{r.id}** ({plural(r.requests, 'request')}; sent here it would be: "
+            f"{cost_line(r)}). Download it below, run it where you like (OpenAI, Azure OpenAI, `vllm run-batch`), "
+            "then import the results file into this batch.")
+
+
+def not_sent_line(r: BatchRecord, exc: Exception) -> str:
+    return f"**Not submitted:** {exc} The request file is kept in {r.id}."
+
+
 def confirm_line(r: BatchRecord, threshold_usd: float) -> str:
     return (f"**{cost_line(r)}: above your ${threshold_usd:,.2f} confirmation threshold (Settings). "
             "Submit it?**")
@@ -124,11 +134,11 @@ def collected_line(r: BatchRecord, report: CollectReport) -> str:
                   else "its scores are on the scoreboard")
         return f"Batch {r.id} was already collected ({before}); nothing was added again."
     failed = f"{plural(report.failed, 'request')} failed"
-    retry = (" (**Retry failed requests** sends the failed and unparsed ones again as a new, smaller batch)"
+    retry = (" **Retry failed requests** sends the failed and unparsed ones again as a new, smaller batch."
              if report.failed or report.unparsed else "")
     cost = f" Cost: ${report.cost_usd:.4f} at batch prices." if report.cost_usd else ""
     if r.kind == "generate":
         return (f"Collected {r.id}: **{plural(report.appended, 'example')} added to your draft** (Dataset tab); "
                 f"{plural(report.duplicates, 'duplicate')} dropped, {plural(report.unparsed, 'reply', 'replies')} unparsed, "
-                f"{failed}{retry}.{cost}")
-    return f"Collected {r.id}: scored and saved, the scoreboard below shows it; {failed}{retry}.{cost}"
+                f"{failed}.{cost}{retry}")
+    return f"Collected {r.id}: scored and saved, the scoreboard below shows it; {failed}.{cost}{retry}"

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 from gradio.context import Context
 
-from components import batches
+from components import batches_panel as batches
 from components import evaluate_batch as ebatch
 from components import evaluate_bench as eb
 from components import evaluate_run as er
@@ -94,6 +94,7 @@ def _results_section(c: dict[str, Any]) -> None:
         c["run_btn"] = gr.Button("Run benchmark", variant="primary")
         c["stop_btn"] = gr.Button("Stop", variant="stop", interactive=False)
         c["batch_submit_btn"] = gr.Button("Submit batch", variant="primary", visible=False)
+        c["batch_file_btn"] = gr.Button("Only write the request file", visible=False)
         c["latest_btn"] = gr.Button("Show latest results")
         c["defaults_btn"] = gr.Button("Use role defaults (newest fine-tuned model)")
     batches.build_confirm_row(c, "eval")
@@ -133,8 +134,10 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
 
 def _wire_batches(c: dict[str, Any], ctx: AppContext) -> None:
     wire(c["batch_mode_radio"].change, ebatch.switch_mode, c, queue=False, api_visibility="private")
-    checked = wire(c["batch_submit_btn"].click, eb.pick_benchmark, c, api_visibility="private")
-    wire(checked.success, ebatch.submit_evaluation_batch, c, api_name="evaluate_batch")
+    for btn, send in (("batch_submit_btn", True), ("batch_file_btn", False)):
+        checked = wire(c[btn].click, eb.pick_benchmark, c, api_visibility="private")
+        wire(checked.success, ebatch.submit_evaluation_batch, {**c, "batch_send": gr.State(send)},
+             api_name="evaluate_batch" if send else "evaluate_batch_file")
     events = batches.wire_batches_panel(c, ctx.visitor)
     for event in events.values():  # collected (or imported) scores go on the scoreboard below
         wire(event.success, ebatch.show_batch_results, c, api_visibility="private")

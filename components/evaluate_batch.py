@@ -18,11 +18,11 @@ from pipeline.errors import InputError
 from pipeline.evaluate import load_benchmark
 
 
-@outputs("run_btn", "stop_btn", "batch_submit_btn")
+@outputs("run_btn", "stop_btn", "batch_submit_btn", "batch_file_btn")
 def switch_mode(batch_mode_radio: str) -> dict[str, Any]:
     batch_mode = batch_mode_radio == panel.MODES[1]
     return {"run_btn": gr.update(visible=not batch_mode), "stop_btn": gr.update(visible=not batch_mode),
-            "batch_submit_btn": gr.update(visible=batch_mode)}
+            "batch_submit_btn": gr.update(visible=batch_mode), "batch_file_btn": gr.update(visible=batch_mode)}
 
 
 @outputs(*panel.SUBMIT)
@@ -30,7 +30,7 @@ def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_
                             base_model: str, few_shot_use: bool, shots_sl: float | None, fine_tuned_use: bool,
                             fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool, teacher_ep: str,
                             teacher_model: str, max_tokens_nb: float | None, settings: SessionSettings,
-                            visitor: str | None, batch_kind: str) -> dict[str, Any]:
+                            visitor: str | None, batch_kind: str, batch_send: bool = True) -> dict[str, Any]:
     """Write the request file (one line per question and contestant) and submit it, asking first above
     the confirmation threshold. One batch goes to one endpoint, so the contestants must share it."""
     visitor = panel.checked_visitor(visitor)
@@ -47,7 +47,7 @@ def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_
     max_tokens = int(max_tokens_nb or 512)
     record = batch.build_evaluation(path.name, items, targets, visitor=visitor, endpoint=used[0], max_tokens=max_tokens,
                                     settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0})
-    out = panel.submit_or_ask(settings, record, batch_kind)
+    out = panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
     if note:
         out["batch_msg_md"] = f"{out.get('batch_msg_md', '')}{note}"
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from components import batches
+from components import batches_panel as batches
 from components import generate_batch as gb
 from components import generate_run as ui
 from components.context import AppContext
@@ -173,6 +173,7 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["start_btn"] = gr.Button("Start", variant="primary")
         c["stop_btn"] = gr.Button("Stop", variant="stop", interactive=False)
         c["batch_submit_btn"] = gr.Button("Submit batch", variant="primary", visible=False)
+        c["batch_file_btn"] = gr.Button("Only write the request file", visible=False)
     c["estimate_md"] = gr.Markdown()
     batches.build_confirm_row(c, "generate")
     # A bar, not a slider: a Slider looked draggable, and its number box invited typing a progress.
@@ -196,6 +197,8 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     wire(started.then, generate_examples, c, api_name="generate_examples")
     wire(c["stop_btn"].click, stop_generation, c, queue=False)
     wire(c["batch_mode_radio"].change, gb.switch_mode, c, queue=False, api_visibility="private")
-    wire(c["batch_submit_btn"].click, gb.submit_generation_batch, c, api_name="generate_batch")
+    for btn, send in (("batch_submit_btn", True), ("batch_file_btn", False)):
+        wire(c[btn].click, gb.submit_generation_batch, {**c, "batch_send": gr.State(send)},
+             api_name="generate_batch" if send else "generate_batch_file")
     batches.wire_batches_panel(c, ctx.visitor)
     return c

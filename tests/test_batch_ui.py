@@ -209,11 +209,28 @@ def test_import_a_vllm_results_file_collects_it(tmp_path: Path, fake: FakeBatche
 def test_an_endpoint_without_batches_gets_one_clear_line(home: Path) -> None:
     with FakeOpenAI(seed=3) as chat_only:
         v = visitor_id()
-        with pytest.raises(gr.Error) as err:
-            shown_errors(gen_batch.submit_generation_batch)(**gen_form(v, settings_for(chat_only.base_url)))
-    message = err.value.message
-    assert "run batches" in message and "Traceback" not in message and "\n" not in message.strip()
-    assert only_record(v).state == "built"  # the request file is kept: export it and run it elsewhere
+        out = gen_batch.submit_generation_batch(**gen_form(v, settings_for(chat_only.base_url)))
+    message = out["batch_msg_md"]
+    assert message.startswith("**Not submitted:**") and "run batches" in message
+    assert "Traceback" not in message and "\n" not in message.strip()
+    record = only_record(v)  # the request file is kept, listed, ready to export and run elsewhere
+    assert record.state == "built" and out["batch_dd"]["value"] == record.id
+    assert out["batch_export_btn"]["interactive"] is True
+
+
+def test_only_write_the_request_file_sends_nothing(fake: FakeBatches) -> None:
+    v = visitor_id()
+    out = gen_batch.submit_generation_batch(**gen_form(v, settings_for(fake.base_url, confirm_above=0.0)), batch_send=False)
+    record = only_record(v)
+    assert fake.created == 0 and fake.uploads == 0 and record.state == "built"
+    assert out["batch_file"]["visible"] is True and Path(out["batch_file"]["value"]) == batch.request_file(record)
+    assert "Wrote the request file" in out["batch_msg_md"] and "vllm run-batch" in out["batch_msg_md"]
+
+
+def test_a_batch_over_the_budget_is_not_sent(fake: FakeBatches) -> None:
+    v = visitor_id()
+    out = gen_batch.submit_generation_batch(**{**gen_form(v, settings_for(fake.base_url), n=40), "budget_num": 1e-6})
+    assert fake.created == 0 and out["batch_msg_md"].startswith("Not submitted") and "budget" in out["batch_msg_md"]
 
 
 def test_no_visitor_id_never_shows_the_command_lines_records(fake: FakeBatches) -> None:

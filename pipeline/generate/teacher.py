@@ -124,6 +124,18 @@ def response_format(mode: str, schema: dict[str, Any], name: str) -> dict[str, A
     return None
 
 
+def chat_body(model: str, messages: list[dict], *, temperature: float, max_tokens: int | None = None,
+              schema: dict[str, Any] | None = None, name: str = "answer", mode: str = "json_schema"
+              ) -> dict[str, Any]:
+    """The body of one teacher request: what the interactive run sends, and each line of a batch file."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    if schema is not None and (fmt := response_format(mode, schema, name)):
+        body["response_format"] = fmt
+    return body
+
+
 class Teacher:
     """Calls one model on one endpoint for a whole run; holds the run's mode, stats and limiter."""
 
@@ -147,12 +159,8 @@ class Teacher:
         attempt = 0
         while True:
             mode = self.mode if schema is not None else "plain"
-            kwargs: dict[str, Any] = {"model": self.model, "messages": messages,
-                                      "temperature": self.temperature if temperature is None else temperature}
-            if max_tokens:
-                kwargs["max_tokens"] = max_tokens
-            if schema is not None and (fmt := response_format(mode, schema, name)):
-                kwargs["response_format"] = fmt
+            kwargs = chat_body(self.model, messages, temperature=self.temperature if temperature is None
+                               else temperature, max_tokens=max_tokens, schema=schema, name=name, mode=mode)
             try:
                 async with self.limiter:
                     resp = await self.client.chat.completions.create(**kwargs)
@@ -166,7 +174,7 @@ class Teacher:
                 await self._back_off(exc, attempt)
                 continue
             self.limiter.record(False)
-            return _reply(resp)
+            return reply_of(resp)
 
     def _downgrade(self, mode: str, exc: BaseException) -> None:
         if self.mode == mode:  # several calls may fail at once; step down once
@@ -198,7 +206,8 @@ class Teacher:
         await self.sleep(delay)
 
 
-def _reply(resp: Any) -> Reply:
+def reply_of(resp: Any) -> Reply:
+    """A Reply from a chat completion (the SDK's object, or one validated from a batch output line)."""
     choice = resp.choices[0] if getattr(resp, "choices", None) else None
     message = getattr(choice, "message", None)
     text = getattr(message, "content", None) or getattr(message, "refusal", None) or ""

@@ -195,7 +195,7 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["fraction_sl"] = gr.Slider(0.05, 0.5, value=0.1, step=0.05, label="Validation fraction")
         c["seed_num"] = gr.Number(0, label="Split seed", precision=0)
         c["split_btn"] = gr.Button("Split train / validation")
-        c["export_btn"] = gr.Button("Download JSONL + CSV")
+        c["export_btn"] = gr.Button("Download JSONL, CSV, Parquet")
     c["files"] = gr.File(label="Files", file_count="multiple", interactive=False, height=120)
     with gr.Accordion("Validation report (JSON)", open=False):
         c["report_json"] = gr.JSON()

@@ -23,7 +23,7 @@ from components.chat_panes import (
     pane_outputs,
     pane_pickers,
     params_from,
-    refresh_model_picker,
+    refresh_models,
 )
 from components.context import AppContext
 from components.wiring import outputs, wire
@@ -93,11 +93,6 @@ def clear_chat(session_state: ChatSession) -> dict:
 def undo_clear_chat(session_state: ChatSession) -> dict:
     session_state.undo_clear()
     return {**pane_outputs(session_state), "undo_btn": gr.Button(visible=False)}
-
-
-@outputs("model")
-def list_pane_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
-    return {"model": refresh_model_picker(settings, endpoint, model)}
 
 
 @outputs(*PICKERS)
@@ -190,7 +185,7 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
         wire(c[f"stop_{i}"].click, stop_pane, view, queue=False, api_visibility="private")
         wire(c[f"regen_{i}"].click, regenerate_pane, view, api_name=f"chat_regenerate_{i}", **stream)
         for event in (c[f"refresh_{i}"].click, c[f"endpoint_{i}"].input):
-            wire(event, list_pane_models, view, api_visibility="private")
+            wire(event, refresh_models, view, api_visibility="private")
     wire(c["clear_btn"].click, clear_chat, c, queue=False, api_visibility="private")
     wire(c["undo_btn"].click, undo_clear_chat, c, queue=False, api_visibility="private")
     for event in (c["defaults_btn"].click, ctx.settings.change):  # Settings are the source of truth

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from components.wiring import outputs
 from pipeline.chat import ChatSession, PaneConfig, Params, Turn, extras, metrics_line
 from pipeline.endpoints import LOCAL_MODEL, SessionSettings, fine_tuned_stands_in, role
 from pipeline.model_lists import chat_models, check_model_use, list_models, newest_fine_tuned_model
@@ -64,6 +65,13 @@ def refresh_model_picker(settings: SessionSettings, endpoint: str, model: str) -
     if not choices:
         return gr.Dropdown(choices=[model] if model else [], value=model)
     return gr.Dropdown(choices=choices, value=model if model in choices else choices[0])
+
+
+@outputs("model")
+def refresh_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
+    """One model picker refreshed from its endpoint's list. Chat's panes and Evaluate's contestants wire
+    it with a view where `endpoint` and `model` name that pane's (or slot's) pickers."""
+    return {"model": refresh_model_picker(settings, endpoint, model)}
 
 
 def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_newest: bool) -> list:

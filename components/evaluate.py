@@ -14,7 +14,7 @@ from gradio.context import Context
 
 from components import evaluate_bench as eb
 from components import evaluate_run as er
-from components.chat_panes import ROLE_TITLES
+from components.chat_panes import ROLE_TITLES, refresh_models
 from components.context import AppContext
 from components.wiring import wire
 from pipeline.control import RunControl
@@ -137,9 +137,9 @@ def _wire(c: dict[str, Any]) -> None:
     checked = wire(c["run_btn"].click, eb.pick_benchmark, c, **private)
     ran = wire(checked.success, er.run_evaluation, c, api_name="evaluate_run")
     wire(ran.then, er.run_ended, c, **private)  # finished, stopped or failed: Stop goes quiet again
-    for slot, fn in (("base", er.refresh_base), ("fine_tuned", er.refresh_fine_tuned), ("teacher", er.refresh_teacher),
-                     ("judge", er.refresh_judge)):
-        wire(c[f"{slot}_refresh"].click, fn, c, **private)
+    for slot in ("base", "fine_tuned", "teacher", "judge"):  # one handler; `endpoint`/`model` = this slot's
+        wire(c[f"{slot}_refresh"].click, refresh_models, {**c, "endpoint": c[f"{slot}_ep"], "model": c[f"{slot}_model"]},
+             **private)
     wire(c["defaults_btn"].click, er.use_role_defaults, c, **private)
     wire(c["settings"].change, er.follow_settings, c, **private)
     wire(c["stop_btn"].click, er.stop_evaluation, c, queue=False, **private)

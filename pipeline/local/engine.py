@@ -117,6 +117,7 @@ class GenRequest:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     constraint: OutputConstraint | None = None  # structured output: the grammar the tokens must follow
+    low_priority: bool = False  # batch work (/v1/batches): admitted only when no interactive request waits
     loop: asyncio.AbstractEventLoop | None = None
     out: asyncio.Queue | None = None
     # Filled in by the worker.
@@ -253,10 +254,24 @@ class Engine:
                     self._cv.wait()
                 if self._stopped:
                     return
-                new, self._pending = self._pending, []
-            for request in new:
+            while (request := self._next_pending()) is not None:
                 self._start(request)
             self._step()
+
+    def _next_pending(self) -> GenRequest | None:
+        """The next request to admit: interactive ones before batch work, each kind in arrival order.
+        One at a time, so a chat that arrives while batch requests are being prefilled goes next."""
+        with self._cv:
+            if not self._pending:
+                return None
+            pick = next((r for r in self._pending if not r.low_priority), self._pending[0])
+            self._pending.remove(pick)
+            return pick
+
+    def interactive_waiting(self) -> bool:
+        """Is an interactive request waiting to be admitted? (The batch runner holds back then.)"""
+        with self._cv:
+            return any(not r.low_priority for r in self._pending)
 
     def _start(self, request: GenRequest) -> None:
         try:

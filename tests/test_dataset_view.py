@@ -77,11 +77,11 @@ def test_a_cell_edit_rechecks_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(i) for i in range(300)])
     cache = DraftCache()
-    shown = tab.validate_dataset(visitor, MODEL, 0, cache)
+    shown = tab.validate_dataset(visitor, MODEL, 0, draft_cache=cache)
     table = [list(row) for row in shown["table_df"]]
     spy = Spy(monkeypatch)
     table[41][3] = "a better answer"
-    out = tab.save_edits(table, shown["rendered"], visitor, MODEL, 0, cache)
+    out = tab.save_edits(table, shown["rendered"], visitor, MODEL, 0, draft_cache=cache)
     assert (spy.checked, spy.tokenized, spy.answers) == (1, 1, 1)
     assert drafts.load_draft(visitor)[41]["messages"][2]["content"] == "a better answer"
     assert len(drafts.load_draft(visitor)) == 300
@@ -92,13 +92,13 @@ def test_an_appended_batch_checks_only_its_rows(monkeypatch: pytest.MonkeyPatch)
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(i) for i in range(100)])
     cache = DraftCache()
-    tab.show_draft(visitor, 0, MODEL, 0, cache)
+    tab.show_draft(visitor, 0, MODEL, 0, draft_cache=cache)
     spy = Spy(monkeypatch)
     drafts.append_to_draft(visitor, [example(i) for i in range(100, 110)])
-    out = tab.show_draft(visitor, 1, MODEL, 0, cache)
+    out = tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache)
     assert (spy.checked, spy.tokenized, spy.answers) == (10, 10, 10)
     assert len(out["table_df"]) == 110 and out["report_json"]["examples"] == 110
-    tab.show_draft(visitor, 1, MODEL, 0, cache)  # nothing new: nothing checked
+    tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache)  # nothing new: nothing checked
     assert (spy.checked, spy.tokenized) == (10, 10)
 
 
@@ -106,8 +106,8 @@ def test_a_row_moved_by_a_delete_is_checked_again_with_its_new_line() -> None:
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(1, system=False), example(2, system=False)])
     cache = DraftCache()
-    tab.validate_dataset(visitor, MODEL, 0, cache)
-    out = tab.delete_rows("1", visitor, MODEL, 0, cache)
+    tab.validate_dataset(visitor, MODEL, 0, draft_cache=cache)
+    out = tab.delete_rows("1", visitor, MODEL, 0, draft_cache=cache)
     [row] = out["table_df"]
     assert row[0] == "1" and out["report_json"]["warnings"][-1]["line"] == 1
     assert "Line 1 has no system message" in out["report_json"]["warnings"][-1]["message"]

@@ -9,10 +9,13 @@ questions answered, training included, and where the two lines cross.
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+from typing import TYPE_CHECKING
 
 from pipeline.evaluate.costs import chart_cost_per_100, cost_gaps
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
 
 COLOURS = {"base": "#7f7f7f", "few_shot": "#1f77b4", "fine_tuned": "#2ca02c", "teacher": "#d62728"}
 
@@ -22,6 +25,9 @@ def _name(r: dict) -> str:
 
 
 def cost_chart(results: dict, break_even: dict | None = None) -> go.Figure:
+    import plotly.graph_objects as go  # here: plotly costs ~0.3 s of the app's first page
+    from plotly.subplots import make_subplots
+
     panels = 3 if break_even and break_even.get("questions") else 2
     titles = ["Accuracy vs cost per 100 questions", "Accuracy vs median latency",
               "Break-even: total cost vs questions"][:panels]

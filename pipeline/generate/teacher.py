@@ -19,8 +19,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 from pipeline.errors import ProviderError, explain, retry_after_seconds
 
 MODES = ("json_schema", "json_object", "plain")
@@ -97,6 +95,8 @@ class AdaptiveLimiter:
 
 
 def _retryable(exc: BaseException) -> bool:
+    import openai  # in each function, not at the top: the SDK's types cost ~1 s of the app's first page
+
     if isinstance(exc, openai.RateLimitError):
         return _code(exc) != "insufficient_quota"  # no wait fixes an empty account
     if isinstance(exc, openai.APIStatusError):
@@ -113,6 +113,8 @@ def _code(exc: BaseException) -> str | None:
 
 
 def _refuses_format(exc: BaseException) -> bool:
+    import openai
+
     return isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError)
 
 
@@ -156,6 +158,8 @@ class Teacher:
     async def complete(self, messages: list[dict], *, schema: dict[str, Any] | None = None,
                        name: str = "answer", max_tokens: int | None = None,
                        temperature: float | None = None) -> Reply:
+        import openai
+
         attempt = 0
         while True:
             mode = self.mode if schema is not None else "plain"
@@ -182,6 +186,8 @@ class Teacher:
             self.stats.fallbacks.append(f"{mode} refused ({getattr(exc, 'status_code', '?')}); using {self.mode}")
 
     async def _back_off(self, exc: BaseException, attempt: int) -> None:
+        import openai
+
         stats, policy = self.stats, self.policy
         limited = isinstance(exc, openai.RateLimitError)
         self.limiter.record(limited)

@@ -53,7 +53,7 @@ def table_html(records: list[BatchRecord], kind: str) -> str:
     """The list as an HTML table (a Dataframe cannot hold a progress bar)."""
     if not records:
         return f'<div class="batch-empty">{html.escape(EMPTY[kind]).replace("**Batch**", "<b>Batch</b>")}</div>'
-    head = "".join(f'<th style="{_CELL}">{h}</th>' for h in
+    head = "".join(f'<th style="{_CELL};white-space:nowrap">{h}</th>' for h in
                    ("Batch", "Kind", "State", "Requests", "Progress", "Created", "Expected by"))
     rows = []
     for r in records:
@@ -62,7 +62,9 @@ def table_html(records: list[BatchRecord], kind: str) -> str:
                f'aria-label="Progress of {html.escape(r.id)}"></progress> {pct:.0f}%')
         cells = (f"<b>{html.escape(r.id)}</b><br><small>{html.escape(r.title)}</small>", KIND_WORDS.get(r.kind, r.kind),
                  html.escape(state_word(r)), requests_cell(r), bar, when(r.created_at), expected_cell(r))
-        rows.append("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
+        # Only the title may wrap: dates, counts and the bar stay on one line each.
+        rows.append("<tr>" + "".join(f'<td style="{_CELL}{"" if i == 0 else ";white-space:nowrap"}">{c}</td>'
+                                     for i, c in enumerate(cells)) + "</tr>")
     return (f'<table class="batch-list" style="width:100%;border-collapse:collapse"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 

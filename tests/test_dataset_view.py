@@ -38,9 +38,9 @@ class Spy:
         self.checked = self.tokenized = self.answers = 0
         real_check, real_count, real_answers = draft_view.check_example, tokens.count_examples, draft_view.example_facts
 
-        def check(ex, line, index):
+        def check(ex, line, index, text=None):
             self.checked += 1
-            return real_check(ex, line, index)
+            return real_check(ex, line, index, text)
 
         def count(examples, counter):
             examples = list(examples)
@@ -111,3 +111,22 @@ def test_a_row_moved_by_a_delete_is_checked_again_with_its_new_line() -> None:
     [row] = out["table_df"]
     assert row[0] == "1" and out["report_json"]["warnings"][-1]["line"] == 1
     assert "Line 1 has no system message" in out["report_json"]["warnings"][-1]["message"]
+
+
+def test_text_checks_judged_from_the_stored_line_find_what_walking_the_value_finds() -> None:
+    """The cache judges NUL, lone surrogates and deep nesting from the stored line when it plainly has
+    none; any line that might is walked as before."""
+    deep: object = "x"
+    for _ in range(70):
+        deep = [deep]
+    bad = [{"messages": [{"role": "user", "content": "a\x00b"}, {"role": "assistant", "content": "y"}]},
+           {"messages": [{"role": "user", "content": "\ud800"}, {"role": "assistant", "content": "y"}]},
+           {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "y"}], "x": deep},
+           {"messages": [{"role": "user", "content": "\\u0000 is fine"}, {"role": "assistant", "content": "y"}]}]
+    examples = bad + [example(i) for i in range(12)]
+    for ensure_ascii in (False, True):
+        lines = [json.dumps(ex, ensure_ascii=ensure_ascii) for ex in examples]
+        report, _ = DraftCache().report(lines, [], MODEL)
+        codes = [[p.code for p in found] for found in report.example_problems[:4]]
+        assert codes == [[p.code for p in found] for found in validate_examples(examples, MODEL).example_problems[:4]]
+        assert codes[0] == codes[1] == ["unusable_text"] and "too_deeply_nested" in codes[2] and codes[3] == ["missing_system_message"]

@@ -92,13 +92,13 @@ def test_an_appended_batch_checks_only_its_rows(monkeypatch: pytest.MonkeyPatch)
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(i) for i in range(100)])
     cache = DraftCache()
-    tab.show_draft(visitor, 0, MODEL, 0, draft_cache=cache)
+    list(tab.show_draft(visitor, 0, MODEL, 0, draft_cache=cache))
     spy = Spy(monkeypatch)
     drafts.append_to_draft(visitor, [example(i) for i in range(100, 110)])
-    out = tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache)
+    *_, out = tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache)
     assert (spy.checked, spy.tokenized, spy.answers) == (10, 10, 10)
     assert len(out["table_df"]) == 110 and out["report_json"]["examples"] == 110
-    tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache)  # nothing new: nothing checked
+    list(tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache))  # nothing new: nothing checked
     assert (spy.checked, spy.tokenized) == (10, 10)
 
 

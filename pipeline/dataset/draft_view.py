@@ -114,6 +114,10 @@ class DraftCache:
             out.append(entry)
         return out
 
+    def uncached(self, lines: Sequence[str]) -> int:
+        """How many of these lines this cache has not parsed yet (the work a report would start with)."""
+        return sum(1 for line in lines if line not in self._entries)
+
     def examples(self, lines: Sequence[str]) -> list[Any]:
         """The parsed examples of these lines. Callers must not change them in place (none does: the
         dataset operations build new examples), or the cache would describe what is no longer there."""

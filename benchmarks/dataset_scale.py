@@ -234,10 +234,16 @@ def main() -> None:
             with tarfile.open(archive) as tar:
                 tar.extractall(Path(tmp) / "code", filter="data")
             sides.insert(0, (f"baseline {args.baseline}", Path(tmp) / "code"))
-        for name, code in sides:
-            a, b = run_side(code, small), run_side(code, big)
+        # Interleaved (each size: baseline then current), so a change in the machine's load between the
+        # first and the last side weighs on both.
+        runs: dict[tuple[str, int], dict] = {}
+        for rows in (small, big):
+            for name, code in sides:
+                runs[name, rows] = run_side(code, rows)
+                print(f"{name} at {rows:,} rows: done", file=sys.stderr)
+        for name, _code in sides:
+            a, b = runs[name, small], runs[name, big]
             result[name] = {str(small): a, str(big): b, f"ratio {big}/{small}": ratios(a, b)}
-            print(f"{name}: done", file=sys.stderr)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 

@@ -5,7 +5,7 @@ Records live per visitor in the workspace (records.py); bodies are the interacti
 from pipeline.batch.build import build_evaluation, build_generation
 from pipeline.batch.collect import CollectReport, collect, failed_requests
 from pipeline.batch.costs import BatchEstimate, batch_cost_usd, estimate_of
-from pipeline.batch.provider import cancel, refresh, submit
+from pipeline.batch.provider import cancel, refresh, submit, wait
 from pipeline.batch.records import BatchRecord, Part, list_batches, load_batch, save_batch
 from pipeline.batch.results import ResultLine, parse_result_line
 from pipeline.batch.transfer import import_results, request_file, retry_failed
@@ -19,4 +19,4 @@ def estimate_cost(record: BatchRecord) -> BatchEstimate:
 __all__ = ["BatchEstimate", "BatchRecord", "CollectReport", "Part", "ResultLine", "batch_cost_usd", "build_evaluation",
            "build_generation", "cancel", "collect", "estimate_cost", "failed_requests", "import_results",
            "list_batches", "load_batch", "parse_result_line", "refresh", "request_file", "retry_failed",
-           "save_batch", "submit"]
+           "save_batch", "submit", "wait"]

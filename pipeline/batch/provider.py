@@ -8,7 +8,8 @@ its settings; no key is stored) and saves the record before returning, so a rest
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,16 @@ def cancel(record: BatchRecord, client: Any) -> BatchRecord:
     record.state = overall_state(record)
     save_batch(record)
     return record
+
+
+def wait(record: BatchRecord, client: Any, *, poll: float = 10.0,
+         on_update: Callable[[BatchRecord], None] | None = None) -> BatchRecord:
+    """Follow a batch until every part has finished (refresh every `poll` seconds); Ctrl-C stops
+    following, never the batch."""
+    while True:
+        record = refresh(record, client)
+        if on_update is not None:
+            on_update(record)
+        if record.finished():
+            return record
+        time.sleep(poll)

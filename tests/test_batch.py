@@ -243,3 +243,60 @@ def test_a_restart_between_create_and_collect(tmp_path: Path, fake: FakeBatches,
                              capture_output=True, text=True, timeout=120)
         assert out.stdout.strip() == expected, out.stderr
     assert len(draft_ids()) == 10 == len(set(draft_ids()))
+
+
+@pytest.mark.parametrize("style", ["azure", "vllm"])
+def test_azure_and_vllm_shaped_results_collect_alike(tmp_path: Path, fake: FakeBatches, style: str) -> None:
+    fake.style, fake.fail_lines = style, (3,)
+    record = submitted(tmp_path, fake)
+    report = batch.collect(record, client_for(fake))
+    assert (report.appended, report.failed) == (9, 1)
+    assert len(draft_ids()) == 9
+
+
+def test_eval_batch_scores_into_the_kept_runs(tmp_path: Path, fake: FakeBatches) -> None:
+    from pipeline.evaluate import Target
+    from pipeline.evaluate.bench import parse_benchmark
+    from pipeline.evaluate.runs import list_runs, load_run
+    rows = [{"messages": [{"role": "user", "content": f"What is 40 + {i}?"}], "expected": str(40 + i),
+             "scoring": "final_answer"} for i in range(3)]
+    items = parse_benchmark("".join(json.dumps(r) + "\n" for r in rows), "sums.jsonl")
+    targets = [Target("gpt-4o-mini", None, role="base"), Target("gpt-4o-mini", None, label="teacher copy",
+                                                                 role="teacher")]
+    record = batch.build_evaluation("sums.jsonl", items, targets, visitor=VISITOR, endpoint="fake")
+    assert len(record.parts) == 1 and record.requests == 6  # one model: one provider batch
+    assert batch.estimate_cost(record).batch_cost_usd is not None
+    client = client_for(fake)
+    batch.submit(record, client)
+    fake.finish()
+    report = batch.collect(record, client)
+    board = {r["label"]: r for r in report.results["results"]}
+    assert board["gpt-4o-mini"]["correct"] == 1 == board["teacher copy"]["correct"]  # the fake says 42
+    runs = list_runs(VISITOR)
+    assert len(runs) == 1 and load_run(VISITOR, runs[0]["name"])["settings"]["batch"] == record.id
+    batch.collect(record, client)
+    assert len(list_runs(VISITOR)) == 1  # kept once
+
+
+def test_judge_benchmarks_and_answer_checks_are_refused_with_a_way_forward(tmp_path: Path) -> None:
+    from pipeline.evaluate import Target
+    from pipeline.evaluate.bench import parse_benchmark
+    items = parse_benchmark(json.dumps({"messages": [{"role": "user", "content": "Write a haiku"}],
+                                        "expected": "a haiku", "scoring": "judge"}) + "\n", "j.jsonl")
+    with pytest.raises(Exception, match="one request at a time"):
+        batch.build_evaluation("j.jsonl", items, [Target("gpt-4o-mini", None)], visitor=VISITOR, endpoint="x")
+    with pytest.raises(Exception, match="not available in batch mode"):
+        batch.build_generation(gen_config(tmp_path, check=True), visitor=VISITOR, endpoint="x")
+
+
+def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None:
+    from pipeline.tokens import usage_cost_usd
+    assert batch.batch_cost_usd("gpt-4o-mini", 1_000_000, 1_000_000) == usage_cost_usd("gpt-4o-mini", 1_000_000,
+                                                                                       1_000_000) / 2
+    assert batch.batch_cost_usd("some-unknown-model", 10, 10) is None
+    record = batch.build_generation(gen_config(tmp_path, n=5, model="some-unknown-model"), visitor=VISITOR,
+                                    endpoint="x")
+    assert "no batch price known for some-unknown-model" in batch.estimate_cost(record).describe()
+    priced = batch.estimate_cost(batch.build_generation(gen_config(tmp_path / "p", n=5), visitor=VISITOR,
+                                                        endpoint="x"))
+    assert priced.batch_cost_usd == pytest.approx(priced.interactive_cost_usd / 2, rel=1e-6)

@@ -44,7 +44,9 @@ def _reason_of(error: Any) -> str | None:
         if inner is not None:
             return _reason_of(inner)
         message = error.get("message") or error.get("detail")
-        code = error.get("code") or error.get("type")
+        code = error.get("code")
+        if not isinstance(code, str) or not code:  # vLLM's code is the HTTP status: its type says more
+            code = error.get("type") or code
         if message and code and str(code) not in str(message):
             return f"{message} ({code})"
         return str(message or code or json.dumps(error)[:300])

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from components.chat import show_user_message
 from components.chat_panes import displayed, pane_outputs, params_from
 from components.chat_tools import check_tools, pick_sample_tools
 from pipeline.chat import ChatSession, PaneConfig, PaneSpec, Params, extras, stream_panes
@@ -165,6 +166,10 @@ def test_bad_tools_say_what_is_wrong_and_samples_fill_the_box() -> None:
     with pytest.raises(InputError, match="Tool choice"):
         params_from("", 0.7, 64, "weather", "always")
     assert params_from("", 0.7, 64, "  ", "auto").tools is None
+    # The message is not put in the panes when the tools are bad (nothing would be sent).
+    with pytest.raises(InputError, match="not valid JSON"):
+        show_user_message("hi", ChatSession(), "{broken", "auto")
+    assert show_user_message("hi", ChatSession(), "weather", "required")["chatbot_0"][-1]["content"] == "hi"
     assert "⚠️ The tools definition is not valid JSON" in check_tools("{broken")["tools_md"]
     filled = pick_sample_tools("weather")
     assert json.loads(filled["tools_box"])[0]["function"]["name"] == "get_current_weather"

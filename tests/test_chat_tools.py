@@ -11,7 +11,7 @@ import json
 import pytest
 
 from components.chat import show_user_message
-from components.chat_panes import displayed, pane_outputs, params_from
+from components.chat_panes import blind_labels, displayed, pane_outputs, params_from
 from components.chat_tools import check_tools, pick_sample_tools
 from pipeline.chat import ChatSession, PaneConfig, PaneSpec, Params, extras, stream_panes
 from pipeline.chat.tools import call_text, pending_calls, readable, result_text
@@ -120,6 +120,7 @@ def test_parallel_calls_wait_for_every_result_and_unanswered_calls_are_not_resen
     assert len(server.requests) == n  # one of two results: the model is not asked yet
     box = pane_outputs(session)["tool_result_0"]
     assert box.visible and box.label.startswith("Result of get_weather:")  # the last one waiting
+    assert not blind_labels(True)["tool_result_0"].visible  # a blind round starts afresh: no call waits
     run(session.answer_call(0, "12 C", configs(), params, lambda ep: server.client(), throttle_s=0.0))
     assert [m.get("tool_call_id") for m in server.requests[n]["messages"][-2:]] == ["call_1", "call_2"]
     assert readable(session.histories[0][-1]) == "Answer from 2 results: 18 C | 12 C"

@@ -5,9 +5,10 @@
 Each (code, rows) side runs in its own process against a fresh workspace, and calls the Dataset tab's
 own handlers the way gradio does (one session: the same per-session state between calls):
 
-- first paint: `show_draft` on a fresh session (what page load runs), its seconds, the process's peak
+- first paint: `show_draft` on a fresh session (what page load runs), its seconds (and where it sends
+  the page first and the validated draft after, the seconds to its first update), the process's peak
   RSS during the call, and the bytes of what goes to the browser (each returned value through its
-  component's `postprocess`, as JSON; gr.State values stay on the server and count 0);
+  component's `postprocess`, as JSON, every update counted; gr.State values stay on the server);
 - a cell edit (`save_edits`) on the first page, and where the code pages, a jump to the row at 3/4 of
   the draft (row 37,500 of 50,000) and an edit there, checked to land on that stored line;
 - validation: the Validate button (`validate_dataset`) and `validate_file` on the draft file (the CLI's
@@ -117,12 +118,20 @@ def side(rows: int) -> dict:
         _reset_peak()
         t0 = time.perf_counter()
         out = fn(**kwargs)
+        extra: dict[str, Any] = {}
+        if inspect.isgenerator(out):  # updates the browser gets one after the other: the first, the last
+            updates = []
+            for update in out:
+                updates.append(update)
+                extra.setdefault("first_update_s", round(time.perf_counter() - t0, 3))
+            extra["updates"], extra["bytes_sent"] = len(updates), sum(sent(u) for u in updates)
+            out = updates[-1]
         seconds = time.perf_counter() - t0
         rss, peak = _rss()
         for key in ("rendered", "page_start", "draft_cache"):
             if key in out and not is_skip(out[key]):
                 state[key] = out[key]
-        return out, {"s": round(seconds, 3), "peak_mb": peak, "rss_mb": rss}
+        return out, {"s": round(seconds, 3), "peak_mb": peak, "rss_mb": rss, **extra}
 
     examples = realistic(rows)
     drafts.save_draft(VISITOR, examples)
@@ -133,7 +142,7 @@ def side(rows: int) -> dict:
     result["idle_rss_mb"] = _rss()[0]
 
     out, m = call(tab.show_draft)
-    result["first_paint"] = {**m, "bytes_sent": sent(out), "table_rows": len(out["table_df"])}
+    result["first_paint"] = {"bytes_sent": sent(out), **m, "table_rows": len(out["table_df"])}
 
     table = [list(r) for r in out["table_df"]]
     table[10][3] = "an edited answer"
@@ -225,10 +234,16 @@ def main() -> None:
             with tarfile.open(archive) as tar:
                 tar.extractall(Path(tmp) / "code", filter="data")
             sides.insert(0, (f"baseline {args.baseline}", Path(tmp) / "code"))
-        for name, code in sides:
-            a, b = run_side(code, small), run_side(code, big)
+        # Interleaved (each size: baseline then current), so a change in the machine's load between the
+        # first and the last side weighs on both.
+        runs: dict[tuple[str, int], dict] = {}
+        for rows in (small, big):
+            for name, code in sides:
+                runs[name, rows] = run_side(code, rows)
+                print(f"{name} at {rows:,} rows: done", file=sys.stderr)
+        for name, _code in sides:
+            a, b = runs[name, small], runs[name, big]
             result[name] = {str(small): a, str(big): b, f"ratio {big}/{small}": ratios(a, b)}
-            print(f"{name}: done", file=sys.stderr)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 

@@ -155,8 +155,9 @@ def _tool_result_box(history: list[dict], live: bool, clear: bool) -> gr.Textbox
     if not waiting:
         return gr.Textbox(visible=False, **value)
     call = waiting[0]
-    more = f" (1 of {len(waiting)} calls waiting)" if len(waiting) > 1 else ""
-    return gr.Textbox(visible=True, label=f"Result of {call['function']['name']} ({call.get('id')}){more}: type it, then Enter",
+    # The call id stays out of sight (it is long and says nothing); with parallel calls, which one this is.
+    more = f" (call 1 of {len(waiting)} waiting)" if len(waiting) > 1 else ""
+    return gr.Textbox(visible=True, label=f"Result of {call['function']['name']}{more}: type it, then Enter",
                       **value)
 
 

@@ -9,6 +9,7 @@ drawn is remembered in `rendered` so an edit lands on the stored lines it showed
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -70,20 +71,49 @@ def _stamp(visitor: str | None) -> tuple | None:
     return drafts.draft_stamp(visitor) if exists(visitor) else None
 
 
+#: A draft with more examples than this not yet in the session's cache is drawn in two steps: its
+#: first page at once, then the validation of every example (~10 s at 50,000 on this machine).
+QUICK_AFTER = 2000
+
+
+def quick_page(visitor: str, cache: DraftCache, start: int | None) -> dict | None:
+    """The page of rows before the draft is validated (cells only; the problems column says it is
+    being checked), or None when the cache would not take long to validate it all."""
+    lines = cache.lines(visitor)
+    if cache.uncached(lines) <= QUICK_AFTER:
+        return None
+    first = paging.clamp(start, len(lines))
+    page = list(range(first, min(len(lines), first + paging.PAGE_ROWS)))
+    examples = cache.examples([lines[i] for i in page])
+    rows = [[str(i + 1), *cache.cells(ex), "…"] for i, ex in zip(page, examples, strict=True)]
+    note = (f"**{len(lines):,} examples** · checking every example, counting tokens and cost… (the rows below "
+            "can be read meanwhile; their problems column fills in when this is done)")
+    return {"table_df": rows, "rendered": paging.Page.of(page, lines, []).as_state(),
+            "page_md": paging.describe(first, len(page), len(lines), len(lines), None, ""), "page_start": first,
+            "summary_md": note, "draft_cache": cache}
+
+
 @outputs(*SHOWN)
 def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num: float | None,
                page_start: int | None = 0, filter_dd: str | None = None, search_box: str | None = "",
-               draft_cache: DraftCache | None = None) -> dict:
+               draft_cache: DraftCache | None = None) -> Iterator[dict]:
     # The status line is left as it is: this redraw also runs when the page's visitor id settles, and
     # a "Loaded 53 examples" from a click just before vanished after a second (seen in chromium).
+    cache = draft_cache if draft_cache is not None else DraftCache()
     before = _stamp(visitor)
-    shown = render(visitor, model_dd, epochs_num, draft_cache, **view(page_start, filter_dd, search_box))
+    plain = filter_dd in (None, paging.ALL) and not (search_box or "").strip()
+    quick = quick_page(visitor, cache, page_start) if plain and exists(visitor) and \
+        not dops.load_unparsed(visitor) else None  # type: ignore[arg-type]
+    if quick is not None and _stamp(visitor) == before:
+        yield quick
+    shown = render(visitor, model_dd, epochs_num, cache, **view(page_start, filter_dd, search_box))
     if _stamp(visitor) != before:
         # The draft was written while this redraw read it (a sample loaded right after page load, seen
         # in CI): what it read is stale, and arriving after the writer's own redraw it would blank the
         # table. The writer shows the new draft itself.
-        return {name: gr.skip() for name in shown}
-    return {**shown, "status_md": gr.skip()}
+        yield {name: gr.skip() for name in shown}
+        return
+    yield {**shown, "status_md": gr.skip()}
 
 
 def _turn(visitor: str | None, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None,

@@ -109,6 +109,7 @@ def test_a_call_is_shown_in_words_answered_with_its_id_and_the_model_goes_on(ser
 
 
 def test_parallel_calls_wait_for_every_result_and_unanswered_calls_are_not_resent(server) -> None:
+    assert "(call 1 of 2 waiting)" in _first_box(server)
     session = ChatSession()
     params = Params(tools=TOOLS)
     run(session.send("weather in two cities?", configs(), params, lambda ep: server.client(), throttle_s=0.0))
@@ -117,7 +118,7 @@ def test_parallel_calls_wait_for_every_result_and_unanswered_calls_are_not_resen
     run(session.answer_call(0, "18 C", configs(), params, lambda ep: server.client(), throttle_s=0.0))
     assert len(server.requests) == n  # one of two results: the model is not asked yet
     box = pane_outputs(session)["tool_result_0"]
-    assert box.visible and "call_2" in box.label and "1 of 1" not in box.label
+    assert box.visible and box.label.startswith("Result of get_weather:")  # the last one waiting
     run(session.answer_call(0, "12 C", configs(), params, lambda ep: server.client(), throttle_s=0.0))
     assert [m.get("tool_call_id") for m in server.requests[n]["messages"][-2:]] == ["call_1", "call_2"]
     assert readable(session.histories[0][-1]) == "Answer from 2 results: 18 C | 12 C"
@@ -135,6 +136,13 @@ def test_parallel_calls_wait_for_every_result_and_unanswered_calls_are_not_resen
         ids = {m.get("tool_call_id") for m in body["messages"] if m["role"] == "tool"}
         called = {c["id"] for m in body["messages"] for c in m.get("tool_calls") or []}
         assert called == ids and roles[-1] == "user"
+
+
+def _first_box(server) -> str:
+    session = ChatSession()
+    run(session.send("weather in two cities?", configs(), Params(tools=TOOLS), lambda ep: server.client(),
+                     throttle_s=0.0))
+    return pane_outputs(session)["tool_result_0"].label
 
 
 def test_calls_and_results_read_as_words() -> None:
@@ -182,3 +190,16 @@ def test_the_local_backend_calls_a_tool_and_answers_after_the_result(tiny_backen
                             lambda ep: client, throttle_s=0.0))
     assert session.histories[0][-2]["tool_call_id"] == last["tool_calls"][0]["id"]
     assert session.histories[0][-1]["role"] == "assistant" and session.metrics[0]["status"] == "done"
+
+
+def test_a_call_sent_whole_is_not_reported_at_thousands_of_tokens_per_second() -> None:
+    """The local backend sends a decoded call in one chunk: the speed is over the whole request."""
+    from pipeline.chat.streams import PaneState, _finish
+
+    usage = {"prompt_tokens": 50, "completion_tokens": 34}
+    whole = PaneState(tool_calls=[call(1, "get_weather", WEATHER_ARGS)])
+    _finish(whole, PaneSpec(None, "m", []), started=0.0, first=17.0, ended=17.001, usage=usage, pieces=1)
+    assert whole.metrics.tokens_per_s == pytest.approx(34 / 17.001)
+    streamed = PaneState(tool_calls=[call(1, "get_weather", WEATHER_ARGS)])
+    _finish(streamed, PaneSpec(None, "m", []), started=0.0, first=1.0, ended=2.0, usage=usage, pieces=12)
+    assert streamed.metrics.tokens_per_s == pytest.approx(33.0)

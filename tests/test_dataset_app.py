@@ -99,9 +99,9 @@ def test_a_redraw_that_read_a_draft_being_replaced_changes_nothing(monkeypatch) 
         return shown
 
     monkeypatch.setattr(dataset_render, "render", render_then_load)
-    out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
+    *_, out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
     assert out and all(isinstance(v, type(gr.skip())) for v in out.values())
 
     monkeypatch.setattr(dataset_render, "render", real_render)
-    out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
+    *_, out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
     assert len(out["table_df"]) == 1 and isinstance(out["status_md"], type(gr.skip()))

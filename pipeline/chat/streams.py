@@ -161,7 +161,7 @@ class _Worker:
 
 
 def _finish(state: PaneState, spec: PaneSpec, started: float, first: float | None, ended: float,
-            usage: dict | None) -> None:
+            usage: dict | None, pieces: int = 0) -> None:
     m = state.metrics
     m.elapsed_s = ended - started
     if usage:
@@ -171,7 +171,12 @@ def _finish(state: PaneState, spec: PaneSpec, started: float, first: float | Non
         m.input_tokens = count_messages(spec.messages, counter)
         said = state.text + "".join(c["function"]["name"] + c["function"]["arguments"] for c in state.tool_calls)
         m.output_tokens = counter.count(said) if said else 0
-    if first is not None and ended > first and m.output_tokens > 1:
+    if pieces and pieces <= len(state.tool_calls) + 1 and ended > started and m.output_tokens > 1:
+        # The reply came whole (a text chunk and one chunk per call: the local backend decodes a tool
+        # call before sending it), so the time after the first piece measures nothing (it showed
+        # 40,000 tok/s): the speed is over the whole request instead.
+        m.tokens_per_s = m.output_tokens / (ended - started)
+    elif first is not None and ended > first and m.output_tokens > 1:
         # Generation speed after the first token: the wait for the first one is reported separately.
         m.tokens_per_s = (m.output_tokens - 1) / (ended - first)
     m.cost_usd = usage_cost_usd(spec.model, m.input_tokens or 0, m.output_tokens)
@@ -188,6 +193,7 @@ def stream_panes(specs: Sequence[PaneSpec], *, stops: Sequence[threading.Event] 
     events: queue.Queue[PaneEvent] = queue.Queue()
     states = [PaneState() for _ in specs]
     firsts: list[float | None] = [None] * len(specs)
+    pieces = [0] * len(specs)  # content and tool-call chunks per pane
     started = time.perf_counter()
     workers: list[_Worker | None] = []
     for i, spec in enumerate(specs):
@@ -226,6 +232,7 @@ def stream_panes(specs: Sequence[PaneSpec], *, stops: Sequence[threading.Event] 
                     firsts[event.pane] = event.at
                     state.metrics.ttft_s = event.at - started
                     state.status, urgent = "streaming", True
+                pieces[event.pane] += 1
                 if event.call is not None:
                     add_call_delta(state.tool_calls, event.call)
                 else:
@@ -237,7 +244,7 @@ def stream_panes(specs: Sequence[PaneSpec], *, stops: Sequence[threading.Event] 
                     state.error = event.text
                 elif event.kind == "done":
                     state.finish_reason = event.text or None
-                _finish(state, spec, started, firsts[event.pane], event.at, event.usage)
+                _finish(state, spec, started, firsts[event.pane], event.at, event.usage, pieces[event.pane])
                 urgent = True
         if urgent or (dirty and time.perf_counter() - last_yield >= throttle_s):
             yield snapshot()

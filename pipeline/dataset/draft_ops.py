@@ -121,7 +121,7 @@ def dedupe_draft(visitor: str) -> int:
     total = 0
     for line in drafts.iter_draft_lines(visitor):
         total += 1
-        key = hashlib.blake2b(dedupe_key(json.loads(line)).encode(), digest_size=16).digest()
+        key = hashlib.blake2b(dedupe_key(json.loads(line)).encode("utf-8", "surrogatepass"), digest_size=16).digest()
         if key not in seen:
             seen.add(key)
             kept.append(line)

@@ -132,7 +132,10 @@ class GenRequest:
 
     def push(self, item: object) -> None:
         if self.loop is not None and self.out is not None:
-            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+            try:
+                self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+            except RuntimeError:  # its loop has ended (a stopping server or batch runner): nobody reads
+                self.cancelled = True
 
 
 class Engine:

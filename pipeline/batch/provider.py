@@ -81,6 +81,8 @@ def _apply(part: Part, batch: Any) -> None:
 def _created_before(client: Any, metadata: dict[str, str]) -> Any:
     """The batch a submit that died between create and saving the record already made (found by its
     metadata among the most recent), so submitting again never runs the requests twice."""
+    import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
     with contextlib.suppress(openai.APIError, TypeError, AttributeError):
         for batch in client.batches.list(limit=100).data:
             if (batch.metadata or {}).items() >= metadata.items():

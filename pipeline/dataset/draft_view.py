@@ -271,7 +271,8 @@ def summary_markdown(report: ValidationReport) -> str:
         icon = "✖" if p["severity"] == "error" else "⚠"
         lines.append(f"- {icon} {p['message']}")
     if len(listed) > LISTED:
-        lines.append(f"- … and {len(listed) - LISTED} more: see the problems column.")
+        lines.append(f"- … and {len(listed) - LISTED:,} more: choose **Rows with errors or warnings** above the "
+                     "table to see every one, or type a line's number in **Go to row #**.")
     figures = stats_markdown(report.stats) if report.stats else ""  # the data-prep notebook's report
     return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + (f"\n\n{figures}" if figures else "")
 

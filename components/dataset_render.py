@@ -123,39 +123,48 @@ def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num:
         yield {**shown, "status_md": gr.skip()}
 
 
+#: What a page turn changes: the summary, chart and report describe the whole draft and stay (sent
+#: again, the browser redrew the chart: ~3 s per click under load, whatever the page's size).
+PAGE_ONLY = ("table_df", "rendered", "page_md", "page_start", "draft_cache")
+
+
+def _page_of(shown: dict) -> dict:
+    return {name: shown[name] for name in PAGE_ONLY}
+
+
 def _turn(visitor: str | None, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None,
           start: int, filter_dd: str | None, search_box: str | None) -> dict:
-    shown = render(visitor, model_dd, epochs_num, draft_cache, start=start, which=filter_dd, search=search_box)
-    return {**shown, "status_md": gr.skip()}
+    return _page_of(render(visitor, model_dd, epochs_num, draft_cache, start=start, which=filter_dd,
+                           search=search_box))
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def first_page(visitor: str | None, model_dd: str, epochs_num: float | None, filter_dd: str | None,
                search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     return _turn(visitor, model_dd, epochs_num, draft_cache, 0, filter_dd, search_box)
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def previous_page(visitor: str | None, model_dd: str, epochs_num: float | None, page_start: int | None,
                   filter_dd: str | None, search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     start = max(0, (page_start or 0) - paging.PAGE_ROWS)
     return _turn(visitor, model_dd, epochs_num, draft_cache, start, filter_dd, search_box)
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def next_page(visitor: str | None, model_dd: str, epochs_num: float | None, page_start: int | None,
               filter_dd: str | None, search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     start = (page_start or 0) + paging.PAGE_ROWS
     return _turn(visitor, model_dd, epochs_num, draft_cache, start, filter_dd, search_box)
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def last_page(visitor: str | None, model_dd: str, epochs_num: float | None, filter_dd: str | None,
               search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     return _turn(visitor, model_dd, epochs_num, draft_cache, END, filter_dd, search_box)
 
 
-@outputs(*SHOWN, "filter_dd", "search_box")
+@outputs(*PAGE_ONLY, "status_md", "filter_dd", "search_box")
 def jump_to_row(jump_box: str | float | None, visitor: str | None, model_dd: str, epochs_num: float | None,
                 page_start: int | None, filter_dd: str | None, search_box: str | None,
                 draft_cache: DraftCache | None = None) -> dict:
@@ -168,17 +177,17 @@ def jump_to_row(jump_box: str | float | None, visitor: str | None, model_dd: str
                    search=search_box, row=row)
     top = shown["table_df"][0][0] if shown["table_df"] else None
     if top == str(row):
-        return {**shown, "status_md": ""}
+        return {**_page_of(shown), "status_md": ""}
     shown = render(visitor, model_dd, epochs_num, draft_cache, which=paging.ALL, search="", row=row)
     n = len(shown["draft_cache"].lines(visitor)) if exists(visitor) else 0
     if row > n:
         raise InputError(f"There is no row {row:,}: the draft has {n:,} example(s).")
     note = "" if (filter_dd in (None, paging.ALL) and not (search_box or "").strip()) else \
         f"Row {row:,} is not among the rows selected, so the filter and search were cleared."
-    return {**shown, "filter_dd": paging.ALL, "search_box": "", "status_md": note}
+    return {**_page_of(shown), "filter_dd": paging.ALL, "search_box": "", "status_md": note}
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def filter_rows(visitor: str | None, model_dd: str, epochs_num: float | None, filter_dd: str | None,
                 search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     """A new filter or search starts at its first row."""

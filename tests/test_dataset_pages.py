@@ -95,6 +95,7 @@ def test_pages_turn_and_an_edit_on_page_four_lands_on_its_line() -> None:
     for _ in range(3):
         out = s(pages.next_page)
     assert keys(out)[0] == str(3 * PAGE + 1) and "page 4 of 5" in out["page_md"]
+    assert set(out) == set(pages.PAGE_ONLY)  # a page turn leaves the summary and chart as they are
     table = [list(r) for r in out["table_df"]]
     at = keys(out).index("700")
     table[at][2] = "a better question"

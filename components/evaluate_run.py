@@ -83,6 +83,9 @@ def _targets(settings: SessionSettings, visitor: str | None, items: list, picks:
     return targets, note
 
 
+targets_for = _targets  # the batch mode (evaluate_batch.py) builds the same contestants
+
+
 def _runs_choices(visitor: str | None, sha: str | None) -> list[tuple[str, str]]:
     return [(r["title"], r["name"]) for r in list_runs(visitor, sha)] if visitor else []
 

@@ -91,11 +91,19 @@ def test_a_backend_restarted_mid_batch_resumes_without_redoing_or_losing_request
         second.stop()
 
 
-def _until(condition, what: str, timeout: float = 120) -> None:
+def _until(condition, what: str, engine=None, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"never saw: {what}"
+        state = "" if engine is None else (f" (engine: pending {[r.low_priority for r in engine._pending]}, "
+                                           f"active {[(r.low_priority, r.finish_reason) for r in engine._active]})")
+        assert time.monotonic() < deadline, f"never saw: {what}{state}"
         time.sleep(0.01)
+
+
+def _queued(engine, low: bool) -> bool:
+    """Is a batch (low) or interactive request waiting to be admitted?"""
+    with engine._cv:
+        return any(r.low_priority == low for r in engine._pending)
 
 
 def test_interactive_chat_is_admitted_before_batch_work(tiny_backend):
@@ -123,20 +131,16 @@ def test_interactive_chat_is_admitted_before_batch_work(tiny_backend):
             armed.clear()
             hold.wait(timeout=120)  # the decode thread waits here: nothing is admitted meanwhile
 
-    def waiting(low: bool) -> bool:
-        with engine._cv:
-            return any(r.low_priority == low for r in engine._pending)
-
     engine._next_pending, engine._finish = recording, holding
     pool = ThreadPoolExecutor(1)
     try:
         batch = start(client, _lines(200, 48))
         wait(client, batch.id, lambda b: b.request_counts.completed >= 1)
         armed.set()
-        _until(lambda: waiting(low=True), "the runner queue its next batch request while decoding is held")
+        _until(lambda: _queued(engine, low=True), "the runner queue its next batch request while decoding is held", engine)
         chat = pool.submit(client.chat.completions.create, model=BASE, max_tokens=8,
                            messages=[{"role": "user", "content": "Hello?"}])
-        _until(lambda: waiting(low=False), "the chat queued behind the batch request")
+        _until(lambda: _queued(engine, low=False), "the chat queued behind the batch request", engine)
         queued_batch = next(r for r in engine._pending if r.low_priority)
         hold.set()
         answer = chat.result(timeout=300)
@@ -155,6 +159,61 @@ def test_interactive_chat_is_admitted_before_batch_work(tiny_backend):
     low = [(waiting, decoding) for request, waiting, decoding in picks if request.low_priority]
     assert not any(waiting for waiting, _ in low)  # no batch request ever went ahead of a waiting chat
     assert max(decoding for _, decoding in low) < IN_FLIGHT  # with the one admitted: at most IN_FLIGHT
+
+
+def test_the_runner_holds_back_while_a_chat_waits(tiny_backend):
+    """Structural: a batch request ends while a chat waits to be admitted (decoding held on both sides
+    of that end); the runner, with a free slot, asks the engine, sees the chat and adds nothing."""
+    client = tiny_backend.client()
+    engine = tiny_backend.app.state.backend.engine
+    armed, reached, before, after = (threading.Event() for _ in range(4))
+    answers: list[bool] = []
+    added: list[object] = []
+    finish, asked, submit = engine._finish, engine.interactive_waiting, engine.submit
+
+    def holding(request, reason):
+        if request.low_priority and armed.is_set():
+            armed.clear()
+            reached.set()
+            before.wait(timeout=120)  # the chat is queued while this batch request is about to end
+            finish(request, reason)
+            after.wait(timeout=120)  # it ended; the chat still waits: what does the runner do?
+        else:
+            finish(request, reason)
+
+    def asking() -> bool:
+        answers.append(asked())
+        return answers[-1]
+
+    def submitting(request) -> None:
+        if request.low_priority:
+            added.append(request)
+        submit(request)
+
+    engine._finish = holding
+    pool = ThreadPoolExecutor(1)
+    try:
+        batch = start(client, _lines(200, 48))
+        wait(client, batch.id, lambda b: b.request_counts.completed >= 1)
+        armed.set()
+        _until(reached.is_set, "decoding held just before a batch request ends", engine)
+        chat = pool.submit(client.chat.completions.create, model=BASE, max_tokens=8,
+                           messages=[{"role": "user", "content": "Hello?"}])
+        _until(lambda: _queued(engine, low=False), "the chat waiting", engine)
+        engine.interactive_waiting, engine.submit = asking, submitting
+        before.set()
+        _until(lambda: True in answers, "the runner asking whether a chat waits", engine)
+        assert not added  # it held back: nothing added while the chat waited
+        after.set()
+        assert chat.result(timeout=300).choices
+        _until(lambda: added, "the runner going on once the chat was admitted")
+        client.batches.cancel(batch.id)
+        wait(client, batch.id)
+    finally:
+        before.set()
+        after.set()
+        engine._finish, engine.interactive_waiting, engine.submit = finish, asked, submit
+        pool.shutdown()
 
 
 def test_on_a_shared_app_a_batch_is_its_makers_only(tiny_backend, monkeypatch):

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from pipeline import atomic
 from pipeline.batch.build import URL
 from pipeline.batch.records import TERMINAL, BatchRecord, Part, save_batch
@@ -26,6 +24,8 @@ _ORDER = ("built", "validating", "in_progress", "finalizing", "cancelling")
 
 @contextlib.contextmanager
 def _provider_errors(what: str) -> Iterator[None]:
+    import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
     try:
         yield
     except openai.NotFoundError as exc:

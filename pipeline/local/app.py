@@ -65,7 +65,8 @@ class LocalBackend:
     def _take_runner(self) -> bool:
         if not self.lease.try_acquire():
             return False
-        self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(self.config.tiny))
+        self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(self.config.tiny),
+                                prepare=self.engine.prepare)
         self.batches = BatchRunner(self)
         if self.url:
             write_record(self.config.root, self.url, self.config.api_key, self.config.tiny)

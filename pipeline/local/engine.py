@@ -132,7 +132,10 @@ class GenRequest:
 
     def push(self, item: object) -> None:
         if self.loop is not None and self.out is not None:
-            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+            try:
+                self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+            except RuntimeError:  # its loop has ended (a stopping server or batch runner): nobody reads
+                self.cancelled = True
 
 
 class Engine:
@@ -190,21 +193,43 @@ class Engine:
         return self._ready.is_set() and self._load_error is None
 
     def _model(self, model_id: str) -> FastLlama:
-        if model_id in self._models:
-            self._models.move_to_end(model_id)
-            return self._models[model_id]
+        with self._cv:  # prepare() adds models from another thread
+            if model_id in self._models:
+                self._models.move_to_end(model_id)
+                return self._models[model_id]
         adapter = self._adapter_for(model_id)
         if adapter is None:
             raise KeyError(model_id)
+        return self._keep(model_id, self._merged(adapter))
+
+    def _merged(self, adapter: Path) -> FastLlama:
         from peft import PeftModel
 
         base = transformers_api().AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
-        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        self._models[model_id] = _fast(merged)
-        while len(self._models) > MAX_MERGED_MODELS + 1:
-            oldest = next(k for k in self._models if k != self.base_id)
-            del self._models[oldest]
-        return self._models[model_id]
+        return _fast(PeftModel.from_pretrained(base, str(adapter)).merge_and_unload())
+
+    def _keep(self, model_id: str, fast: FastLlama) -> FastLlama:
+        with self._cv:
+            self._models[model_id] = fast
+            self._models.move_to_end(model_id)
+            while len(self._models) > MAX_MERGED_MODELS + 1:
+                oldest = next(k for k in self._models if k != self.base_id)
+                del self._models[oldest]
+        return fast
+
+    def prepare(self, model_id: str, adapter: Path) -> None:
+        """Merge and convert a fine-tuned model now, in the caller's thread (the job runner's, as its job
+        succeeds), so that its first request does not do it on the decoding thread: that took seconds
+        during which every other stream, of every model, stood still."""
+        self.wait_ready()
+        with self._cv:
+            if model_id in self._models:
+                return
+        self._keep(model_id, self._merged(adapter))
+
+    def has_prepared(self, model_id: str) -> bool:
+        with self._cv:
+            return model_id in self._models
 
     def forget(self, model_id: str) -> None:
         """Drop a cached merged model (its adapter was deleted)."""

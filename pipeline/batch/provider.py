@@ -78,6 +78,18 @@ def _apply(part: Part, batch: Any) -> None:
                    for e in errors]
 
 
+def _created_before(client: Any, metadata: dict[str, str]) -> Any:
+    """The batch a submit that died between create and saving the record already made (found by its
+    metadata among the most recent), so submitting again never runs the requests twice."""
+    import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
+    with contextlib.suppress(openai.APIError, TypeError, AttributeError):
+        for batch in client.batches.list(limit=100).data:
+            if (batch.metadata or {}).items() >= metadata.items():
+                return batch
+    return None
+
+
 def submit(record: BatchRecord, client: Any) -> BatchRecord:
     """Upload each part's request file (purpose "batch") and create its batch; parts already created
     are left alone, so a submit cut short can be called again."""
@@ -90,9 +102,12 @@ def submit(record: BatchRecord, client: Any) -> BatchRecord:
             with _provider_errors("Uploading the request file failed"), _part_file(record, n, part).open("rb") as fh:
                 part.input_file_id = client.files.create(file=fh, purpose="batch").id
             save_batch(record)  # a retry after a crash here reuses the upload
-        with _provider_errors("Creating the batch failed"):
-            batch = client.batches.create(input_file_id=part.input_file_id, endpoint=URL, completion_window="24h",
-                                          metadata={"app": APP, "record": record.id, "kind": record.kind})
+        metadata = {"app": APP, "record": record.id, "kind": record.kind, "part": str(n)}
+        batch = _created_before(client, metadata)
+        if batch is None:
+            with _provider_errors("Creating the batch failed"):
+                batch = client.batches.create(input_file_id=part.input_file_id, endpoint=URL,
+                                              completion_window="24h", metadata=metadata)
         _apply(part, batch)
         record.state = overall_state(record)
         save_batch(record)

@@ -318,3 +318,19 @@ def test_submit_again_after_dying_before_the_record_was_saved_runs_nothing_twice
     monkeypatch.setattr(provider, "_apply", real_apply)
     record = batch.submit(batch.load_batch(VISITOR, record.id), client)
     assert fake.created == 1 and fake.uploads == 1 and record.parts[0].batch_id == "batch_000001"
+
+
+def test_azure_openai_gets_its_own_path(tmp_path: Path, fake: FakeBatches) -> None:
+    """Azure OpenAI's batch takes `/chat/completions` (no version) in the lines and at create."""
+    client = openai.AzureOpenAI(base_url=fake.base_url, api_key="test-key", api_version="2024-10-21", max_retries=0)
+    record = batch.submit(batch.build_generation(gen_config(tmp_path, n=2), visitor=VISITOR, endpoint="azure"),
+                          client)
+    part = record.parts[0]
+    assert fake.batches[part.batch_id]["endpoint"] == "/chat/completions"
+    sent = [json.loads(x) for x in fake.files[part.input_file_id]["_content"].decode().splitlines()]
+    assert {r["url"] for r in sent} == {"/chat/completions"}
+    assert [r["body"] for r in sent] == [r["body"] for r in lines(record.requests_path)]
+    assert {r["url"] for r in lines(batch.request_file(record))} == {"/v1/chat/completions"}  # export: OpenAI/vLLM form
+    fake.style = "azure"
+    fake.finish()
+    assert batch.collect(record, client).appended == 3

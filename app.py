@@ -1,15 +1,8 @@
 """Distill Studio: builds the Gradio app from components/ and launches it. Nothing else lives here."""
 
-# ruff: noqa: E402 - at launch, the local backend starts before the imports below (see __main__ first)
 from __future__ import annotations
 
 import os
-
-if __name__ == "__main__":
-    # First, before gradio's imports (~3 s): the local model loads in its own process meanwhile.
-    from pipeline.local.warmup import start_backend_process
-
-    start_backend_process()
 
 import components.quick_import  # noqa: F401 - before gradio: makes its import ~1.6 s cheaper
 
@@ -79,7 +72,10 @@ if __name__ == "__main__":
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         prevent_thread_lock=True,
     )
-    from pipeline.local.warmup import warm_up_in_background
+    from pipeline.local.warmup import start_backend_process, warm_up_in_background
 
-    warm_up_in_background()  # the page is up: adopt the backend started above (or start it here)
+    # The page is up: the local model loads in its own process (its own core, its own GIL) while the
+    # visitor looks at it; the warm-up thread adopts that server (or starts one here if it fails).
+    start_backend_process()
+    warm_up_in_background()
     demo.block_thread()

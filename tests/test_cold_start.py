@@ -33,8 +33,8 @@ def test_gradio_does_not_rewrite_its_stub_files_when_the_app_imports_it():
 
 
 def test_the_app_launch_starts_the_backend_in_its_own_process_and_chat_uses_it(tmp_path, monkeypatch):
-    """At launch the backend (torch, tokenizer, weights) starts in another process, before gradio's
-    imports, and the first chat goes to that server instead of starting one in the app's process."""
+    """Once the page is served the backend (torch, tokenizer, weights) starts in another process, off the
+    app's GIL, and the first chat goes to that server instead of starting one in the app's process."""
     import os
 
     from pipeline.local import runtime

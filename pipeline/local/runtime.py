@@ -197,10 +197,10 @@ def _wait_listening(handle: LocalBackendHandle, timeout: float) -> bool:
 def start_process() -> LocalBackendHandle:
     """Start `python -m pipeline serve` for this process, without waiting; the first use adopts it.
 
-    The app calls this first thing at launch. In its own process the backend's imports and model load
-    (~6 s of CPU: torch, the tokenizer, the weights) run on another core while the app imports gradio and
-    builds the page, instead of after the page and under the app's GIL. The server exits with this
-    process (`--exit-with-parent`); the key reaches it through the environment, never the command line."""
+    The app calls this once its page is served. In its own process the backend's imports and model load
+    (~6 s of CPU: torch, the tokenizer, the weights) run on another core, not under the app's GIL that
+    the page's first requests need. The server exits with this process (`--exit-with-parent`); the key
+    reaches it through the environment, never the command line."""
     global _spawned
     key = secrets.token_urlsafe(24)
     port = _free_port()

@@ -1,11 +1,15 @@
-"""Start the embedded backend and its model load at launch, next to the app instead of after it.
+"""Start the embedded backend and its model load as soon as the app's page is served.
 
 Without this the first chat paid for everything at once: the backend's imports (torch, transformers),
 the tokenizer, the model's weights and the grammar tokenizer, ~6-10 s of CPU. `start_backend_process`
-runs first thing when the app is launched: the backend starts in its own process, so that work runs
-on another core while the app imports gradio and builds its page (in a thread of the app's process it
-would hold the GIL against gradio's imports and the page's first requests). `warm_up_in_background`,
-called once the page is served, adopts that server, or starts one in-process if it did not come up.
+starts the backend in its own process right after the page is served, so that work runs on another
+core and never holds the app's GIL, which the page's first requests (config, the visitor's session)
+waited behind when it ran in a thread of the app. `warm_up_in_background` adopts that server, or starts
+one in-process if it did not come up.
+
+Not before the page is served: started at launch, next to gradio's imports, it shared the app's CPU
+share on a busy machine (Linux groups a session's processes) and gradio's own check that its page
+answers (a HEAD with a 3 s timeout) failed there once, which ends the launch with an error.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ def local_backend_is_default() -> bool:
 
 
 def start_backend_process() -> bool:
-    """At launch, before the app's imports: start the local backend's server process when the local
-    backend is every role's default and DISTILL_WARM_START is on. True when started."""
+    """Once the app's page is served: start the local backend's server process when the local backend is
+    every role's default and DISTILL_WARM_START is on. True when started."""
     if not config.WARM_START.get() or not local_backend_is_default():
         return False
     from pipeline.local.runtime import start_process

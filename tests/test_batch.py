@@ -72,7 +72,8 @@ def test_lifecycle_submit_follow_download(tmp_path: Path, fake: FakeBatches) -> 
     part = record.parts[0]
     assert part.batch_id and part.input_file_id and record.state == "validating"
     assert fake.files[part.input_file_id]["purpose"] == "batch"
-    assert fake.batches[part.batch_id]["metadata"] == {"app": "distill-studio", "record": record.id, "kind": "generate"}
+    assert fake.batches[part.batch_id]["metadata"] == {"app": "distill-studio", "record": record.id, "kind": "generate",
+                                                     "part": "0"}
     assert record.expected_by() == part.created_at + 24 * 3600 or record.expected_by() == part.expires_at
     record = batch.refresh(record, client)
     assert record.state == "in_progress" and not record.finished()
@@ -300,3 +301,36 @@ def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None
     priced = batch.estimate_cost(batch.build_generation(gen_config(tmp_path / "p", n=5), visitor=VISITOR,
                                                         endpoint="x"))
     assert priced.batch_cost_usd == pytest.approx(priced.interactive_cost_usd / 2, rel=1e-6)
+
+
+def test_submit_again_after_dying_before_the_record_was_saved_runs_nothing_twice(
+        tmp_path: Path, fake: FakeBatches, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.batch import provider
+    client = client_for(fake)
+    record = batch.build_generation(gen_config(tmp_path, n=3), visitor=VISITOR, endpoint="fake")
+    real_apply = provider._apply
+
+    def dies(part, created) -> None:  # noqa: ANN001 - the batch was created, the process dies before saving
+        raise KeyboardInterrupt
+    monkeypatch.setattr(provider, "_apply", dies)
+    with pytest.raises(KeyboardInterrupt):
+        batch.submit(record, client)
+    monkeypatch.setattr(provider, "_apply", real_apply)
+    record = batch.submit(batch.load_batch(VISITOR, record.id), client)
+    assert fake.created == 1 and fake.uploads == 1 and record.parts[0].batch_id == "batch_000001"
+
+
+def test_azure_openai_gets_its_own_path(tmp_path: Path, fake: FakeBatches) -> None:
+    """Azure OpenAI's batch takes `/chat/completions` (no version) in the lines and at create."""
+    client = openai.AzureOpenAI(base_url=fake.base_url, api_key="test-key", api_version="2024-10-21", max_retries=0)
+    record = batch.submit(batch.build_generation(gen_config(tmp_path, n=2), visitor=VISITOR, endpoint="azure"),
+                          client)
+    part = record.parts[0]
+    assert fake.batches[part.batch_id]["endpoint"] == "/chat/completions"
+    sent = [json.loads(x) for x in fake.files[part.input_file_id]["_content"].decode().splitlines()]
+    assert {r["url"] for r in sent} == {"/chat/completions"}
+    assert [r["body"] for r in sent] == [r["body"] for r in lines(record.requests_path)]
+    assert {r["url"] for r in lines(batch.request_file(record))} == {"/v1/chat/completions"}  # export: OpenAI/vLLM form
+    fake.style = "azure"
+    fake.finish()
+    assert batch.collect(record, client).appended == 3

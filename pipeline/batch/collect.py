@@ -91,7 +91,7 @@ def _already(record: BatchRecord) -> CollectReport:
 def _compute(record: BatchRecord) -> dict[str, Any]:
     if record.kind == "generate":
         out = Path(record.plan["out"])
-        against = load_existing(out) + (drafts.load_draft(record.visitor) if record.visitor else [])
+        against = load_existing(out) + (list(drafts.iter_draft(record.visitor)) if record.visitor else [])
         g = gather.gather_generation(record, dedup_against=against)
     else:
         g = gather.gather_evaluation(record)
@@ -120,7 +120,7 @@ def _apply_generation(record: BatchRecord, pending: dict[str, Any]) -> CollectRe
         pending["failures_written"] = True
         atomic.write_json(_pending(record), pending, indent=None)
     if record.visitor:
-        in_draft = {example_id(json.loads(line)) for line in drafts.draft_lines(record.visitor)}
+        in_draft = {example_id(json.loads(line)) for line in drafts.iter_draft_lines(record.visitor)}
         fresh = [e["example"] for e in examples if example_id(e["example"]) not in in_draft]
         if fresh:
             drafts.append_to_draft(record.visitor, fresh)  # as the interactive run appends

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from components.chat_panes import displayed, pane_outputs, params_from
+from components.chat import show_user_message
+from components.chat_panes import blind_labels, displayed, pane_outputs, params_from
 from components.chat_tools import check_tools, pick_sample_tools
 from pipeline.chat import ChatSession, PaneConfig, PaneSpec, Params, extras, stream_panes
 from pipeline.chat.tools import call_text, pending_calls, readable, result_text
@@ -119,6 +120,7 @@ def test_parallel_calls_wait_for_every_result_and_unanswered_calls_are_not_resen
     assert len(server.requests) == n  # one of two results: the model is not asked yet
     box = pane_outputs(session)["tool_result_0"]
     assert box.visible and box.label.startswith("Result of get_weather:")  # the last one waiting
+    assert not blind_labels(True)["tool_result_0"].visible  # a blind round starts afresh: no call waits
     run(session.answer_call(0, "12 C", configs(), params, lambda ep: server.client(), throttle_s=0.0))
     assert [m.get("tool_call_id") for m in server.requests[n]["messages"][-2:]] == ["call_1", "call_2"]
     assert readable(session.histories[0][-1]) == "Answer from 2 results: 18 C | 12 C"
@@ -165,6 +167,10 @@ def test_bad_tools_say_what_is_wrong_and_samples_fill_the_box() -> None:
     with pytest.raises(InputError, match="Tool choice"):
         params_from("", 0.7, 64, "weather", "always")
     assert params_from("", 0.7, 64, "  ", "auto").tools is None
+    # The message is not put in the panes when the tools are bad (nothing would be sent).
+    with pytest.raises(InputError, match="not valid JSON"):
+        show_user_message("hi", ChatSession(), "{broken", "auto")
+    assert show_user_message("hi", ChatSession(), "weather", "required")["chatbot_0"][-1]["content"] == "hi"
     assert "⚠️ The tools definition is not valid JSON" in check_tools("{broken")["tools_md"]
     filled = pick_sample_tools("weather")
     assert json.loads(filled["tools_box"])[0]["function"]["name"] == "get_current_weather"

@@ -287,3 +287,12 @@ def test_a_provider_that_hangs_is_one_line_and_the_timer_backs_off(fake: FakeBat
         out = panel.tick_batches(hung, v, "generate", record.id, {"next_at": 0.0, "every": 40.0, "seen": None})
     assert out["batch_msg_md"].startswith(f"{record.id}: ") and "\n" not in out["batch_msg_md"]
     assert out["batch_watch"]["every"] == 80.0 and out["batch_timer"]["active"] is True
+
+
+def test_words_for_free_and_priced_batches() -> None:
+    free = batch.BatchEstimate(requests=3, input_tokens=10, output_tokens=10, batch_cost_usd=0.0,
+                               max_batch_cost_usd=0.0, interactive_cost_usd=0.0)
+    assert view.estimate_words(free) == "3 requests: free (no provider charges for this model)"
+    paid = batch.BatchEstimate(requests=1, input_tokens=10, output_tokens=10, batch_cost_usd=0.5,
+                               max_batch_cost_usd=1.0, interactive_cost_usd=1.0)
+    assert "$0.5000 at batch prices" in view.estimate_words(paid) and view.plural(1, "reply", "replies") == "1 reply"

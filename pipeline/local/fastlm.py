@@ -2,19 +2,20 @@
 
 Why not `model.generate`: for a 135M model on two cores, most of generate's time is Python overhead
 (mask building, cache bookkeeping, logits processors) and fp32 weight traffic, ~18 tokens/s here.
-This module keeps the linear weights in int8 (or bfloat16 / float32), fuses q/k/v and gate/up into one
-matmul each, and decodes several sequences in one pass: the linear layers (where the weights are read
-from memory) run once for the whole batch, and only attention runs per sequence, each against its own
-KV cache. So concurrent streams share the cost of reading the weights.
+This module keeps the linear weights in int4 or int8 (or bfloat16 / float32; see qweights.py), fuses q/k/v
+and gate/up into one matmul each, and decodes several sequences in one pass: the linear layers (where the
+weights are read from memory) run once for the whole batch, and only attention runs per sequence, each
+against its own KV cache. So concurrent streams share the cost of reading the weights. A fine-tuned
+model is the base's weights plus its LoRA adapter, applied unmerged in float32 (`with_adapter`).
 
 A decode step is ~30 layers x a handful of small ops, so each op's dispatch cost counts as much as its
 arithmetic. The layout is chosen to keep the op count low:
-  * q/k weight rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one complex
-    multiply, whose result is copied back in rotate-half order (q.k then sums in transformers' order,
-    and the answers stay bit-identical to the previous decoder's);
+  * q/k weight rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one in-place complex
+    multiply over the whole qkv row (v's pairs are multiplied by 1, which is exact); q and k stay
+    interleaved, and q.k is the same sum in another order;
   * roped k and v end up side by side in the fused qkv output, so one copy appends both to the cache;
   * a single new token's attention is one `scaled_dot_product_attention` call with the query heads
-    of each key/value head as its "query length", with no mask (no GQA expansion, no math fallback);
+    of each key/value head as its "query length", with no mask (no GQA expansion);
   * residual adds are in place, norms are `F.rms_norm`.
 Numerics follow transformers' LlamaForCausalLM (RMSNorm and the residual stream in float32, GQA);
 the tests check the logits against the transformers model, and that a batch gives each sequence what

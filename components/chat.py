@@ -14,29 +14,26 @@ import gradio as gr
 
 from components.chat_panes import (
     PANE_ROLES,
+    PICKERS,
     STREAMED,
     blind_labels,
     build_pane,
     configs_from,
+    displayed,
     few_shot_sources,
     pane_names,
     pane_outputs,
     pane_pickers,
     params_from,
-    refresh_model_picker,
+    refresh_models,
 )
+from components.chat_tools import build_tools_section, send_tool_result, wire_tools
 from components.context import AppContext
 from components.wiring import outputs, wire
-from pipeline.chat import ChatSession, PaneConfig, extras
+from pipeline.chat import ChatSession, extras
 from pipeline.endpoints import SessionSettings, make_client
 
 CHATBOTS = tuple(f"chatbot_{i}" for i in range(len(PANE_ROLES)))
-PICKERS = tuple(pane_names(i)[part] for i in range(len(PANE_ROLES)) for part in ("endpoint", "model"))
-
-
-def _configs(settings: SessionSettings, visitor: str | None, picks: dict[str, str], few_shot: bool,
-             few_shot_source: str | None) -> list[PaneConfig]:
-    return configs_from(settings, visitor, [picks[n] for n in PICKERS], few_shot, few_shot_source)
 
 
 @outputs(*CHATBOTS)
@@ -46,19 +43,20 @@ def show_user_message(msg_box: str, session_state: ChatSession) -> dict:
         raise gr.Error("Type a message first.")
     if any(session_state.busy):
         raise gr.Error("A pane is still answering; wait for it or press its Stop button.")
-    return {name: [*session_state.histories[i], {"role": "user", "content": msg_box}]
+    return {name: [*displayed(session_state.histories[i]), {"role": "user", "content": msg_box}]
             for i, name in enumerate(CHATBOTS)}
 
 
 @outputs(*STREAMED, "msg_box")
 def send_message(msg_box: str, system_box: str, temperature_sl: float, max_tokens_nb: float, few_shot_chk: bool,
                  few_shot_dd: str, endpoint_0: str, model_0: str, endpoint_1: str, model_1: str, endpoint_2: str,
-                 model_2: str, settings: SessionSettings, visitor: str | None, session_state: ChatSession):
+                 model_2: str, settings: SessionSettings, visitor: str | None, session_state: ChatSession,
+                 tools_box: str | None = None, tool_choice_rd: str | None = "auto"):
     """Stream all three answers; each pane updates as its own tokens arrive."""
-    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
-    configs = _configs(settings, visitor, picks, few_shot_chk, few_shot_dd)
-    turns = session_state.send(msg_box or "", configs, params_from(system_box, temperature_sl, max_tokens_nb),
-                               lambda ep: make_client(settings, ep))
+    params = params_from(system_box, temperature_sl, max_tokens_nb, tools_box, tool_choice_rd)  # bad tools: stop here
+    configs = configs_from(settings, visitor, [endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2],
+                           few_shot_chk, few_shot_dd)
+    turns = session_state.send(msg_box or "", configs, params, lambda ep: make_client(settings, ep))
     for turn in turns:
         yield {**pane_outputs(session_state, turn), "msg_box": ""}
     yield {**pane_outputs(session_state), "msg_box": ""}
@@ -68,11 +66,11 @@ def send_message(msg_box: str, system_box: str, temperature_sl: float, max_token
 def regenerate_pane(pane: int, system_box: str, temperature_sl: float, max_tokens_nb: float, few_shot_chk: bool,
                     few_shot_dd: str, endpoint_0: str, model_0: str, endpoint_1: str, model_1: str,
                     endpoint_2: str, model_2: str, settings: SessionSettings, visitor: str | None,
-                    session_state: ChatSession):
-    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
-    configs = _configs(settings, visitor, picks, few_shot_chk, few_shot_dd)
-    for turn in session_state.regenerate(pane, configs, params_from(system_box, temperature_sl, max_tokens_nb),
-                                         lambda ep: make_client(settings, ep)):
+                    session_state: ChatSession, tools_box: str | None = None, tool_choice_rd: str | None = "auto"):
+    params = params_from(system_box, temperature_sl, max_tokens_nb, tools_box, tool_choice_rd)
+    configs = configs_from(settings, visitor, [endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2],
+                           few_shot_chk, few_shot_dd)
+    for turn in session_state.regenerate(pane, configs, params, lambda ep: make_client(settings, ep)):
         yield pane_outputs(session_state, turn)
     yield pane_outputs(session_state)
 
@@ -95,11 +93,6 @@ def undo_clear_chat(session_state: ChatSession) -> dict:
     return {**pane_outputs(session_state), "undo_btn": gr.Button(visible=False)}
 
 
-@outputs("model")
-def list_pane_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
-    return {"model": refresh_model_picker(settings, endpoint, model)}
-
-
 @outputs(*PICKERS)
 def use_role_defaults(settings: SessionSettings) -> dict:
     """Pickers back to the roles from Settings, on a click and whenever Settings change; the fine-tuned
@@ -111,11 +104,12 @@ def use_role_defaults(settings: SessionSettings) -> dict:
 @outputs("export_files")
 def export_chat(system_box: str, temperature_sl: float, max_tokens_nb: float, few_shot_chk: bool, few_shot_dd: str,
                 endpoint_0: str, model_0: str, endpoint_1: str, model_1: str, endpoint_2: str, model_2: str,
-                settings: SessionSettings, visitor: str | None, session_state: ChatSession) -> dict:
-    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
-    configs = _configs(settings, visitor, picks, few_shot_chk, few_shot_dd)
+                settings: SessionSettings, visitor: str | None, session_state: ChatSession,
+                tools_box: str | None = None, tool_choice_rd: str | None = "auto") -> dict:
+    configs = configs_from(settings, visitor, [endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2],
+                           few_shot_chk, few_shot_dd)
     md, js = extras.write_exports(visitor or "", session_state, configs,
-                                  params_from(system_box, temperature_sl, max_tokens_nb))
+                                  params_from(system_box, temperature_sl, max_tokens_nb, tools_box, tool_choice_rd))
     return {"export_files": gr.File(value=[str(md), str(js)], visible=True)}
 
 
@@ -133,9 +127,9 @@ def toggle_blind(blind_chk: bool, session_state: ChatSession) -> dict:
 @outputs(*STREAMED, "reveal_md")
 def vote_blind(vote_rd: str, endpoint_0: str, model_0: str, endpoint_1: str, model_1: str, endpoint_2: str,
                model_2: str, settings: SessionSettings, visitor: str | None, session_state: ChatSession) -> dict:
-    picks = dict(zip(PICKERS, (endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2), strict=True))
-    record = extras.record_vote(visitor or "", session_state, _configs(settings, visitor, picks, False, None),
-                                vote_rd)
+    configs = configs_from(settings, visitor, [endpoint_0, model_0, endpoint_1, model_1, endpoint_2, model_2],
+                           False, None)
+    record = extras.record_vote(visitor or "", session_state, configs, vote_rd)
     lines = [f"**You voted: {vote_rd}.** " + ("" if record["winner"] is None else
              f"Winner: {record['winner']['label']} (`{record['winner']['model']}`).")]
     lines += [f"- **{k}** = {v}" for k, v in record["mapping"].items()]
@@ -155,6 +149,7 @@ def build_chat_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["few_shot_chk"] = gr.Checkbox(label="Few-shot prompt for the base pane (compare fine-tuning with it)")
         c["few_shot_dd"] = gr.Dropdown(few_shot_sources(), value=few_shot_sources()[0], label="Few-shot examples from")
         c["blind_chk"] = gr.Checkbox(label="Blind mode (A/B/C, names revealed after your vote)")
+    build_tools_section(c)
     with gr.Row(equal_height=False):
         for i in range(len(PANE_ROLES)):
             c |= build_pane(ctx.settings.value, i)
@@ -189,8 +184,9 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
         view = {**c, "pane": c[f"pane_{i}"], **{part: c[name] for part, name in pane_names(i).items()}}
         wire(c[f"stop_{i}"].click, stop_pane, view, queue=False, api_visibility="private")
         wire(c[f"regen_{i}"].click, regenerate_pane, view, api_name=f"chat_regenerate_{i}", **stream)
+        wire(c[f"tool_result_{i}"].submit, send_tool_result, view, api_name=f"chat_tool_result_{i}", **stream)
         for event in (c[f"refresh_{i}"].click, c[f"endpoint_{i}"].input):
-            wire(event, list_pane_models, view, api_visibility="private")
+            wire(event, refresh_models, view, api_visibility="private")
     wire(c["clear_btn"].click, clear_chat, c, queue=False, api_visibility="private")
     wire(c["undo_btn"].click, undo_clear_chat, c, queue=False, api_visibility="private")
     for event in (c["defaults_btn"].click, ctx.settings.change):  # Settings are the source of truth
@@ -198,4 +194,5 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     wire(c["export_btn"].click, export_chat, c, api_name="chat_export")
     wire(c["blind_chk"].change, toggle_blind, c, api_visibility="private")
     wire(c["vote_btn"].click, vote_blind, c, api_visibility="private")
+    wire_tools(c)
 

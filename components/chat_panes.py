@@ -6,7 +6,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from components.wiring import outputs
 from pipeline.chat import ChatSession, PaneConfig, Params, Turn, extras, metrics_line
+from pipeline.chat.tools import chat_tools, check_tool_choice, pending_calls, shown
 from pipeline.endpoints import LOCAL_MODEL, SessionSettings, fine_tuned_stands_in, role
 from pipeline.model_lists import chat_models, check_model_use, list_models, newest_fine_tuned_model
 
@@ -32,6 +34,10 @@ def build_pane(settings: SessionSettings, i: int) -> dict[str, gr.components.Com
         c[names["chatbot"]] = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
                                          feedback_options=None, group_consecutive_messages=False)
         c[names["metrics"]] = gr.Markdown("", elem_classes=["pane-metrics"])
+        # Shown only while a tool call of this pane waits for its result (pane_outputs).
+        c[names["tool_result"]] = gr.Textbox(label="Tool result", visible=False, lines=1, max_lines=8,
+                                             submit_btn="Send result", elem_id=f"chat-tool-result-{role_name}",
+                                             placeholder='What the tool returned, JSON or text, e.g. {"temp": 18}')
         with gr.Row():
             c[names["stop"]] = gr.Button("Stop", size="sm", variant="stop", interactive=False)
             c[names["regen"]] = gr.Button("Regenerate", size="sm")
@@ -47,8 +53,9 @@ def pane_pickers(settings: SessionSettings) -> dict:
 
 
 def displayed(history: list[dict]) -> list[dict]:
-    """What a Chatbot shows: role and content only (error flags stay in the session)."""
-    return [{"role": m["role"], "content": m["content"]} for m in history]
+    """What a Chatbot shows: role and readable content only (tool calls and results in words; error
+    flags and call ids stay in the session)."""
+    return [shown(m) for m in history]
 
 
 def model_choices(settings: SessionSettings, endpoint: str) -> list[str]:
@@ -64,6 +71,13 @@ def refresh_model_picker(settings: SessionSettings, endpoint: str, model: str) -
     if not choices:
         return gr.Dropdown(choices=[model] if model else [], value=model)
     return gr.Dropdown(choices=choices, value=model if model in choices else choices[0])
+
+
+@outputs("model")
+def refresh_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
+    """One model picker refreshed from its endpoint's list. Chat's panes and Evaluate's contestants wire
+    it with a view where `endpoint` and `model` name that pane's (or slot's) pickers."""
+    return {"model": refresh_model_picker(settings, endpoint, model)}
 
 
 def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_newest: bool) -> list:
@@ -112,21 +126,44 @@ def configs_from(settings: SessionSettings, visitor: str | None, picks: list[str
     return configs
 
 
-def params_from(system: str, temperature: float | None, max_tokens: float | None) -> Params:
-    return Params(system=system or "", temperature=temperature,
-                  max_tokens=int(max_tokens) if max_tokens else None)
+def params_from(system: str, temperature: float | None, max_tokens: float | None, tools: str | None = None,
+                tool_choice: str | None = "auto") -> Params:
+    """Request parameters from the tab's boxes; tools that are not OpenAI tools JSON stop here with
+    a message saying what is wrong (nothing is sent)."""
+    return Params(system=system or "", temperature=temperature, max_tokens=int(max_tokens) if max_tokens else None,
+                  tools=chat_tools(tools), tool_choice=check_tool_choice(tool_choice or "auto"))
+
+
+PICKERS = tuple(f"{part}_{i}" for i in range(len(PANE_ROLES)) for part in ("endpoint", "model"))
 
 
 def pane_names(i: int) -> dict[str, str]:
     """The tab's component names of pane i (components/wiring.py: handlers name what they use)."""
-    return {part: f"{part}_{i}" for part in ("endpoint", "model", "refresh", "chatbot", "metrics", "stop", "regen")}
+    return {part: f"{part}_{i}" for part in ("endpoint", "model", "refresh", "chatbot", "metrics", "stop", "regen",
+                                             "tool_result")}
 
 
-STREAMED = tuple(pane_names(i)[part] for part in ("chatbot", "metrics", "stop") for i in range(len(PANE_ROLES)))
+STREAMED = tuple(pane_names(i)[part] for part in ("chatbot", "metrics", "stop", "tool_result")
+                 for i in range(len(PANE_ROLES)))
 
 
-def pane_outputs(session: ChatSession, turn: Turn | None = None) -> dict:
-    """Chatbot values, metric lines and Stop buttons of every pane (by name), from a live turn or the session."""
+def _tool_result_box(history: list[dict], live: bool, clear: bool) -> gr.Textbox:
+    """Pane's tool-result box: shown while a call waits, labelled with the call it answers. Its text is
+    kept while it stays shown (another pane streaming must not wipe what the visitor is typing)."""
+    waiting = [] if live else pending_calls(history)
+    value = {"value": ""} if clear or not waiting else {}
+    if not waiting:
+        return gr.Textbox(visible=False, **value)
+    call = waiting[0]
+    # The call id stays out of sight (it is long and says nothing); with parallel calls, which one this is.
+    more = f" (call 1 of {len(waiting)} waiting)" if len(waiting) > 1 else ""
+    return gr.Textbox(visible=True, label=f"Result of {call['function']['name']}{more}: type it, then Enter",
+                      **value)
+
+
+def pane_outputs(session: ChatSession, turn: Turn | None = None, cleared: int | None = None) -> dict:
+    """Chatbot values, metric lines, Stop buttons and tool-result boxes of every pane (by name), from a
+    live turn or the session; `cleared`: the pane whose tool-result box was just sent."""
     hide = session.blind_order is not None and not session.blind_revealed
     out: dict = {}
     for i in range(len(PANE_ROLES)):
@@ -138,6 +175,7 @@ def pane_outputs(session: ChatSession, turn: Turn | None = None) -> dict:
         # Stop is live only while this pane streams: three red buttons at rest read as "still running".
         live = turn is not None and bool(turn.states) and turn.states[i] is not None and not turn.states[i].final
         out[names["stop"]] = gr.Button(interactive=live)
+        out[names["tool_result"]] = _tool_result_box(history, live, cleared == i)
     return out
 
 

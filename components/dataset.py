@@ -11,109 +11,87 @@ import functools
 from pathlib import Path
 
 import gradio as gr
+from gradio.context import Context
 
 from components.context import AppContext
-from components.dataset_view import histogram, model_choices, sample_choices, sample_path
+from components.dataset_render import (
+    END,
+    SHOWN,
+    build_page_picker,
+    build_page_turner,
+    exists,
+    render,
+    show_draft,
+    view,
+    wire_pages,
+)
+from components.dataset_view import model_choices, sample_choices, sample_path
 from components.wiring import outputs, wire
 from pipeline import dataset as ds
 from pipeline import drafts, workspace
 from pipeline.dataset import draft_ops as dops
 from pipeline.dataset import editing as ed
-from pipeline.dataset.draft_view import DraftCache, summary_markdown
+from pipeline.dataset import paging
+from pipeline.dataset.draft_view import DraftCache
 from pipeline.errors import InputError
 
-#: What every redraw may change (`draft_cache` is the session's DraftCache, created on first use).
-SHOWN = ("table_df", "rendered", "summary_md", "hist_plot", "report_json", "status_md", "draft_cache")
-
-
-def _exists(visitor: str | None) -> bool:
-    try:
-        workspace.visitor_dir(visitor or "")
-        return True
-    except InputError:
-        return False
-
-
-def _render(visitor: str | None, model: str, epochs: float | None, cache: DraftCache | None,
-            status: str = "") -> dict:
-    """Everything shown, from the saved draft; per-example work only for lines the cache has not seen.
-    The table goes out as a list of rows: gradio took ~70 ms to convert a 2,000-row DataFrame."""
-    cache = cache if cache is not None else DraftCache()
-    lines = cache.lines(visitor) if _exists(visitor) else []  # type: ignore[arg-type]
-    unparsed = dops.load_unparsed(visitor) if _exists(visitor) else []  # type: ignore[arg-type]
-    report, entries = cache.report(lines, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
-    shown = min(len(lines), ed.TABLE_ROWS)  # rows past this are kept as they are when the table is saved
-    rows = cache.rows(entries, unparsed, report, shown)
-    cache.keep_only(lines)
-    if shown < len(lines):
-        status += f" Showing the first {shown:,} of {len(lines):,} rows; all are validated and exported."
-    return {"table_df": rows,
-            "rendered": [shown, len(unparsed)], "summary_md": summary_markdown(report),
-            "hist_plot": histogram(report), "report_json": report.to_json(), "status_md": status,
-            "draft_cache": cache}
-
-
-def _stamp(visitor: str | None) -> tuple | None:
-    return drafts.draft_stamp(visitor) if _exists(visitor) else None
-
 
 @outputs(*SHOWN)
-def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num: float | None,
-               draft_cache: DraftCache | None = None) -> dict:
-    # The status line is left as it is: this redraw also runs when the page's visitor id settles, and
-    # a "Loaded 53 examples" from a click just before vanished after a second (seen in chromium).
-    before = _stamp(visitor)
-    shown = _render(visitor, model_dd, epochs_num, draft_cache)
-    if _stamp(visitor) != before:
-        # The draft was written while this redraw read it (a sample loaded right after page load, seen
-        # in CI): what it read is stale, and arriving after the writer's own redraw it would blank the
-        # table. The writer shows the new draft itself.
-        return {name: gr.skip() for name in shown}
-    return {**shown, "status_md": gr.skip()}
-
-
-@outputs(*SHOWN)
-def validate_dataset(visitor: str | None, model_dd: str, epochs_num: float | None,
+def validate_dataset(visitor: str | None, model_dd: str, epochs_num: float | None, page_start: int | None = 0,
+                     filter_dd: str | None = None, search_box: str | None = "",
                      draft_cache: DraftCache | None = None) -> dict:
-    return _render(visitor, model_dd, epochs_num, draft_cache)
+    return render(visitor, model_dd, epochs_num, draft_cache, **view(page_start, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
 def load_file(upload_file: str | None, append_cb: bool, columns_box: str, import_system_box: str, visitor: str,
-              model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
+              model_dd: str, epochs_num: float | None, filter_dd: str | None = None, search_box: str | None = "",
+              draft_cache: DraftCache | None = None) -> dict:
     if not upload_file:
         raise InputError("Choose a file first (.jsonl, .json, .csv, .tsv or .parquet).")
     cols = [c.strip() for c in (columns_box or "").split(",") if c.strip()] or None
     read = ds.read_dataset(upload_file, system_prompt=import_system_box or None, columns=cols)
     status = dops.import_read(visitor, read, append_cb, Path(upload_file).name)
-    return _render(visitor, model_dd, epochs_num, draft_cache, status)
+    return render(visitor, model_dd, epochs_num, draft_cache, status, **view(0, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
 def load_sample(sample_dd: str, append_cb: bool, visitor: str, model_dd: str, epochs_num: float | None,
+                filter_dd: str | None = None, search_box: str | None = "",
                 draft_cache: DraftCache | None = None) -> dict:
     read = ds.read_dataset(sample_path(sample_dd))
     status = dops.import_read(visitor, read, append_cb, f"sample {sample_dd}")
-    return _render(visitor, model_dd, epochs_num, draft_cache, status)
+    return render(visitor, model_dd, epochs_num, draft_cache, status, **view(0, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
-def save_edits(table_df: list[list], rendered: list[int] | None, visitor: str, model_dd: str,
-               epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
+def save_edits(table_df: list[list], rendered: dict | list[int] | None, visitor: str, model_dd: str,
+               epochs_num: float | None, page_start: int | None = 0, filter_dd: str | None = None,
+               search_box: str | None = "", draft_cache: DraftCache | None = None) -> dict:
+    """Save the page as edited: each row replaces the stored line its `#` names (pipeline.dataset.paging)."""
     cache = draft_cache if draft_cache is not None else DraftCache()
-    dops.save_table(visitor, table_df, rendered, cache)
-    return _render(visitor, model_dd, epochs_num, cache, "Saved.")
+    at = view(page_start, filter_dd, search_box)
+    try:
+        dops.save_table(visitor, table_df, rendered, cache)
+    except InputError as exc:
+        if str(exc) != paging.CHANGED:
+            raise
+        return render(visitor, model_dd, epochs_num, cache, f"⚠ {exc}", **at)
+    return render(visitor, model_dd, epochs_num, cache, "Saved.", **at)
 
 
-@outputs(*SHOWN)
+@outputs(*SHOWN, "filter_dd", "search_box")
 def add_row(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
     workspace.visitor_dir(visitor or "")
     drafts.append_to_draft(visitor, [ed.EMPTY_EXAMPLE])
-    return _render(visitor, model_dd, epochs_num, draft_cache, "Added an empty row at the end: fill in its cells.")
+    shown = render(visitor, model_dd, epochs_num, draft_cache, "Added an empty row at the end: fill in its cells.",
+                   start=END, which=paging.ALL, search="")
+    return {**shown, "filter_dd": paging.ALL, "search_box": ""}
 
 
 @outputs(*SHOWN)
-def delete_rows(delete_box: str, visitor: str, model_dd: str, epochs_num: float | None,
+def delete_rows(delete_box: str, visitor: str, model_dd: str, epochs_num: float | None, page_start: int | None = 0,
+                filter_dd: str | None = None, search_box: str | None = "",
                 draft_cache: DraftCache | None = None) -> dict:
     def change(ex: list, raw: list) -> tuple[list, list]:
         drop, drop_raw = ed.parse_row_spec(delete_box or "", len(ex), len(raw))
@@ -122,36 +100,44 @@ def delete_rows(delete_box: str, visitor: str, model_dd: str, epochs_num: float 
         return [e for i, e in enumerate(ex) if i not in drop], [u for j, u in enumerate(raw) if j not in drop_raw]
 
     dops.bulk_change(visitor, f"deleting rows {delete_box}", change)
-    return _render(visitor, model_dd, epochs_num, draft_cache, f"Deleted rows {delete_box}. Undo restores them.")
+    return render(visitor, model_dd, epochs_num, draft_cache, f"Deleted rows {delete_box}. Undo restores them.",
+                  **view(page_start, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
 def apply_system_prompt(system_box: str, visitor: str, model_dd: str, epochs_num: float | None,
+                        page_start: int | None = 0, filter_dd: str | None = None, search_box: str | None = "",
                         draft_cache: DraftCache | None = None) -> dict:
     dops.bulk_change(visitor, "setting the system prompt",
                      lambda ex, raw: (ds.set_system_prompt(ex, system_box or ""), raw))
     what = "Removed system messages" if not (system_box or "").strip() else "Set the system prompt of every row"
-    return _render(visitor, model_dd, epochs_num, draft_cache, f"{what}. Undo restores the previous ones.")
+    return render(visitor, model_dd, epochs_num, draft_cache, f"{what}. Undo restores the previous ones.",
+                  **view(page_start, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
-def dedupe_rows(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
-    before = len(drafts.draft_lines(visitor)) if _exists(visitor) else 0
-    examples, _ = dops.bulk_change(visitor, "removing duplicates", lambda ex, raw: (ds.dedupe_examples(ex)[0], raw))
-    return _render(visitor, model_dd, epochs_num, draft_cache,
-                   f"Removed {before - len(examples)} exact duplicate(s). Undo restores them.")
+def dedupe_rows(visitor: str, model_dd: str, epochs_num: float | None, page_start: int | None = 0,
+                filter_dd: str | None = None, search_box: str | None = "",
+                draft_cache: DraftCache | None = None) -> dict:
+    workspace.visitor_dir(visitor or "")
+    removed = dops.dedupe_draft(visitor)
+    return render(visitor, model_dd, epochs_num, draft_cache,
+                  f"Removed {removed:,} exact duplicate(s). Undo restores them.", **view(page_start, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
 def clear_table(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
     dops.bulk_change(visitor, "clearing the table", lambda ex, raw: ([], []))
-    return _render(visitor, model_dd, epochs_num, draft_cache, "Cleared the table. **Undo** brings it back.")
+    return render(visitor, model_dd, epochs_num, draft_cache, "Cleared the table. **Undo** brings it back.")
 
 
 @outputs(*SHOWN)
-def undo_change(visitor: str, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None = None) -> dict:
-    label = dops.undo(visitor) if _exists(visitor) else None
-    return _render(visitor, model_dd, epochs_num, draft_cache, f"Undid {label}." if label else "Nothing to undo yet.")
+def undo_change(visitor: str, model_dd: str, epochs_num: float | None, page_start: int | None = 0,
+                filter_dd: str | None = None, search_box: str | None = "",
+                draft_cache: DraftCache | None = None) -> dict:
+    label = dops.undo(visitor) if exists(visitor) else None
+    return render(visitor, model_dd, epochs_num, draft_cache, f"Undid {label}." if label else "Nothing to undo yet.",
+                  **view(page_start, filter_dd, search_box))
 
 
 @outputs("files", "status_md")
@@ -187,12 +173,14 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     with gr.Row():
         c["summary_md"] = gr.Markdown()
         c["hist_plot"] = gr.Plot(show_label=False)
+    build_page_picker(c)
     c["table_df"] = gr.Dataframe(headers=ed.HEADERS, type="array", interactive=True, wrap=True,
                                  static_columns=[0, 5], max_height=600, label="Examples (edit cells; one row "
                                  "per example; multi-turn rows: edit the json cell)",
                                  column_widths=["5%", "13%", "20%", "26%", "22%", "14%"],
                                  max_chars=500)
-    c["rendered"] = gr.State(None)
+    build_page_turner(c)
+    c["rendered"], c["page_start"] = gr.State(None), gr.State(0)
     with gr.Row():
         c["add_row_btn"] = gr.Button("Add row", size="sm")
         c["delete_box"] = gr.Textbox(placeholder="rows to delete, e.g. 3, 5-7, raw 1", show_label=False, scale=2)
@@ -207,15 +195,18 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["fraction_sl"] = gr.Slider(0.05, 0.5, value=0.1, step=0.05, label="Validation fraction")
         c["seed_num"] = gr.Number(0, label="Split seed", precision=0)
         c["split_btn"] = gr.Button("Split train / validation")
-        c["export_btn"] = gr.Button("Download JSONL + CSV")
+        c["export_btn"] = gr.Button("Download JSONL, CSV, Parquet")
     c["files"] = gr.File(label="Files", file_count="multiple", interactive=False, height=120)
     with gr.Accordion("Validation report (JSON)", open=False):
         c["report_json"] = gr.JSON()
     c["draft_cache"] = gr.State(DraftCache())
     c["visitor"], c["dataset_rev"] = ctx.visitor, ctx.dataset_rev
 
-    # Triggers None: on page load and whenever the visitor id, the draft's revision, model or epochs change.
-    wire(functools.partial(gr.on, None), show_draft, c, api_name="show_draft")
+    # On page load and whenever the visitor id, the draft's revision, model or epochs change (not on a
+    # page turn: its handler redraws itself).
+    redraw = [Context.root_block.load, *(c[n].change for n in ("visitor", "dataset_rev", "model_dd", "epochs_num"))]
+    wire(functools.partial(gr.on, redraw), show_draft, c, api_name="show_draft", trigger_mode="always_last")
+    wire_pages(c)
     wire(c["validate_btn"].click, validate_dataset, c)
     wire(c["upload_file"].upload, load_file, c)
     wire(c["load_sample_btn"].click, load_sample, c)

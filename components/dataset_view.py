@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
-import plotly.graph_objects as go
 
 from pipeline.dataset.draft_view import token_bins
 from pipeline.dataset.validate import ValidationReport
 from pipeline.endpoints import LOCAL_MODEL
 from pipeline.models import DATA_DIR, openai_fine_tunable_models
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 SAMPLES_DIR = DATA_DIR / "samples"
 
@@ -33,6 +36,8 @@ def model_choices() -> list[str]:
 def histogram(report: ValidationReport) -> go.Figure:
     """Tokens per example, as bars of precomputed bins (plotly checks every value it is given: a
     histogram of 5,000 values took half a second to build here)."""
+    import plotly.graph_objects as go  # here: plotly costs ~0.3 s of the app's first page
+
     if not report.token_lengths:  # an empty histogram draws bare axes from -1: say what will be here
         fig = go.Figure()
         fig.update_xaxes(visible=False)

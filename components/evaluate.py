@@ -12,9 +12,11 @@ from typing import Any
 import gradio as gr
 from gradio.context import Context
 
+from components import batches_panel as batches
+from components import evaluate_batch as ebatch
 from components import evaluate_bench as eb
 from components import evaluate_run as er
-from components.chat_panes import ROLE_TITLES
+from components.chat_panes import ROLE_TITLES, refresh_models
 from components.context import AppContext
 from components.wiring import wire
 from pipeline.control import RunControl
@@ -87,12 +89,17 @@ def _contestants(c: dict[str, Any], settings: SessionSettings) -> None:
 
 
 def _results_section(c: dict[str, Any]) -> None:
+    c["batch_mode_radio"] = gr.Radio(batches.MODES, value=batches.MODES[0], show_label=False, elem_id="evaluate-mode")
     with gr.Row():
         c["run_btn"] = gr.Button("Run benchmark", variant="primary")
         c["stop_btn"] = gr.Button("Stop", variant="stop", interactive=False)
+        c["batch_submit_btn"] = gr.Button("Submit batch", variant="primary", visible=False)
+        c["batch_file_btn"] = gr.Button("Only write the request file", visible=False)
         c["latest_btn"] = gr.Button("Show latest results")
         c["defaults_btn"] = gr.Button("Use role defaults (newest fine-tuned model)")
+    batches.build_confirm_row(c, "eval")
     c["status_md"] = gr.Markdown()
+    batches.build_batches_panel(c, "eval")
     c["empty_md"] = gr.Markdown(BEFORE_FIRST_RUN, elem_id="eval-empty")
     c["verdict_md"] = gr.Markdown(elem_id="eval-verdicts")
     c["score_df"] = gr.Dataframe(headers=SCOREBOARD_COLUMNS, label="Scoreboard", interactive=False, wrap=True,
@@ -121,7 +128,19 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     _contestants(c, settings)
     _results_section(c)
     _wire(c)
+    _wire_batches(c, ctx)
     return {k: v for k, v in c.items() if k not in ("settings", "visitor", "dataset_rev")}
+
+
+def _wire_batches(c: dict[str, Any], ctx: AppContext) -> None:
+    wire(c["batch_mode_radio"].change, ebatch.switch_mode, c, queue=False, api_visibility="private")
+    for btn, send in (("batch_submit_btn", True), ("batch_file_btn", False)):
+        checked = wire(c[btn].click, eb.pick_benchmark, c, api_visibility="private")
+        wire(checked.success, ebatch.submit_evaluation_batch, {**c, "batch_send": gr.State(send)},
+             api_name="evaluate_batch" if send else "evaluate_batch_file")
+    events = batches.wire_batches_panel(c, ctx.visitor)
+    for event in events.values():  # collected (or imported) scores go on the scoreboard below
+        wire(event.success, ebatch.show_batch_results, c, api_visibility="private")
 
 
 def _wire(c: dict[str, Any]) -> None:
@@ -137,9 +156,9 @@ def _wire(c: dict[str, Any]) -> None:
     checked = wire(c["run_btn"].click, eb.pick_benchmark, c, **private)
     ran = wire(checked.success, er.run_evaluation, c, api_name="evaluate_run")
     wire(ran.then, er.run_ended, c, **private)  # finished, stopped or failed: Stop goes quiet again
-    for slot, fn in (("base", er.refresh_base), ("fine_tuned", er.refresh_fine_tuned), ("teacher", er.refresh_teacher),
-                     ("judge", er.refresh_judge)):
-        wire(c[f"{slot}_refresh"].click, fn, c, **private)
+    for slot in ("base", "fine_tuned", "teacher", "judge"):  # one handler; `endpoint`/`model` = this slot's
+        wire(c[f"{slot}_refresh"].click, refresh_models, {**c, "endpoint": c[f"{slot}_ep"], "model": c[f"{slot}_model"]},
+             **private)
     wire(c["defaults_btn"].click, er.use_role_defaults, c, **private)
     wire(c["settings"].change, er.follow_settings, c, **private)
     wire(c["stop_btn"].click, er.stop_evaluation, c, queue=False, **private)

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from components.chat_panes import refresh_model_picker, role_pickers
+from components.chat_panes import role_pickers
 from components.evaluate_bench import bench_choices, bench_path
 from components.wiring import outputs
 from pipeline import drafts
@@ -20,7 +20,7 @@ from pipeline.endpoints import SessionSettings, make_client
 from pipeline.errors import InputError
 from pipeline.evaluate import Target, build_results, find_leaks, iter_answers, latest_results, load_benchmark
 from pipeline.evaluate.chart import cost_chart
-from pipeline.evaluate.costs import break_even, break_even_words, fine_tune_cost_usd
+from pipeline.evaluate.costs import break_even, break_even_words, cost_gaps, fine_tune_cost_usd
 from pipeline.evaluate.fewshot import pick_shots
 from pipeline.evaluate.runs import list_runs, load_run, save_results, verdict_changes
 from pipeline.evaluate.tables import changes_frame, drilldown_frame, scoreboard_frame
@@ -83,6 +83,9 @@ def _targets(settings: SessionSettings, visitor: str | None, items: list, picks:
     return targets, note
 
 
+targets_for = _targets  # the batch mode (evaluate_batch.py) builds the same contestants
+
+
 def _runs_choices(visitor: str | None, sha: str | None) -> list[tuple[str, str]]:
     return [(r["title"], r["name"]) for r in list_runs(visitor, sha)] if visitor else []
 
@@ -99,7 +102,8 @@ def show_results(results: dict, visitor: str | None, training_cost: float | None
             "chart_plot": gr.Plot(cost_chart(results, be), visible=True),
             "drill_df": gr.Dataframe(drilldown_frame(results), visible=True),
             "verdict_md": "\n".join(f"- {v}" for v in verdicts) or "Only one contestant: nothing to compare with.",
-            "breakeven_md": break_even_words(be) if "fine_tuned" in by_role and "teacher" in by_role else "",
+            "breakeven_md": break_even_words(be, cost_gaps(results)) if "fine_tuned" in by_role and "teacher" in by_role
+            else "",
             "task_plot": gr.Plot(heatmap, visible=heatmap is not None), "task_md": task_markdown(results),
             "empty_md": gr.Markdown(visible=False),
             "runs_dd": gr.Dropdown(choices=runs, value=runs[0][1] if runs else None),
@@ -182,26 +186,6 @@ def compare_runs(visitor: str | None, runs_dd: str | None, compare_dd: str | Non
                "(same benchmark, contestants with the same label)." if changes else
                "No question changed verdict between these two runs (for contestants with the same label).")
     return {"changes_df": gr.Dataframe(changes_frame(changes), visible=bool(changes)), "compare_md": summary}
-
-
-@outputs("base_model")
-def refresh_base(settings: SessionSettings, base_ep: str, base_model: str) -> dict[str, Any]:
-    return {"base_model": refresh_model_picker(settings, base_ep, base_model)}
-
-
-@outputs("fine_tuned_model")
-def refresh_fine_tuned(settings: SessionSettings, fine_tuned_ep: str, fine_tuned_model: str) -> dict[str, Any]:
-    return {"fine_tuned_model": refresh_model_picker(settings, fine_tuned_ep, fine_tuned_model)}
-
-
-@outputs("teacher_model")
-def refresh_teacher(settings: SessionSettings, teacher_ep: str, teacher_model: str) -> dict[str, Any]:
-    return {"teacher_model": refresh_model_picker(settings, teacher_ep, teacher_model)}
-
-
-@outputs("judge_model")
-def refresh_judge(settings: SessionSettings, judge_ep: str, judge_model: str) -> dict[str, Any]:
-    return {"judge_model": refresh_model_picker(settings, judge_ep, judge_model)}
 
 
 PICKERS = ("base_ep", "base_model", "fine_tuned_ep", "fine_tuned_model", "teacher_ep", "teacher_model",

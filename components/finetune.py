@@ -98,9 +98,11 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     wire(c["endpoint_dd"].change, act.refresh_jobs, c, api_name=False)
     wire(c["models_btn"].click, act.list_base_models, c, api_name="finetune_models")
     wire(c["check_btn"].click, act.check_run, c, api_name="finetune_preflight")
-    for btn, fn, api in ((c["start_btn"], act.start_run, "finetune_start"),
-                         (c["confirm_btn"], act.start_confirmed, "finetune_start_confirmed")):
-        started = wire(btn.click, fn, c, api_name=api, concurrency_limit=4)
+    for btn, confirmed, api in ((c["start_btn"], False, "finetune_start"),
+                                (c["confirm_btn"], True, "finetune_start_confirmed")):
+        # One handler for both buttons: the confirm button says the visitor accepted the cost.
+        started = wire(btn.click, act.start_run, {**c, "confirmed": gr.State(confirmed)}, api_name=api,
+                       concurrency_limit=4)
         wire(started.success, act.refresh_jobs, c, api_name=False)  # the new job joins the list
     wire(c["timer"].tick, act.poll_job, c, api_name="finetune_poll", show_progress="hidden")
     wire(c["smooth_chk"].change, act.redraw_chart, c, api_name=False)

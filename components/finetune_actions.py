@@ -158,57 +158,44 @@ def check_run(settings: SessionSettings, visitor: str | None, source_radio: str,
     return {"preflight_md": "\n".join(f"- {line}" for line in lines)}
 
 
-def _start(confirmed: bool, settings: SessionSettings, visitor: str | None, recent: list | None,
-           source: str, file: str | None, split: float, endpoint: str, model: str, epochs: str,
-           batch: str, lr: str, seed: float | None, suffix: str) -> dict[str, Any]:
-    if ownership.multi_user():  # a job no verified visitor owns would be nobody's: refuse it up front
-        workspace.visitor_dir(visitor or "")
-    client = make_client(settings, endpoint)
-    train, validation, problems = _examples(visitor, source, file, split)
-    try:
-        started = start_job(client, train, model, validation=validation, read_problems=problems,
-                            n_epochs=epochs, batch_size=batch, auto_epochs=_auto_epochs(settings, endpoint),
-                            learning_rate_multiplier=lr, suffix=suffix, confirmed=confirmed,
-                            threshold_usd=settings.confirm_above_usd,
-                            seed=int(seed) if seed not in (None, "") else None,
-                            metadata=settings.endpoint(endpoint).provider.job_metadata(
-                                visitor_tag(visitor) if visitor else None),
-                            openai_hosted=_hosted(settings, endpoint, client),
-                            name=Path(file).stem if source == SOURCES[1] and file else "draft")
-    except ConfirmationNeeded as exc:
-        return {"confirm_md": f"**{exc}**", "confirm_row": gr.Row(visible=True)}
-    job = started.job
-    claim_started(visitor, started)
-    if visitor:
-        record_job(visitor, job.id, endpoint=endpoint, base_model=model, suffix=suffix or None,
-                   status=job.status, estimated_cost_usd=started.preflight.estimated_cost_usd)
-    watch = {"job_id": job.id, "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
-    gr.Info(f"Started job {job.id}.")
-    return {"watch_state": watch, "recent_jobs": remember(recent, job.id, endpoint),
-            "confirm_row": gr.Row(visible=False), "timer": gr.Timer(active=True),
-            "status_html": badge_html(job.status),
-            "preflight_md": "\n".join(f"- {line}" for line in started.preflight.summary_lines())}
-
-
 START_OUTPUTS = ("watch_state", "recent_jobs", "confirm_row", "confirm_md", "timer", "status_html", "preflight_md")
 
 
 @outputs(*START_OUTPUTS)
 def start_run(settings: SessionSettings, visitor: str | None, recent_jobs: list | None, source_radio: str,
               upload_file: str | None, split_sl: float, endpoint_dd: str, model_dd: str, epochs_box: str,
-              batch_box: str, lr_box: str, seed_num: float | None, suffix_box: str) -> dict[str, Any]:
-    """Start, unless the cost is above the threshold: then ask (the confirm row) first."""
-    return _start(False, settings, visitor, recent_jobs, source_radio, upload_file, split_sl, endpoint_dd,
-                  model_dd, epochs_box, batch_box, lr_box, seed_num, suffix_box)
-
-
-@outputs(*START_OUTPUTS)
-def start_confirmed(settings: SessionSettings, visitor: str | None, recent_jobs: list | None, source_radio: str,
-                    upload_file: str | None, split_sl: float, endpoint_dd: str, model_dd: str, epochs_box: str,
-                    batch_box: str, lr_box: str, seed_num: float | None, suffix_box: str) -> dict[str, Any]:
-    """Start after the visitor accepted the estimated cost."""
-    return _start(True, settings, visitor, recent_jobs, source_radio, upload_file, split_sl, endpoint_dd,
-                  model_dd, epochs_box, batch_box, lr_box, seed_num, suffix_box)
+              batch_box: str, lr_box: str, seed_num: float | None, suffix_box: str,
+              confirmed: bool = False) -> dict[str, Any]:
+    """Start, unless the cost is above the threshold: then ask (the confirm row) first. The confirm
+    button is wired with `confirmed` = True (a gr.State): the visitor accepted the estimated cost."""
+    endpoint, model = endpoint_dd, model_dd  # short names for the many uses below
+    if ownership.multi_user():  # a job no verified visitor owns would be nobody's: refuse it up front
+        workspace.visitor_dir(visitor or "")
+    client = make_client(settings, endpoint)
+    train, validation, problems = _examples(visitor, source_radio, upload_file, split_sl)
+    try:
+        started = start_job(client, train, model, validation=validation, read_problems=problems,
+                            n_epochs=epochs_box, batch_size=batch_box, auto_epochs=_auto_epochs(settings, endpoint),
+                            learning_rate_multiplier=lr_box, suffix=suffix_box, confirmed=confirmed,
+                            threshold_usd=settings.confirm_above_usd,
+                            seed=int(seed_num) if seed_num not in (None, "") else None,
+                            metadata=settings.endpoint(endpoint).provider.job_metadata(
+                                visitor_tag(visitor) if visitor else None),
+                            openai_hosted=_hosted(settings, endpoint, client),
+                            name=Path(upload_file).stem if source_radio == SOURCES[1] and upload_file else "draft")
+    except ConfirmationNeeded as exc:
+        return {"confirm_md": f"**{exc}**", "confirm_row": gr.Row(visible=True)}
+    job = started.job
+    claim_started(visitor, started)
+    if visitor:
+        record_job(visitor, job.id, endpoint=endpoint, base_model=model, suffix=suffix_box or None,
+                   status=job.status, estimated_cost_usd=started.preflight.estimated_cost_usd)
+    watch = {"job_id": job.id, "endpoint": endpoint, "snapshot": None, "next_poll_at": 0.0}
+    gr.Info(f"Started job {job.id}.")
+    return {"watch_state": watch, "recent_jobs": remember(recent_jobs, job.id, endpoint),
+            "confirm_row": gr.Row(visible=False), "timer": gr.Timer(active=True),
+            "status_html": badge_html(job.status),
+            "preflight_md": "\n".join(f"- {line}" for line in started.preflight.summary_lines())}
 
 
 def _snippet(settings: SessionSettings, endpoint: str, client: Any, snap: JobSnapshot) -> str | None:

@@ -16,43 +16,23 @@ from typing import Any
 
 import gradio as gr
 
+from components import batches_panel as batches
+from components import generate_batch as gb
 from components import generate_run as ui
 from components.context import AppContext
-from components.generate_run import MAX_VARS, RunHandle
+from components.generate_run import MAX_VARS, ROLE_DEFAULT, RunHandle
+from components.generate_run import run_config as _config
 from components.wiring import outputs, wire
 from pipeline import drafts, endpoints
 from pipeline import generate as gen
 from pipeline.background import Finished
-from pipeline.errors import InputError
 from pipeline.generate import prompts
-from pipeline.generate.store import RunFiles, read_examples
+from pipeline.generate.store import RunFiles
 from pipeline.generate.templates import resolve_variables
 
-ROLE_DEFAULT = "(teacher role)"
 VAR_BOXES = tuple(f"var_box_{i}" for i in range(MAX_VARS))
 #: A running generation tells the Dataset tab to redraw at most this often (seconds).
 REDRAW_EVERY_S = 1.0
-
-
-def _config(template: str, values: tuple, endpoint: str, model: str, n: float, concurrency: float,
-            temperature: float, budget: float | None, seed: float, check: bool, source_file: Any,
-            visitor: str, settings: endpoints.SessionSettings, out: Path | None = None) -> gen.GenerationConfig:
-    """The run config from the form (no client yet: a preview must not start the local backend)."""
-    t = gen.load_template(template)
-    draft = drafts.load_draft(visitor)
-    sources = read_examples(Path(source_file)) if source_file else (draft if t.source else None)
-    if t.source and not sources:
-        raise InputError("Paraphrase rewrites existing examples: add some to the Dataset tab or upload a file.")
-    choice = endpoints.role(settings, "teacher")
-    name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
-    model = (model or "").strip() or (choice.model if name == choice.endpoint else "")
-    if not model:
-        raise InputError("Type the teacher model id (the endpoint has no default).")
-    return gen.GenerationConfig(
-        template=t, n=int(n), out=out or ui.run_path(visitor, t.name), model=model,
-        variables=ui.form_variables(t, values), concurrency=int(concurrency), temperature=float(temperature),
-        budget_usd=ui.run_budget(budget, settings, model), seed=int(seed or 0), check=bool(check),
-        sources=sources, avoid=None if t.source else draft, endpoint=name, retry=gen.RetryPolicy(timeout=300.0))
 
 
 @outputs("template_md", *VAR_BOXES, "source_file", "check_cb")
@@ -84,8 +64,8 @@ def list_teacher_models(endpoint_dd: str, settings: endpoints.SessionSettings) -
 def preview_prompt(template_dd: str, var_box_0: str, var_box_1: str, var_box_2: str, var_box_3: str,
                    var_box_4: str, var_box_5: str, endpoint_dd: str, model_dd: str, n_num: float,
                    concurrency_sl: float, temperature_sl: float, budget_num: float | None, seed_num: float,
-                   check_cb: bool, source_file: Any, visitor: str, settings: endpoints.SessionSettings
-                   ) -> dict[str, Any]:
+                   check_cb: bool, source_file: Any, visitor: str, settings: endpoints.SessionSettings,
+                   batch_mode_radio: str | None = None) -> dict[str, Any]:
     """The exact messages of the first request, and the cost estimate of the whole run."""
     config = _config(template_dd, (var_box_0, var_box_1, var_box_2, var_box_3, var_box_4, var_box_5), endpoint_dd,
                      model_dd, n_num, concurrency_sl, temperature_sl, budget_num, seed_num, check_cb, source_file,
@@ -97,7 +77,10 @@ def preview_prompt(template_dd: str, var_box_0: str, var_box_1: str, var_box_2: 
     messages = prompts.build_messages(config.template, variables, seed=config.seed, index=0,
                                       earlier=(config.avoid or [])[-50:], source=source)
     est = gen.estimate_run(config)
-    return {"prompt_box": ui.format_prompt(messages), "estimate_md": f"Estimate for {config.model}: {est.describe()}."}
+    line = f"Estimate for {config.model}: {est.describe()}."
+    if batch_mode_radio == batches.MODES[1]:
+        line += "\n\n" + gb.batch_preview_line(config.model, est)
+    return {"prompt_box": ui.format_prompt(messages), "estimate_md": line}
 
 
 @outputs("run_state")
@@ -183,11 +166,16 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
             c["budget_num"] = gr.Number(None, label="Budget (USD; 0 or empty = the Settings tab's cap)", minimum=0)
             c["seed_num"] = gr.Number(0, label="Seed", precision=0)
             c["check_cb"] = gr.Checkbox(label="Check answers (solve again; keep only when they agree)")
+    c["batch_mode_radio"] = gr.Radio(batches.MODES, value=batches.MODES[0], show_label=False,
+                                     elem_id="generate-mode")
     with gr.Row():
         c["preview_btn"] = gr.Button("Preview prompt and cost")
         c["start_btn"] = gr.Button("Start", variant="primary")
         c["stop_btn"] = gr.Button("Stop", variant="stop", interactive=False)
+        c["batch_submit_btn"] = gr.Button("Submit batch", variant="primary", visible=False)
+        c["batch_file_btn"] = gr.Button("Only write the request file", visible=False)
     c["estimate_md"] = gr.Markdown()
+    batches.build_confirm_row(c, "generate")
     # A bar, not a slider: a Slider looked draggable, and its number box invited typing a progress.
     c["progress_bar"] = gr.HTML(ui.progress_html(0), elem_id="generate-progress")
     c["status_md"] = gr.Markdown()
@@ -196,6 +184,7 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     with gr.Accordion("Replies kept apart for review (unparsed, duplicates, failed checks)", open=False):
         c["failures_df"] = gr.Dataframe(headers=["kind", "reason", "raw"], interactive=False, wrap=True)
         c["failures_file"] = gr.File(label="All of them (JSONL)", interactive=False)
+    batches.build_batches_panel(c, "generate")
 
     # Triggers None: on page load and whenever the template changes.
     wire(functools.partial(gr.on, None), show_template, c, api_name="show_template")
@@ -207,4 +196,9 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     started = wire(c["start_btn"].click, prepare_run, c, queue=False)
     wire(started.then, generate_examples, c, api_name="generate_examples")
     wire(c["stop_btn"].click, stop_generation, c, queue=False)
+    wire(c["batch_mode_radio"].change, gb.switch_mode, c, queue=False, api_visibility="private")
+    for btn, send in (("batch_submit_btn", True), ("batch_file_btn", False)):
+        wire(c[btn].click, gb.submit_generation_batch, {**c, "batch_send": gr.State(send)},
+             api_name="generate_batch" if send else "generate_batch_file")
+    batches.wire_batches_panel(c, ctx.visitor)
     return c

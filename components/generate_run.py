@@ -17,13 +17,24 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from pipeline import workspace
+from pipeline import drafts, workspace
 from pipeline.background import Finished, iterate_in_thread
-from pipeline.generate import GenerationConfig, RunStatus, Template, load_template, run_generation
+from pipeline.endpoints import SessionSettings, role
+from pipeline.errors import InputError
+from pipeline.generate import (
+    GenerationConfig,
+    RetryPolicy,
+    RunStatus,
+    Template,
+    load_template,
+    run_generation,
+)
+from pipeline.generate.store import read_examples
 from pipeline.model_lists import chat_models, list_models
 from pipeline.models import prices
 
 MAX_VARS = 6  # variable boxes on the form; a template's further variables keep their defaults
+ROLE_DEFAULT = "(teacher role)"
 FAILURE_COLUMNS = ["kind", "reason", "raw"]
 
 
@@ -64,6 +75,28 @@ def format_prompt(messages: list[dict]) -> str:
 def run_path(visitor: str, template: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return workspace.visitor_dir(visitor, "generate") / f"{template}-{stamp}.jsonl"
+
+
+def run_config(template: str, values: tuple, endpoint: str, model: str, n: float, concurrency: float,
+            temperature: float, budget: float | None, seed: float, check: bool, source_file: Any,
+            visitor: str, settings: SessionSettings, out: Path | None = None) -> GenerationConfig:
+    """The run config from the form (no client yet: a preview must not start the local backend)."""
+    t = load_template(template)
+    draft = drafts.load_draft(visitor)
+    sources = read_examples(Path(source_file)) if source_file else (draft if t.source else None)
+    if t.source and not sources:
+        raise InputError("Paraphrase rewrites existing examples: add some to the Dataset tab or upload a file.")
+    choice = role(settings, "teacher")
+    name = choice.endpoint if endpoint in ("", ROLE_DEFAULT, None) else endpoint
+    model = (model or "").strip() or (choice.model if name == choice.endpoint else "")
+    if not model:
+        raise InputError("Type the teacher model id (the endpoint has no default).")
+    return GenerationConfig(
+        template=t, n=int(n), out=out or run_path(visitor, t.name), model=model,
+        variables=form_variables(t, values), concurrency=int(concurrency), temperature=float(temperature),
+        budget_usd=run_budget(budget, settings, model), seed=int(seed or 0), check=bool(check),
+        sources=sources, avoid=None if t.source else draft, endpoint=name, retry=RetryPolicy(timeout=300.0))
+
 
 
 class Throttle:

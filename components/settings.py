@@ -80,7 +80,7 @@ def _build_rest(ui: dict) -> None:
     gr.Markdown("### Budgets")
     with gr.Row():
         ui["budget_num"] = gr.Number(label="Generation budget (USD per run)", minimum=0)
-        ui["confirm_num"] = gr.Number(label="Ask before fine-tunes costing more than (USD)", minimum=0)
+        ui["confirm_num"] = gr.Number(label="Ask before fine-tunes and batches costing more than (USD)", minimum=0)
         ui["budgets_save_btn"] = gr.Button("Save budgets")
     ui["budgets_md"] = gr.Markdown()
     gr.Markdown("### Remember in this browser\nA refresh keeps your settings for this session (in the "

@@ -251,7 +251,7 @@ def save_hf_token_clicked(settings: SessionSettings, hf_box: str, hf_forget_chk:
 def save_budgets_clicked(settings: SessionSettings, budget_num: float, confirm_num: float) -> dict:
     new = endpoint_edit.set_budgets(settings, budget_num, confirm_num)
     return {"settings": new, "budgets_md": f"Saved: generation budget ${new.budget_usd:.2f}; "
-            f"fine-tunes above ${new.confirm_above_usd:.2f} ask first."}
+            f"fine-tunes and batches above ${new.confirm_above_usd:.2f} ask first."}
 
 
 def remember_note(settings: SessionSettings) -> str:

@@ -10,7 +10,7 @@ import sys
 from pipeline.errors import DistillError, explain
 
 #: Each name is a module in pipeline/commands/ with add_parser(subparsers) and run(args) -> int.
-COMMANDS: list[str] = ["validate", "generate", "serve", "finetune", "jobs", "eval", "bench", "push", "pull"]
+COMMANDS: list[str] = ["validate", "generate", "serve", "finetune", "jobs", "eval", "bench", "push", "pull", "batches"]
 
 
 def build_parser() -> argparse.ArgumentParser:

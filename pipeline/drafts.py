@@ -9,9 +9,11 @@ template, parameters, cost), which the dataset card reports.
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pipeline import atomic, workspace
 
@@ -48,16 +50,52 @@ def draft_lines(visitor_id: str) -> list[str]:
     return read_draft(visitor_id)[1]
 
 
+def _stored(fh: IO[str], size: int | None = None) -> Iterator[str]:
+    """The non-blank lines of an open draft, without their newline, up to `size` bytes when given.
+    Opened with newline="\\n": split at "\\n" only (str.splitlines() also breaks at U+2028/U+2029,
+    which json.dumps(ensure_ascii=False) leaves inside strings, and universal newlines at a "\\r")."""
+    read = 0
+    for line in fh:
+        if size is not None:
+            read += len(line.encode("utf-8"))
+            if read > size:  # appended after the snapshot's size was taken (and maybe not complete)
+                return
+        if line.strip():
+            yield line[:-1] if line.endswith("\n") else line
+
+
+def _open(path: Path) -> IO[str]:
+    return path.open(encoding="utf-8", newline="\n")
+
+
 def read_draft(visitor_id: str) -> tuple[Stamp | None, list[str]]:
-    """(stamp, lines) read together: no write can come between the two."""
+    """(stamp, lines) read together: no write can come between the two. Read line by line (a 50,000-
+    example draft is ~40 MB: reading it whole and splitting held it twice)."""
     path = draft_path(visitor_id)
     with atomic.locked(path):
         if not path.exists():
             return None, []
-        # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, which json.dumps(ensure_ascii=False)
-        # leaves unescaped inside strings.
-        stamp, lines = draft_stamp(visitor_id), path.read_text(encoding="utf-8").split("\n")
-    return stamp, [line for line in lines if line.strip()]
+        with _open(path) as fh:
+            return draft_stamp(visitor_id), list(_stored(fh))
+
+
+def iter_draft_lines(visitor_id: str) -> Iterator[str]:
+    """The draft's stored lines one at a time, as the draft was when the iteration started: a rewrite
+    meanwhile replaces the file (this keeps reading the old one) and what is appended meanwhile is
+    not read. For work that needs one example at a time (export, copies), in bounded memory."""
+    path = draft_path(visitor_id)
+    with atomic.locked(path):
+        if not path.exists():
+            return
+        fh = _open(path)
+        size = os.fstat(fh.fileno()).st_size
+    with fh:
+        yield from _stored(fh, size)
+
+
+def iter_draft(visitor_id: str) -> Iterator[Any]:
+    """The draft's examples one at a time (see iter_draft_lines)."""
+    return (json.loads(line) for line in iter_draft_lines(visitor_id))
 
 
 def load_draft(visitor_id: str) -> list[dict]:
@@ -65,18 +103,48 @@ def load_draft(visitor_id: str) -> list[dict]:
     return [json.loads(line) for line in draft_lines(visitor_id)]
 
 
-def save_draft(visitor_id: str, examples: list[dict]) -> None:
+def save_draft(visitor_id: str, examples: Iterable[Any]) -> None:
     """Replace the draft with `examples` (atomically: a crash mid-write keeps the old file)."""
-    save_draft_lines(visitor_id, [json.dumps(ex, ensure_ascii=False) for ex in examples])
+    save_draft_lines(visitor_id, (json.dumps(ex, ensure_ascii=False) for ex in examples))
 
 
-def save_draft_lines(visitor_id: str, lines: list[str]) -> Stamp | None:
+def _write_lines(tmp: str, lines: Iterable[str]) -> None:
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        for line in lines:
+            fh.write(line)
+            fh.write("\n")
+
+
+def save_draft_lines(visitor_id: str, lines: Iterable[str]) -> Stamp | None:
     """Replace the draft with these JSON lines (one example each, as `draft_lines` gives them); returns
-    the stamp of what was written."""
+    the stamp of what was written. Written as they come (no second copy of a large draft in memory);
+    `lines` must not be a lazy read of this same draft (its lock is held while they are written)."""
     path = draft_path(visitor_id)
     with atomic.locked(path):
-        atomic.write_text(path, "".join(line + "\n" for line in lines))
+        atomic.write_with(path, lambda tmp: _write_lines(tmp, lines))
         return draft_stamp(visitor_id)
+
+
+def copy_draft(visitor_id: str, dest: str | Path) -> int:
+    """Write the draft's stored lines to `dest` (atomically, streamed); returns how many. The draft is
+    JSONL written by json.dumps(ensure_ascii=False), so this is also its JSONL export."""
+    count = 0
+
+    def counted() -> Iterator[str]:
+        nonlocal count
+        for line in iter_draft_lines(visitor_id):
+            count += 1
+            yield line
+
+    atomic.write_with(dest, lambda tmp: _write_lines(tmp, counted()))
+    return count
+
+
+def replace_draft_with_file(visitor_id: str, source: str | Path) -> None:
+    """Make the JSONL file `source` the draft (renamed into place: nothing is read or copied)."""
+    path = draft_path(visitor_id)
+    with atomic.locked(path):
+        os.replace(source, path)
 
 
 def append_to_draft(visitor_id: str, examples: list[dict]) -> int:
@@ -85,7 +153,10 @@ def append_to_draft(visitor_id: str, examples: list[dict]) -> int:
     with atomic.locked(path):
         with path.open("a", encoding="utf-8") as fh:
             fh.write(_dump(examples))
-        return sum(1 for line in path.read_text(encoding="utf-8").split("\n") if line.strip())
+        # Counted as bytes, line by line: a generation appends a batch every second or so, and reading
+        # a 50,000-example draft as text each time held ~40 MB twice.
+        with path.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
 
 
 def load_meta(visitor_id: str) -> dict[str, Any]:
@@ -132,7 +203,8 @@ def restore_backup(visitor_id: str, backup: Path) -> int:
     folder = draft_path(visitor_id).parent
     if backup.parent.resolve() != folder.resolve() or not backup.exists():
         raise FileNotFoundError(f"No draft backup named {backup.name} in this workspace.")
-    examples = [json.loads(line) for line in backup.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with _open(backup) as fh:
+        examples = [json.loads(line) for line in _stored(fh)]
     save_draft(visitor_id, examples)
     meta = backup.with_suffix(".meta.json")
     with atomic.locked(meta_path(visitor_id)):

@@ -33,6 +33,11 @@ class Prices:
     training: float | None = None
     ft_input: float | None = None
     ft_output: float | None = None
+    #: Through the Batch API (half the interactive price where OpenAI lists one).
+    batch_input: float | None = None
+    batch_output: float | None = None
+    batch_ft_input: float | None = None
+    batch_ft_output: float | None = None
 
 
 @cache
@@ -79,6 +84,11 @@ def prices(model: str) -> Prices | None:
     table = _load("pricing.json")
     family = _family(model, list(table["models"]))
     return Prices(**table["models"][family]) if family else None
+
+
+def batch_pricing_source() -> str:
+    table = _load("pricing.json")["batch"]
+    return f"{table['source']} ({table['date']})"
 
 
 def openai_equivalent(role: str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from pipeline import atomic, config, workspace
 from pipeline.errors import InputError
 
-KINDS = ("job", "file", "model")
+KINDS = ("job", "file", "model", "batch")
 _LOOPBACK = {"", "127.0.0.1", "localhost", "::1", "[::1]"}
 _TRUE = {"1", "true", "yes", "on"}
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")

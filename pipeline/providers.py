@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
-import openai
-
 from pipeline import ownership
 from pipeline.local.dataset import resolved_auto_epochs
 
@@ -51,6 +49,8 @@ class EndpointKind:
 
     @classmethod
     def client(cls, endpoint: Any, key: str, *, async_: bool = False, **opts: Any) -> Any:
+        import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
         klass = openai.AsyncOpenAI if async_ else openai.OpenAI
         return klass(api_key=key, base_url=endpoint.base_url or None,
                      default_headers=endpoint.default_headers or None, **opts)
@@ -121,6 +121,8 @@ class AzureKind(EndpointKind):
 
     @classmethod
     def client(cls, endpoint: Any, key: str, *, async_: bool = False, **opts: Any) -> Any:
+        import openai
+
         klass = openai.AsyncAzureOpenAI if async_ else openai.AzureOpenAI
         return klass(api_key=key, azure_endpoint=endpoint.base_url or "",
                      api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
@@ -138,6 +140,8 @@ class LocalKind(EndpointKind):
 
     @classmethod
     def client(cls, endpoint: Any, key: str, *, async_: bool = False, **opts: Any) -> Any:
+        import openai
+
         from pipeline.local.runtime import ensure_local_backend  # starts torch: only when first used
 
         handle = ensure_local_backend()

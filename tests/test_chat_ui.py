@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client
 
 from pipeline.endpoints import SessionSettings
+from tests.browser_support import free_port
 from tests.chat_support import chat_tab_app
 from tests.fakes.chat_server import FakeChatServer
 
@@ -15,7 +16,7 @@ from tests.fakes.chat_server import FakeChatServer
 def chat_app():
     with FakeChatServer() as srv:
         demo = chat_tab_app(srv, "fast-a", "delay-0.5-ft", "error-teacher", "visitor-ui-test-1")
-        demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
+        demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True, show_error=True)
         try:
             yield demo, srv
@@ -34,7 +35,7 @@ def test_send_endpoint_streams_every_pane(chat_app):
     result = client.predict("Hello panes", "Be brief.", 0.3, 64, False, None,
                             "fake", "fast-a", "fake", "delay-0.5-ft", "fake", "error-teacher",
                             api_name="/chat_send")
-    base, ft, teacher, m_base, m_ft, m_teacher, box = result
+    base, ft, teacher, m_base, m_ft, m_teacher, *_tool_boxes, box = result
     assert _text(base[-1]) == "fast-a says: Hello panes"
     assert _text(ft[-1]) == "delay-0.5-ft says: Hello panes"
     assert "⚠️" in _text(teacher[-1]) and "500" in _text(teacher[-1])

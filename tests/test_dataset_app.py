@@ -40,15 +40,15 @@ def test_load_file_then_validate(client, tmp_path: Path) -> None:
     good = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
             for i in range(12)]
     path.write_text("".join(json.dumps(e) + "\n" for e in good) + "{broken\n", encoding="utf-8")
-    table, summary, _plot, report, status = client.predict(
+    table, _page, summary, _plot, report, status = client.predict(
         handle_file(str(path)), False, "", "", TOKEN, "gpt-3.5-turbo-0125", 0, api_name="/load_file")
     assert len(table["data"]) == 13 and table["data"][-1][0] == "raw 1"
     assert "Loaded 12 example(s)" in status and "unreadable" in status
     assert report["examples"] == 12 and report["errors"][0]["code"] == "invalid_json"
     assert drafts.load_draft(VISITOR) == good  # saved to the visitor's draft at once
 
-    table, summary, _plot, report, _ = client.predict(TOKEN, "gpt-3.5-turbo-0125", 2,
-                                                      api_name="/validate_dataset")
+    table, _page, summary, _plot, report, _ = client.predict(TOKEN, "gpt-3.5-turbo-0125", 2,
+                                                             api_name="/validate_dataset")
     assert report["n_epochs"] == 2 and report["tokens_approximate"] is False
     assert report["estimated_cost_usd"] == pytest.approx(report["billing_tokens_per_epoch"] * 2 * 8 / 1e6)
     assert "12 examples" in summary
@@ -61,8 +61,8 @@ def test_load_sample_and_bad_input(client) -> None:
 
     names = sample_choices()
     assert names, "data/samples/*.jsonl should ship with the app"
-    table, _, _, report, status = client.predict(names[0], False, TOKEN, "gpt-4o-mini-2024-07-18", 0,
-                                                 api_name="/load_sample")
+    table, _, _, _, report, status = client.predict(names[0], False, TOKEN, "gpt-4o-mini-2024-07-18", 0,
+                                                    api_name="/load_sample")
     assert report["examples"] == len(drafts.load_draft(VISITOR)) == len(table["data"]) > 0
     assert f"sample {names[0]}" in status
     with pytest.raises(AppError, match="reload the page"):
@@ -87,20 +87,21 @@ def test_a_redraw_that_read_a_draft_being_replaced_changes_nothing(monkeypatch) 
     import gradio as gr
 
     from components import dataset as tab
+    from components import dataset_render
 
     visitor = "redraw-race-visitor"
     drafts.save_draft(visitor, [])
-    real_render = tab._render
+    real_render = dataset_render.render
 
     def render_then_load(*args, **kwargs) -> dict:
         shown = real_render(*args, **kwargs)  # read the empty draft...
         drafts.save_draft(visitor, [{"messages": [{"role": "user", "content": "hi"}]}])  # ...then a load wrote
         return shown
 
-    monkeypatch.setattr(tab, "_render", render_then_load)
-    out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
+    monkeypatch.setattr(dataset_render, "render", render_then_load)
+    *_, out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
     assert out and all(isinstance(v, type(gr.skip())) for v in out.values())
 
-    monkeypatch.setattr(tab, "_render", real_render)
-    out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
+    monkeypatch.setattr(dataset_render, "render", real_render)
+    *_, out = tab.show_draft(visitor, 0, "gpt-4o-mini-2024-07-18", 0)
     assert len(out["table_df"]) == 1 and isinstance(out["status_md"], type(gr.skip()))

@@ -38,9 +38,9 @@ class Spy:
         self.checked = self.tokenized = self.answers = 0
         real_check, real_count, real_answers = draft_view.check_example, tokens.count_examples, draft_view.example_facts
 
-        def check(ex, line, index):
+        def check(ex, line, index, text=None):
             self.checked += 1
-            return real_check(ex, line, index)
+            return real_check(ex, line, index, text)
 
         def count(examples, counter):
             examples = list(examples)
@@ -77,11 +77,11 @@ def test_a_cell_edit_rechecks_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(i) for i in range(300)])
     cache = DraftCache()
-    shown = tab.validate_dataset(visitor, MODEL, 0, cache)
+    shown = tab.validate_dataset(visitor, MODEL, 0, draft_cache=cache)
     table = [list(row) for row in shown["table_df"]]
     spy = Spy(monkeypatch)
     table[41][3] = "a better answer"
-    out = tab.save_edits(table, shown["rendered"], visitor, MODEL, 0, cache)
+    out = tab.save_edits(table, shown["rendered"], visitor, MODEL, 0, draft_cache=cache)
     assert (spy.checked, spy.tokenized, spy.answers) == (1, 1, 1)
     assert drafts.load_draft(visitor)[41]["messages"][2]["content"] == "a better answer"
     assert len(drafts.load_draft(visitor)) == 300
@@ -92,13 +92,13 @@ def test_an_appended_batch_checks_only_its_rows(monkeypatch: pytest.MonkeyPatch)
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(i) for i in range(100)])
     cache = DraftCache()
-    tab.show_draft(visitor, 0, MODEL, 0, cache)
+    list(tab.show_draft(visitor, 0, MODEL, 0, draft_cache=cache))
     spy = Spy(monkeypatch)
     drafts.append_to_draft(visitor, [example(i) for i in range(100, 110)])
-    out = tab.show_draft(visitor, 1, MODEL, 0, cache)
+    *_, out = tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache)
     assert (spy.checked, spy.tokenized, spy.answers) == (10, 10, 10)
     assert len(out["table_df"]) == 110 and out["report_json"]["examples"] == 110
-    tab.show_draft(visitor, 1, MODEL, 0, cache)  # nothing new: nothing checked
+    list(tab.show_draft(visitor, 1, MODEL, 0, draft_cache=cache))  # nothing new: nothing checked
     assert (spy.checked, spy.tokenized) == (10, 10)
 
 
@@ -106,8 +106,27 @@ def test_a_row_moved_by_a_delete_is_checked_again_with_its_new_line() -> None:
     visitor = "view-" + secrets.token_hex(6)
     drafts.save_draft(visitor, [example(1, system=False), example(2, system=False)])
     cache = DraftCache()
-    tab.validate_dataset(visitor, MODEL, 0, cache)
-    out = tab.delete_rows("1", visitor, MODEL, 0, cache)
+    tab.validate_dataset(visitor, MODEL, 0, draft_cache=cache)
+    out = tab.delete_rows("1", visitor, MODEL, 0, draft_cache=cache)
     [row] = out["table_df"]
     assert row[0] == "1" and out["report_json"]["warnings"][-1]["line"] == 1
     assert "Line 1 has no system message" in out["report_json"]["warnings"][-1]["message"]
+
+
+def test_text_checks_judged_from_the_stored_line_find_what_walking_the_value_finds() -> None:
+    """The cache judges NUL, lone surrogates and deep nesting from the stored line when it plainly has
+    none; any line that might is walked as before."""
+    deep: object = "x"
+    for _ in range(70):
+        deep = [deep]
+    bad = [{"messages": [{"role": "user", "content": "a\x00b"}, {"role": "assistant", "content": "y"}]},
+           {"messages": [{"role": "user", "content": "\ud800"}, {"role": "assistant", "content": "y"}]},
+           {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "y"}], "x": deep},
+           {"messages": [{"role": "user", "content": "\\u0000 is fine"}, {"role": "assistant", "content": "y"}]}]
+    examples = bad + [example(i) for i in range(12)]
+    for ensure_ascii in (False, True):
+        lines = [json.dumps(ex, ensure_ascii=ensure_ascii) for ex in examples]
+        report, _ = DraftCache().report(lines, [], MODEL)
+        codes = [[p.code for p in found] for found in report.example_problems[:4]]
+        assert codes == [[p.code for p in found] for found in validate_examples(examples, MODEL).example_problems[:4]]
+        assert codes[0] == codes[1] == ["unusable_text"] and "too_deeply_nested" in codes[2] and codes[3] == ["missing_system_message"]

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from pipeline.evaluate import Target, build_results, parse_benchmark, run_benchmark, verdict_changes
-from pipeline.evaluate.costs import break_even, break_even_words
+from pipeline.evaluate.chart import cost_chart
+from pipeline.evaluate.costs import break_even, break_even_words, cost_gaps
 from pipeline.evaluate.fewshot import pick_shots, with_shots
 from pipeline.evaluate.stats import mcnemar_exact
 from tests.fakes.chat_server import FakeChatServer
@@ -115,6 +116,25 @@ def test_local_models_show_openai_equivalent_cost_and_break_even():
     assert be["questions"] == -(-0.05 // (per_t - per_f))
     assert "after" in break_even_words(be) and break_even(tuned, teacher, None) is None
     assert break_even({**tuned, "equivalent_cost_per_100_usd": 99.0}, teacher, 1.0)["questions"] is None
+
+
+def test_the_cost_panel_says_which_models_have_no_price():
+    items = parse_benchmark(BENCH)
+    with FakeChatServer(answers=answers, models=["my-own-model", "error-x"]) as srv:
+        client = srv.client()
+        results = run_benchmark("v", items, [
+            Target("my-own-model", client, label="tuned", role="fine_tuned"),
+            Target("gpt-4.1", client, label="teacher", role="teacher")], max_tokens=16)
+    gaps = cost_gaps(results)
+    assert gaps == ["no prices known for my-own-model: cost not shown"]
+    panel = [a.text for a in cost_chart(results).layout.annotations if a.xref == "x domain"]
+    assert panel == ["no prices known for my-own-model: cost not shown"]  # not a blank panel
+    tuned, teacher = results["results"]
+    assert break_even(tuned, teacher, 0.05) is None
+    assert "no prices known for my-own-model" in break_even_words(None, gaps)
+    # A priced model that gave no answer is not "unpriced": the panel says it has nothing to price.
+    failed = {**teacher, "cost_per_100_usd": None, "answered": 0}
+    assert cost_gaps({"results": [failed]}) == ["teacher: no answers to price, cost not shown"]
 
 
 def test_runs_record_hash_and_settings_and_show_verdict_changes():

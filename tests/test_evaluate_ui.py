@@ -62,3 +62,19 @@ def test_evaluate_run_scores_saves_and_warns_about_leaks():
     assert saved["benchmark"] == "person_bench.jsonl" and len(saved["items"]) == n
     assert saved["leakage"] and saved["leakage"][0]["index"] == 0
     assert drill["headers"][-2:] == ["Base: oracle", "Fine-tuned: clueless"]
+
+
+def test_each_contestants_refresh_lists_its_own_endpoints_models():
+    """One handler serves the four ↻ buttons: each reads its slot's endpoint and fills its slot's model list."""
+    with FakeChatServer(models=["m-one", "m-two"]) as srv:
+        settings = SessionSettings(custom_endpoints={"fake": Endpoint("fake", "compatible", base_url=srv.base_url)},
+                                   typed_keys={"fake": "k"})
+        with gr.Blocks() as demo:
+            c = build_evaluate_tab(AppContext(settings=gr.State(settings), visitor=gr.State("v-eval-refresh"),
+                                              dataset_rev=gr.State(0), recent_jobs=gr.State([]),
+                                              remembered=gr.State(None)))
+        for slot in ("base", "fine_tuned", "teacher", "judge"):
+            dep = next(fn for fn in demo.fns.values() if (c[f"{slot}_refresh"]._id, "click") in fn.targets)
+            assert dep.inputs[1:] == [c[f"{slot}_ep"], c[f"{slot}_model"]] and dep.outputs == [c[f"{slot}_model"]]
+            shown = dep.fn(settings, "fake", "not-listed")[c[f"{slot}_model"]]
+            assert shown.choices == [("m-one", "m-one"), ("m-two", "m-two")] and shown.value == "m-one"

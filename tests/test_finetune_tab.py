@@ -44,8 +44,8 @@ def visitor() -> str:
 
 
 def start(settings, visitor, recent=None, confirmed=False, suffix="tab") -> dict:
-    fn = act.start_confirmed if confirmed else act.start_run
-    return fn(settings, visitor, recent, DRAFT, None, 0.1, "stub", MODEL, "auto", "auto", "auto", None, suffix)
+    return act.start_run(settings, visitor, recent, DRAFT, None, 0.1, "stub", MODEL, "auto", "auto", "auto", None,
+                         suffix, confirmed=confirmed)
 
 
 def poll_until_finished(settings, visitor, watch, limit=30) -> tuple[dict, dict]:
@@ -212,3 +212,19 @@ def test_a_job_started_elsewhere_is_watched_and_the_list_follows_its_status(stub
             break
     labels = [label for label, value in final["jobs_dd"].choices if value == job_id]
     assert final["jobs_dd"].value == job_id and "succeeded" in labels[0]
+
+
+def test_start_and_confirm_are_one_handler_and_only_confirm_accepts_the_cost() -> None:
+    """Both buttons run start_run; the confirm button's wiring alone says the visitor accepted the cost."""
+    import gradio as gr
+
+    from components.context import AppContext
+    from components.finetune import build_finetune_tab
+
+    with gr.Blocks() as demo:
+        build_finetune_tab(AppContext(settings=gr.State(SessionSettings()), visitor=gr.State(None),
+                                      dataset_rev=gr.State(0), recent_jobs=gr.State([]), remembered=gr.State(None)))
+    flags = {fn.api_name: (fn.fn.__name__,
+                           [s.value for s in fn.inputs if isinstance(s, gr.State) and isinstance(s.value, bool)])
+             for fn in demo.fns.values() if fn.api_name in ("finetune_start", "finetune_start_confirmed")}
+    assert flags == {"finetune_start": ("start_run", [False]), "finetune_start_confirmed": ("start_run", [True])}

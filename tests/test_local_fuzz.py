@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from test_local_batches import request_line, start, wait
 
 EXAMPLES = 25  # per operation; ~15 operations
 
@@ -28,6 +29,9 @@ def fuzz_backend(tmp_path_factory):
 
     handle = start_server(root=tmp_path_factory.mktemp("fuzz-backend"), tiny=True)
     handle.wait_ready(timeout=600)
+    # A finished batch (with output and error files), so the lists the fuzzer reads hold real ones.
+    client = handle.client()
+    wait(client, start(client, [request_line("ok"), request_line("bad", temperature=9)]).id)
     yield handle
     handle.stop()
 

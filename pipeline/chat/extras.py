@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline import drafts, workspace
 from pipeline.chat.session import ChatSession, PaneConfig, Params
+from pipeline.chat.tools import readable
 from pipeline.errors import InputError
 
 LETTERS = "ABCDEFGH"
@@ -58,7 +59,7 @@ def record_vote(visitor_id: str, session: ChatSession, configs: Sequence[PaneCon
               if choice in LETTERS else None,
               "mapping": mapping,
               "prompts": [m["content"] for m in session.histories[0] if m["role"] == "user"],
-              "answers": {LETTERS[j]: [m["content"] for m in h if m["role"] == "assistant"]
+              "answers": {LETTERS[j]: [readable(m) for m in h if m["role"] == "assistant"]
                           for j, h in enumerate(session.histories)}}
     with votes_path(visitor_id).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -79,6 +80,7 @@ def export_json(session: ChatSession, configs: Sequence[PaneConfig], params: Par
     return {
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "system": params.system, "temperature": params.temperature, "max_tokens": params.max_tokens,
+        "tools": params.tools, "tool_choice": params.tool_choice if params.tools else None,
         "panes": [{"label": c.label, "endpoint": c.endpoint, "model": c.model,
                    "few_shot": list(c.few_shot), "messages": session.histories[j],
                    "last_metrics": session.metrics[j]}
@@ -92,13 +94,16 @@ def export_markdown(session: ChatSession, configs: Sequence[PaneConfig], params:
     if params.system.strip():
         lines += [f"**System prompt:** {params.system}", ""]
     lines += [f"Temperature {params.temperature}, max tokens {params.max_tokens}.", ""]
+    if params.tools:
+        names = ", ".join(f"`{t['function']['name']}`" for t in params.tools)
+        lines += [f"**Tools:** {names} (tool choice: {params.tool_choice}).", ""]
     for pane in data["panes"]:
         shot = f", {len(pane['few_shot']) // 2} few-shot examples" if pane["few_shot"] else ""
         lines += [f"## {pane['label']} — {pane['endpoint']}: `{pane['model']}`{shot}", ""]
         for m in pane["messages"]:
-            who = "**You:**" if m["role"] == "user" else "**Model:**"
+            who = {"user": "**You:**", "tool": "**Tool result (you):**"}.get(m["role"], "**Model:**")
             note = " _(error)_" if m.get("error") else " _(stopped)_" if m.get("stopped") else ""
-            lines += [f"{who}{note} {m['content']}", ""]
+            lines += [f"{who}{note} {readable(m)}", ""]
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.chat.streams import PaneSpec, PaneState, stream_panes
+from pipeline.chat.tools import pending_calls, request_messages, tool_message
 from pipeline.errors import InputError, explain
 
 N_PANES = 3
@@ -35,6 +36,9 @@ class Params:
     system: str = ""
     temperature: float | None = 0.7
     max_tokens: int | None = 512
+    #: The visitor's OpenAI `tools` (None: no tools) and `tool_choice` (auto | none | required).
+    tools: list[dict] | None = None
+    tool_choice: str = "auto"
 
 
 @dataclass
@@ -46,11 +50,11 @@ class Turn:
 
 
 def model_messages(history: Sequence[dict], params: Params, few_shot: Sequence[dict] = ()) -> list[dict]:
-    """The messages a model is sent: system prompt, few-shot turns, then its own real turns."""
+    """The messages a model is sent: system prompt, few-shot turns, then its own real turns (tool calls
+    and results included, tools.request_messages)."""
     out = [{"role": "system", "content": params.system}] if params.system.strip() else []
     out += [{"role": m["role"], "content": m["content"]} for m in few_shot]
-    out += [{"role": m["role"], "content": m["content"]} for m in history if not m.get("error")]
-    return out
+    return out + request_messages(history)
 
 
 class ChatSession:
@@ -117,6 +121,22 @@ class ChatSession:
             history.pop()
         return self._run([pane], configs, params, client_for, throttle_s)
 
+    def answer_call(self, pane: int, result: str, configs: Sequence[PaneConfig], params: Params,
+                    client_for: Callable[[str], Any], *, throttle_s: float | None = None) -> Iterator[Turn]:
+        """The visitor's result for pane `pane`'s first waiting tool call; once every call of the turn
+        has its result, the model goes on (streamed like an answer)."""
+        waiting = pending_calls(self.histories[pane])
+        if not waiting:
+            raise InputError("This pane has no tool call waiting for a result.")
+        if not result.strip():
+            raise InputError(f"Type what {waiting[0]['function']['name']} returned (JSON or text), then send it.")
+        self._claim([pane])
+        self.histories[pane].append(tool_message(waiting[0], result))
+        if len(waiting) > 1:  # more calls of the same turn wait: the model answers when all have results
+            self.busy[pane] = False
+            return iter([Turn([list(h) for h in self.histories])])
+        return self._run([pane], configs, params, client_for, throttle_s)
+
     def _claim(self, panes: list[int]) -> None:
         if any(self.busy[i] for i in panes):
             raise InputError("A pane is still answering; wait for it or press its Stop button.")
@@ -136,7 +156,8 @@ class ChatSession:
             except Exception as exc:  # a missing key breaks this pane only; the message says what to do
                 error = explain(exc)
             specs.append(PaneSpec(client, cfg.model, model_messages(self.histories[i], params, cfg.few_shot),
-                                  params.temperature, params.max_tokens, setup_error=error))
+                                  params.temperature, params.max_tokens, setup_error=error,
+                                  tools=params.tools, tool_choice=params.tool_choice if params.tools else None))
         kwargs = {} if throttle_s is None else {"throttle_s": throttle_s}
         states: list[PaneState] = []
         try:
@@ -162,12 +183,18 @@ class ChatSession:
 
 
 def _reply(state: PaneState) -> dict:
-    """The assistant bubble for a pane's state; errors and empty stops are flagged, never re-sent."""
+    """The assistant bubble for a pane's state; errors and empty stops are flagged, never re-sent. Tool
+    calls are kept in OpenAI's shape; a call cut short (stopped, failed) is shown but never re-sent."""
+    calls = {"tool_calls": state.tool_calls} if state.tool_calls else {}
     if state.status == "error":
         partial = f"{state.text}\n\n" if state.text else ""
-        return {"role": "assistant", "content": f"{partial}⚠️ {state.error}", "error": True}
+        return {"role": "assistant", "content": f"{partial}⚠️ {state.error}", "error": True, **calls}
+    if state.status == "stopped" and calls:
+        return {"role": "assistant", "content": state.text or "(stopped while calling a tool)", "error": True, **calls}
     if state.status == "stopped" and not state.text:
         return {"role": "assistant", "content": "(stopped before answering)", "error": True}
+    if calls:
+        return {"role": "assistant", "content": state.text, **calls}
     if state.status == "done" and not state.text.strip():
         # Small models do this (an end-of-text first); an empty bubble looked like a frozen pane.
         return {"role": "assistant", "content": "(empty answer: the model stopped at once)", "error": True}

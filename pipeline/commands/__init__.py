@@ -35,6 +35,12 @@ def add_endpoint_flags(parser: Any) -> None:
     parser.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY)")
 
 
+def endpoint_name(args: Any) -> str:
+    """How a batch record names the CLI's endpoint (its base URL, never the key)."""
+    return args.base_url or os.environ.get("OPENAI_BASE_URL") or (
+        "OpenAI" if args.api_key or os.environ.get("OPENAI_API_KEY") else "the local backend")
+
+
 def cli_provider(args: Any) -> type[EndpointKind]:
     """The kind of endpoint the CLI talks to (pipeline.providers), by the same rule as openai_client:
     no key and no URL is the embedded backend; OpenAI's own URL is OpenAI; any other is compatible."""

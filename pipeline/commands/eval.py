@@ -17,10 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands import add_endpoint_flags, emit_json, openai_client, progress
+from pipeline.commands import add_endpoint_flags, emit_json, endpoint_name, openai_client, progress
+from pipeline.commands.batchflow import add_wait_flags
+from pipeline.commands.scoreboard import print_table
 from pipeline.errors import InputError
 from pipeline.evaluate import Target, every_model_evaluated, load_benchmark, run_benchmark
-from pipeline.evaluate.costs import break_even, break_even_words, chart_cost_per_100
+from pipeline.evaluate.costs import break_even
 from pipeline.evaluate.fewshot import few_shot_label, pick_shots
 from pipeline.evaluate.runner import DEFAULT_CONCURRENCY, DEFAULT_MAX_TOKENS
 from pipeline.models import is_fine_tuned
@@ -43,6 +45,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--out", type=Path, help="also write the full results (with every answer) to this JSON file")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--batch", action="store_true",
+                   help="send every question as one batch (Batch API: half price, results within 24 h); "
+                        "prints the batch id, see `python -m pipeline batches`")
+    add_wait_flags(p)
     add_endpoint_flags(p)
     p.set_defaults(run=run)
 
@@ -80,9 +86,38 @@ def run(args: argparse.Namespace) -> int:
 
     settings = {"shots": args.shots if args.few_shot else 0, "few_shot_seed": args.few_shot_seed,
                 "few_shot_from": str(args.few_shot_from) if args.few_shot else None}
+    if args.batch:
+        return _run_batch(args, items, targets, judge, settings, client)
     results = run_benchmark(args.bench.name, items, targets, judge=judge, on_answer=on_answer,
                             concurrency=args.concurrency, max_tokens=args.max_tokens,
                             temperature=args.temperature, settings=settings)
+    return report(args, results)
+
+
+def _run_batch(args: argparse.Namespace, items: list, targets: list[Target], judge: Target | None,
+               settings: dict, client: Any) -> int:
+    from pipeline import batch
+    from pipeline.commands.batchflow import follow_hint, wait_and_collect
+
+    if judge is not None:
+        raise InputError("--judge is for judge-scored questions, which batch mode does not take: drop --batch.")
+    record = batch.build_evaluation(args.bench.name, items, targets, visitor=None, endpoint=endpoint_name(args),
+                                    temperature=args.temperature, max_tokens=args.max_tokens, settings=settings)
+    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
+    record = batch.submit(record, client)
+    progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")
+    if not args.wait:
+        if args.json:
+            emit_json({"batch": record.to_json()})
+        else:
+            print(record.id)
+        return 0
+    collected = wait_and_collect(record, client, args.poll)
+    return report(args, collected.results)
+
+
+def report(args: argparse.Namespace, results: dict) -> int:
+    """Print (or emit) a scoreboard, interactive or from a batch, and say which calls failed."""
     by_role = {r["role"]: r for r in results["results"]}
     results["break_even"] = (break_even(by_role["fine_tuned"], by_role["teacher"], args.training_cost)
                              if "fine_tuned" in by_role and "teacher" in by_role else None)
@@ -91,27 +126,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(results)
     else:
-        _print_table(results, args.training_cost is not None)
+        print_table(results, args.training_cost is not None)
     for row in results["results"]:
         if row["errors"]:
             first = next(a["error"] for it in results["items"] for m, a in it["answers"].items()
                          if m == row["label"] and a["error"])
             progress(f"{row['label']}: {row['errors']} call(s) failed, e.g. {first}")
     return 0 if every_model_evaluated(results) else 1
-
-
-def _print_table(results: dict, asked_break_even: bool) -> None:
-    print(f"{'contestant':<52} {'accuracy':>8} {'95% interval':>13} {'correct':>9} {'median s':>8} {'cost/100':>10}")
-    for r in results["results"]:
-        cost = chart_cost_per_100(r)
-        shown = "unknown" if cost is None else f"${cost:.4f}" + ("*" if r.get("equivalent_cost_per_100_usd") is not None else "")
-        lat = "-" if r["median_latency_s"] is None else f"{r['median_latency_s']:.2f}"
-        lo, hi = r["ci95"]
-        print(f"{r['label']:<52} {r['accuracy']:>8.0%} {f'{lo:.0%}-{hi:.0%}':>13} {r['correct']:>4}/{r['total']:<4} "
-              f"{lat:>8} {shown:>10}")
-    if any(r.get("equivalent_cost_per_100_usd") is not None for r in results["results"]):
-        print("* free on the local backend; what the same tokens would cost on OpenAI")
-    for line in results["verdicts"]:
-        print("- " + line.replace("**", ""))
-    if asked_break_even or results.get("break_even"):
-        print(break_even_words(results.get("break_even")).replace("**", ""))

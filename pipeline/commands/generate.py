@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands import add_endpoint_flags, emit_json, openai_client, progress
+from pipeline import batch
+from pipeline.commands import add_endpoint_flags, emit_json, endpoint_name, openai_client, progress
+from pipeline.commands.batchflow import add_wait_flags, follow_hint, print_report, wait_and_collect
 from pipeline.errors import InputError
 
 
@@ -40,6 +42,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
     p.add_argument("--max-retries", type=int, default=200, help="retries allowed for the whole run")
     p.add_argument("--estimate-only", action="store_true", help="print the cost estimate and stop")
+    p.add_argument("--batch", action="store_true",
+                   help="send the requests as one batch (Batch API: half price, results within 24 h); prints "
+                        "the batch id, see `python -m pipeline batches`")
+    add_wait_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
 
@@ -73,6 +79,32 @@ def default_teacher(args: Any) -> str:
     return models[0].id
 
 
+def _run_batch(args: Any, config: Any) -> int:
+    """Build the request file, submit it; with --wait follow it and collect into --out."""
+    from pipeline.generate.store import load_existing
+
+    record = batch.build_generation(config, visitor=None, endpoint=endpoint_name(args))
+    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
+    client = openai_client(args, max_retries=2)
+    record = batch.submit(record, client)
+    progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")
+    if not args.wait:
+        if args.json:
+            emit_json({"batch": record.to_json()})
+        else:
+            print(record.id)
+        return 0
+    report = wait_and_collect(record, client, args.poll)
+    held = len(load_existing(config.out))
+    if args.json:
+        emit_json({"batch": batch.load_batch(None, record.id).to_json(), "collected": report.to_json(),
+                   "written": held, "requested": config.n, "out": str(config.out)})
+    else:
+        print_report(report)
+        print(f"{held}/{config.n} examples in {config.out}.")
+    return 0 if held >= config.n else 1
+
+
 def run(args: Any) -> int:
     from pipeline.generate import GenerationConfig, RetryPolicy, estimate_run, load_template, run_generation
     from pipeline.generate.store import read_examples
@@ -96,8 +128,16 @@ def run(args: Any) -> int:
     progress(f"Teacher {model}, template {template.name}. Estimate: {est.describe()}.")
     if args.estimate_only:
         if args.json:
-            emit_json({"estimate": est.__dict__, "teacher": model, "template": template.name})
+            extra = {"batch_cost_usd": batch.batch_cost_usd(model, est.input_tokens, est.output_tokens)} \
+                if args.batch else {}
+            emit_json({"estimate": {**est.__dict__, **extra}, "teacher": model, "template": template.name})
+        elif args.batch:
+            cost = batch.batch_cost_usd(model, est.input_tokens, est.output_tokens)
+            progress("At batch prices: " + (f"about ${cost:.4f}." if cost is not None else
+                                            f"no batch price known for {model}."))
         return 0
+    if args.batch:
+        return _run_batch(args, config)
     last = [0.0]
 
     def show(status: Any) -> None:

@@ -7,18 +7,21 @@ JSON yet, shown as `raw` rows until fixed) and a one-step undo snapshot taken be
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline import drafts, workspace
+from pipeline.dataset import paging
 from pipeline.dataset.draft_view import DraftCache
-from pipeline.dataset.editing import TABLE_ROWS, apply_table
 from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.ops import split_by_groups
 from pipeline.dataset.readers import ReadResult
-from pipeline.dataset.writers import to_jsonl, write_csv, write_jsonl
+from pipeline.dataset.validate import dedupe_key
+from pipeline.dataset.writers import write_csv, write_jsonl, write_parquet
 from pipeline.errors import InputError
 
 #: Reading problems already visible as rows (raw rows) and so not repeated in the import message.
@@ -47,9 +50,9 @@ def save_all(visitor: str, examples: Sequence[Any], unparsed: Sequence[Unparsed]
 
 
 def snapshot(visitor: str, label: str) -> None:
-    """Keep the current draft so the next bulk change can be undone."""
+    """Keep the current draft so the next bulk change can be undone (copied line by line, not parsed)."""
     d = _dir(visitor)
-    (d / "undo.jsonl").write_text(to_jsonl(drafts.load_draft(visitor)), encoding="utf-8")
+    drafts.copy_draft(visitor, d / "undo.jsonl")
     (d / "undo.json").write_text(json.dumps({"label": label, "unparsed": [
         u.__dict__ for u in load_unparsed(visitor)]}, ensure_ascii=False), encoding="utf-8")
 
@@ -59,10 +62,12 @@ def undo(visitor: str) -> str | None:
     d = _dir(visitor)
     if not (d / "undo.jsonl").exists():
         return None
-    lines = (d / "undo.jsonl").read_text(encoding="utf-8").split("\n")
     meta = json.loads((d / "undo.json").read_text(encoding="utf-8"))
+    restoring = d / "undo.restoring.jsonl"
+    os.replace(d / "undo.jsonl", restoring)  # renamed, not read: the snapshot below takes its place
     snapshot(visitor, f"undo of {meta['label']}")
-    save_all(visitor, [json.loads(x) for x in lines if x.strip()], [Unparsed(**u) for u in meta["unparsed"]])
+    drafts.replace_draft_with_file(visitor, restoring)
+    save_unparsed(visitor, [Unparsed(**u) for u in meta["unparsed"]])
     return meta["label"]
 
 
@@ -87,20 +92,41 @@ def import_read(visitor: str, read: ReadResult, append: bool, label: str) -> str
     return " ".join(parts)
 
 
-def save_table(visitor: str, rows: Sequence[Sequence[Any]], rendered: Sequence[int] | None,
-               cache: DraftCache | None = None) -> None:
-    """Save the edited table. `rendered` = (examples, raw rows) the table was drawn from: rows another
-    tab appended to the draft since then are kept, not taken as deleted. None (an API caller without the
-    session's state) means the table shows the draft as it is now. With the tab's cache, unchanged rows
-    are neither parsed nor re-serialised."""
+def save_table(visitor: str, rows: Sequence[Sequence[Any]], rendered: Any, cache: DraftCache | None = None) -> None:
+    """Save the edited table. `rendered` says what the table was drawn from: a page's state
+    (pipeline.dataset.paging.Page: the stored lines and raw rows it showed), or (examples, raw rows)
+    for a table of the draft's first rows; rows another tab appended since are kept, not taken as
+    deleted. None (an API caller without the session's state): the table's rows edit the lines their
+    `#` names, and no row counts as deleted. With the tab's cache, unchanged rows are neither parsed nor re-serialised."""
     workspace.visitor_dir(visitor or "")
     cache = cache if cache is not None else DraftCache()
     lines, raw = cache.lines(visitor), load_unparsed(visitor)
-    n, n_raw = rendered if rendered else (min(len(lines), TABLE_ROWS), len(raw))
-    examples, unparsed = apply_table(rows or [], cache.examples(lines[:n]), raw[:n_raw], cells_of=cache.cells)
-    new = [cache.line_of(ex) for ex in examples] + lines[n:]
-    save_unparsed(visitor, unparsed + raw[n_raw:])
+    page = paging.Page.from_state(rendered)
+    if page is None and rendered:
+        n, n_raw = rendered
+        page = paging.Page.of([*range(n), *(-(j + 1) for j in range(n_raw))], lines, raw)
+    elif page is None:
+        page = paging.Page.of(paging.keyed(rows or [], len(lines), len(raw)), lines, raw)
+    new, unparsed = paging.apply_page(rows or [], page, lines, raw, cache.examples, cache.line_of, cache.cells)
+    save_unparsed(visitor, unparsed)
     cache.saved(drafts.save_draft_lines(visitor, new), new)
+
+
+def dedupe_draft(visitor: str) -> int:
+    """Remove exact duplicates (the first of each stays), after an undo snapshot; how many were removed.
+    Streamed: one example at a time, remembering a 16-byte digest of each kept one."""
+    snapshot(visitor, "removing duplicates")
+    seen: set[bytes] = set()
+    kept: list[str] = []
+    total = 0
+    for line in drafts.iter_draft_lines(visitor):
+        total += 1
+        key = hashlib.blake2b(dedupe_key(json.loads(line)).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        if key not in seen:
+            seen.add(key)
+            kept.append(line)
+    drafts.save_draft_lines(visitor, kept)
+    return total - len(kept)
 
 
 Change = Callable[[list, list], tuple[list, list]]
@@ -115,24 +141,35 @@ def bulk_change(visitor: str, label: str, change: Change) -> tuple[list, list]:
     return examples, unparsed
 
 
-def _for_export(visitor: str) -> tuple[list, Path, str]:
-    examples = drafts.load_draft(visitor)
-    if not examples:
+def _for_export(visitor: str) -> tuple[Path, str]:
+    if not drafts.draft_stamp(visitor) or not next(drafts.iter_draft_lines(visitor), None):
         raise InputError("The table is empty: load or add examples first.")
     note = " Rows marked `raw` are not valid JSON yet and were left out: fix or delete them." \
         if load_unparsed(visitor) else ""
-    return examples, workspace.visitor_dir(visitor, "exports"), note
+    return workspace.visitor_dir(visitor, "exports"), note
 
 
 def export_draft(visitor: str) -> tuple[list[Path], str]:
-    examples, out, note = _for_export(visitor)
-    files = [write_jsonl(examples, out / "dataset.jsonl"), write_csv(examples, out / "dataset.csv")]
-    return files, f"Exported {len(examples)} examples as JSONL and CSV.{note}"
+    """The draft as JSONL (its stored lines, copied), CSV (written one example at a time) and Parquet."""
+    out, note = _for_export(visitor)
+    jsonl = out / "dataset.jsonl"
+    n = drafts.copy_draft(visitor, jsonl)
+    # Read back from the copy just written: all three files hold the same examples even if a generation
+    # appends meanwhile.
+    files = [jsonl, write_csv(_examples_of(jsonl), out / "dataset.csv"),
+             write_parquet(_examples_of(jsonl), out / "dataset.parquet")]
+    return files, f"Exported {n:,} examples as JSONL, CSV and Parquet.{note}"
+
+
+def _examples_of(jsonl: Path) -> Iterator[Any]:
+    with jsonl.open(encoding="utf-8", newline="\n") as fh:
+        yield from (json.loads(line) for line in fh if line.strip())
 
 
 def split_draft(visitor: str, fraction: float, seed: int) -> tuple[list[Path], str]:
     """Write train.jsonl / validation.jsonl (the draft itself is unchanged) and record them in meta."""
-    examples, out, note = _for_export(visitor)
+    out, note = _for_export(visitor)
+    examples = drafts.load_draft(visitor)
     split = split_by_groups(examples, fraction=fraction, seed=seed)
     train, val = split.train, split.held_out
     files = [write_jsonl(train, out / "train.jsonl"), write_jsonl(val, out / "validation.jsonl")]

@@ -11,6 +11,7 @@ examples (`validate.assemble_report`). The cache is one visitor's (kept in their
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import Counter
@@ -40,12 +41,13 @@ LISTED = 8
 _LINES_KEPT = 4
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
-    """Everything derived from one JSON line of the draft."""
+    """Everything derived from one JSON line of the draft (slots: 50,000 of them are kept)."""
 
     example: Any
-    key: str
+    #: a digest of the example's dedupe key (only compared; the key itself is as long as the line)
+    key: bytes
     cells: list[str] | None = None
     tokens: dict[str, int] = field(default_factory=dict)
     #: what the data-prep statistics need, per encoding (they count the answer's tokens)
@@ -66,7 +68,9 @@ class DraftCache:
         #: The draft as last read or written: (stamp, lines, their entries or None).
         self._last: tuple[drafts.Stamp | None, list[str], list[_Entry] | None] = (None, [], None)
         #: The rows last drawn, with what each was drawn from.
-        self._rows: list[tuple[_Entry, tuple[Problem, ...], list[str]]] = []
+        self._rows: dict[int, tuple[_Entry, tuple[Problem, ...], list[str]]] = {}
+        #: The last report: (the lines object it describes, (model, epochs, raw rows), report, entries).
+        self._report: tuple[Sequence[str], tuple, ValidationReport, list[_Entry]] | None = None
         #: For the UI layer: results it keeps between redraws (the histogram figure).
         self.memo: dict[str, Any] = {}
 
@@ -103,12 +107,16 @@ class DraftCache:
             entry = self._entries.get(line)
             if entry is None:
                 value = json.loads(line)
-                entry = _Entry(value, dedupe_key(value))
+                entry = _Entry(value, hashlib.blake2b(dedupe_key(value).encode("utf-8", "surrogatepass"), digest_size=16).digest())
                 with self._lock:
                     self._entries[line] = entry
                     self._by_id[id(value)] = line
             out.append(entry)
         return out
+
+    def uncached(self, lines: Sequence[str]) -> int:
+        """How many of these lines this cache has not parsed yet (the work a report would start with)."""
+        return sum(1 for line in lines if line not in self._entries)
 
     def examples(self, lines: Sequence[str]) -> list[Any]:
         """The parsed examples of these lines. Callers must not change them in place (none does: the
@@ -145,7 +153,18 @@ class DraftCache:
     def report(self, lines: Sequence[str], unparsed: Sequence[Unparsed], model: str,
                n_epochs: int | None = None) -> tuple[ValidationReport, list[_Entry]]:
         """The draft's validation report, equal to `validate_examples` on its examples plus a
-        dataset-wide problem per unreadable (raw) row; the entries, for `rows`."""
+        dataset-wide problem per unreadable (raw) row; the entries, for `rows`. The same draft asked
+        again (turning a page, a redraw with nothing new) gets the report it got last time."""
+        memo_key = (model, n_epochs or None, tuple(unparsed))
+        last = self._report
+        if last is not None and last[0] is lines and last[1] == memo_key:
+            return last[2], last[3]
+        report, entries = self._report_of(lines, unparsed, model, n_epochs)
+        self._report = (lines, memo_key, report, entries)
+        return report, entries
+
+    def _report_of(self, lines: Sequence[str], unparsed: Sequence[Unparsed], model: str,
+                   n_epochs: int | None) -> tuple[ValidationReport, list[_Entry]]:
         entries = self.entries(lines)
         counter = tokens.counter_for(model)
         missing = [e for e in entries if counter.encoding not in e.tokens]
@@ -160,7 +179,7 @@ class DraftCache:
             if found is None:
                 if len(e.checks) >= _LINES_KEPT:
                     e.checks.clear()
-                found = e.checks[i + 1] = check_example(e.example, i + 1, i)
+                found = e.checks[i + 1] = check_example(e.example, i + 1, i, lines[i])
             checks.append(found)
         raw = [problem(u.code, f"Row raw {j}: {u.message}") for j, u in enumerate(unparsed, start=1)]
         report = assemble_report(model, counter, [e.example for e in entries], range(1, len(entries) + 1), checks,
@@ -171,13 +190,22 @@ class DraftCache:
         return report, entries
 
     def rows(self, entries: Sequence[_Entry], unparsed: Sequence[Unparsed], report: ValidationReport,
-             shown: int) -> list[list[str]]:
-        """The table's rows (as `editing.build_rows` draws them) for the first `shown` examples."""
+             shown: int | Sequence[int]) -> list[list[str]]:
+        """The table's rows (as `editing.build_rows` draws them): for the first `shown` examples and
+        every raw row, or for the rows of a page (line indexes, raw rows as -1, -2, ...:
+        pipeline.dataset.paging)."""
+        page = list(range(shown)) + [-(j + 1) for j in range(len(unparsed))] if isinstance(shown, int) else shown
         drawn, old = [], self._rows
-        for i, e in enumerate(entries[:shown]):
+        for i in page:
+            if i < 0:
+                u = unparsed[-i - 1]
+                drawn.append((None, (), [f"{editing.RAW_KEY}{-i}", "", "", "", u.raw, f"✖ {u.message}"]))
+                continue
+            e = entries[i]
             found = tuple(report.example_problems[i])
-            if i < len(old) and old[i][0] is e and old[i][1] == found:
-                drawn.append(old[i])  # the same example with the same problems: the same row
+            kept = old.get(i)
+            if kept is not None and kept[0] is e and kept[1] == found:
+                drawn.append(kept)  # the same example with the same problems: the same row
                 continue
             text = e.texts.get(found)
             if text is None:
@@ -185,8 +213,8 @@ class DraftCache:
                     e.texts.clear()
                 text = e.texts[found] = editing.problem_text(found)
             drawn.append((e, found, [str(i + 1), *self.cells(e.example), text]))
-        self._rows = drawn
-        return [row for _e, _f, row in drawn] + editing.build_rows([], unparsed)
+        self._rows = {i: d for i, d in zip(page, drawn, strict=True) if i >= 0}
+        return [row for _e, _f, row in drawn]
 
 
 def validate_draft(examples: Sequence[Any], unparsed: Sequence[Unparsed], model: str,
@@ -194,6 +222,24 @@ def validate_draft(examples: Sequence[Any], unparsed: Sequence[Unparsed], model:
     """Validate a draft without a cache; lines kept raw (not JSON yet) count as errors too."""
     lines = [json.dumps(ex, ensure_ascii=False) for ex in examples]
     return DraftCache().report(lines, unparsed, model, n_epochs)[0]
+
+
+#: Problems of each severity the report panel lists (a 50,000-row draft can have 50,000 warnings: ~10 MB).
+REPORT_LISTED = 100
+
+
+def report_for_page(report: ValidationReport) -> dict[str, Any]:
+    """The report as the tab's JSON panel shows it: every figure, the first REPORT_LISTED errors and
+    warnings, and how many there are in all (the table's filter reaches every one)."""
+    out = report.to_json()
+    for kind in ("errors", "warnings"):
+        found = out[kind]
+        if len(found) > REPORT_LISTED:
+            out[kind] = found[:REPORT_LISTED]
+            out[f"{kind}_total"] = len(found)
+            out["note"] = (f"Lists the first {REPORT_LISTED} of each kind; choose \"Rows with errors or warnings\" "
+                           "above the table to see every row with problems.")
+    return out
 
 
 #: What an empty draft shows instead of "1 error: Only 0 examples" (a newcomer's first sight).

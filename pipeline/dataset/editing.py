@@ -22,9 +22,6 @@ from pipeline.dataset.problems import Problem
 from pipeline.dataset.writers import simple_parts
 
 HEADERS = ["#", "system", "user", "assistant", "json", "problems"]
-#: The table shows at most this many examples (a browser grid of 50,000 rows is unusable); edits of the
-#: shown rows are saved with the rest of the draft untouched.
-TABLE_ROWS = 2000
 RAW_KEY = "raw "
 EMPTY_EXAMPLE = {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}
 

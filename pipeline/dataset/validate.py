@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline import tokens
 from pipeline.dataset import formats
-from pipeline.dataset.jsonl import UnusableJSON, check_value
+from pipeline.dataset.jsonl import UnusableJSON, check_value, plainly_usable
 from pipeline.dataset.problems import Problem, problem
 from pipeline.dataset.stats import ExampleFacts, data_prep_stats, example_facts
 from pipeline.models import model_info
@@ -85,8 +85,9 @@ class ValidationReport:
         }
 
 
-def check_example(ex: Any, line: int, index: int) -> list[Problem]:
-    """The per-example format checks (the notebook's and ours), without tokens or duplicates."""
+def check_example(ex: Any, line: int, index: int, text: str | None = None) -> list[Problem]:
+    """The per-example format checks (the notebook's and ours), without tokens or duplicates. `text`:
+    the JSON the example was parsed from, when known (its text checks can then be judged from it)."""
     if not isinstance(ex, dict):
         return [problem("not_a_dict", f"Line {line} is a JSON {type(ex).__name__}, not an object. Each line must "
                         'be {"messages": [...]}.', line, index)]
@@ -98,7 +99,8 @@ def check_example(ex: Any, line: int, index: int) -> list[Problem]:
         return [problem("messages_not_a_list", f'Line {line}: "messages" must be a list of message objects, '
                         f"not a {type(messages).__name__}.", line, index)]
     try:  # examples from the draft or edits too, not only files: text the trainer cannot encode
-        check_value(ex)
+        if text is None or not plainly_usable(text):
+            check_value(ex)
     except UnusableJSON as exc:
         return [problem(exc.code, f"Line {line} cannot be used: {exc}.", line, index)]
     found: list[Problem] = []
@@ -205,7 +207,7 @@ def example_tokens(examples: Sequence[Any], counter: tokens.TokenCounter) -> lis
 
 
 def assemble_report(model: str, counter: tokens.TokenCounter, examples: Sequence[Any], lines: Sequence[int],
-                    checks: Sequence[Sequence[Problem]], keys: Sequence[str], lengths: Sequence[int], *,
+                    checks: Sequence[Sequence[Problem]], keys: Sequence[str | bytes], lengths: Sequence[int], *,
                     n_epochs: int | None = None, schema: dict | None = None, extra: Sequence[Problem] = (),
                     facts: Sequence[ExampleFacts] | None = None) -> ValidationReport:
     """The report from what each example says on its own (its `check_example` problems, `dedupe_key`

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,14 @@ _atomic = atomic.write_with  # the one atomic writer (pipeline.atomic)
 
 
 def write_jsonl(examples: Iterable[Any], path: str | Path) -> Path:
-    text = to_jsonl(examples)
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """Written one example at a time (`examples` may be a stream)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            for ex in examples:
+                fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
+
+    return _atomic(path, write)
 
 
 def simple_parts(ex: Any) -> tuple[str, str, str] | None:
@@ -57,25 +63,26 @@ def csv_row(ex: Any) -> list[str]:
 
 
 def write_csv(examples: Iterable[Any], path: str | Path, *, delimiter: str = ",") -> Path:
-    rows = [csv_row(ex) for ex in examples]
+    """Written one example at a time (`examples` may be a stream of a large draft)."""
 
     def write(tmp: str) -> None:
         # utf-8 without BOM: what OpenAI tools and pandas expect (Excel users can import it as UTF-8).
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, delimiter=delimiter)
             w.writerow(CSV_COLUMNS)
-            w.writerows(rows)
+            w.writerows(csv_row(ex) for ex in examples)
 
     return _atomic(path, write)
 
 
-def write_parquet(examples: Sequence[Any], path: str | Path) -> Path:
+def write_parquet(examples: Iterable[Any], path: str | Path) -> Path:
     """Nested `messages` (plus any other top-level keys) as columns; if the examples' shapes do not fit
     one Arrow schema (e.g. content a string here, a list there), each row is stored as JSON text in a
     `messages` column instead, which read_dataset also reads."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    examples = list(examples)  # Arrow builds the whole table in memory anyway; read twice on a fallback
     rows = [ex if isinstance(ex, dict) else {"messages": ex} for ex in examples]
     try:
         table = pa.Table.from_pylist(rows)

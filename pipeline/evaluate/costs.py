@@ -48,6 +48,19 @@ def chart_cost_per_100(row: dict) -> float | None:
     return eq if eq is not None else row.get("cost_per_100_usd")
 
 
+def cost_gaps(results: dict) -> list[str]:
+    """Why a contestant has no point on the cost panel, one line each (the panel stayed blank with no
+    word of why): its model is not in the price table, or it gave no answer to price."""
+    out = []
+    for r in results["results"]:
+        if chart_cost_per_100(r) is not None:
+            continue
+        known = usage_cost_usd(r.get("model") or r["label"], 0, 0) is not None
+        out.append(f"{r['label']}: no answers to price, cost not shown" if known else
+                   f"no prices known for {r.get('model') or r['label']}: cost not shown")
+    return list(dict.fromkeys(out))  # base and few-shot share a model: say it once
+
+
 def break_even(fine_tuned: dict, teacher: dict, training_cost_usd: float | None) -> dict | None:
     """After how many questions the fine-tuned model (training cost included) is cheaper than the
     teacher: {questions, training_cost_usd, per_question_fine_tuned, per_question_teacher,
@@ -63,7 +76,10 @@ def break_even(fine_tuned: dict, teacher: dict, training_cost_usd: float | None)
             "fine_tuned": fine_tuned["label"], "teacher": teacher["label"]}
 
 
-def break_even_words(be: dict | None) -> str:
+def break_even_words(be: dict | None, gaps: list[str] | None = None) -> str:
+    """The break-even in words; `gaps` (cost_gaps of the run) say why it cannot be worked out."""
+    if be is None and gaps:
+        return f"Break-even: not shown ({'; '.join(gaps)})."
     if be is None:
         return ("Break-even: needs a fine-tuned model, a teacher and the fine-tune's training cost "
                 "(enter it to see when the fine-tune pays for itself).")

@@ -66,32 +66,54 @@ class Answer:
     fields: dict[str, bool] | None = None
 
 
-def _call(target: Target, messages: list[dict], temperature: float | None, max_tokens: int,
-          tools: list | None = None) -> tuple[str, float, int, int, Any]:
-    """(text, latency, input tokens, output tokens, the reply's message: tool calls are read from it)."""
-    params: dict[str, Any] = {"max_tokens": max_tokens}
+def request_body(model: str, messages: list[dict], temperature: float | None, max_tokens: int,
+                 tools: list | None = None) -> dict[str, Any]:
+    """The body of one question's request: what the interactive run sends, and each line of a batch file."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
     if temperature is not None:
-        params["temperature"] = temperature
+        body["temperature"] = temperature
     if tools:
-        params["tools"] = tools
-    started = time.perf_counter()
-    resp = target.client.chat.completions.create(model=target.model, messages=messages, **params)
-    latency = time.perf_counter() - started
+        body["tools"] = tools
+    return body
+
+
+def item_body(item: BenchItem, target: Target, temperature: float | None, max_tokens: int) -> dict[str, Any]:
+    """The request asking `target` one benchmark question (with its few-shot turns and tools)."""
+    return request_body(target.model, with_shots(item.messages, target.shots), temperature, max_tokens, item.tools)
+
+
+def reply_parts(resp: Any, model: str, messages: list[dict]) -> tuple[str, int, int, Any]:
+    """(text, input tokens, output tokens, the reply's message) of a chat completion; a server without
+    usage is counted with the model's tokenizer."""
     message = resp.choices[0].message if resp.choices else None
     text = (message.content or "") if message is not None else ""
     if resp.usage is not None:
-        return text, latency, resp.usage.prompt_tokens, resp.usage.completion_tokens, message
-    counter = counter_for(target.model)  # a server without usage: estimate
-    return text, latency, count_messages(messages, counter), counter.count(text), message
+        return text, resp.usage.prompt_tokens, resp.usage.completion_tokens, message
+    counter = counter_for(model)  # a server without usage: estimate
+    return text, count_messages(messages, counter), counter.count(text), message
+
+
+def _call(target: Target, body: dict[str, Any]) -> tuple[str, float, int, int, Any]:
+    """(text, latency, input tokens, output tokens, the reply's message: tool calls are read from it)."""
+    started = time.perf_counter()
+    resp = target.client.chat.completions.create(**body)
+    latency = time.perf_counter() - started
+    text, tin, tout, message = reply_parts(resp, target.model, body["messages"])
+    return text, latency, tin, tout, message
 
 
 def _answer_one(item: BenchItem, target: Target, judge: Target | None, temperature: float | None,
                 max_tokens: int) -> Answer:
     try:
-        text, latency, tin, tout, message = _call(target, with_shots(item.messages, target.shots), temperature,
-                                                  max_tokens, item.tools)
+        text, latency, tin, tout, message = _call(target, item_body(item, target, temperature, max_tokens))
     except Exception as exc:  # one failed call is one wrong answer with its reason, not a failed run
         return Answer(item.index, target.name, "", False, "error", None, 0, 0, error=explain(exc))
+    return score_reply(item, target, judge, text, message, latency, tin, tout)
+
+
+def score_reply(item: BenchItem, target: Target, judge: Target | None, text: str, message: Any,
+                latency: float | None, tin: int, tout: int) -> Answer:
+    """Score one reply (interactive or from a batch's results file) into the scoreboard's Answer."""
     costs = {"cost_usd": usage_cost_usd(target.model, tin, tout),
              "equivalent_cost_usd": equivalent_cost_usd(target.model, target.role, tin, tout)}
     if item.scoring in TASK_SCORINGS:
@@ -104,7 +126,8 @@ def _answer_one(item: BenchItem, target: Target, judge: Target | None, temperatu
     if judge is None:  # run_benchmark checks this up front; a direct caller gets the same message
         raise ConfigError("Judge-scored questions need a judge model: choose one for the judge role in Settings.")
     try:
-        jtext, _, jin, jout, _ = _call(judge, judge_messages(item.messages, item.expected, text), 0.0, 16)
+        jtext, _, jin, jout, _ = _call(judge, request_body(judge.model, judge_messages(item.messages, item.expected,
+                                                                                      text), 0.0, 16))
     except Exception as exc:
         return Answer(item.index, target.name, text, False, "judge error", latency, tin, tout,
                       error=f"The judge failed: {explain(exc)}", **costs)

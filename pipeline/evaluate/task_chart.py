@@ -3,12 +3,17 @@ per-label precision/recall/F1 and per-field accuracy (from runner.task_reports' 
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def confusion_heatmap(results: dict) -> go.Figure | None:
     """One heat map per model (rows: expected label, columns: answered label); None without label items."""
+    import plotly.graph_objects as go  # here: plotly costs ~0.3 s of the app's first page
+    from plotly.subplots import make_subplots
+
     reports = results.get("labels") or {}
     if not reports:
         return None

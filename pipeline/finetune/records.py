@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from pipeline import atomic, ownership, workspace
 from pipeline.ownership import visitor_tag
 from pipeline.providers import OWNER_META_KEY
@@ -77,6 +75,8 @@ def check_job(client: Any, visitor_id: str | None, job_id: str, *, shared: bool)
     if not ownership.isolated(shared) or ownership.owner_tag("job", job_id) is not None:
         ownership.require(visitor_id, "job", job_id, shared=shared)
         return
+    import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
     from pipeline.finetune.jobs import retrieve_job
 
     try:
@@ -101,6 +101,8 @@ def check_model(client: Any, visitor_id: str | None, model: str, *, shared: bool
     if ownership.owner_tag("model", made) is None and visitor_id:
         # Not recorded yet (the job ended while no page watched it): ask the provider about the
         # visitor's own jobs, and record what they made.
+        import openai
+
         from pipeline.finetune.jobs import retrieve_job
 
         for job_id in ownership.owned(visitor_id, "job"):
@@ -121,6 +123,8 @@ def known_jobs(client: Any, endpoint: str, visitor_id: str | None,
     the server's records (and, where nothing is isolated, the browser) remember, which the
     provider's first page may no longer show.
     """
+    import openai
+
     from pipeline.finetune.jobs import list_jobs, retrieve_job
 
     isolated = ownership.isolated(shared)

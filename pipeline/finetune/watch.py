@@ -15,16 +15,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import openai
-
 from pipeline.errors import explain, retry_after_seconds
 from pipeline.finetune import jobs as ft
 from pipeline.finetune.metrics import rows_from_csv, rows_from_events, total_steps_from_events
 
-#: Problems that waiting fixes: keep the watcher alive through them.
-TRANSIENT = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
 BASE_POLL_S = 3.0
 MAX_POLL_S = 60.0
+
+
+def transient_errors() -> tuple[type[Exception], ...]:
+    """Problems that waiting fixes: keep the watcher alive through them. (openai imported here, not at
+    the top: its types cost ~1 s of the app's first page.)"""
+    import openai
+
+    return openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError
 
 
 @dataclass
@@ -150,7 +154,7 @@ def watch_job(client: Any, job_id: str, previous: JobSnapshot | None = None, *,
                 snap.metrics = _merge_rows(rows_from_csv(text), snap.metrics)
             snap.results_read = True
         snap.queue_ahead = _queue_ahead(client, job)
-    except TRANSIENT as exc:
+    except transient_errors() as exc:
         snap.failures += 1
         snap.retry_after_s = retry_after_seconds(exc)
         snap.warning = f"{explain(exc)} Still watching: next try in {snap.next_poll_s():.0f} s."

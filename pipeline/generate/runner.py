@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipeline.errors import DistillError, ProviderError, explain
-from pipeline.generate import prompts
+from pipeline.generate import prompts, steps
 from pipeline.generate.checking import check_example
 from pipeline.generate.config import GenerationConfig
 from pipeline.generate.costing import CostMeter
@@ -26,9 +26,9 @@ from pipeline.generate.parse import ParseFailure, parse_answer
 from pipeline.generate.plan import provenance, route_sigint
 from pipeline.generate.status import RunStatus
 from pipeline.generate.store import RunFiles, load_existing
-from pipeline.generate.tasks import TaskReject, effective, write_sidecars
+from pipeline.generate.tasks import effective, write_sidecars
 from pipeline.generate.teacher import CallFailed, Teacher
-from pipeline.generate.templates import build_examples, request_schema, resolve_variables
+from pipeline.generate.templates import request_schema, resolve_variables
 
 RECENT_KEEP = 200  # earlier examples the prompt sample is drawn from (a bounded window)
 
@@ -171,11 +171,10 @@ class _Run:
         return s.failed_parse + s.duplicates_dropped + s.check_dropped + s.failed_calls
 
     async def _request(self, index: int) -> None:
-        source = self.c.sources[index % len(self.c.sources)] if self.t.source and self.c.sources else None
-        rng = prompts.request_rng(self.c.seed, index)
-        earlier = self.recent if len(self.recent) <= 50 else rng.sample(self.recent, 50)
-        messages = prompts.build_messages(self.t, self.variables, seed=self.c.seed, index=index,
-                                          earlier=earlier, source=source, sample_size=self.c.sample_size)
+        source = steps.source_for(self.t, self.c.sources, index)
+        messages = steps.request_messages(self.t, self.variables, seed=self.c.seed, index=index,
+                                          recent=self.recent, sources=self.c.sources,
+                                          sample_size=self.c.sample_size)
         check_worst = self.meter.price(self.max_tokens + 300, self.max_tokens, self.c.check_model) \
             if self.checker else 0.0
         held = self.meter.try_hold(messages, self.max_tokens, extra=check_worst)
@@ -194,18 +193,11 @@ class _Run:
             self.meter.release(held)
             raise
         self.meter.settle(held - check_worst, messages, reply.text, reply.input_tokens, reply.output_tokens)
-        parsed = parse_answer(reply.text, self.t.schema, finish_reason=reply.finish_reason)
-        if isinstance(parsed, ParseFailure):
+        built = steps.examples_from_reply(self.t, self.variables, reply, source)
+        if isinstance(built, steps.Unusable):  # kept with its reason for review, not written
             self.meter.release(check_worst)
             self.status.failed_parse += 1
-            self._record_failure("parse", index, parsed.reason, parsed.raw)
-            return
-        try:
-            built = build_examples(self.t, self.variables, parsed, source)
-        except TaskReject as exc:  # parsed, but not a usable example: kept with its reason, not written
-            self.meter.release(check_worst)
-            self.status.failed_parse += 1
-            self._record_failure("parse", index, str(exc), reply.text)
+            self._record_failure("parse", index, built.reason, built.raw)
             return
         for example, final in built:
             if self.status.written >= self.c.n:

@@ -19,8 +19,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 from pipeline.errors import ProviderError, explain, retry_after_seconds
 
 MODES = ("json_schema", "json_object", "plain")
@@ -97,6 +95,8 @@ class AdaptiveLimiter:
 
 
 def _retryable(exc: BaseException) -> bool:
+    import openai  # in each function, not at the top: the SDK's types cost ~1 s of the app's first page
+
     if isinstance(exc, openai.RateLimitError):
         return _code(exc) != "insufficient_quota"  # no wait fixes an empty account
     if isinstance(exc, openai.APIStatusError):
@@ -113,6 +113,8 @@ def _code(exc: BaseException) -> str | None:
 
 
 def _refuses_format(exc: BaseException) -> bool:
+    import openai
+
     return isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError)
 
 
@@ -122,6 +124,18 @@ def response_format(mode: str, schema: dict[str, Any], name: str) -> dict[str, A
     if mode == "json_object":
         return {"type": "json_object"}
     return None
+
+
+def chat_body(model: str, messages: list[dict], *, temperature: float, max_tokens: int | None = None,
+              schema: dict[str, Any] | None = None, name: str = "answer", mode: str = "json_schema"
+              ) -> dict[str, Any]:
+    """The body of one teacher request: what the interactive run sends, and each line of a batch file."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    if schema is not None and (fmt := response_format(mode, schema, name)):
+        body["response_format"] = fmt
+    return body
 
 
 class Teacher:
@@ -144,15 +158,13 @@ class Teacher:
     async def complete(self, messages: list[dict], *, schema: dict[str, Any] | None = None,
                        name: str = "answer", max_tokens: int | None = None,
                        temperature: float | None = None) -> Reply:
+        import openai
+
         attempt = 0
         while True:
             mode = self.mode if schema is not None else "plain"
-            kwargs: dict[str, Any] = {"model": self.model, "messages": messages,
-                                      "temperature": self.temperature if temperature is None else temperature}
-            if max_tokens:
-                kwargs["max_tokens"] = max_tokens
-            if schema is not None and (fmt := response_format(mode, schema, name)):
-                kwargs["response_format"] = fmt
+            kwargs = chat_body(self.model, messages, temperature=self.temperature if temperature is None
+                               else temperature, max_tokens=max_tokens, schema=schema, name=name, mode=mode)
             try:
                 async with self.limiter:
                     resp = await self.client.chat.completions.create(**kwargs)
@@ -166,7 +178,7 @@ class Teacher:
                 await self._back_off(exc, attempt)
                 continue
             self.limiter.record(False)
-            return _reply(resp)
+            return reply_of(resp)
 
     def _downgrade(self, mode: str, exc: BaseException) -> None:
         if self.mode == mode:  # several calls may fail at once; step down once
@@ -174,6 +186,8 @@ class Teacher:
             self.stats.fallbacks.append(f"{mode} refused ({getattr(exc, 'status_code', '?')}); using {self.mode}")
 
     async def _back_off(self, exc: BaseException, attempt: int) -> None:
+        import openai
+
         stats, policy = self.stats, self.policy
         limited = isinstance(exc, openai.RateLimitError)
         self.limiter.record(limited)
@@ -198,7 +212,8 @@ class Teacher:
         await self.sleep(delay)
 
 
-def _reply(resp: Any) -> Reply:
+def reply_of(resp: Any) -> Reply:
+    """A Reply from a chat completion (the SDK's object, or one validated from a batch output line)."""
     choice = resp.choices[0] if getattr(resp, "choices", None) else None
     message = getattr(choice, "message", None)
     text = getattr(message, "content", None) or getattr(message, "refusal", None) or ""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from pipeline import config
 from pipeline.local import errors, weights
+from pipeline.local.batches import BatchRunner
 from pipeline.local.engine import Engine
 from pipeline.local.errors import APIError, error_body, not_found
 from pipeline.local.jobs import JobRunner
@@ -55,6 +56,7 @@ class LocalBackend:
         self.engine = Engine(lambda: weights.model_dir(config.tiny), self.base_id, self.adapter_for)
         self.lease = RunnerLease(config.root)
         self.runner: JobRunner | None = None
+        self.batches: BatchRunner | None = None  # with the job runner: only one process runs a workspace's batches
         self.url: str | None = None  # where this server listens, once it does (advertise)
         self._closed = threading.Event()
         if not self._take_runner():
@@ -63,7 +65,9 @@ class LocalBackend:
     def _take_runner(self) -> bool:
         if not self.lease.try_acquire():
             return False
-        self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(self.config.tiny))
+        self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(self.config.tiny),
+                                prepare=self.engine.prepare)
+        self.batches = BatchRunner(self)
         if self.url:
             write_record(self.config.root, self.url, self.config.api_key, self.config.tiny)
         return True
@@ -88,6 +92,11 @@ class LocalBackend:
                            "jobs of this workspace; send job requests to it. This server takes over when it stops.",
                            code="runner_elsewhere")
         return self.runner
+
+    def require_batches(self) -> BatchRunner:
+        """The batch runner, or the same 409 as for jobs: another process runs this workspace's batches."""
+        self.require_runner()
+        return self.batches
 
     def adapter_for(self, model_id: str) -> Path | None:
         job = self.job_for_model(model_id)
@@ -124,6 +133,8 @@ class LocalBackend:
 
     def close(self) -> None:
         self._closed.set()
+        if self.batches is not None:
+            self.batches.shutdown()
         if self.runner is not None:
             self.runner.shutdown()
             remove_record(self.config.root)
@@ -179,11 +190,11 @@ async def _send_json(send, status: int, body: dict) -> None:
 
 
 def create_app(config: BackendConfig) -> FastAPI:
-    from pipeline.local import openapi, routes_chat, routes_files, routes_jobs, schemas
+    from pipeline.local import openapi, routes_batches, routes_chat, routes_files, routes_jobs, schemas
 
     app = FastAPI(title="Distill Studio local backend", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description="An OpenAI-compatible API on the local SmolLM2 model: chat completions, files, "
-                  "LoRA fine-tuning jobs. Errors are OpenAI's error object.")
+                  "LoRA fine-tuning jobs, batches. Errors are OpenAI's error object.")
     backend = LocalBackend(config)
     app.state.backend = backend
     errors.install(app)
@@ -191,6 +202,7 @@ def create_app(config: BackendConfig) -> FastAPI:
     app.include_router(routes_chat.router)
     app.include_router(routes_files.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_batches.router)
 
     @app.get("/health", responses={200: {"content": {"application/json": {"schema": HEALTH}}}})
     async def health() -> dict:

@@ -125,6 +125,7 @@ class GenRequest:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     constraint: OutputConstraint | None = None  # structured output: the grammar the tokens must follow
+    low_priority: bool = False  # batch work (/v1/batches): admitted only when no interactive request waits
     loop: asyncio.AbstractEventLoop | None = None
     out: asyncio.Queue | None = None
     # Filled in by the worker.
@@ -139,7 +140,10 @@ class GenRequest:
 
     def push(self, item: object) -> None:
         if self.loop is not None and self.out is not None:
-            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+            try:
+                self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+            except RuntimeError:  # its loop has ended (a stopping server or batch runner): nobody reads
+                self.cancelled = True
 
 
 class Engine:
@@ -197,26 +201,51 @@ class Engine:
         return self._ready.is_set() and self._load_error is None
 
     def _model(self, model_id: str) -> FastLlama:
-        if model_id in self._models:
-            self._models.move_to_end(model_id)
-            return self._models[model_id]
+        with self._cv:  # prepare() adds models from another thread
+            if model_id in self._models:
+                self._models.move_to_end(model_id)
+                return self._models[model_id]
         adapter = self._adapter_for(model_id)
         if adapter is None:
             raise KeyError(model_id)
-        try:  # the base's weights plus the adapter in float32, unmerged: exact deltas, nothing to convert
-            self._models[model_id] = self._models[self.base_id].with_adapter(adapter)
+        return self._keep(model_id, self._merged(adapter))
+
+    def _merged(self, adapter: Path) -> FastLlama:
+        """The fine-tuned model's decoder: the base's weights plus the adapter in float32, unmerged (exact
+        deltas, nothing to convert: ~0.1 s); an adapter that is not plain LoRA is merged and converted."""
+        try:
+            return self._models[self.base_id].with_adapter(adapter)
         except UnsupportedAdapter as exc:
             log.info("merging adapter %s (%s)", adapter, exc)
-            from peft import PeftModel
+        from peft import PeftModel
 
-            base = transformers_api().AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
-            merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-            # 4-bit rounding of merged weights would wash out the fine-tune's small deltas: int8 at least
-            self._models[model_id] = _fast(merged, "int8" if self._models[self.base_id].weights == "int4" else None)
-        while len(self._models) > MAX_MERGED_MODELS + 1:
-            oldest = next(k for k in self._models if k != self.base_id)
-            del self._models[oldest]
-        return self._models[model_id]
+        base = transformers_api().AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        # 4-bit rounding of merged weights would wash out the fine-tune's small deltas: int8 at least
+        return _fast(merged, "int8" if self._models[self.base_id].weights == "int4" else None)
+
+    def _keep(self, model_id: str, fast: FastLlama) -> FastLlama:
+        with self._cv:
+            self._models[model_id] = fast
+            self._models.move_to_end(model_id)
+            while len(self._models) > MAX_MERGED_MODELS + 1:
+                oldest = next(k for k in self._models if k != self.base_id)
+                del self._models[oldest]
+        return fast
+
+    def prepare(self, model_id: str, adapter: Path) -> None:
+        """Merge and convert a fine-tuned model now, in the caller's thread (the job runner's, as its job
+        succeeds), so that its first request does not do it on the decoding thread: that took seconds
+        during which every other stream, of every model, stood still."""
+        self.wait_ready()
+        with self._cv:
+            if model_id in self._models:
+                return
+        self._keep(model_id, self._merged(adapter))
+
+    def has_prepared(self, model_id: str) -> bool:
+        with self._cv:
+            return model_id in self._models
 
     def forget(self, model_id: str) -> None:
         """Drop a cached merged model (its adapter was deleted)."""
@@ -266,10 +295,24 @@ class Engine:
                     self._cv.wait()
                 if self._stopped:
                     return
-                new, self._pending = self._pending, []
-            for request in new:
+            while (request := self._next_pending()) is not None:
                 self._start(request)
             self._step()
+
+    def _next_pending(self) -> GenRequest | None:
+        """The next request to admit: interactive ones before batch work, each kind in arrival order.
+        One at a time, so a chat that arrives while batch requests are being prefilled goes next."""
+        with self._cv:
+            if not self._pending:
+                return None
+            pick = next((r for r in self._pending if not r.low_priority), self._pending[0])
+            self._pending.remove(pick)
+            return pick
+
+    def interactive_waiting(self) -> bool:
+        """Is an interactive request waiting to be admitted? (The batch runner holds back then.)"""
+        with self._cv:
+            return any(not r.low_priority for r in self._pending)
 
     def _start(self, request: GenRequest) -> None:
         try:

@@ -58,7 +58,7 @@ def install(app) -> None:
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404:
-            message = "Unknown URL. This local backend serves the OpenAI /v1 models, chat/completions, files and fine_tuning/jobs endpoints."
+            message = "Unknown URL. This local backend serves the OpenAI /v1 models, chat/completions, files, fine_tuning/jobs and batches endpoints."
         return error_response(exc.status_code, message)
 
     @app.exception_handler(RequestValidationError)

@@ -37,8 +37,12 @@ def queue_position(store: Store, job_id: str) -> int | None:
 
 
 class JobRunner:
-    def __init__(self, store: Store, base_id: str, model_dir: Callable[[], Path]):
+    def __init__(self, store: Store, base_id: str, model_dir: Callable[[], Path],
+                 prepare: Callable[[str, Path], None] | None = None):
+        """`prepare(model_id, adapter_dir)` readies a new fine-tuned model for chat before its job is
+        reported succeeded (the engine's merge and conversion), so that nobody's first use waits for it."""
         self.store, self.base_id, self._model_dir = store, base_id, model_dir
+        self._prepare = prepare
         self._cv = threading.Condition()
         self._proc: subprocess.Popen | None = None
         self._running: str | None = None
@@ -193,7 +197,7 @@ class JobRunner:
                     rows.append(msg["data"])
                     self.store.add_event(job_id, msg["message"], type_="metrics", data=msg["data"])
                 elif msg.get("kind") == "message":
-                    self.store.add_event(job_id, msg["message"])
+                    self.store.add_event(job_id, msg["message"], data=msg.get("data"))
                 elif msg.get("kind") == "done":
                     done = msg
             code = proc.wait()
@@ -225,10 +229,18 @@ class JobRunner:
                       "fine_tuned_model_checkpoint": model_id, "fine_tuning_job_id": job_id,
                       "step_number": last["step"], "metrics": {k: v for k, v in last.items() if k != "total_steps"}}
         (self.store.jobs_dir / job_id / "checkpoints.json").write_text(json.dumps([checkpoint]))
+        phases = dict(done.get("phases_s") or {})  # the training process's, from its start
+        if self._prepare is not None:
+            started = time.perf_counter()
+            try:
+                self._prepare(model_id, self.store.adapter_dir(job_id))
+                phases["prepare_for_chat"] = round(time.perf_counter() - started, 2)
+            except Exception:  # the model still works: its first request merges it, as before
+                log.warning("preparing %s for chat failed", model_id, exc_info=True)
         with self._cv:
             if self.store.get_job(job_id)["status"] == "cancelled":
                 return
             self.store.update_job(job_id, status="succeeded", fine_tuned_model=model_id, finished_at=int(time.time()),
                                   trained_tokens=done.get("trained_tokens"), result_files=[result["id"]])
-        self.store.add_event(job_id, f"New fine-tuned model created: {model_id}")
+        self.store.add_event(job_id, f"New fine-tuned model created: {model_id}", data={"phases_s": phases})
         self.store.add_event(job_id, "The job has successfully completed")

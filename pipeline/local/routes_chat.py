@@ -163,21 +163,49 @@ async def _collect_while_connected(requests: list[GenRequest], http: Request) ->
             return None
 
 
+async def _submit(body: ChatCompletionRequest, backend: Any, low_priority: bool = False
+                  ) -> tuple[list[GenRequest], str | None, dict]:
+    """Hand a validated body's requests to the engine: (requests, JSON hint, the answer's common fields)."""
+    await backend.wait_model_ready()
+    requests, json_hint = await asyncio.to_thread(_build_requests, body, backend)
+    loop = asyncio.get_running_loop()
+    for gen in requests:
+        gen.loop, gen.out, gen.low_priority = loop, asyncio.Queue(), low_priority
+        backend.engine.submit(gen)
+    base = {"id": f"chatcmpl-{secrets.token_hex(12)}", "created": int(time.time()), "model": body.model,
+            "system_fingerprint": "local"}
+    return requests, json_hint, base
+
+
+def _completion(body: ChatCompletionRequest, base: dict, requests: list[GenRequest], texts: list[str],
+                json_hint: str | None) -> dict:
+    tools_on = bool(body.tools) and body.tool_choice != "none"
+    choices = [_choice(i, gen, text, json_hint, tools_on) for i, (gen, text) in enumerate(zip(requests, texts, strict=True))]
+    return {**base, "object": "chat.completion", "choices": choices, "usage": _usage(requests)}
+
+
+async def complete(body: ChatCompletionRequest, backend: Any, *, low_priority: bool = False) -> dict:
+    """The non-streaming answer to a validated body, as the route answers it: what a batch request
+    gets (at low priority), so a batch line's body equals the interactive endpoint's answer."""
+    if body.stream:
+        raise bad_request("A request in a batch cannot stream; leave 'stream' out of its body.", "stream")
+    requests, json_hint, base = await _submit(body, backend, low_priority)
+    try:
+        texts = await asyncio.gather(*(_collect(gen) for gen in requests))
+    finally:
+        for gen in requests:
+            gen.cancelled = True  # a cancelled batch stops using the CPU
+    return _completion(body, base, requests, texts, json_hint)
+
+
 @router.post("/v1/chat/completions", openapi_extra=request_body(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Any:
     backend = request.app.state.backend
     body = await parse(request, ChatCompletionRequest)
-    await backend.wait_model_ready()
-    requests, json_hint = await asyncio.to_thread(_build_requests, body, backend)
-    tools_on = bool(body.tools) and body.tool_choice != "none"
-    loop = asyncio.get_running_loop()
-    for gen in requests:
-        gen.loop, gen.out = loop, asyncio.Queue()
-        backend.engine.submit(gen)
-    completion_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-    base = {"id": completion_id, "created": created, "model": body.model, "system_fingerprint": "local"}
+    requests, json_hint, base = await _submit(body, backend)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        tools_on = bool(body.tools) and body.tool_choice != "none"
         return _DecodingStream(requests, _stream(requests[0], base, include_usage, tools_on))
     try:
         texts = await _collect_while_connected(requests, request)
@@ -186,8 +214,7 @@ async def chat_completions(request: Request) -> Any:
             gen.cancelled = True  # a client that went away stops using the CPU
     if texts is None:
         return Response(status_code=499)  # nobody is listening; the status only shows in logs
-    choices = [_choice(i, gen, text, json_hint, tools_on) for i, (gen, text) in enumerate(zip(requests, texts, strict=True))]
-    return JSONResponse({**base, "object": "chat.completion", "choices": choices, "usage": _usage(requests)})
+    return JSONResponse(_completion(body, base, requests, texts, json_hint))
 
 
 def _choice(i: int, gen: GenRequest, text: str, json_hint: str | None, tools_on: bool) -> dict:

@@ -1,4 +1,4 @@
-"""/v1/files: upload (purpose fine-tune), list, retrieve, content, delete."""
+"""/v1/files: upload (purpose fine-tune or batch), list, retrieve, content, delete."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
+from pipeline.local.batchfile import check_request_file
 from pipeline.local.errors import bad_request, not_found
 
 router = APIRouter()
-PURPOSES = ("fine-tune", "fine-tune-results")
+UPLOAD_PURPOSES = ("fine-tune", "batch")  # what a client uploads; the backend writes the *-results/_output ones
 
 
 Limit = Annotated[int, Query(ge=1, le=10000, description="How many items to return")]
@@ -20,7 +21,7 @@ After = Annotated[str | None, Query(max_length=128, description="The id of the l
 Order = Annotated[Literal["asc", "desc"], Query(description="By creation time")]
 UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file", "purpose"],
-    "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string", "enum": ["fine-tune"]}},
+    "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string", "enum": list(UPLOAD_PURPOSES)}},
 }}}}}
 
 
@@ -59,14 +60,15 @@ async def upload_file(request: Request) -> dict:
     except AssertionError:
         raise bad_request("Send the file as multipart/form-data with fields 'file' and 'purpose'.") from None
     purpose, upload = form.get("purpose"), form.get("file")
-    if purpose not in PURPOSES[:1]:
-        raise bad_request("The local backend stores files for purpose 'fine-tune' only.", "purpose")
+    if purpose not in UPLOAD_PURPOSES:
+        raise bad_request("The local backend stores files for purpose 'fine-tune' or 'batch' only.", "purpose")
     if upload is None or isinstance(upload, str):
         raise bad_request("Attach the file in the multipart field 'file'.", "file")
     content = await upload.read()
     if not content.strip():
         raise bad_request("The file is empty.", "file")
-    await asyncio.to_thread(_check_jsonl, content, upload.filename or "the file")
+    name = upload.filename or "the file"
+    await asyncio.to_thread(check_request_file if purpose == "batch" else _check_jsonl, content, name)
     return store.add_file(content, upload.filename or "upload.jsonl", purpose)
 
 
@@ -94,7 +96,7 @@ async def file_content(file_id: str, request: Request) -> Response:
     if path is None:
         raise not_found("file", file_id, "file_id")
     kind = "text/csv" if store.get_file(file_id)["filename"].endswith(".csv") else "application/octet-stream"
-    return Response(path.read_bytes(), media_type=kind)
+    return FileResponse(path, media_type=kind)  # streamed: a 10,000-request batch's output is not read whole
 
 
 @router.delete("/v1/files/{file_id}")

@@ -176,7 +176,25 @@ class FineTuningJobRequest(_Open):
         return (chosen or self.hyperparameters or Hyperparameters()).resolved()
 
 
-REQUEST_MODELS = (ChatCompletionRequest, FineTuningJobRequest)
+# -- batches ---------------------------------------------------------------------------------------
+class FileExpiration(_Closed):
+    anchor: Literal["created_at"]
+    seconds: int = Field(ge=3600, le=2_592_000)
+
+
+class CreateBatchRequest(_Open):
+    """POST /v1/batches. `endpoint` and `completion_window` are strings here, so the route can say
+    what this backend runs instead of a bare enum error."""
+
+    input_file_id: str = Field(min_length=1, max_length=128)
+    endpoint: str = Field(min_length=1, max_length=128, examples=["/v1/chat/completions"])
+    completion_window: str = Field(min_length=1, max_length=16, examples=["24h"])
+    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None = \
+        Field(None, max_length=16)
+    output_expires_after: FileExpiration | None = None  # accepted; the local backend keeps files until deleted
+
+
+REQUEST_MODELS = (ChatCompletionRequest, FineTuningJobRequest, CreateBatchRequest)
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -252,7 +270,13 @@ def parse_json(raw: bytes) -> Any:
 
 
 def validate(raw: bytes, model: type[BaseModel]) -> Any:
-    body = parse_json(raw)
+    return validate_value(parse_json(raw), model)
+
+
+def validate_value(body: Any, model: type[BaseModel]) -> Any:
+    """An already-parsed body as `model` (a batch line's body), or a 400 APIError naming the param."""
+    if too_deep(body):
+        raise bad_request(f"The request body nests JSON deeper than {MAX_DEPTH} levels.")
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     try:

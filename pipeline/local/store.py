@@ -3,6 +3,7 @@
 Layout under the backend root (a workspace folder):
     files/<file-id>.json (metadata) + files/<file-id>.data (content)
     jobs/<ftjob-id>/job.json, events.jsonl, adapter/, trainer.log, spec.json
+    batches/<batch-id>/batch.json, output.jsonl + errors.jsonl (results appended as requests finish)
 Ids are checked against a strict pattern before they become paths, so no id can reach outside.
 JSON is written to a temporary file and renamed, so a crash never leaves half a record.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 FILE_ID = re.compile(r"^file-[a-f0-9]{24}$")
 JOB_ID = re.compile(r"^ftjob-[a-f0-9]{24}$")
+BATCH_ID = re.compile(r"^batch_[a-f0-9]{24}$")
 
 
 def new_id(prefix: str) -> str:
@@ -39,8 +41,9 @@ class Store:
         self.root = root
         self.files_dir = root / "files"
         self.jobs_dir = root / "jobs"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.batches_dir = root / "batches"
+        for folder in (self.files_dir, self.jobs_dir, self.batches_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
 
     # -- files -----------------------------------------------------------------------------------
@@ -57,6 +60,18 @@ class Store:
                 "status": "processed"}
         with self.lock:
             (self.files_dir / f"{file_id}.data").write_bytes(content)
+            _write_json(self.files_dir / f"{file_id}.json", meta)
+        return meta
+
+    def add_file_from(self, source: Path, filename: str, purpose: str) -> dict:
+        """A file whose content is another file on disk (a batch's results: copied, not read whole)."""
+        import shutil
+
+        file_id = new_id("file")
+        meta = {"id": file_id, "object": "file", "bytes": source.stat().st_size, "created_at": int(time.time()),
+                "filename": filename, "purpose": purpose, "status": "processed"}
+        with self.lock:
+            shutil.copyfile(source, self.files_dir / f"{file_id}.data")
             _write_json(self.files_dir / f"{file_id}.json", meta)
         return meta
 
@@ -130,3 +145,37 @@ class Store:
 
     def adapter_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id / "adapter"
+
+    # -- batches ---------------------------------------------------------------------------------
+    def batch_dir(self, batch_id: str) -> Path | None:
+        if not BATCH_ID.match(batch_id or ""):
+            return None
+        path = self.batches_dir / batch_id
+        return path if (path / "batch.json").is_file() else None
+
+    def create_batch(self, batch: dict) -> dict:
+        path = self.batches_dir / batch["id"]
+        path.mkdir(parents=True)
+        with self.lock:
+            _write_json(path / "batch.json", batch)
+        return batch
+
+    def get_batch(self, batch_id: str) -> dict | None:
+        path = self.batch_dir(batch_id)
+        if path is None:
+            return None
+        with self.lock:
+            return json.loads((path / "batch.json").read_text())
+
+    def update_batch(self, batch_id: str, **changes: Any) -> dict:
+        with self.lock:
+            batch = self.get_batch(batch_id)
+            batch.update(changes)
+            _write_json(self.batches_dir / batch_id / "batch.json", batch)
+            return batch
+
+    def list_batches(self) -> list[dict]:
+        """Newest first."""
+        with self.lock:
+            batches = [json.loads(p.read_text()) for p in self.batches_dir.glob("batch_*/batch.json")]
+        return sorted(batches, key=lambda b: (b["created_at"], b.get("_seq", 0)), reverse=True)

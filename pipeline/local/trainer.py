@@ -22,6 +22,8 @@ from pathlib import Path
 
 from pipeline import config
 
+STARTED = time.perf_counter()  # imported first thing in the training process (python -m)
+
 
 def emit(kind: str, **fields: object) -> None:
     sys.stdout.write(json.dumps({"kind": kind, **fields}) + "\n")
@@ -111,10 +113,14 @@ def main(job_dir: Path) -> int:
 
     from pipeline.local import precision
 
+    # Seconds from this process's start to each phase before the first step, reported in the job's
+    # events: what a fine-tune waits for besides training (docs/bench/demo.md).
+    phases = {"imports": time.perf_counter() - STARTED}
     choice = precision.choose()
     torch.manual_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
+    phases["model"] = time.perf_counter() - STARTED
     train = Dataset.from_list(spec["train"])
     valid = Dataset.from_list(spec["valid"]) if spec["valid"] else None
     total = spec["total_steps"]
@@ -134,15 +140,20 @@ def main(job_dir: Path) -> int:
     trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
     seen = _observe_compute_dtype(trainer.model)
+    phases["data"] = time.perf_counter() - STARTED  # SFTTrainer wrapped the model and tokenized the data
+    ready = ", ".join(f"{name} {at:.1f} s" for name, at in phases.items())
     emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps); "
-                            f"computing in {choice.train} ({choice.reason})")
+                            f"computing in {choice.train} ({choice.reason}); ready after {ready}",
+         data={"ready_s": {k: round(v, 2) for k, v in phases.items()}})
     trainer.train()
+    phases["trained"] = time.perf_counter() - STARTED
     trainer.model.save_pretrained(spec["adapter_dir"])
     lengths = [len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=False))
                for ex in spec["train"]]
     weights = sorted({str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters()})
     emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]), precision=choice.train,
-         compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights)
+         compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights,
+         phases_s={k: round(v, 2) for k, v in phases.items()})
     return 0
 
 

@@ -1,10 +1,11 @@
-"""Start the embedded backend and its model load as soon as the app's page is up.
+"""Start the embedded backend and its model load at launch, next to the app instead of after it.
 
 Without this the first chat paid for everything at once: the backend's imports (torch, transformers),
-the tokenizer, the model's weights and the grammar tokenizer, ~10 s on a quiet 2-core machine and far
-more on a busy one. Started right after the page is served, that work overlaps the visitor's first
-look at the app. Not before the page: imports hold the GIL, so loading torch next to gradio's own
-imports would only delay the first page.
+the tokenizer, the model's weights and the grammar tokenizer, ~6-10 s of CPU. `start_backend_process`
+runs first thing when the app is launched: the backend starts in its own process, so that work runs
+on another core while the app imports gradio and builds its page (in a thread of the app's process it
+would hold the GIL against gradio's imports and the page's first requests). `warm_up_in_background`,
+called once the page is served, adopts that server, or starts one in-process if it did not come up.
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ def local_backend_is_default() -> bool:
     from pipeline.endpoints import SessionSettings, has_openai_key
 
     return not has_openai_key(SessionSettings())
+
+
+def start_backend_process() -> bool:
+    """At launch, before the app's imports: start the local backend's server process when the local
+    backend is every role's default and DISTILL_WARM_START is on. True when started."""
+    if not config.WARM_START.get() or not local_backend_is_default():
+        return False
+    from pipeline.local.runtime import start_process
+
+    try:
+        start_process()
+    except OSError:  # no process could be started: the in-process start after the page does the work
+        log.warning("starting the local backend's process failed; it starts in this process", exc_info=True)
+        return False
+    return True
 
 
 def warm_up_in_background() -> threading.Thread | None:

@@ -7,8 +7,9 @@ The model id says how it behaves, so a test or benchmark picks behaviour by choo
 - anything else: answers at once.
 The reply text comes from `answers` (last user message -> reply) when given, else it echoes the
 last user message as "<model> says: <text>". A callable answer may return a dict {"content",
-"tool_calls"} for a (non-streamed) tool-calling reply. It speaks real SSE over HTTP, so the openai SDK runs
-its own code against it; `stream_options.include_usage` is honoured.
+"tool_calls"} for a tool-calling reply; streamed, each call comes as OpenAI sends it: id and name
+first, then the arguments in pieces of ARG_PIECE characters. It speaks real SSE over HTTP, so the
+openai SDK runs its own code against it; `stream_options.include_usage` is honoured.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 TOKEN_GAP_S = 0.01  # between streamed tokens: fast enough for tests, slow enough to interleave
+ARG_PIECE = 4  # characters of a tool call's arguments per streamed chunk (OpenAI's are a token or so)
 
 
 class FakeChatServer:
@@ -108,7 +110,10 @@ class FakeChatServer:
         if delay:
             time.sleep(float(delay.group(1)))
         text = self.reply_text(model, body.get("messages") or [])
-        if isinstance(text, dict):  # a reply with tool calls: {"content": ..., "tool_calls": [...]}, not streamed
+        if isinstance(text, dict) and body.get("stream"):
+            self._stream_calls(handler, body, model, text)
+            return
+        if isinstance(text, dict):  # a reply with tool calls: {"content": ..., "tool_calls": [...]}
             message = {"role": "assistant", "content": text.get("content"), "tool_calls": text.get("tool_calls")}
             handler._json(200, {"id": "chatcmpl-fake", "created": int(time.time()), "model": model,  # type: ignore[attr-defined]
                                 "object": "chat.completion", "choices": [{
@@ -149,3 +154,33 @@ class FakeChatServer:
             send("[DONE]")
         except (BrokenPipeError, ConnectionResetError):
             return  # the client stopped reading (a pane was stopped): nothing to clean up
+
+    def _stream_calls(self, handler: BaseHTTPRequestHandler, body: dict, model: str, reply: dict) -> None:
+        """A tool-calling reply as OpenAI streams it: content pieces, then per call a chunk with its index,
+        id and name, then its arguments a few characters a chunk, then finish_reason "tool_calls"."""
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.end_headers()
+        chunk = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model, "object": "chat.completion.chunk"}
+
+        def send(delta: dict | None, finish: str | None = None, **extra: Any) -> None:
+            choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+            handler.wfile.write(f"data: {json.dumps({**chunk, 'choices': choices, **extra})}\n\n".encode())
+            handler.wfile.flush()
+
+        calls = reply.get("tool_calls") or []
+        for piece in re.findall(r"\S+\s*|\s+", reply.get("content") or ""):
+            send({"content": piece})
+        for i, call in enumerate(calls):
+            fn = call["function"]
+            send({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                  "function": {"name": fn["name"], "arguments": ""}}]})
+            args = fn["arguments"]
+            for at in range(0, len(args), ARG_PIECE):
+                send({"tool_calls": [{"index": i, "function": {"arguments": args[at:at + ARG_PIECE]}}]})
+                time.sleep(TOKEN_GAP_S / 4)
+        send({}, "tool_calls" if calls else "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            send(None, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
+        handler.wfile.write(b"data: [DONE]\n\n")
+        handler.wfile.flush()

@@ -1,0 +1,62 @@
+"""The Evaluate tab's batch mode: every ticked contestant answers every question through one Batch API
+submission at half price (pipeline.batch.build_evaluation); collected answers are scored by the same
+code as an interactive run and land on the scoreboard below."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from components import batches as panel
+from components.evaluate_bench import bench_path
+from components.evaluate_run import RESULT_OUTPUTS, show_results, targets_for
+from components.wiring import outputs
+from pipeline import batch
+from pipeline.endpoints import SessionSettings
+from pipeline.errors import InputError
+from pipeline.evaluate import load_benchmark
+
+
+@outputs("run_btn", "stop_btn", "batch_submit_btn", "batch_file_btn")
+def switch_mode(batch_mode_radio: str) -> dict[str, Any]:
+    batch_mode = batch_mode_radio == panel.MODES[1]
+    return {"run_btn": gr.update(visible=not batch_mode), "stop_btn": gr.update(visible=not batch_mode),
+            "batch_submit_btn": gr.update(visible=batch_mode), "batch_file_btn": gr.update(visible=batch_mode)}
+
+
+@outputs(*panel.SUBMIT)
+def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_use: bool, base_ep: str,
+                            base_model: str, few_shot_use: bool, shots_sl: float | None, fine_tuned_use: bool,
+                            fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool, teacher_ep: str,
+                            teacher_model: str, max_tokens_nb: float | None, settings: SessionSettings,
+                            visitor: str | None, batch_kind: str, batch_send: bool = True) -> dict[str, Any]:
+    """Write the request file (one line per question and contestant) and submit it, asking first above
+    the confirmation threshold. One batch goes to one endpoint, so the contestants must share it."""
+    visitor = panel.checked_visitor(visitor)
+    path = bench_path(bench_dd, upload_file, visitor)
+    items = load_benchmark(path)
+    picks = {"base": (base_use, base_ep, base_model), "few_shot": (few_shot_use, base_ep, base_model),
+             "fine_tuned": (fine_tuned_use, fine_tuned_ep, fine_tuned_model),
+             "teacher": (teacher_use, teacher_ep, teacher_model)}
+    used = sorted({ep for use, ep, model in picks.values() if use and model})
+    if len(used) > 1:
+        raise InputError(f"A batch goes to one endpoint, and the ticked contestants use {', '.join(used)}: untick the "
+                         "others, or run the benchmark one request at a time.")
+    targets, note = targets_for(settings, visitor, items, picks, shots_sl)
+    max_tokens = int(max_tokens_nb or 512)
+    record = batch.build_evaluation(path.name, items, targets, visitor=visitor, endpoint=used[0], max_tokens=max_tokens,
+                                    settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0})
+    out = panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
+    if note:
+        out["batch_msg_md"] = f"{out.get('batch_msg_md', '')}{note}"
+    return out
+
+
+@outputs(*RESULT_OUTPUTS)
+def show_batch_results(batch_results: dict | None, visitor: str | None) -> dict[str, Any]:
+    """After a collect: the batch's scores on the scoreboard, as an interactive run's."""
+    if not batch_results:
+        return {}
+    return {**show_results(batch_results, visitor),
+            "status_md": f"Batch results: {batch_results.get('benchmark', '')}, {batch_results.get('created_at', '')}."}

@@ -1,0 +1,172 @@
+"""Build a batch: the request file (one `/v1/chat/completions` body per line, written streamed) and its
+record. Every body is made by the function the interactive path sends with (`teacher.chat_body` +
+`generate.steps.request_messages`; `evaluate.runner.item_body`), so a batch asks exactly what a run
+one request at a time would.
+
+custom_id maps each line back: `gen-<seed>-<index>` is request number `index` of the generation (its
+seeded topic/difficulty picks and, for paraphrase, source example `index mod len(sources)`);
+`eval-<item>-<target>` is benchmark item `item` asked of target number `target`.
+
+Where a batch differs from a run one by one (decided here, said in the UI): the "do not repeat"
+sample of earlier examples in each prompt is drawn from the draft as it is when the batch is built
+(a batch cannot see its own replies); every usable example is kept at collect time, also beyond
+`n` (the extra ~10% of requests that cover parse/duplicate losses were paid for).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import atomic
+from pipeline.batch.costs import Tally
+from pipeline.batch.records import BatchRecord, Part, new_id, save_batch
+from pipeline.errors import InputError
+from pipeline.evaluate.bench import BenchItem
+from pipeline.evaluate.runner import Target, item_body
+from pipeline.generate import steps
+from pipeline.generate.config import GenerationConfig
+from pipeline.generate.costing import requests_needed
+from pipeline.generate.runner import RECENT_KEEP
+from pipeline.generate.store import RunFiles, load_existing
+from pipeline.generate.tasks import effective
+from pipeline.generate.teacher import chat_body
+from pipeline.generate.templates import Setup, Template, Variable, request_schema, resolve_variables
+
+URL = "/v1/chat/completions"
+
+
+def request_line(custom_id: str, body: dict[str, Any]) -> str:
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": URL, "body": body}, ensure_ascii=False) + "\n"
+
+
+def _write_lines(path: Path, lines: Iterator[str]) -> None:
+    """Stream the lines into a temporary file renamed over `path`: a crash never leaves half a file."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line)
+    atomic.write_with(path, write)
+
+
+def template_to_json(template: Template) -> dict[str, Any]:
+    return dataclasses.asdict(template)
+
+
+def template_from_json(raw: dict[str, Any]) -> Template:
+    return Template(**{**raw, "variables": {k: Variable(**v) for k, v in raw.get("variables", {}).items()},
+                       "setup": Setup(**raw["setup"]) if raw.get("setup") else None,
+                       "balanced": tuple(raw.get("balanced", ()))})
+
+
+# -- generation ------------------------------------------------------------------------------------
+def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint: str,
+                     title: str | None = None) -> BatchRecord:
+    """Write the request file of a generation and record it (state "built": nothing is sent yet)."""
+    t = config.template
+    if config.check:
+        raise InputError("Answer checks are not available in batch mode yet: untick the check, or generate "
+                         "one request at a time to have every answer solved again.")
+    if t.source and not config.sources:
+        raise InputError(f"Template '{t.name}' rewrites existing examples: add some to the draft or give a "
+                         "source file first.")
+    files = RunFiles(config.out)
+    state = files.load_state()
+    existing = load_existing(config.out)
+    variables = resolve_variables(t, {**state.get("setup_outputs", {}), **config.variables})
+    t = effective(t, variables)
+    wanted = list(t.setup.schema.get("properties", {})) if t.setup else []
+    if t.setup and not all(str(variables.get(k, "")).strip() for k in wanted):
+        raise InputError("Batch mode needs the task's system prompt written down: fill it in the form (or run "
+                         "a few examples one at a time first, which has the teacher write it).")
+    remaining = config.n - len(existing)
+    if remaining <= 0:
+        raise InputError(f"{config.out.name} already holds {len(existing)} examples (asked: {config.n}). "
+                         "Ask for more, or pick another output file.")
+    per_request = config.per_request(variables)
+    count = requests_needed(remaining, per_request)
+    start = int(state.get("requests_made", 0))  # fresh request numbers: other seeds than earlier runs
+    recent = ((config.avoid or []) + existing)[-RECENT_KEEP:]
+    schema = request_schema(t, per_request)
+    max_tokens = config.max_tokens or t.max_tokens
+    record = BatchRecord(
+        id=new_id("gen"), kind="generate", endpoint=endpoint, visitor=visitor, created_at=time.time(),
+        title=title or f"{count} requests · template {t.name} · {config.model} -> {config.out.name}",
+        requests=count, parts=[Part(model=config.model, first_line=0, lines=count)],
+        plan={"template": template_to_json(config.template), "variables": variables, "seed": config.seed,
+              "n": config.n, "out": str(config.out), "first_index": start, "model": config.model,
+              "near_duplicate_threshold": config.near_duplicate_threshold, "has_sources": bool(config.sources),
+              "per_request": per_request})
+    record.folder.mkdir(parents=True, exist_ok=True)
+    if t.source and config.sources:
+        _write_lines(record.folder / "sources.jsonl",
+                     (json.dumps(s, ensure_ascii=False) + "\n" for s in config.sources))
+    tally = Tally()
+
+    def lines() -> Iterator[str]:
+        for index in range(start, start + count):
+            messages = steps.request_messages(t, variables, seed=config.seed, index=index, recent=recent,
+                                              sources=config.sources, sample_size=config.sample_size)
+            tally.add(config.model, messages, t.expected_output_tokens, max_tokens)
+            body = chat_body(config.model, messages, temperature=config.temperature, max_tokens=max_tokens,
+                             schema=schema, name=t.name)
+            yield request_line(f"gen-{config.seed}-{index}", body)
+
+    _write_lines(record.requests_path, lines())
+    record.estimate = tally.estimate().to_json()
+    state["requests_made"] = start + count  # a later run or batch draws other seeds
+    files.save_state(state)
+    save_batch(record)
+    return record
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+def target_to_json(t: Target) -> dict[str, Any]:
+    return {"model": t.model, "label": t.label, "role": t.role, "shots": list(t.shots)}
+
+
+def build_evaluation(name: str, items: Sequence[BenchItem], targets: Sequence[Target], *, visitor: str | None,
+                     endpoint: str, temperature: float | None = 0.0, max_tokens: int = 512,
+                     settings: dict | None = None, title: str | None = None) -> BatchRecord:
+    """Write the request file asking every target every question; one part per model."""
+    if any(i.scoring == "judge" for i in items):
+        raise InputError("This benchmark has judge-scored questions; a judge needs the answers first, so "
+                         "evaluate it one request at a time (batch mode takes the other scorings).")
+    if not items or not targets:
+        raise InputError("Nothing to ask: the batch needs at least one question and one model.")
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise InputError("The same model is listed twice; give each model once (or a different label).")
+    by_model: dict[str, list[int]] = {}
+    for number, t in enumerate(targets):
+        by_model.setdefault(t.model, []).append(number)
+    parts, first = [], 0
+    for model, numbers in by_model.items():
+        parts.append(Part(model=model, first_line=first, lines=len(numbers) * len(items)))
+        first += len(numbers) * len(items)
+    record = BatchRecord(
+        id=new_id("eval"), kind="eval", endpoint=endpoint, visitor=visitor, created_at=time.time(),
+        title=title or f"{len(items)} questions x {len(targets)} model(s) · {name}", requests=first, parts=parts,
+        plan={"name": name, "items": [dataclasses.asdict(i) for i in items],
+              "targets": [target_to_json(t) for t in targets], "temperature": temperature,
+              "max_tokens": max_tokens, "settings": dict(settings or {})})
+    record.folder.mkdir(parents=True, exist_ok=True)
+    tally = Tally()
+
+    def lines() -> Iterator[str]:
+        for numbers in by_model.values():
+            for number in numbers:
+                target = targets[number]
+                for item in items:
+                    body = item_body(item, target, temperature, max_tokens)
+                    tally.add(target.model, body["messages"], max(1, max_tokens // 4), max_tokens)
+                    yield request_line(f"eval-{item.index}-{number}", body)
+
+    _write_lines(record.requests_path, lines())
+    record.estimate = tally.estimate().to_json()
+    save_batch(record)
+    return record

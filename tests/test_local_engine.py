@@ -112,7 +112,7 @@ def test_converted_decoder_is_cached_and_invalidated(tmp_path, monkeypatch):
     from pipeline.local import engine
 
     model_dir = tmp_path / "tiny"
-    shutil.copytree(weights.tiny_model_dir(), model_dir)
+    shutil.copytree(weights.tiny_model_dir(), model_dir, ignore=shutil.ignore_patterns(".fastlm-*"))
     ids = [1, 9690, 198, 2683, 359]
     first = engine.load_fast(model_dir)
     cached = list(model_dir.glob(f".fastlm-*-v{engine.CACHE_FORMAT}.safetensors"))

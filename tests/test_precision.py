@@ -177,10 +177,10 @@ def test_engine_dense_weights_are_bf16_only_where_native(cpu):
 
 @pytest.mark.parametrize("cpu", ["native", "avx2"])
 def test_engine_decodes_with_int4_weights_on_both_kinds_of_cpu(cpu):
-    """The default decoder: every linear layer in torch's int4 format (its kernel converts the bf16
-    activations itself; no oneDNN bf16 matmul runs), on a CPU with native bf16 and on an AVX2-only one."""
+    """The default decoder: the layers' weights in torch's int4 format, the lm_head in int8 (both kernels
+    convert the bf16 activations themselves; no oneDNN bf16 matmul runs), natively and on AVX2 only."""
     result = _decoder_dtypes({"DISTILL_PRECISION": "auto", **(AVX2_ONLY if cpu == "avx2" else {})})
-    assert result["formats"] == ["Int4"] and result["dtypes"] == []
+    assert result["formats"] == ["Int4", "Int8"] and result["dtypes"] == []  # int8: the lm_head
     # DISTILL_DECODE_INT4=0 goes back to int8.
     result = _decoder_dtypes({"DISTILL_PRECISION": "auto", "DISTILL_DECODE_INT4": "0",
                               **(AVX2_ONLY if cpu == "avx2" else {})})

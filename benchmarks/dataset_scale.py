@@ -110,7 +110,7 @@ def side(rows: int) -> dict:
 
     state: dict[str, Any] = {"visitor": VISITOR, "dataset_rev": 1, "model_dd": MODEL, "epochs_num": 0,
                              "draft_cache": DraftCache(), "page_start": 0, "filter_dd": None, "search_box": "",
-                             "rendered": None, "jump_num": None}
+                             "rendered": None, "jump_box": ""}
 
     def call(fn, **given: Any) -> tuple[dict, dict]:
         params = inspect.signature(fn).parameters
@@ -153,7 +153,7 @@ def side(rows: int) -> dict:
     pages = sys.modules.get("components.dataset_render")
     if pages is not None:  # the paged tab: reach a row far down and edit it
         target = rows * 3 // 4
-        out, m = call(pages.jump_to_row, jump_num=target)
+        out, m = call(pages.jump_to_row, jump_box=target)
         result["jump"] = {**m, "bytes_sent": sent(out), "table_rows": len(out["table_df"])}
         table = [list(r) for r in out["table_df"]]
         at = next(i for i, r in enumerate(table) if r[0] == str(target))

@@ -21,6 +21,9 @@ from pipeline.errors import InputError, ProviderError, explain
 
 TICK_S = 5.0  # the timer's beat; `batch_watch` decides when a poll is actually due
 FIRST_POLL_S, MAX_POLL_S = 10.0, 300.0  # doubles while nothing changes: a batch takes minutes to hours
+#: A poll waits at most this long for the provider (the SDK's default is minutes, with retries): a
+#: provider that hangs must not keep the panel's timer busy; the next poll comes after the backoff.
+POLL_TIMEOUT_S = 30.0
 MODES = ("Interactive (one request at a time)", "Batch (half price, results within 24 h)")
 BUTTONS = ("batch_collect_btn", "batch_cancel_btn", "batch_retry_btn", "batch_export_btn")
 LIST = ("batch_list_html", "batch_dd", "batch_other_md", "batch_timer", "batch_watch", "batch_controls", *BUTTONS)
@@ -91,7 +94,7 @@ def _refresh_all(settings: SessionSettings, visitor: str | None, batch_kind: str
         if r.state not in view.MOVING:
             continue
         try:
-            r = batch.refresh(r, _client(settings, r))
+            r = batch.refresh(r, _client(settings, r).with_options(timeout=POLL_TIMEOUT_S, max_retries=1))
         except Exception as exc:  # noqa: BLE001 - an unreachable endpoint is a line in the panel, not a crash
             problems.append(f"{r.id}: {explain(exc)}")
         seen.append(f"{r.id}:{r.state}:{r.counts()}")

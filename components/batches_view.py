@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import time
 
-from pipeline.batch import BatchRecord, CollectReport, estimate_cost
+from pipeline.batch import BatchEstimate, BatchRecord, CollectReport, estimate_cost
 
 KIND_WORDS = {"generate": "generation", "eval": "evaluation"}
 STATE_WORDS = {"built": "not submitted", "validating": "validating", "in_progress": "running",
@@ -103,11 +103,14 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
-def cost_line(r: BatchRecord) -> str:
-    est = estimate_cost(r)
+def estimate_words(est: BatchEstimate) -> str:
     if est.batch_cost_usd == 0 and est.interactive_cost_usd == 0:  # the local backend's models cost nothing
         return f"{plural(est.requests, 'request')}: free (no provider charges for this model)"
     return est.describe()
+
+
+def cost_line(r: BatchRecord) -> str:
+    return estimate_words(estimate_cost(r))
 
 
 def submitted_line(r: BatchRecord) -> str:

@@ -37,12 +37,15 @@ CHATBOTS = tuple(f"chatbot_{i}" for i in range(len(PANE_ROLES)))
 
 
 @outputs(*CHATBOTS)
-def show_user_message(msg_box: str, session_state: ChatSession) -> dict:
-    """Put the message in every pane at once (no queue), before any model is called."""
+def show_user_message(msg_box: str, session_state: ChatSession, tools_box: str | None = None,
+                      tool_choice_rd: str | None = "auto") -> dict:
+    """Put the message in every pane at once (no queue), before any model is called; tools that are not
+    OpenAI tools JSON stop it here (shown, the message would sit in the panes though nothing was sent)."""
     if not (msg_box or "").strip():
         raise gr.Error("Type a message first.")
     if any(session_state.busy):
         raise gr.Error("A pane is still answering; wait for it or press its Stop button.")
+    params_from("", None, None, tools_box, tool_choice_rd)
     return {name: [*displayed(session_state.histories[i]), {"role": "user", "content": msg_box}]
             for i, name in enumerate(CHATBOTS)}
 

@@ -187,4 +187,5 @@ def blind_labels(on: bool) -> dict:
         for part in ("endpoint", "model", "refresh"):
             out[names[part]] = gr.update(visible=not on)
         out[names["metrics"]] = ""
+        out[names["tool_result"]] = gr.Textbox(visible=False, value="")  # a new round: no call waits
     return out

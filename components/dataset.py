@@ -8,6 +8,7 @@ loses nothing; the table is rebuilt from the draft on page load and whenever ano
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +20,7 @@ from components.dataset_render import (
     SHOWN,
     build_page_picker,
     build_page_turner,
+    drawn,
     exists,
     render,
     show_draft,
@@ -46,22 +48,22 @@ def validate_dataset(visitor: str | None, model_dd: str, epochs_num: float | Non
 @outputs(*SHOWN)
 def load_file(upload_file: str | None, append_cb: bool, columns_box: str, import_system_box: str, visitor: str,
               model_dd: str, epochs_num: float | None, filter_dd: str | None = None, search_box: str | None = "",
-              draft_cache: DraftCache | None = None) -> dict:
+              draft_cache: DraftCache | None = None) -> Iterator[dict]:
     if not upload_file:
         raise InputError("Choose a file first (.jsonl, .json, .csv, .tsv or .parquet).")
     cols = [c.strip() for c in (columns_box or "").split(",") if c.strip()] or None
     read = ds.read_dataset(upload_file, system_prompt=import_system_box or None, columns=cols)
     status = dops.import_read(visitor, read, append_cb, Path(upload_file).name)
-    return render(visitor, model_dd, epochs_num, draft_cache, status, **view(0, filter_dd, search_box))
+    yield from drawn(visitor, model_dd, epochs_num, draft_cache, status, **view(0, filter_dd, search_box))
 
 
 @outputs(*SHOWN)
 def load_sample(sample_dd: str, append_cb: bool, visitor: str, model_dd: str, epochs_num: float | None,
                 filter_dd: str | None = None, search_box: str | None = "",
-                draft_cache: DraftCache | None = None) -> dict:
+                draft_cache: DraftCache | None = None) -> Iterator[dict]:
     read = ds.read_dataset(sample_path(sample_dd))
     status = dops.import_read(visitor, read, append_cb, f"sample {sample_dd}")
-    return render(visitor, model_dd, epochs_num, draft_cache, status, **view(0, filter_dd, search_box))
+    yield from drawn(visitor, model_dd, epochs_num, draft_cache, status, **view(0, filter_dd, search_box))
 
 
 @outputs(*SHOWN)

@@ -93,84 +93,101 @@ def quick_page(visitor: str, cache: DraftCache, start: int | None) -> dict | Non
             "summary_md": note, "draft_cache": cache}
 
 
+def drawn(visitor: str | None, model: str, epochs: float | None, cache: DraftCache | None, status: str = "", *,
+          start: int | None = 0, which: str | None = None, search: str | None = "") -> Iterator[dict]:
+    """`render` in two updates when the draft is large and new to this session's cache: its first
+    page of rows at once, then everything validated."""
+    cache = cache if cache is not None else DraftCache()
+    plain = which in (None, paging.ALL) and not (search or "").strip()
+    if plain and exists(visitor) and not dops.load_unparsed(visitor):  # type: ignore[arg-type]
+        quick = quick_page(visitor, cache, start)  # type: ignore[arg-type]
+        if quick is not None:
+            yield {**quick, "status_md": status}
+    yield render(visitor, model, epochs, cache, status, start=start, which=which, search=search)
+
+
 @outputs(*SHOWN)
 def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num: float | None,
                page_start: int | None = 0, filter_dd: str | None = None, search_box: str | None = "",
                draft_cache: DraftCache | None = None) -> Iterator[dict]:
     # The status line is left as it is: this redraw also runs when the page's visitor id settles, and
     # a "Loaded 53 examples" from a click just before vanished after a second (seen in chromium).
-    cache = draft_cache if draft_cache is not None else DraftCache()
     before = _stamp(visitor)
-    plain = filter_dd in (None, paging.ALL) and not (search_box or "").strip()
-    quick = quick_page(visitor, cache, page_start) if plain and exists(visitor) and \
-        not dops.load_unparsed(visitor) else None  # type: ignore[arg-type]
-    if quick is not None and _stamp(visitor) == before:
-        yield quick
-    shown = render(visitor, model_dd, epochs_num, cache, **view(page_start, filter_dd, search_box))
-    if _stamp(visitor) != before:
-        # The draft was written while this redraw read it (a sample loaded right after page load, seen
-        # in CI): what it read is stale, and arriving after the writer's own redraw it would blank the
-        # table. The writer shows the new draft itself.
-        yield {name: gr.skip() for name in shown}
-        return
-    yield {**shown, "status_md": gr.skip()}
+    for shown in drawn(visitor, model_dd, epochs_num, draft_cache, **view(page_start, filter_dd, search_box)):
+        if _stamp(visitor) != before:
+            # The draft was written while this redraw read it (a sample loaded right after page load,
+            # seen in CI): what it read is stale, and arriving after the writer's own redraw it would
+            # blank the table. The writer shows the new draft itself.
+            yield {name: gr.skip() for name in SHOWN}
+            return
+        yield {**shown, "status_md": gr.skip()}
+
+
+#: What a page turn changes: the summary, chart and report describe the whole draft and stay (sent
+#: again, the browser redrew the chart: ~3 s per click under load, whatever the page's size).
+PAGE_ONLY = ("table_df", "rendered", "page_md", "page_start", "draft_cache")
+
+
+def _page_of(shown: dict) -> dict:
+    return {name: shown[name] for name in PAGE_ONLY}
 
 
 def _turn(visitor: str | None, model_dd: str, epochs_num: float | None, draft_cache: DraftCache | None,
           start: int, filter_dd: str | None, search_box: str | None) -> dict:
-    shown = render(visitor, model_dd, epochs_num, draft_cache, start=start, which=filter_dd, search=search_box)
-    return {**shown, "status_md": gr.skip()}
+    return _page_of(render(visitor, model_dd, epochs_num, draft_cache, start=start, which=filter_dd,
+                           search=search_box))
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def first_page(visitor: str | None, model_dd: str, epochs_num: float | None, filter_dd: str | None,
                search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     return _turn(visitor, model_dd, epochs_num, draft_cache, 0, filter_dd, search_box)
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def previous_page(visitor: str | None, model_dd: str, epochs_num: float | None, page_start: int | None,
                   filter_dd: str | None, search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     start = max(0, (page_start or 0) - paging.PAGE_ROWS)
     return _turn(visitor, model_dd, epochs_num, draft_cache, start, filter_dd, search_box)
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def next_page(visitor: str | None, model_dd: str, epochs_num: float | None, page_start: int | None,
               filter_dd: str | None, search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     start = (page_start or 0) + paging.PAGE_ROWS
     return _turn(visitor, model_dd, epochs_num, draft_cache, start, filter_dd, search_box)
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def last_page(visitor: str | None, model_dd: str, epochs_num: float | None, filter_dd: str | None,
               search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     return _turn(visitor, model_dd, epochs_num, draft_cache, END, filter_dd, search_box)
 
 
-@outputs(*SHOWN, "filter_dd", "search_box")
-def jump_to_row(jump_num: float | None, visitor: str | None, model_dd: str, epochs_num: float | None,
+@outputs(*PAGE_ONLY, "status_md", "filter_dd", "search_box")
+def jump_to_row(jump_box: str | float | None, visitor: str | None, model_dd: str, epochs_num: float | None,
                 page_start: int | None, filter_dd: str | None, search_box: str | None,
                 draft_cache: DraftCache | None = None) -> dict:
-    """Put row `jump_num` at the top of the page; a row the filter or search hides clears them."""
-    if jump_num is None or int(jump_num) < 1:
-        raise InputError("Type the # of the row to go to (the number in the table's first column).")
-    row = int(jump_num)
+    """Put row `jump_box` at the top of the page; a row the filter or search hides clears them."""
+    text = str(jump_box if jump_box is not None else "").strip().replace(",", "").removeprefix("#").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise InputError("Type the # of the row to go to (the number in the table's first column), e.g. 37412.")
+    row = int(text)
     shown = render(visitor, model_dd, epochs_num, draft_cache, start=page_start, which=filter_dd,
                    search=search_box, row=row)
     top = shown["table_df"][0][0] if shown["table_df"] else None
     if top == str(row):
-        return {**shown, "status_md": ""}
+        return {**_page_of(shown), "status_md": ""}
     shown = render(visitor, model_dd, epochs_num, draft_cache, which=paging.ALL, search="", row=row)
     n = len(shown["draft_cache"].lines(visitor)) if exists(visitor) else 0
     if row > n:
         raise InputError(f"There is no row {row:,}: the draft has {n:,} example(s).")
     note = "" if (filter_dd in (None, paging.ALL) and not (search_box or "").strip()) else \
         f"Row {row:,} is not among the rows selected, so the filter and search were cleared."
-    return {**shown, "filter_dd": paging.ALL, "search_box": "", "status_md": note}
+    return {**_page_of(shown), "filter_dd": paging.ALL, "search_box": "", "status_md": note}
 
 
-@outputs(*SHOWN)
+@outputs(*PAGE_ONLY)
 def filter_rows(visitor: str | None, model_dd: str, epochs_num: float | None, filter_dd: str | None,
                 search_box: str | None, draft_cache: DraftCache | None = None) -> dict:
     """A new filter or search starts at its first row."""
@@ -184,8 +201,9 @@ def build_page_picker(c: dict[str, Any]) -> None:
                                      container=False)
         c["search_box"] = gr.Textbox("", placeholder="Search the rows (Enter)", show_label=False, scale=3,
                                      container=False)
-        c["jump_num"] = gr.Number(None, placeholder="Go to row #", show_label=False, precision=0, minimum=1,
-                                  scale=1, container=False)
+        # A textbox, not a Number: an empty Number shows "0" and hides its placeholder (seen in chromium).
+        c["jump_box"] = gr.Textbox("", placeholder="Go to row # (Enter)", show_label=False, scale=1,
+                                   container=False)
         c["jump_btn"] = gr.Button("Go", size="sm", scale=0, min_width=60)
 
 
@@ -193,8 +211,9 @@ def build_page_turner(c: dict[str, Any]) -> None:
     """Under the table: where this page is, and the buttons that turn it."""
     with gr.Row(equal_height=True):
         c["page_md"] = gr.Markdown(elem_id="dataset-page")
-        for name, label in (("first_btn", "⏮ First"), ("prev_btn", "◀ Previous"), ("next_btn", "Next ▶"),
-                            ("last_btn", "Last ⏭")):
+        # Latin-1 arrows: the media-control glyphs (⏮ ⏭) were empty boxes in Debian's chromium.
+        for name, label in (("first_btn", "« First"), ("prev_btn", "‹ Previous"), ("next_btn", "Next ›"),
+                            ("last_btn", "Last »")):
             c[name] = gr.Button(label, size="sm", scale=0, min_width=90)
 
 
@@ -203,6 +222,6 @@ def wire_pages(c: dict[str, Any]) -> None:
     for name, turn in (("first_btn", first_page), ("prev_btn", previous_page), ("next_btn", next_page),
                        ("last_btn", last_page)):
         wire(c[name].click, turn, c)
-    wire(functools.partial(gr.on, [c["jump_btn"].click, c["jump_num"].submit]), jump_to_row, c, api_name="jump_to_row")
+    wire(functools.partial(gr.on, [c["jump_btn"].click, c["jump_box"].submit]), jump_to_row, c, api_name="jump_to_row")
     wire(functools.partial(gr.on, [c["filter_dd"].input, c["search_box"].submit]), filter_rows, c,
          api_name="filter_rows")

@@ -134,6 +134,7 @@ def build_evaluate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
 
 def _wire_batches(c: dict[str, Any], ctx: AppContext) -> None:
     wire(c["batch_mode_radio"].change, ebatch.switch_mode, c, queue=False, api_visibility="private")
+    wire(c["batch_mode_radio"].change, ebatch.preview_evaluation_batch, c, api_visibility="private")
     for btn, send in (("batch_submit_btn", True), ("batch_file_btn", False)):
         checked = wire(c[btn].click, eb.pick_benchmark, c, api_visibility="private")
         wire(checked.success, ebatch.submit_evaluation_batch, {**c, "batch_send": gr.State(send)},

@@ -9,13 +9,16 @@ from typing import Any
 import gradio as gr
 
 from components import batches as panel
+from components import batches_view as view
 from components.evaluate_bench import bench_path
 from components.evaluate_run import RESULT_OUTPUTS, show_results, targets_for
 from components.wiring import outputs
 from pipeline import batch
+from pipeline.batch.costs import BatchEstimate, Tally
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError
 from pipeline.evaluate import load_benchmark
+from pipeline.evaluate.runner import item_body
 
 
 @outputs("run_btn", "stop_btn", "batch_submit_btn", "batch_file_btn")
@@ -25,6 +28,55 @@ def switch_mode(batch_mode_radio: str) -> dict[str, Any]:
             "batch_submit_btn": gr.update(visible=batch_mode), "batch_file_btn": gr.update(visible=batch_mode)}
 
 
+def _request(bench_dd: str | None, upload_file: str | None, picks: dict[str, tuple], shots_sl: float | None,
+             settings: SessionSettings, visitor: str) -> tuple[str, list, list, str, str]:
+    """(benchmark name, items, contestants, their one endpoint, a note) from the form."""
+    path = bench_path(bench_dd, upload_file, visitor)
+    items = load_benchmark(path)
+    used = sorted({ep for use, ep, model in picks.values() if use and model})
+    if len(used) > 1:
+        raise InputError(f"A batch goes to one endpoint, and the ticked contestants use {', '.join(used)}: untick the "
+                         "others, or run the benchmark one request at a time.")
+    targets, note = targets_for(settings, visitor, items, picks, shots_sl)
+    return path.name, items, targets, used[0], note
+
+
+def _picks(base_use: bool, base_ep: str, base_model: str, few_shot_use: bool, fine_tuned_use: bool, fine_tuned_ep: str,
+           fine_tuned_model: str, teacher_use: bool, teacher_ep: str, teacher_model: str) -> dict[str, tuple]:
+    return {"base": (base_use, base_ep, base_model), "few_shot": (few_shot_use, base_ep, base_model),
+            "fine_tuned": (fine_tuned_use, fine_tuned_ep, fine_tuned_model),
+            "teacher": (teacher_use, teacher_ep, teacher_model)}
+
+
+def estimate(items: list, targets: list, max_tokens: int) -> BatchEstimate:
+    """What the batch will cost, before its file is written: the same bodies and the same counting as
+    pipeline.batch.build_evaluation (answers expected at a quarter of max_tokens, at most max_tokens)."""
+    tally = Tally()
+    for target in targets:
+        for item in items:
+            body = item_body(item, target, 0.0, max_tokens)
+            tally.add(target.model, body["messages"], max(1, max_tokens // 4), max_tokens)
+    return tally.estimate()
+
+
+@outputs("batch_msg_md")
+def preview_evaluation_batch(batch_mode_radio: str, bench_dd: str | None, upload_file: str | None, base_use: bool,
+                             base_ep: str, base_model: str, few_shot_use: bool, shots_sl: float | None,
+                             fine_tuned_use: bool, fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool,
+                             teacher_ep: str, teacher_model: str, max_tokens_nb: float | None,
+                             settings: SessionSettings, visitor: str | None) -> dict[str, Any]:
+    """On choosing Batch: the request count and the cost at batch prices, before anything is written."""
+    if batch_mode_radio != panel.MODES[1]:
+        return {"batch_msg_md": ""}
+    picks = _picks(base_use, base_ep, base_model, few_shot_use, fine_tuned_use, fine_tuned_ep, fine_tuned_model,
+                   teacher_use, teacher_ep, teacher_model)
+    name, items, targets, _, note = _request(bench_dd, upload_file, picks, shots_sl, settings,
+                                             panel.checked_visitor(visitor))
+    est = estimate(items, targets, int(max_tokens_nb or 512))
+    return {"batch_msg_md": f"As a batch: {len(items)} questions × {len(targets)} contestants of {name}: "
+                            f"{view.estimate_words(est)}; results within 24 h.{note}"}
+
+
 @outputs(*panel.SUBMIT)
 def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_use: bool, base_ep: str,
                             base_model: str, few_shot_use: bool, shots_sl: float | None, fine_tuned_use: bool,
@@ -32,20 +84,14 @@ def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_
                             teacher_model: str, max_tokens_nb: float | None, settings: SessionSettings,
                             visitor: str | None, batch_kind: str, batch_send: bool = True) -> dict[str, Any]:
     """Write the request file (one line per question and contestant) and submit it, asking first above
-    the confirmation threshold. One batch goes to one endpoint, so the contestants must share it."""
+    the confirmation threshold; or only offer the file (`batch_send` False). One batch goes to one
+    endpoint, so the contestants must share it."""
     visitor = panel.checked_visitor(visitor)
-    path = bench_path(bench_dd, upload_file, visitor)
-    items = load_benchmark(path)
-    picks = {"base": (base_use, base_ep, base_model), "few_shot": (few_shot_use, base_ep, base_model),
-             "fine_tuned": (fine_tuned_use, fine_tuned_ep, fine_tuned_model),
-             "teacher": (teacher_use, teacher_ep, teacher_model)}
-    used = sorted({ep for use, ep, model in picks.values() if use and model})
-    if len(used) > 1:
-        raise InputError(f"A batch goes to one endpoint, and the ticked contestants use {', '.join(used)}: untick the "
-                         "others, or run the benchmark one request at a time.")
-    targets, note = targets_for(settings, visitor, items, picks, shots_sl)
+    picks = _picks(base_use, base_ep, base_model, few_shot_use, fine_tuned_use, fine_tuned_ep, fine_tuned_model,
+                   teacher_use, teacher_ep, teacher_model)
+    name, items, targets, endpoint, note = _request(bench_dd, upload_file, picks, shots_sl, settings, visitor)
     max_tokens = int(max_tokens_nb or 512)
-    record = batch.build_evaluation(path.name, items, targets, visitor=visitor, endpoint=used[0], max_tokens=max_tokens,
+    record = batch.build_evaluation(name, items, targets, visitor=visitor, endpoint=endpoint, max_tokens=max_tokens,
                                     settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0})
     out = panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
     if note:

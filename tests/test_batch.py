@@ -72,7 +72,8 @@ def test_lifecycle_submit_follow_download(tmp_path: Path, fake: FakeBatches) -> 
     part = record.parts[0]
     assert part.batch_id and part.input_file_id and record.state == "validating"
     assert fake.files[part.input_file_id]["purpose"] == "batch"
-    assert fake.batches[part.batch_id]["metadata"] == {"app": "distill-studio", "record": record.id, "kind": "generate"}
+    assert fake.batches[part.batch_id]["metadata"] == {"app": "distill-studio", "record": record.id, "kind": "generate",
+                                                     "part": "0"}
     assert record.expected_by() == part.created_at + 24 * 3600 or record.expected_by() == part.expires_at
     record = batch.refresh(record, client)
     assert record.state == "in_progress" and not record.finished()
@@ -278,15 +279,13 @@ def test_eval_batch_scores_into_the_kept_runs(tmp_path: Path, fake: FakeBatches)
     assert len(list_runs(VISITOR)) == 1  # kept once
 
 
-def test_judge_benchmarks_and_answer_checks_are_refused_with_a_way_forward(tmp_path: Path) -> None:
+def test_judge_benchmarks_are_refused_with_a_way_forward(tmp_path: Path) -> None:
     from pipeline.evaluate import Target
     from pipeline.evaluate.bench import parse_benchmark
     items = parse_benchmark(json.dumps({"messages": [{"role": "user", "content": "Write a haiku"}],
                                         "expected": "a haiku", "scoring": "judge"}) + "\n", "j.jsonl")
     with pytest.raises(Exception, match="one request at a time"):
         batch.build_evaluation("j.jsonl", items, [Target("gpt-4o-mini", None)], visitor=VISITOR, endpoint="x")
-    with pytest.raises(Exception, match="not available in batch mode"):
-        batch.build_generation(gen_config(tmp_path, check=True), visitor=VISITOR, endpoint="x")
 
 
 def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None:
@@ -300,3 +299,76 @@ def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None
     priced = batch.estimate_cost(batch.build_generation(gen_config(tmp_path / "p", n=5), visitor=VISITOR,
                                                         endpoint="x"))
     assert priced.batch_cost_usd == pytest.approx(priced.interactive_cost_usd / 2, rel=1e-6)
+
+
+def test_submit_again_after_dying_before_the_record_was_saved_runs_nothing_twice(
+        tmp_path: Path, fake: FakeBatches, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.batch import provider
+    client = client_for(fake)
+    record = batch.build_generation(gen_config(tmp_path, n=3), visitor=VISITOR, endpoint="fake")
+    real_apply = provider._apply
+
+    def dies(part, created) -> None:  # noqa: ANN001 - the batch was created, the process dies before saving
+        raise KeyboardInterrupt
+    monkeypatch.setattr(provider, "_apply", dies)
+    with pytest.raises(KeyboardInterrupt):
+        batch.submit(record, client)
+    monkeypatch.setattr(provider, "_apply", real_apply)
+    record = batch.submit(batch.load_batch(VISITOR, record.id), client)
+    assert fake.created == 1 and fake.uploads == 1 and record.parts[0].batch_id == "batch_000001"
+
+
+def test_azure_openai_gets_its_own_path(tmp_path: Path, fake: FakeBatches) -> None:
+    """Azure OpenAI's batch takes `/chat/completions` (no version) in the lines and at create."""
+    client = openai.AzureOpenAI(base_url=fake.base_url, api_key="test-key", api_version="2024-10-21", max_retries=0)
+    record = batch.submit(batch.build_generation(gen_config(tmp_path, n=2), visitor=VISITOR, endpoint="azure"),
+                          client)
+    part = record.parts[0]
+    assert fake.batches[part.batch_id]["endpoint"] == "/chat/completions"
+    sent = [json.loads(x) for x in fake.files[part.input_file_id]["_content"].decode().splitlines()]
+    assert {r["url"] for r in sent} == {"/chat/completions"}
+    assert [r["body"] for r in sent] == [r["body"] for r in lines(record.requests_path)]
+    assert {r["url"] for r in lines(batch.request_file(record))} == {"/v1/chat/completions"}  # export: OpenAI/vLLM form
+    fake.style = "azure"
+    fake.finish()
+    assert batch.collect(record, client).appended == 3
+
+
+def test_answer_checks_go_out_as_a_second_batch_and_drop_disagreements(tmp_path: Path, fake: FakeBatches) -> None:
+    """The reasoning template's answers are checked as a run one by one checks them: solved again by the
+    checker (the same request body), kept only when the final answers agree."""
+    from pipeline.generate.checking import check_messages
+    from pipeline.generate.teacher import chat_body as body_of
+    client = client_for(fake)
+    record = batch.build_generation(gen_config(tmp_path, n=9, check=True, check_model="gpt-4.1-mini"),
+                                    visitor=VISITOR, endpoint="fake")
+    assert "gpt-4.1-mini" in {m for m in [record.plan["check"]["model"]]}
+    assert batch.estimate_cost(record).requests == 20  # 10 replies + 10 checks, before anything is sent
+    record = batch.submit(record, client)
+    fake.finish()
+    first = batch.collect(record, client)
+    assert first.waiting and "answer checks" in first.message and draft_ids() == []
+    record = batch.load_batch(VISITOR, record.id)
+    assert len(record.parts) == 2 and not record.finished()
+    check_lines = lines(record.folder / "check-requests.jsonl")
+    assert len(check_lines) == 10 and {r["body"]["model"] for r in check_lines} == {"gpt-4.1-mini"}
+    candidates = json.loads((record.folder / "check-candidates.json").read_text())["examples"]
+    assert check_lines[0]["body"] == body_of("gpt-4.1-mini", check_messages(candidates[0]["example"]),
+                                             temperature=0.0, max_tokens=record.plan["max_tokens"])
+    with pytest.raises(Exception, match="still"):
+        batch.collect(record, client)
+    # the fake solves every check as 42; the fake teacher's final answers are 42 too, except where the
+    # test changes them: those two must be dropped
+    for i in (1, 4):
+        candidates[i]["final"] = "17"
+    path = record.folder / "check-candidates.json"
+    raw = json.loads(path.read_text())
+    raw["examples"] = candidates
+    path.write_text(json.dumps(raw))
+    fake.finish()
+    report = batch.collect(record, client)
+    assert (report.appended, report.check_dropped, report.waiting) == (8, 2, False)
+    assert len(draft_ids()) == 8
+    reasons = [f["reason"] for f in batch.failed_requests(record) if f["kind"] == "check"]
+    assert reasons == ["final answers disagree: '17' vs checker '42'"] * 2
+    assert batch.collect(record, client).already and len(draft_ids()) == 8

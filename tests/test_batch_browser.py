@@ -32,7 +32,7 @@ def test_a_generation_batch_from_submit_to_the_dataset_tab(tmp_path_factory) -> 
     with running_app(tmp_path_factory.mktemp("batch-home"), env, timeout_s=300) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+        page.goto(url, timeout=120_000)  # a busy shared machine is slow to serve the first page
         expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)  # the session has its id
         page.get_by_role("tab", name="Generate").click()
         panel = page.locator("#batch-list-generate")
@@ -65,7 +65,7 @@ def test_a_generation_batch_from_submit_to_the_dataset_tab(tmp_path_factory) -> 
         summary = page.locator("strong").filter(has_text=re.compile(rf"^{added} examples$"), visible=True)
         expect(summary).to_be_visible(timeout=60_000)
         # A reload (the browser closed and opened again) shows the same list.
-        page.reload()
+        page.reload(timeout=120_000)
         expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)
         page.get_by_role("tab", name="Generate").click()
         expect(page.locator("#batch-list-generate")).to_contain_text("collected", timeout=60_000)
@@ -73,4 +73,30 @@ def test_a_generation_batch_from_submit_to_the_dataset_tab(tmp_path_factory) -> 
         expect(page.locator("#batch-list-eval")).to_contain_text("No evaluation batches yet", timeout=60_000)
         expect(page.get_by_text(re.compile(r"You also have \d+ generation batch"))).to_be_visible()
         shot(page, "batch-evaluate-empty")
+        browser.close()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_an_evaluation_batch_lands_on_the_scoreboard(tmp_path_factory) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    env = {"DISTILL_LOCAL_TINY": "1", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    with running_app(tmp_path_factory.mktemp("batch-eval-home"), env, timeout_s=300) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, timeout=120_000)  # a busy shared machine is slow to serve the first page
+        expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)
+        page.get_by_role("tab", name="Evaluate").click()
+        page.get_by_label("Max tokens per answer").fill("8")  # the tiny model's answers are random anyway
+        page.get_by_label("Batch (half price, results within 24 h)").check()
+        page.get_by_role("button", name="Submit batch").click()
+        message, panel = page.locator("#batch-msg-eval"), page.locator("#batch-list-eval")
+        expect(message).to_contain_text("Submitted", timeout=120_000)
+        expect(panel).to_contain_text("evaluation")
+        expect(panel).to_contain_text("finished: collect it", timeout=300_000)
+        page.get_by_role("button", name="Collect results").click()
+        expect(message).to_contain_text("the scoreboard below shows it", timeout=120_000)
+        expect(page.locator("#eval-scoreboard")).to_be_visible(timeout=60_000)
+        expect(page.locator("#eval-scoreboard")).to_contain_text("Base")
+        shot(page, "batch-eval-collected")
         browser.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from pathlib import Path
 
 import gradio as gr
@@ -249,8 +250,13 @@ def test_evaluation_batch_lands_on_the_scoreboard(fake: FakeBatches) -> None:
             "max_tokens_nb": 64, "settings": s, "visitor": v, "batch_kind": "eval"}
     with pytest.raises(gr.Error, match="one endpoint"):
         shown_errors(eval_batch.submit_evaluation_batch)(**{**form, "teacher_use": True, "teacher_ep": "local"})
+    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form if k != "batch_kind"})
     out = eval_batch.submit_evaluation_batch(**form)
     record = only_record(v)
+    # What the preview said before anything was written is what the built request file holds.
+    built = batch.estimate_cost(record)
+    assert f"{built.requests:,} requests, ~{built.input_tokens:,} input" in preview["batch_msg_md"]
+    assert "18 questions × 2 contestants" in preview["batch_msg_md"]
     assert record.kind == "eval" and len(record.parts) == 2 and out["batch_msg_md"].startswith("Submitted")
     assert "evaluation" in out["batch_list_html"]
     fake.finish()
@@ -267,3 +273,26 @@ def test_the_batch_button_replaces_start_in_batch_mode() -> None:
     assert on["batch_submit_btn"]["visible"] is True and on["start_btn"]["visible"] is False
     off = eval_batch.switch_mode(panel.MODES[0])
     assert off["batch_submit_btn"]["visible"] is False and off["run_btn"]["visible"] is True
+
+
+def test_a_provider_that_hangs_is_one_line_and_the_timer_backs_off(fake: FakeBatches, monkeypatch) -> None:
+    v = visitor_id()
+    submit_gen(v, settings_for(fake.base_url))
+    record = only_record(v)
+    monkeypatch.setattr(panel, "POLL_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hung = settings_for(f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
+        out = panel.tick_batches(hung, v, "generate", record.id, {"next_at": 0.0, "every": 40.0, "seen": None})
+    assert out["batch_msg_md"].startswith(f"{record.id}: ") and "\n" not in out["batch_msg_md"]
+    assert out["batch_watch"]["every"] == 80.0 and out["batch_timer"]["active"] is True
+
+
+def test_words_for_free_and_priced_batches() -> None:
+    free = batch.BatchEstimate(requests=3, input_tokens=10, output_tokens=10, batch_cost_usd=0.0,
+                               max_batch_cost_usd=0.0, interactive_cost_usd=0.0)
+    assert view.estimate_words(free) == "3 requests: free (no provider charges for this model)"
+    paid = batch.BatchEstimate(requests=1, input_tokens=10, output_tokens=10, batch_cost_usd=0.5,
+                               max_batch_cost_usd=1.0, interactive_cost_usd=1.0)
+    assert "$0.5000 at batch prices" in view.estimate_words(paid) and view.plural(1, "reply", "replies") == "1 reply"

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from components.chat_panes import displayed, pane_outputs, params_from
+from components.chat import show_user_message
+from components.chat_panes import blind_labels, displayed, pane_outputs, params_from
 from components.chat_tools import check_tools, pick_sample_tools
 from pipeline.chat import ChatSession, PaneConfig, PaneSpec, Params, extras, stream_panes
 from pipeline.chat.tools import call_text, pending_calls, readable, result_text
@@ -119,6 +120,7 @@ def test_parallel_calls_wait_for_every_result_and_unanswered_calls_are_not_resen
     assert len(server.requests) == n  # one of two results: the model is not asked yet
     box = pane_outputs(session)["tool_result_0"]
     assert box.visible and box.label.startswith("Result of get_weather:")  # the last one waiting
+    assert not blind_labels(True)["tool_result_0"].visible  # a blind round starts afresh: no call waits
     run(session.answer_call(0, "12 C", configs(), params, lambda ep: server.client(), throttle_s=0.0))
     assert [m.get("tool_call_id") for m in server.requests[n]["messages"][-2:]] == ["call_1", "call_2"]
     assert readable(session.histories[0][-1]) == "Answer from 2 results: 18 C | 12 C"
@@ -165,6 +167,10 @@ def test_bad_tools_say_what_is_wrong_and_samples_fill_the_box() -> None:
     with pytest.raises(InputError, match="Tool choice"):
         params_from("", 0.7, 64, "weather", "always")
     assert params_from("", 0.7, 64, "  ", "auto").tools is None
+    # The message is not put in the panes when the tools are bad (nothing would be sent).
+    with pytest.raises(InputError, match="not valid JSON"):
+        show_user_message("hi", ChatSession(), "{broken", "auto")
+    assert show_user_message("hi", ChatSession(), "weather", "required")["chatbot_0"][-1]["content"] == "hi"
     assert "⚠️ The tools definition is not valid JSON" in check_tools("{broken")["tools_md"]
     filled = pick_sample_tools("weather")
     assert json.loads(filled["tools_box"])[0]["function"]["name"] == "get_current_weather"
@@ -203,3 +209,15 @@ def test_a_call_sent_whole_is_not_reported_at_thousands_of_tokens_per_second() -
     streamed = PaneState(tool_calls=[call(1, "get_weather", WEATHER_ARGS)])
     _finish(streamed, PaneSpec(None, "m", []), started=0.0, first=1.0, ended=2.0, usage=usage, pieces=12)
     assert streamed.metrics.tokens_per_s == pytest.approx(33.0)
+
+
+def test_a_blind_vote_records_tool_calls_in_words(server) -> None:
+    import random
+
+    session = ChatSession()
+    extras.start_blind(session, random.Random(1))
+    run(session.send("weather in Paris?", configs(), Params(tools=TOOLS), lambda ep: server.client(), throttle_s=0.0))
+    record = extras.record_vote("visitor-chat-tools-1", session, configs(), "A")
+    answers_ = [a for said in record["answers"].values() for a in said]
+    assert sum('🔧 Calls `get_weather(city="Paris", unit="celsius")`' in a for a in answers_) == 2
+    assert "plain says: weather in Paris?" in answers_

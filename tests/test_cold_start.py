@@ -57,6 +57,13 @@ def test_the_app_launch_starts_the_backend_in_its_own_process_and_chat_uses_it(t
         with monkeypatch.context() as patched:
             patched.setattr(runtime.lease, "answers", lambda *_a, **_k: False)
             assert runtime.ensure_local_backend() is handle
+        # Settings' line on the number formats comes from that process: deciding in the app's process
+        # would import torch there as a page loads.
+        from pipeline.local import precision, warmup
+
+        with monkeypatch.context() as patched:
+            patched.setattr(precision, "settings_line", lambda: "decided in the app's process")
+            assert warmup.compute_line().startswith("**Local model compute:** fine-tuning in ")
         reply = handle.client().chat.completions.create(
             model="SmolLM2-135M-Instruct", messages=[{"role": "user", "content": "Hi"}], max_tokens=3)
         assert reply.choices

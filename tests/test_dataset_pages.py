@@ -42,9 +42,8 @@ class Session:
 
         params = inspect.signature(fn).parameters
         out = fn(**{k: v for k, v in {**self.state, **given}.items() if k in params})
-        if inspect.isgenerator(out):  # what the browser ends up with: the last update
-            self.updates = list(out)
-            out = self.updates[-1]
+        self.updates = list(out) if inspect.isgenerator(out) else [out]
+        out = self.updates[-1]  # what the browser ends up with: the last update
         for key in ("rendered", "page_start", "filter_dd", "search_box"):
             if key in out and not is_skip(out[key]):
                 self.state[key] = out[key]
@@ -79,7 +78,7 @@ def test_a_50k_draft_sends_one_page_and_a_far_edit_lands_on_its_line() -> None:
     assert report["errors_total"] == sum(1 for i in range(50_000) if i % 97 == 5)
     assert "50,000 examples" in out["summary_md"] and "Rows **1–200** of 50,000" in out["page_md"]
 
-    out = s(pages.jump_to_row, jump_num=37_412)
+    out = s(pages.jump_to_row, jump_box=37_412)
     assert keys(out)[0] == "37412" and len(out["table_df"]) == PAGE
     table = [list(r) for r in out["table_df"]]
     table[0][3] = "edited far down"
@@ -96,6 +95,7 @@ def test_pages_turn_and_an_edit_on_page_four_lands_on_its_line() -> None:
     for _ in range(3):
         out = s(pages.next_page)
     assert keys(out)[0] == str(3 * PAGE + 1) and "page 4 of 5" in out["page_md"]
+    assert set(out) == set(pages.PAGE_ONLY)  # a page turn leaves the summary and chart as they are
     table = [list(r) for r in out["table_df"]]
     at = keys(out).index("700")
     table[at][2] = "a better question"
@@ -133,7 +133,7 @@ def test_search_and_a_jump_to_a_row_the_filter_hides() -> None:
     table[1][3] = "searched and edited"  # row 771
     s(tab.save_edits, table_df=table)
     assert answer(visitor, 771) == "searched and edited" and answer(visitor, 78) == "answer 77"
-    out = s(pages.jump_to_row, jump_num=500)  # not among the search's rows: the search is cleared
+    out = s(pages.jump_to_row, jump_box=500)  # not among the search's rows: the search is cleared
     assert keys(out)[0] == "500" and out["search_box"] == "" and "cleared" in out["status_md"]
 
 
@@ -141,7 +141,7 @@ def test_delete_on_a_far_page_then_undo() -> None:
     visitor = visitor_with(1_000)
     s = Session(visitor)
     s(tab.show_draft)
-    s(pages.jump_to_row, jump_num=900)
+    s(pages.jump_to_row, jump_box=900)
     out = s(tab.delete_rows, delete_box="901-905")
     assert len(drafts.draft_lines(visitor)) == 995 and keys(out)[0] == "900"  # the page stays
     assert answer(visitor, 901) == "answer 905"
@@ -174,7 +174,7 @@ def test_rows_appended_meanwhile_stay_and_a_changed_draft_refuses_a_stale_page()
 def test_a_row_added_and_a_row_removed_in_the_grid_of_a_page() -> None:
     visitor = visitor_with(500)
     s = Session(visitor)
-    out = s(pages.jump_to_row, jump_num=250)
+    out = s(pages.jump_to_row, jump_box=250)
     table = [list(r) for r in out["table_df"]]
     table.insert(1, ["", "", "new question", "new answer", "", ""])  # after row 250
     del table[3]  # row 252
@@ -230,3 +230,16 @@ def test_old_style_rendered_counts_still_save() -> None:
     rows[2][3] = "edited"
     dops.save_table(visitor, rows, [20, 0])
     assert answer(visitor, 3) == "edited" and drafts.load_draft(visitor)[3:] == [example(i) for i in range(3, 20)]
+
+
+def test_an_uploaded_large_file_shows_its_first_page_before_it_is_validated(tmp_path) -> None:
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(example(i)) + "\n" for i in range(3_000)), encoding="utf-8")
+    s = Session("pages-" + secrets.token_hex(6))
+    s(tab.load_file, upload_file=str(path), append_cb=False, columns_box="", import_system_box="")
+    quick, full = s.updates
+    assert "Loaded 3,000 example(s)" in quick["status_md"] == full["status_md"]
+    assert [r[-1] for r in quick["table_df"]] == ["…"] * PAGE and "3,000 examples" in full["summary_md"]
+    small = Session(visitor_with(100))  # a small draft: one update, nothing to wait for
+    small(tab.show_draft)
+    assert len(small.updates) == 1

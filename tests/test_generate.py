@@ -412,3 +412,28 @@ def test_end_to_end_with_smollm2_as_teacher(tmp_path: Path, smollm_backend) -> N
     assert not [f for f in failed if f.get("kind") == "parse" and "JSON" in f["reason"] and "cut off" not in f["reason"]]
     problems = {e["code"] for e in validate_file(cfg.out).errors}
     assert problems <= {"too_few_examples"}  # OpenAI's minimum of 10; the lines themselves are valid
+
+
+def test_dedup_scores_are_token_sort_ratio_exactly() -> None:
+    """The presorted comparison is the documented rule (token_sort_ratio on normalised user turns)."""
+    import random as _random
+
+    from rapidfuzz import fuzz
+
+    from pipeline.dataset.groups import normal_text
+    from tests.fakes.fake_openai import WORDS
+    rng = _random.Random(3)
+    kept = [" ".join(rng.sample(WORDS, 8)) for _ in range(40)]
+    d = Deduper(80.0)
+    for text in kept:
+        d.add(ex(text))
+    for _ in range(200):
+        words = rng.choice(kept).split()
+        words[rng.randrange(len(words))] = rng.choice(WORDS)  # one word changed, order shuffled
+        rng.shuffle(words)
+        probe = " ".join(words)
+        best = max(fuzz.token_sort_ratio(normal_text(probe), normal_text(k), processor=None) for k in kept)
+        reason = d.duplicate_reason(ex(probe))
+        assert (reason is not None) == (best >= 80.0), (probe, best, reason)
+        if reason and "near" in reason:
+            assert f"({best:.0f}% similar)" in reason

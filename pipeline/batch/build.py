@@ -68,9 +68,6 @@ def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint:
                      title: str | None = None) -> BatchRecord:
     """Write the request file of a generation and record it (state "built": nothing is sent yet)."""
     t = config.template
-    if config.check:
-        raise InputError("Answer checks are not available in batch mode yet: untick the check, or generate "
-                         "one request at a time to have every answer solved again.")
     if t.source and not config.sources:
         raise InputError(f"Template '{t.name}' rewrites existing examples: add some to the draft or give a "
                          "source file first.")
@@ -100,7 +97,8 @@ def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint:
         plan={"template": template_to_json(config.template), "variables": variables, "seed": config.seed,
               "n": config.n, "out": str(config.out), "first_index": start, "model": config.model,
               "near_duplicate_threshold": config.near_duplicate_threshold, "has_sources": bool(config.sources),
-              "per_request": per_request})
+              "per_request": per_request, "max_tokens": max_tokens,
+              "check": {"model": config.check_model or config.model} if config.check and t.checkable else None})
     record.folder.mkdir(parents=True, exist_ok=True)
     if t.source and config.sources:
         _write_lines(record.folder / "sources.jsonl",
@@ -117,6 +115,10 @@ def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint:
             yield request_line(f"gen-{config.seed}-{index}", body)
 
     _write_lines(record.requests_path, lines())
+    if record.plan["check"]:  # one check per example, sent as a second batch once the replies are in
+        per = count * per_request
+        tally.add_counts(record.plan["check"]["model"], per, (t.expected_output_tokens + 50) * per,
+                         t.expected_output_tokens * per, max_tokens * per)
     record.estimate = tally.estimate().to_json()
     state["requests_made"] = start + count  # a later run or batch draws other seeds
     files.save_state(state)

@@ -13,19 +13,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from pipeline import atomic
 from pipeline.batch.build import URL
 from pipeline.batch.records import TERMINAL, BatchRecord, Part, save_batch
 from pipeline.errors import InputError, ProviderError, explain
 
 APP = "distill-studio"
+AZURE_URL = "/chat/completions"
 _ORDER = ("built", "validating", "in_progress", "finalizing", "cancelling")
 
 
 @contextlib.contextmanager
 def _provider_errors(what: str) -> Iterator[None]:
+    import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
     try:
         yield
     except openai.NotFoundError as exc:
@@ -46,17 +47,20 @@ def overall_state(record: BatchRecord) -> str:
     return min((s for s in statuses if s not in TERMINAL), key=lambda s: _ORDER.index(s) if s in _ORDER else 1)
 
 
-def _part_file(record: BatchRecord, n: int, part: Part) -> Path:
-    """The lines a part sends: the whole request file for a one-part batch, else a slice of it."""
-    if len(record.parts) == 1:
-        return record.requests_path
-    path = record.folder / f"requests-{n}.jsonl"
+def _part_file(record: BatchRecord, n: int, part: Part, azure: bool = False) -> Path:
+    """The lines a part sends: its whole request file when it is the only part sending from it, else a
+    slice of it. Azure OpenAI's batch takes the path without the version (`/chat/completions`), so
+    its copy says so."""
+    source = record.folder / part.file
+    if sum(p.file == part.file for p in record.parts) == 1 and not azure:
+        return source
+    path = record.folder / f"requests-{n}{'-azure' if azure else ''}.jsonl"
     if not path.exists():
         def write(tmp: str) -> None:
-            with record.requests_path.open(encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+            with source.open(encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
                 for i, line in enumerate(src):
                     if part.first_line <= i < part.first_line + part.lines:
-                        dst.write(line)
+                        dst.write(line.replace(f'"url": "{URL}"', f'"url": "{AZURE_URL}"', 1) if azure else line)
         atomic.write_with(path, write)
     return path
 
@@ -78,21 +82,40 @@ def _apply(part: Part, batch: Any) -> None:
                    for e in errors]
 
 
+def _created_before(client: Any, metadata: dict[str, str]) -> Any:
+    """The batch a submit that died between create and saving the record already made (found by its
+    metadata among the most recent), so submitting again never runs the requests twice."""
+    import openai  # here, not at the top: the SDK's types cost ~1 s of the app's first page
+
+    with contextlib.suppress(openai.APIError, TypeError, AttributeError):
+        for batch in client.batches.list(limit=100).data:
+            if (batch.metadata or {}).items() >= metadata.items():
+                return batch
+    return None
+
+
 def submit(record: BatchRecord, client: Any) -> BatchRecord:
     """Upload each part's request file (purpose "batch") and create its batch; parts already created
     are left alone, so a submit cut short can be called again."""
     if record.state == "collected":
         raise InputError(f"Batch {record.id} is already collected; build a new one to run it again.")
+    import openai
+
+    azure = isinstance(client, openai.AzureOpenAI)
     for n, part in enumerate(record.parts):
         if part.batch_id:
             continue
         if not part.input_file_id:
-            with _provider_errors("Uploading the request file failed"), _part_file(record, n, part).open("rb") as fh:
+            with _provider_errors("Uploading the request file failed"), \
+                    _part_file(record, n, part, azure).open("rb") as fh:
                 part.input_file_id = client.files.create(file=fh, purpose="batch").id
             save_batch(record)  # a retry after a crash here reuses the upload
-        with _provider_errors("Creating the batch failed"):
-            batch = client.batches.create(input_file_id=part.input_file_id, endpoint=URL, completion_window="24h",
-                                          metadata={"app": APP, "record": record.id, "kind": record.kind})
+        metadata = {"app": APP, "record": record.id, "kind": record.kind, "part": str(n)}
+        batch = _created_before(client, metadata)
+        if batch is None:
+            with _provider_errors("Creating the batch failed"):
+                batch = client.batches.create(input_file_id=part.input_file_id, endpoint=AZURE_URL if azure else URL,
+                                              completion_window="24h", metadata=metadata)
         _apply(part, batch)
         record.state = overall_state(record)
         save_batch(record)

@@ -16,10 +16,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
+
+if TYPE_CHECKING:  # imported where a line is read: the SDK's types cost ~1 s of the app's first page
+    from openai.types.chat import ChatCompletion
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ def parse_result_line(line: str) -> ResultLine:
         return ResultLine(custom_id, False, None, "the line has no response body", status)
     if "error" in body and "choices" not in body:
         return ResultLine(custom_id, False, None, _reason_of(body) or "error without a message", status)
+    from openai.types.chat import ChatCompletion
+
     try:
         completion = ChatCompletion.model_validate(body)
     except ValidationError as exc:

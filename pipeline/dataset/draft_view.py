@@ -65,6 +65,7 @@ class DraftCache:
         self._entries: dict[str, _Entry] = {}
         self._by_id: dict[int, str] = {}  # id(entry.example) -> its line, for writing unchanged examples back
         self._lock = threading.Lock()
+        self._report_lock = threading.Lock()
         #: The draft as last read or written: (stamp, lines, their entries or None).
         self._last: tuple[drafts.Stamp | None, list[str], list[_Entry] | None] = (None, [], None)
         #: The rows last drawn, with what each was drawn from.
@@ -156,11 +157,14 @@ class DraftCache:
         dataset-wide problem per unreadable (raw) row; the entries, for `rows`. The same draft asked
         again (turning a page, a redraw with nothing new) gets the report it got last time."""
         memo_key = (model, n_epochs or None, tuple(unparsed))
-        last = self._report
-        if last is not None and last[0] is lines and last[1] == memo_key:
-            return last[2], last[3]
-        report, entries = self._report_of(lines, unparsed, model, n_epochs)
-        self._report = (lines, memo_key, report, entries)
+        # One at a time per session: page load fires this redraw twice at once (load, and the visitor
+        # id arriving); the second then finds the first's report instead of validating all again.
+        with self._report_lock:
+            last = self._report
+            if last is not None and last[0] is lines and last[1] == memo_key:
+                return last[2], last[3]
+            report, entries = self._report_of(lines, unparsed, model, n_epochs)
+            self._report = (lines, memo_key, report, entries)
         return report, entries
 
     def _report_of(self, lines: Sequence[str], unparsed: Sequence[Unparsed], model: str,
@@ -271,7 +275,8 @@ def summary_markdown(report: ValidationReport) -> str:
         icon = "✖" if p["severity"] == "error" else "⚠"
         lines.append(f"- {icon} {p['message']}")
     if len(listed) > LISTED:
-        lines.append(f"- … and {len(listed) - LISTED} more: see the problems column.")
+        lines.append(f"- … and {len(listed) - LISTED:,} more: choose **Rows with errors or warnings** above the "
+                     "table to see every one, or type a line's number in **Go to row #**.")
     figures = stats_markdown(report.stats) if report.stats else ""  # the data-prep notebook's report
     return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + (f"\n\n{figures}" if figures else "")
 

@@ -125,7 +125,7 @@ class GenRequest:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     constraint: OutputConstraint | None = None  # structured output: the grammar the tokens must follow
-    low_priority: bool = False  # batch work (/v1/batches): admitted only when no interactive request waits
+    low_priority: bool = False  # batch work (/v1/batches): admitted after, and decoded only without, chats
     loop: asyncio.AbstractEventLoop | None = None
     out: asyncio.Queue | None = None
     # Filled in by the worker.
@@ -300,19 +300,26 @@ class Engine:
             self._step()
 
     def _next_pending(self) -> GenRequest | None:
-        """The next request to admit: interactive ones before batch work, each kind in arrival order.
-        One at a time, so a chat that arrives while batch requests are being prefilled goes next."""
+        """The next request to admit: interactive ones in arrival order; batch work only while no chat
+        decodes (its prefill would hold the chat's next step). One at a time, so a chat that arrives
+        while batch requests are being prefilled goes next."""
         with self._cv:
-            if not self._pending:
-                return None
-            pick = next((r for r in self._pending if not r.low_priority), self._pending[0])
-            self._pending.remove(pick)
+            pick = next((r for r in self._pending if not r.low_priority), None)
+            if pick is None and self._pending and not self._chatting():
+                pick = self._pending[0]
+            if pick is not None:
+                self._pending.remove(pick)
             return pick
 
-    def interactive_waiting(self) -> bool:
-        """Is an interactive request waiting to be admitted? (The batch runner holds back then.)"""
+    def _chatting(self) -> bool:
+        return any(not r.low_priority and r.finish_reason is None and not r.cancelled for r in self._active)
+
+    def interactive_busy(self) -> bool:
+        """Is an interactive request waiting or decoding? The batch runner adds nothing then (a batch
+        request admitted now would cost the chat its prefill, then wait: see _stepping)."""
         with self._cv:
-            return any(not r.low_priority for r in self._pending)
+            return any(not r.low_priority and r.finish_reason is None and not r.cancelled
+                       for r in (*self._pending, *self._active))
 
     def _start(self, request: GenRequest) -> None:
         try:
@@ -329,10 +336,17 @@ class Engine:
         if request.finish_reason is None:
             self._active.append(request)
 
-    def _step(self) -> None:
+    def _stepping(self) -> list[GenRequest]:
+        """The requests decoded this step: every active one, except batch work while a chat decodes
+        (each extra row slows every step of the chat; paused batch requests keep their caches)."""
         self._active = [r for r in self._active if r.finish_reason is None and not r.cancelled]
+        if self._chatting():
+            return [r for r in self._active if not r.low_priority]
+        return self._active
+
+    def _step(self) -> None:
         by_model: dict[str, list[GenRequest]] = {}
-        for request in self._active:
+        for request in self._stepping():
             by_model.setdefault(request.model_id, []).append(request)
         for model_id, group in by_model.items():
             try:

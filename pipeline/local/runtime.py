@@ -154,6 +154,15 @@ def ensure_local_backend() -> LocalBackendHandle:
         return _handle
 
 
+def launched_process() -> LocalBackendHandle | None:
+    """The backend process this process started at launch (adopted or not yet), while it runs."""
+    with _lock:
+        for handle in (_handle, _spawned):
+            if handle is not None and _owned_and_alive(handle):
+                return handle
+    return None
+
+
 def _owned_and_alive(handle: LocalBackendHandle) -> bool:
     """A server process this one started and that still runs: no HTTP round trip to trust it. (Asking it
     with a 3 s timeout while it loaded the model on a busy machine failed, and the app then started a

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from pipeline import config
 
@@ -57,3 +58,31 @@ def warm_up_in_background() -> threading.Thread | None:
     thread = threading.Thread(target=warm, name="local-backend-warmup", daemon=True)
     thread.start()
     return thread
+
+
+PRECISION_WAIT_S = 120  # how long the Settings line waits for the backend's model load to decide
+
+
+def compute_line() -> str:
+    """The Settings tab's line on what the local model computes in (pipeline/local/precision.py).
+
+    Where the backend runs in its own process (start_backend_process) that process decides it while
+    loading the model, and its /health says what it chose: deciding here as well would import torch into
+    the app's process (~2 s holding its GIL) just as a visitor's page loads."""
+    from pipeline.local import precision, runtime
+
+    handle = runtime.launched_process()
+    if handle is not None:
+        import httpx
+
+        health_url = handle.base_url.removesuffix("/v1") + "/health"
+        deadline = time.monotonic() + PRECISION_WAIT_S
+        while handle.process is not None and handle.process.poll() is None and time.monotonic() < deadline:
+            try:
+                chosen = httpx.get(health_url, timeout=5).json().get("precision")
+            except (httpx.HTTPError, ValueError):
+                chosen = None
+            if chosen:
+                return f"**Local model compute:** {chosen}"
+            time.sleep(0.5)
+    return precision.settings_line()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import time
 
-from pipeline.batch import BatchRecord, CollectReport, estimate_cost
+from pipeline.batch import BatchEstimate, BatchRecord, CollectReport, estimate_cost
 
 KIND_WORDS = {"generate": "generation", "eval": "evaluation"}
 STATE_WORDS = {"built": "not submitted", "validating": "validating", "in_progress": "running",
@@ -103,11 +103,14 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
-def cost_line(r: BatchRecord) -> str:
-    est = estimate_cost(r)
+def estimate_words(est: BatchEstimate) -> str:
     if est.batch_cost_usd == 0 and est.interactive_cost_usd == 0:  # the local backend's models cost nothing
         return f"{plural(est.requests, 'request')}: free (no provider charges for this model)"
     return est.describe()
+
+
+def cost_line(r: BatchRecord) -> str:
+    return estimate_words(estimate_cost(r))
 
 
 def submitted_line(r: BatchRecord) -> str:
@@ -131,6 +134,8 @@ def confirm_line(r: BatchRecord, threshold_usd: float) -> str:
 
 
 def collected_line(r: BatchRecord, report: CollectReport) -> str:
+    if report.waiting:  # answer checks went out as a second batch of the same record
+        return f"{report.message} This list follows it."
     if report.already:
         before = (f"{report.appended} examples were added then" if r.kind == "generate"
                   else "its scores are on the scoreboard")
@@ -139,8 +144,9 @@ def collected_line(r: BatchRecord, report: CollectReport) -> str:
     retry = (" **Retry failed requests** sends the failed and unparsed ones again as a new, smaller batch."
              if report.failed or report.unparsed else "")
     cost = f" Cost: ${report.cost_usd:.4f} at batch prices." if report.cost_usd else ""
+    checked = f"{report.check_dropped:,} dropped by the answer check, " if r.plan.get("check") else ""
     if r.kind == "generate":
         return (f"Collected {r.id}: **{plural(report.appended, 'example')} added to your draft** (Dataset tab); "
                 f"{plural(report.duplicates, 'duplicate')} dropped, {plural(report.unparsed, 'reply', 'replies')} unparsed, "
-                f"{failed}.{cost}{retry}")
+                f"{checked}{failed}.{cost}{retry}")
     return f"Collected {r.id}: scored and saved, the scoreboard below shows it; {failed}.{cost}{retry}"

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from components import batches as panel
+from components import batches_view as view
 from components.evaluate_bench import bench_path
 from components.evaluate_run import RESULT_OUTPUTS, show_results, targets_for
 from components.wiring import outputs
@@ -73,7 +74,7 @@ def preview_evaluation_batch(batch_mode_radio: str, bench_dd: str | None, upload
                                              panel.checked_visitor(visitor))
     est = estimate(items, targets, int(max_tokens_nb or 512))
     return {"batch_msg_md": f"As a batch: {len(items)} questions × {len(targets)} contestants of {name}: "
-                            f"{est.describe()}; results within 24 h.{note}"}
+                            f"{view.estimate_words(est)}; results within 24 h.{note}"}
 
 
 @outputs(*panel.SUBMIT)

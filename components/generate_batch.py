@@ -19,7 +19,8 @@ from pipeline.generate import Estimate
 def batch_preview_line(model: str, est: Estimate) -> str:
     """The interactive estimate's tokens at batch prices (the preview; the built file is counted exactly)."""
     cost = batch.batch_cost_usd(model, est.input_tokens, est.output_tokens)
-    money = f"about ${cost:.4f} at batch prices" if cost is not None else f"no batch price known for {model}"
+    money = (f"no batch price known for {model}" if cost is None else "free (no provider charges for this model)"
+             if cost == 0 else f"about ${cost:.4f} at batch prices")
     return f"As a batch: {est.requests:,} requests, {money}, results within 24 h."
 
 

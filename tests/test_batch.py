@@ -279,15 +279,13 @@ def test_eval_batch_scores_into_the_kept_runs(tmp_path: Path, fake: FakeBatches)
     assert len(list_runs(VISITOR)) == 1  # kept once
 
 
-def test_judge_benchmarks_and_answer_checks_are_refused_with_a_way_forward(tmp_path: Path) -> None:
+def test_judge_benchmarks_are_refused_with_a_way_forward(tmp_path: Path) -> None:
     from pipeline.evaluate import Target
     from pipeline.evaluate.bench import parse_benchmark
     items = parse_benchmark(json.dumps({"messages": [{"role": "user", "content": "Write a haiku"}],
                                         "expected": "a haiku", "scoring": "judge"}) + "\n", "j.jsonl")
     with pytest.raises(Exception, match="one request at a time"):
         batch.build_evaluation("j.jsonl", items, [Target("gpt-4o-mini", None)], visitor=VISITOR, endpoint="x")
-    with pytest.raises(Exception, match="not available in batch mode"):
-        batch.build_generation(gen_config(tmp_path, check=True), visitor=VISITOR, endpoint="x")
 
 
 def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None:
@@ -334,3 +332,85 @@ def test_azure_openai_gets_its_own_path(tmp_path: Path, fake: FakeBatches) -> No
     fake.style = "azure"
     fake.finish()
     assert batch.collect(record, client).appended == 3
+
+
+def test_answer_checks_go_out_as_a_second_batch_and_drop_disagreements(tmp_path: Path, fake: FakeBatches) -> None:
+    """The reasoning template's answers are checked as a run one by one checks them: solved again by the
+    checker (the same request body), kept only when the final answers agree."""
+    from pipeline.generate.checking import check_messages
+    from pipeline.generate.teacher import chat_body as body_of
+    client = client_for(fake)
+    record = batch.build_generation(gen_config(tmp_path, n=9, check=True, check_model="gpt-4.1-mini"),
+                                    visitor=VISITOR, endpoint="fake")
+    assert "gpt-4.1-mini" in {m for m in [record.plan["check"]["model"]]}
+    assert batch.estimate_cost(record).requests == 20  # 10 replies + 10 checks, before anything is sent
+    record = batch.submit(record, client)
+    fake.finish()
+    first = batch.collect(record, client)
+    assert first.waiting and "answer checks" in first.message and draft_ids() == []
+    record = batch.load_batch(VISITOR, record.id)
+    assert len(record.parts) == 2 and not record.finished()
+    check_lines = lines(record.folder / "check-requests.jsonl")
+    assert len(check_lines) == 10 and {r["body"]["model"] for r in check_lines} == {"gpt-4.1-mini"}
+    candidates = json.loads((record.folder / "check-candidates.json").read_text())["examples"]
+    assert check_lines[0]["body"] == body_of("gpt-4.1-mini", check_messages(candidates[0]["example"]),
+                                             temperature=0.0, max_tokens=record.plan["max_tokens"])
+    with pytest.raises(Exception, match="still"):
+        batch.collect(record, client)
+    # the fake solves every check as 42; the fake teacher's final answers are 42 too, except where the
+    # test changes them: those two must be dropped
+    for i in (1, 4):
+        candidates[i]["final"] = "17"
+    path = record.folder / "check-candidates.json"
+    raw = json.loads(path.read_text())
+    raw["examples"] = candidates
+    path.write_text(json.dumps(raw))
+    fake.finish()
+    report = batch.collect(record, client)
+    assert (report.appended, report.check_dropped, report.waiting) == (8, 2, False)
+    assert len(draft_ids()) == 8
+    reasons = [f["reason"] for f in batch.failed_requests(record) if f["kind"] == "check"]
+    assert reasons == ["final answers disagree: '17' vs checker '42'"] * 2
+    assert batch.collect(record, client).already and len(draft_ids()) == 8
+
+
+def test_custom_template_gets_its_system_prompt_written_once_before_the_batch(tmp_path: Path,
+                                                                              fake: FakeBatches) -> None:
+    client = client_for(fake)
+    config = gen_config(tmp_path, n=4, template="custom")
+    with pytest.raises(Exception, match="system prompt"):
+        batch.build_generation(config, visitor=VISITOR, endpoint="fake")  # no client: said what to do
+    record = batch.build_generation(config, visitor=VISITOR, endpoint="fake", client=client)
+    assert fake.chats == 1
+    written = record.plan["variables"]["student_system"]
+    assert written.strip()
+    from pipeline.generate.store import RunFiles
+    assert RunFiles(config.out).load_state()["setup_outputs"]["student_system"] == written
+    batch.submit(record, client)
+    fake.finish()
+    report = batch.collect(record, client)
+    examples = lines(config.out)
+    assert report.appended == len(examples) > 0
+    assert all(ex["messages"][0] == {"role": "system", "content": written} for ex in examples)
+
+
+def test_a_collect_that_died_before_sending_the_checks_sends_them_next_time(tmp_path: Path, fake: FakeBatches,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.batch import checks
+    client = client_for(fake)
+    record = batch.submit(batch.build_generation(gen_config(tmp_path, n=3, check=True), visitor=VISITOR,
+                                                 endpoint="fake"), client)
+    fake.finish()
+    real_submit = checks.submit
+
+    def dies(*args: object) -> None:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(checks, "submit", dies)
+    with pytest.raises(KeyboardInterrupt):
+        batch.collect(record, client)
+    monkeypatch.setattr(checks, "submit", real_submit)
+    with pytest.raises(Exception, match="still"):  # the checks are sent now, and not finished yet
+        batch.collect(record, client)
+    assert fake.created == 2
+    fake.finish()
+    assert batch.collect(record, client).appended == 4 and len(draft_ids()) == 4

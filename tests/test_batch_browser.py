@@ -32,7 +32,7 @@ def test_a_generation_batch_from_submit_to_the_dataset_tab(tmp_path_factory) -> 
     with running_app(tmp_path_factory.mktemp("batch-home"), env, timeout_s=300) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+        page.goto(url, timeout=120_000)  # a busy shared machine is slow to serve the first page
         expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)  # the session has its id
         page.get_by_role("tab", name="Generate").click()
         panel = page.locator("#batch-list-generate")
@@ -60,12 +60,12 @@ def test_a_generation_batch_from_submit_to_the_dataset_tab(tmp_path_factory) -> 
         assert added >= 1, message.inner_text()
         expect(panel).to_contain_text("collected")
         expect(page.get_by_role("button", name="Collect results")).to_be_disabled()  # once is all
-        shot(page, "batch-collected")
+        shot(page, "generate-batches")
         page.get_by_role("tab", name="Dataset").click()
         summary = page.locator("strong").filter(has_text=re.compile(rf"^{added} examples$"), visible=True)
         expect(summary).to_be_visible(timeout=60_000)
         # A reload (the browser closed and opened again) shows the same list.
-        page.reload()
+        page.reload(timeout=120_000)
         expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)
         page.get_by_role("tab", name="Generate").click()
         expect(page.locator("#batch-list-generate")).to_contain_text("collected", timeout=60_000)
@@ -84,7 +84,7 @@ def test_an_evaluation_batch_lands_on_the_scoreboard(tmp_path_factory) -> None:
     with running_app(tmp_path_factory.mktemp("batch-eval-home"), env, timeout_s=300) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+        page.goto(url, timeout=120_000)  # a busy shared machine is slow to serve the first page
         expect(page.get_by_text("Start here")).to_be_visible(timeout=60_000)
         page.get_by_role("tab", name="Evaluate").click()
         page.get_by_label("Max tokens per answer").fill("8")  # the tiny model's answers are random anyway
@@ -98,5 +98,5 @@ def test_an_evaluation_batch_lands_on_the_scoreboard(tmp_path_factory) -> None:
         expect(message).to_contain_text("the scoreboard below shows it", timeout=120_000)
         expect(page.locator("#eval-scoreboard")).to_be_visible(timeout=60_000)
         expect(page.locator("#eval-scoreboard")).to_contain_text("Base")
-        shot(page, "batch-eval-collected")
+        shot(page, "evaluate-batches")
         browser.close()

@@ -146,3 +146,15 @@ def test_eval_batch_wait_prints_the_scoreboard(tmp_path: Path, fake: FakeBatches
     assert results["settings"]["batch"].startswith("eval-")
     assert len(fake.batches) == 2  # one batch per model, as OpenAI requires
     assert {b["metadata"]["kind"] for b in fake.batches.values()} == {"eval"}
+
+
+def test_generate_batch_with_answer_checks_waits_for_both_batches(tmp_path: Path, fake: FakeBatches, cli) -> None:
+    fake.auto_finish = True
+    home, out = tmp_path / "home", tmp_path / "gen.jsonl"
+    made = cli(home, "generate", "--template", "reasoning", "--n", "4", "--out", str(out), "--teacher", "gpt-4o-mini",
+               "--check", "--batch", "--wait", "--poll", "0.05", "--json", base_url=fake.base_url)
+    assert made.returncode == 0, made.stderr
+    assert "answer checks as a second batch" in made.stderr
+    result = json.loads(made.stdout)
+    assert result["collected"]["appended"] == 5 and result["collected"]["check_dropped"] == 0
+    assert len(fake.batches) == 2 and len(lines(out)) == 5

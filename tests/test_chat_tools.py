@@ -209,3 +209,15 @@ def test_a_call_sent_whole_is_not_reported_at_thousands_of_tokens_per_second() -
     streamed = PaneState(tool_calls=[call(1, "get_weather", WEATHER_ARGS)])
     _finish(streamed, PaneSpec(None, "m", []), started=0.0, first=1.0, ended=2.0, usage=usage, pieces=12)
     assert streamed.metrics.tokens_per_s == pytest.approx(33.0)
+
+
+def test_a_blind_vote_records_tool_calls_in_words(server) -> None:
+    import random
+
+    session = ChatSession()
+    extras.start_blind(session, random.Random(1))
+    run(session.send("weather in Paris?", configs(), Params(tools=TOOLS), lambda ep: server.client(), throttle_s=0.0))
+    record = extras.record_vote("visitor-chat-tools-1", session, configs(), "A")
+    answers_ = [a for said in record["answers"].values() for a in said]
+    assert sum('🔧 Calls `get_weather(city="Paris", unit="celsius")`' in a for a in answers_) == 2
+    assert "plain says: weather in Paris?" in answers_

@@ -68,8 +68,7 @@ def test_a_backend_restarted_mid_batch_resumes_without_redoing_or_losing_request
     from pipeline.local.runtime import start_server
 
     first = start_server(root=tmp_path, tiny=True)
-    first.wait_ready(timeout=600)
-    client = first.client()
+    client = first.client()  # the batch waits for the model to load (no health polling with short timeouts)
     batch = start(client, _lines(30, 16))
     wait(client, batch.id, lambda b: b.request_counts.completed >= 3)
     first.stop()
@@ -113,7 +112,7 @@ def test_interactive_chat_is_admitted_before_batch_work(tiny_backend):
     client = tiny_backend.client()
     engine = tiny_backend.app.state.backend.engine
     picks: list[tuple[object, bool, int]] = []  # (request, interactive waiting, batch requests decoding)
-    hold, armed = threading.Event(), threading.Event()
+    hold, armed, reached = threading.Event(), threading.Event(), threading.Event()
     next_pending, finish = engine._next_pending, engine._finish
 
     def recording():
@@ -129,6 +128,7 @@ def test_interactive_chat_is_admitted_before_batch_work(tiny_backend):
         finish(request, reason)
         if request.low_priority and armed.is_set():
             armed.clear()
+            reached.set()
             hold.wait(timeout=120)  # the decode thread waits here: nothing is admitted meanwhile
 
     engine._next_pending, engine._finish = recording, holding
@@ -137,6 +137,7 @@ def test_interactive_chat_is_admitted_before_batch_work(tiny_backend):
         batch = start(client, _lines(200, 48))
         wait(client, batch.id, lambda b: b.request_counts.completed >= 1)
         armed.set()
+        _until(reached.is_set, "decoding held right after a batch request ended", engine)
         _until(lambda: _queued(engine, low=True), "the runner queue its next batch request while decoding is held", engine)
         chat = pool.submit(client.chat.completions.create, model=BASE, max_tokens=8,
                            messages=[{"role": "user", "content": "Hello?"}])
@@ -169,7 +170,7 @@ def test_the_runner_holds_back_while_a_chat_waits(tiny_backend):
     armed, reached, before, after = (threading.Event() for _ in range(4))
     answers: list[bool] = []
     added: list[object] = []
-    finish, asked, submit = engine._finish, engine.interactive_waiting, engine.submit
+    finish, asked, submit = engine._finish, engine.interactive_busy, engine.submit
 
     def holding(request, reason):
         if request.low_priority and armed.is_set():
@@ -200,7 +201,7 @@ def test_the_runner_holds_back_while_a_chat_waits(tiny_backend):
         chat = pool.submit(client.chat.completions.create, model=BASE, max_tokens=8,
                            messages=[{"role": "user", "content": "Hello?"}])
         _until(lambda: _queued(engine, low=False), "the chat waiting", engine)
-        engine.interactive_waiting, engine.submit = asking, submitting
+        engine.interactive_busy, engine.submit = asking, submitting
         before.set()
         _until(lambda: True in answers, "the runner asking whether a chat waits", engine)
         assert not added  # it held back: nothing added while the chat waited
@@ -212,7 +213,7 @@ def test_the_runner_holds_back_while_a_chat_waits(tiny_backend):
     finally:
         before.set()
         after.set()
-        engine._finish, engine.interactive_waiting, engine.submit = finish, asked, submit
+        engine._finish, engine.interactive_busy, engine.submit = finish, asked, submit
         pool.shutdown()
 
 

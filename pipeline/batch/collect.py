@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import atomic, drafts, workspace
-from pipeline.batch import gather
-from pipeline.batch.provider import refresh
+from pipeline.batch import checks, gather
+from pipeline.batch.provider import refresh, submit
 from pipeline.batch.records import BatchRecord, load_batch, save_batch
 from pipeline.errors import InputError
 from pipeline.generate.store import RunFiles, example_id, load_existing
@@ -36,6 +36,10 @@ class CollectReport:
     cost_usd: float | None = None
     results_path: str | None = None
     already: bool = False
+    #: Answers that the check batch disagreed with (or whose check failed): not kept.
+    check_dropped: int = 0
+    #: This collect sent a follow-up batch (answer checks); collect again when it has finished.
+    waiting: bool = False
     message: str = ""
     results: dict | None = None  # eval: the scoreboard (read from the batch folder, not kept in the marker)
 
@@ -58,12 +62,22 @@ def collect(record: BatchRecord, client: Any = None) -> CollectReport:
         record = load_batch(record.visitor, record.id)  # what another collect may have done meanwhile
         if _marker(record).exists():
             return _already(record)
+        if client is not None and checks.sent(record) and any(p.status == "built" for p in record.parts):
+            record = submit(record, client)  # the check batch of a collect that died before sending it
         if client is not None and not all(p.downloaded for p in record.parts if p.batch_id):
             record = refresh(record, client)
         if not record.finished():
             c = record.counts()
             raise InputError(f"Batch {record.id} is still {record.state} ({c['completed'] + c['failed']}/"
                              f"{c['total']} done); collect it when it has finished.")
+        if checks.wanted(record) and not checks.sent(record) and not _pending(record).exists():
+            if client is None:
+                raise InputError(f"Batch {record.id} asked for answer checks, which go out as a second batch: "
+                                 "collect it with its endpoint (the same endpoint flags).")
+            sent = checks.send(record, client, _against(record))
+            if sent:
+                return CollectReport(waiting=True, message=f"Sent {sent} answer checks as a second batch of "
+                                     f"{record.id}; collect again when it has finished.")
         pending = atomic.read_json(_pending(record))
         if pending is None:
             pending = _compute(record)
@@ -88,11 +102,15 @@ def _already(record: BatchRecord) -> CollectReport:
     return report
 
 
+def _against(record: BatchRecord) -> list[dict]:
+    """What new examples must not duplicate: the run file and the visitor's draft as they are now."""
+    return load_existing(Path(record.plan["out"])) + (list(drafts.iter_draft(record.visitor)) if record.visitor else [])
+
+
 def _compute(record: BatchRecord) -> dict[str, Any]:
     if record.kind == "generate":
-        out = Path(record.plan["out"])
-        against = load_existing(out) + (list(drafts.iter_draft(record.visitor)) if record.visitor else [])
-        g = gather.gather_generation(record, dedup_against=against)
+        g = checks.apply(record) if checks.wanted(record) else \
+            gather.gather_generation(record, dedup_against=_against(record))
     else:
         g = gather.gather_evaluation(record)
         atomic.write_json(record.folder / "results.json", g.results, indent=None)
@@ -101,7 +119,7 @@ def _compute(record: BatchRecord) -> dict[str, Any]:
     return {"examples": g.examples, "cost_usd": g.cost_usd, "input_tokens": g.input_tokens,
             "output_tokens": g.output_tokens, "stamp": time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
             "counts": {k: sum(f["kind"] == k for f in g.failures)
-                       for k in ("error", "status", "missing", "parse", "duplicate")}}
+                       for k in ("error", "status", "missing", "parse", "duplicate", "check")}}
 
 
 def _apply_generation(record: BatchRecord, pending: dict[str, Any]) -> CollectReport:
@@ -115,7 +133,7 @@ def _apply_generation(record: BatchRecord, pending: dict[str, Any]) -> CollectRe
                                                            "batch": record.id})
     if not pending.get("failures_written"):
         for f in failed_requests(record):
-            if f["kind"] in ("parse", "duplicate"):  # kept for review beside the run, as one by one
+            if f["kind"] in ("parse", "duplicate", "check"):  # kept for review beside the run, as one by one
                 files.write_failure({**f, "template": plan["template"]["name"], "batch": record.id})
         pending["failures_written"] = True
         atomic.write_json(_pending(record), pending, indent=None)
@@ -130,12 +148,14 @@ def _apply_generation(record: BatchRecord, pending: dict[str, Any]) -> CollectRe
             atomic.write_json(_pending(record), pending, indent=None)
     counts = pending["counts"]
     failed = counts["error"] + counts["status"] + counts["missing"]
+    checked = counts.get("check", 0)
     report = CollectReport(appended=len(examples), duplicates=counts["duplicate"], unparsed=counts["parse"],
-                           failed=failed, cost_usd=pending["cost_usd"])
+                           failed=failed, cost_usd=pending["cost_usd"], check_dropped=checked)
     report.message = (f"Collected {record.id}: {len(examples)} examples"
                       + (" added to the draft" if record.visitor else f" in {files.out}")
-                      + f" ({counts['parse']} unparsed, {counts['duplicate']} duplicates dropped, {failed} failed "
-                      f"requests{'; retry them as a new batch' if failed else ''}).")
+                      + f" ({counts['parse']} unparsed, {counts['duplicate']} duplicates dropped, "
+                      + (f"{checked} dropped by the answer check, " if checks.wanted(record) else "")
+                      + f"{failed} failed requests{'; retry them as a new batch' if failed else ''}).")
     return report
 
 

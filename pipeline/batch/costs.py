@@ -81,6 +81,15 @@ class Tally:
         t.output_tokens += expected_output
         t.max_output_tokens += max_output
 
+    def add_counts(self, model: str, requests: int, input_tokens: int, output_tokens: int, max_output: int) -> None:
+        """Requests counted without their messages (answer checks, whose questions come later)."""
+        self._counters.setdefault(model, counter_for(model))
+        t = self.models.setdefault(model, ModelTally())
+        t.requests += requests
+        t.input_tokens += input_tokens
+        t.output_tokens += output_tokens
+        t.max_output_tokens += max_output
+
     def estimate(self) -> BatchEstimate:
         est = BatchEstimate(approximate_tokens=any(c.approximate for c in self._counters.values()))
         for model, t in self.models.items():

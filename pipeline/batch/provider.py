@@ -48,14 +48,16 @@ def overall_state(record: BatchRecord) -> str:
 
 
 def _part_file(record: BatchRecord, n: int, part: Part, azure: bool = False) -> Path:
-    """The lines a part sends: the whole request file for a one-part batch, else a slice of it. Azure
-    OpenAI's batch takes the path without the version (`/chat/completions`), so its copy says so."""
-    if len(record.parts) == 1 and not azure:
-        return record.requests_path
+    """The lines a part sends: its whole request file when it is the only part sending from it, else a
+    slice of it. Azure OpenAI's batch takes the path without the version (`/chat/completions`), so
+    its copy says so."""
+    source = record.folder / part.file
+    if sum(p.file == part.file for p in record.parts) == 1 and not azure:
+        return source
     path = record.folder / f"requests-{n}{'-azure' if azure else ''}.jsonl"
     if not path.exists():
         def write(tmp: str) -> None:
-            with record.requests_path.open(encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+            with source.open(encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
                 for i, line in enumerate(src):
                     if part.first_line <= i < part.first_line + part.lines:
                         dst.write(line.replace(f'"url": "{URL}"', f'"url": "{AZURE_URL}"', 1) if azure else line)

@@ -45,6 +45,8 @@ class Part:
     errors: list[str] = field(default_factory=list)
     #: Output/error files are on disk (downloaded, or imported from elsewhere).
     downloaded: bool = False
+    #: The request file of the batch folder this part sends from (answer checks have their own).
+    file: str = "requests.jsonl"
 
 
 @dataclass

@@ -111,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
             record = batch.submit(batch.retry_failed(record), client)
             progress(f"Submitted {record.id} ({record.requests} requests). {follow_hint(record)}")
         elif args.action == "collect":
-            if not args.wait and not batch.refresh(record, client).finished():
+            if not args.wait and not (record := batch.refresh(record, client)).finished():
                 raise InputError(f"Batch {record.id} has not finished ({record.describe()}); "
                                  "collect it later, or add --wait to follow it.")
-            report = wait_and_collect(record, client, args.poll)
+            report = wait_and_collect(record, client, args.poll) if args.wait else batch.collect(record, client)
     code = 0
     if report is not None:
         record = batch.load_batch(None, record.id)
@@ -131,4 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _needs_client(record: batch.BatchRecord) -> bool:
     """Collect without an endpoint when everything is on disk already (downloaded or imported)."""
-    return record.state != "collected" and not all(p.downloaded for p in record.parts)
+    if record.state == "collected":
+        return False
+    checks_to_send = bool(record.plan.get("check")) and not any(p.file != "requests.jsonl" for p in record.parts)
+    return checks_to_send or not all(p.downloaded for p in record.parts)

@@ -24,12 +24,17 @@ def wait_and_collect(record: batch.BatchRecord, client: Any, poll: float) -> bat
     def show(r: batch.BatchRecord) -> None:
         c = r.counts()
         progress(f"[{r.id}] {r.state}: {c['completed']}/{c['total']} done, {c['failed']} failed")
-    try:
-        record = batch.wait(record, client, poll=poll, on_update=show)
-    except KeyboardInterrupt:
-        progress(f"Stopped following. The batch goes on at the endpoint: {follow_hint(record)}")
-        raise
-    return batch.collect(record, client)
+    while True:
+        try:
+            record = batch.wait(record, client, poll=poll, on_update=show)
+        except KeyboardInterrupt:
+            progress(f"Stopped following. The batch goes on at the endpoint: {follow_hint(record)}")
+            raise
+        report = batch.collect(record, client)
+        if not report.waiting:  # answer checks go out as a second batch: follow that one too
+            return report
+        progress(report.message)
+        record = batch.load_batch(record.visitor, record.id)
 
 
 def print_report(report: batch.CollectReport) -> None:

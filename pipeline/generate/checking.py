@@ -36,11 +36,15 @@ def answers_agree(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and normalise(a) == normalise(b)
 
 
+def check_messages(example: dict) -> list[dict]:
+    """What the checker is asked: the example's question(s), to solve again (a batch sends the same)."""
+    users = [m for m in example["messages"] if m.get("role") == "user"]
+    return [{"role": "system", "content": CHECK_INSTRUCTION}, *users]
+
+
 async def check_example(checker: Teacher, example: dict, final_answer: str, *, max_tokens: int
                         ) -> tuple[bool, str | None, object]:
     """(agree, the checker's final answer, its Reply) for one example."""
-    users = [m for m in example["messages"] if m.get("role") == "user"]
-    prompt = [{"role": "system", "content": CHECK_INSTRUCTION}, *users]
-    reply = await checker.complete(prompt, max_tokens=max_tokens, temperature=0.0)
+    reply = await checker.complete(check_messages(example), max_tokens=max_tokens, temperature=0.0)
     theirs = extract_final_answer(reply.text)
     return answers_agree(final_answer, theirs), theirs, reply

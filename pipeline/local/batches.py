@@ -2,8 +2,8 @@
 
 It lives in the process that holds the workspace's runner lease (like the job runner), on its own
 thread with its own event loop. Interactive chat comes first: at most IN_FLIGHT batch requests are
-in the engine at once, no new one goes in while an interactive request waits to be admitted, and
-the engine admits interactive requests before batch ones (engine.low_priority).
+in the engine at once, no new one goes in while a chat waits or decodes, and the engine admits chats
+before batch requests and decodes batch requests only while no chat does (engine.low_priority).
 
 Each finished request is appended to the batch's output.jsonl or errors.jsonl as soon as it ends,
 so a backend that stops mid-batch resumes where it was: a restarted runner skips the custom_ids
@@ -30,9 +30,12 @@ from pipeline.local.errors import APIError, error_body
 from pipeline.local.schemas import ChatCompletionRequest, validate_value
 
 log = logging.getLogger(__name__)
-IN_FLIGHT = 2  # batch requests in the engine at once: enough to share decoding steps, little for chat to wait on
+# Batch requests in the engine at once. They pause while a chat decodes (engine._stepping), so this
+# trades batch throughput against the one step a new chat waits for: SmolLM2, 2026-11-30, load ~12:
+# 4 gave 1.37x the requests/s of 2 with chat at 1.29x vs 1.22x its idle time (docs/bench/batches.md).
+IN_FLIGHT = 4
 POLL_S = 1.0  # how often an idle runner looks for work, and a busy one for a cancel or the window's end
-HOLD_S = 0.05  # how often a runner holding back for interactive requests looks again
+HOLD_S = 0.2  # how often a runner holding back for chat looks again (seldom: it shares the GIL with decoding)
 SHUTDOWN_JOIN_S = 10
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 FINAL = ("completed", "failed", "expired", "cancelled")
@@ -172,7 +175,7 @@ class BatchRunner:
 
         pending = ((n, r) for n, r in batchfile.read_requests(source) if r["custom_id"] not in done)
         for _, request in pending:
-            while len(in_flight) >= IN_FLIGHT or self.backend.engine.interactive_waiting():
+            while len(in_flight) >= IN_FLIGHT or self.backend.engine.interactive_busy():
                 if stopped():
                     break
                 if in_flight and len(in_flight) >= IN_FLIGHT:

@@ -190,7 +190,7 @@ def _wait_listening(handle: LocalBackendHandle, timeout: float) -> bool:
             pass
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.05)
+        time.sleep(0.2)  # a new connection each time: often enough, and cheap for the app's CPU
     return False
 
 

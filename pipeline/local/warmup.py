@@ -9,7 +9,7 @@ one in-process if it did not come up.
 
 Not before the page is served: started at launch, next to gradio's imports, it shared the app's CPU
 share on a busy machine (Linux groups a session's processes) and gradio's own check that its page
-answers (a HEAD with a 3 s timeout) failed there once, which ends the launch with an error.
+answers (a HEAD with a 3 s timeout, since skipped: app.py) failed there once, ending the launch.
 """
 
 from __future__ import annotations

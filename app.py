@@ -77,11 +77,8 @@ if __name__ == "__main__":
         # quit. `_frontend=False` skips that probe only; the patient check below replaces it.
         _frontend=False,
     )
-    from pipeline.local.warmup import start_backend_process, warm_up_in_background
+    from pipeline.local.warmup import warm_up_in_background
 
-    # The page is up: the local model loads in its own process (its own core, its own GIL) while the
-    # visitor looks at it; the warm-up thread adopts that server (or starts one here if it fails).
-    start_backend_process()
-    warm_up_in_background()
+    warm_up_in_background()  # the page is up: load the local model while the visitor looks at it
     warn_if_unreachable(demo.local_url)
     demo.block_thread()

@@ -147,7 +147,7 @@ TRAIN_THREADS: Setting[int | None] = Setting(
     "Intra-op threads for local fine-tuning.", "a whole number")
 WARM_START: Setting[bool] = Setting(
     "DISTILL_WARM_START", _flag, True, "1",
-    "1 starts the local backend (its own process, loading the model) once the app's page is served (0: on first use).", "1 or 0")
+    "1 loads the local model in the background once the app's page is up (0: on first use).", "1 or 0")
 DEMO_MAX_TOKENS: Setting[int] = Setting(
     "DISTILL_DEMO_MAX_TOKENS", _positive(int), 120, "120",
     "Longest answer of each model in the demo's side-by-side comparison.", "a whole number above 0")

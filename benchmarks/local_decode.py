@@ -9,13 +9,16 @@ does not depend on what it learned) registered as a succeeded job, so the real s
 
     .venv/bin/python benchmarks/local_decode.py [--tokens 128] [--json]
 
-`--steps` instead times the decoder alone, in one process: the decoder as it was before this session's
-rewrite (pipeline/local/fastlm.py at --baseline-rev, read from git) against the current one, on the same
-weights, alternating rounds so that both see the same machine load, with 1 and 2 threads; and compares
-their greedy answers on a fixed prompt set (exactly equal answers, and top-1 agreement: the share of
-positions of the baseline's answer where the new decoder's most likely next token is the same).
+`--steps` instead times the decoder alone, in one process: the decoder of --baseline-rev (pipeline/local/
+fastlm.py read from git, in its int8 format as the engine used it) against the current one in the format
+the engine picks for this CPU, on the same weights, alternating rounds so that both see the same machine
+load, with 1 and 2 threads; and compares their greedy answers on a fixed prompt set (exactly equal
+answers, and top-1 agreement: the share of positions of the baseline's answer where the new decoder's
+most likely next token is the same). With --adapter (a LoRA adapter folder, e.g. the fictional-person
+fine-tune that benchmarks/local_train.py trains), also the fine-tuned model's answers to the 18 held-out
+person questions: baseline = adapter merged, then int8 (the engine's old path); new = the engine's path now.
 
-    .venv/bin/python benchmarks/local_decode.py --steps [--rounds 5] [--json]
+    .venv/bin/python benchmarks/local_decode.py --steps [--rounds 3] [--adapter DIR] [--json]
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ def served(client, model: str, tokens: int) -> dict:
             "three_streams_tokens": [r["tokens"] for r in runs], "one_stream_tokens": one["tokens"]}
 
 
-BASELINE_REV = "6948e78"  # main before the decode rewrite of 2026-11-30
+BASELINE_REV = "e9ca0eb"  # main before int4 weights / unmerged adapters (6948e78: before the step rewrite)
+PERSON_BENCH = ROOT / "data/benchmarks/person_bench.jsonl"
 FIXED_PROMPTS = ["What is the capital of France?", "Write a haiku about autumn.",
                  "Explain photosynthesis in two sentences.", "List three uses of a paperclip.",
                  "Who wrote Romeo and Juliet?", "Translate 'good morning' into Spanish.", "What is 12 times 7?",
@@ -182,11 +186,12 @@ def steps_main(args: argparse.Namespace) -> dict:
     model_dir = weights.base_model_dir()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dtype, int8 = decode_format()
-    old = _baseline_decoder(args.baseline_rev).FastLlama(model, int8=True)
-    new = FastLlama(model, dtype=dtype, int8=int8)
+    dtype, kind = decode_format()
+    baseline_module = _baseline_decoder(args.baseline_rev)
+    old = baseline_module.FastLlama(model, int8=True)
+    new = FastLlama(model, dtype=dtype, weights=kind)
     result = {"machine": _machine(), "precision": precision.summary(), "baseline_rev": args.baseline_rev,
-              "new_format": {"int8": int8, "dtype": str(dtype)}}
+              "new_format": {"weights": kind, "dtype": str(dtype)}}
     rates: dict = {}
     for _ in range(args.rounds):
         for threads in (1, 2):
@@ -214,8 +219,42 @@ def steps_main(args: argparse.Namespace) -> dict:
     result["greedy"] = {"prompts": len(FIXED_PROMPTS), "answer_tokens": args.answer_tokens,
                         "identical_answers": equal, "top1_agreement": round(agree / positions, 4),
                         "positions": positions, "differing": differing}
+    if args.adapter:
+        result["fine_tuned"] = _fine_tuned(args.adapter, model_dir, baseline_module, new, tokenizer)
     result["machine"]["load_average_at_end"] = os.getloadavg()
+    med = result["tok_s_median"]
+    result["summary"] = (f"{result['machine']['cpu_capability']}, {kind}: 1 stream {med['baseline_1thr_1streams']} -> "
+                         f"{med['new_1thr_1streams']} tok/s, 3 streams {med['baseline_1thr_3streams']} -> "
+                         f"{med['new_1thr_3streams']} (1 thread); 2 threads: {med['baseline_2thr_1streams']} -> "
+                         f"{med['new_2thr_1streams']}, {med['baseline_2thr_3streams']} -> {med['new_2thr_3streams']}; "
+                         f"greedy identical {equal}/{len(FIXED_PROMPTS)}, top-1 agreement "
+                         f"{result['greedy']['top1_agreement']:.1%}")
     return result
+
+
+def _fine_tuned(adapter: str, model_dir: Path, baseline_module, new, tokenizer) -> dict:
+    """The fine-tuned model's greedy answers to the held-out person questions, old path vs new."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
+                                       adapter).merge_and_unload()
+    old, tuned = baseline_module.FastLlama(merged, int8=True), new.with_adapter(Path(adapter))
+    bench = [json.loads(line) for line in PERSON_BENCH.read_text().splitlines() if line.strip()]
+    out = {"questions": len(bench), "baseline_correct": 0, "new_correct": 0, "identical_answers": 0}
+    agree = positions = 0
+    for item in bench:
+        ids = list(tokenizer.apply_chat_template(item["messages"], add_generation_prompt=True, tokenize=True,
+                                                 return_dict=False))
+        a, b = _greedy(old, ids, 60, tokenizer.eos_token_id), _greedy(tuned, ids, 60, tokenizer.eos_token_id)
+        out["baseline_correct"] += item["expected"].lower() in tokenizer.decode(a).lower()
+        out["new_correct"] += item["expected"].lower() in tokenizer.decode(b).lower()
+        out["identical_answers"] += a == b
+        agree += _agreement(tuned, ids, a)
+        positions += len(a)
+    out["top1_agreement"] = round(agree / positions, 4)
+    return out
 
 
 def _machine() -> dict:
@@ -235,6 +274,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--answer-tokens", type=int, default=48)
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
+    parser.add_argument("--adapter", help="--steps: also compare a fine-tuned model (LoRA adapter folder)")
     args = parser.parse_args()
     if args.steps:
         print(json.dumps(steps_main(args), indent=None if args.json else 2))

@@ -218,13 +218,15 @@ def export_batch(visitor: str | None, batch_dd: str | None) -> dict[str, Any]:
 
 
 @outputs(*LIST, "batch_msg_md", "batch_results", "dataset_rev", "batch_import_file")
-def import_batch(visitor: str | None, batch_kind: str, batch_dd: str | None, batch_import_file: str | None,
-                 dataset_rev: int | None) -> dict[str, Any]:
-    """A results file from elsewhere (OpenAI, Azure, vLLM run-batch), then collected at once."""
+def import_batch(settings: SessionSettings, visitor: str | None, batch_kind: str, batch_dd: str | None,
+                 batch_import_file: str | None, dataset_rev: int | None) -> dict[str, Any]:
+    """A results file from elsewhere (OpenAI, Azure, vLLM run-batch), then collected at once (answer
+    checks, when the batch asked for them, go to the batch's endpoint as a second batch)."""
     if not batch_import_file:
         return {}
     record = batch.import_results(_picked(visitor, batch_dd), batch_import_file)
-    return {**_collected(record, batch.collect(record), batch_kind, dataset_rev), "batch_import_file": None}
+    client = _client(settings, record) if record.plan.get("check") else None
+    return {**_collected(record, batch.collect(record, client), batch_kind, dataset_rev), "batch_import_file": None}
 
 
 @outputs(*LIST)

@@ -134,6 +134,8 @@ def confirm_line(r: BatchRecord, threshold_usd: float) -> str:
 
 
 def collected_line(r: BatchRecord, report: CollectReport) -> str:
+    if report.waiting:  # answer checks went out as a second batch of the same record
+        return f"{report.message} This list follows it."
     if report.already:
         before = (f"{report.appended} examples were added then" if r.kind == "generate"
                   else "its scores are on the scoreboard")
@@ -142,8 +144,9 @@ def collected_line(r: BatchRecord, report: CollectReport) -> str:
     retry = (" **Retry failed requests** sends the failed and unparsed ones again as a new, smaller batch."
              if report.failed or report.unparsed else "")
     cost = f" Cost: ${report.cost_usd:.4f} at batch prices." if report.cost_usd else ""
+    checked = f"{report.check_dropped:,} dropped by the answer check, " if r.plan.get("check") else ""
     if r.kind == "generate":
         return (f"Collected {r.id}: **{plural(report.appended, 'example')} added to your draft** (Dataset tab); "
                 f"{plural(report.duplicates, 'duplicate')} dropped, {plural(report.unparsed, 'reply', 'replies')} unparsed, "
-                f"{failed}.{cost}{retry}")
+                f"{checked}{failed}.{cost}{retry}")
     return f"Collected {r.id}: scored and saved, the scoreboard below shows it; {failed}.{cost}{retry}"

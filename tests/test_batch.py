@@ -372,3 +372,23 @@ def test_answer_checks_go_out_as_a_second_batch_and_drop_disagreements(tmp_path:
     reasons = [f["reason"] for f in batch.failed_requests(record) if f["kind"] == "check"]
     assert reasons == ["final answers disagree: '17' vs checker '42'"] * 2
     assert batch.collect(record, client).already and len(draft_ids()) == 8
+
+
+def test_custom_template_gets_its_system_prompt_written_once_before_the_batch(tmp_path: Path,
+                                                                              fake: FakeBatches) -> None:
+    client = client_for(fake)
+    config = gen_config(tmp_path, n=4, template="custom")
+    with pytest.raises(Exception, match="system prompt"):
+        batch.build_generation(config, visitor=VISITOR, endpoint="fake")  # no client: said what to do
+    record = batch.build_generation(config, visitor=VISITOR, endpoint="fake", client=client)
+    assert fake.chats == 1
+    written = record.plan["variables"]["student_system"]
+    assert written.strip()
+    from pipeline.generate.store import RunFiles
+    assert RunFiles(config.out).load_state()["setup_outputs"]["student_system"] == written
+    batch.submit(record, client)
+    fake.finish()
+    report = batch.collect(record, client)
+    examples = lines(config.out)
+    assert report.appended == len(examples) > 0
+    assert all(ex["messages"][0] == {"role": "system", "content": written} for ex in examples)

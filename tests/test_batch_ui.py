@@ -201,8 +201,8 @@ def test_import_a_vllm_results_file_collects_it(tmp_path: Path, fake: FakeBatche
     bad = tmp_path / "other.jsonl"
     bad.write_text(json.dumps({"custom_id": "not-ours", "response": {"status_code": 200, "body": {}}}) + "\n")
     with pytest.raises(gr.Error, match="not a results file of batch"):
-        shown_errors(panel.import_batch)(v, "generate", record.id, str(bad), 0)
-    got = panel.import_batch(v, "generate", record.id, str(results), 0)
+        shown_errors(panel.import_batch)(SessionSettings(), v, "generate", record.id, str(bad), 0)
+    got = panel.import_batch(SessionSettings(), v, "generate", record.id, str(results), 0)
     assert got["dataset_rev"] == 1 and "examples added to your draft" in got["batch_msg_md"]
     assert len(drafts.load_draft(v)) >= 5 and got["batch_import_file"] is None
 
@@ -296,3 +296,18 @@ def test_words_for_free_and_priced_batches() -> None:
     paid = batch.BatchEstimate(requests=1, input_tokens=10, output_tokens=10, batch_cost_usd=0.5,
                                max_batch_cost_usd=1.0, interactive_cost_usd=1.0)
     assert "$0.5000 at batch prices" in view.estimate_words(paid) and view.plural(1, "reply", "replies") == "1 reply"
+
+
+def test_answer_checks_go_out_as_a_second_batch_and_the_panel_follows_it(fake: FakeBatches) -> None:
+    v = visitor_id()
+    s = settings_for(fake.base_url)
+    gen_batch.submit_generation_batch(**{**gen_form(v, s, n=4), "check_cb": True})
+    record = only_record(v)
+    fake.finish()
+    first = panel.collect_batch(s, v, "generate", record.id, 0)
+    assert "answer checks as a second batch" in first["batch_msg_md"] and "dataset_rev" not in first
+    assert first["batch_timer"]["active"] is True and drafts.load_draft(v) == []
+    fake.finish()
+    second = panel.collect_batch(s, v, "generate", record.id, 0)
+    assert "dropped by the answer check" in second["batch_msg_md"]
+    assert batch.load_batch(v, record.id).state == "collected"

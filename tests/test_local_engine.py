@@ -112,10 +112,10 @@ def test_converted_decoder_is_cached_and_invalidated(tmp_path, monkeypatch):
     from pipeline.local import engine
 
     model_dir = tmp_path / "tiny"
-    shutil.copytree(weights.tiny_model_dir(), model_dir)
+    shutil.copytree(weights.tiny_model_dir(), model_dir, ignore=shutil.ignore_patterns(".fastlm-*"))
     ids = [1, 9690, 198, 2683, 359]
     first = engine.load_fast(model_dir)
-    cached = list(model_dir.glob(".fastlm-int8-*.safetensors"))
+    cached = list(model_dir.glob(f".fastlm-*-v{engine.CACHE_FORMAT}.safetensors"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
     # The second start reads the conversion back instead of converting: same logits, file untouched.
@@ -190,9 +190,79 @@ def test_greedy_answers_match_transformers_and_do_not_depend_on_the_batch(tiny_m
         expected.append(out[0, len(ids):].tolist())
     exact = FastLlama(tiny_model, dtype=torch.float32)
     assert _greedy_together(exact, prompts_ids, tokens) == expected
-    for fast in (FastLlama(tiny_model, int8=True), FastLlama(tiny_model)):  # int8 and bf16 weights
+    for fast in (FastLlama(tiny_model, weights="int4"), FastLlama(tiny_model, int8=True), FastLlama(tiny_model)):
         alone = [_greedy_together(fast, [ids], tokens)[0] for ids in prompts_ids]
         assert _greedy_together(fast, prompts_ids, tokens) == alone
+
+
+def _random_adapter(tiny_model, folder, targets="all-linear"):
+    """A LoRA adapter with random non-zero weights (a fresh one is all zeros in B), saved by peft."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(
+        r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(3)
+    peft_model.save_pretrained(folder)
+    return peft_model
+
+
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj", "down_proj"]])
+def test_unmerged_adapter_gives_the_merged_models_logits(tiny_model, tmp_path, targets):
+    """A fine-tuned model is the base decoder plus its LoRA adapter applied unmerged in float32: the
+    same logits as peft's merged model, for every projection (q/k rows are stored pair-interleaved)."""
+    peft_model = _random_adapter(tiny_model, tmp_path, targets)
+    ids = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11, 2]
+    with torch.no_grad():
+        reference = peft_model.merge_and_unload()(torch.tensor([ids])).logits[0]
+        base_logits = tiny_model(torch.tensor([ids])).logits[0]
+    assert (reference - base_logits).abs().max() > 0.1  # the adapter changes the answer
+    tuned = FastLlama(tiny_model, dtype=torch.float32).with_adapter(tmp_path)
+    cache = tuned.new_cache()
+    assert torch.allclose(tuned.forward([(ids[:6], cache)])[0], reference[5], atol=1e-4)
+    steps = [tuned.forward([([t], cache)])[0] for t in ids[6:]]
+    assert torch.allclose(steps[-1], reference[-1], atol=1e-4)
+    # On int4 base weights the adapter's delta is added exactly: each adapted layer returns the base
+    # layer's output plus x A^T B^T (scaling folded in), and the base decoder is left untouched.
+    base = FastLlama(tiny_model, weights="int4")
+    tuned4 = base.with_adapter(tmp_path)
+    layer, x = tuned4.layers[0].wqkv, torch.randn(2, tiny_model.config.hidden_size)
+    assert torch.equal(layer(x), torch.addmm(base.layers[0].wqkv(x).float(), x @ layer.a_t, layer.b_t))
+    assert type(base.layers[0].wqkv).__name__ == "Int4"
+
+
+def test_engine_serves_a_fine_tuned_model_without_merging(tiny_model, tmp_path, monkeypatch):
+    import asyncio
+
+    import peft
+
+    from pipeline.local.engine import Engine, GenRequest
+
+    _random_adapter(tiny_model, tmp_path / "adapter")
+    engine = Engine(weights.tiny_model_dir, "tiny", lambda m: tmp_path / "adapter" if m == "ft:tiny" else None)
+    engine.wait_ready(timeout=300)
+    monkeypatch.setattr(peft.PeftModel, "from_pretrained", lambda *a, **k: pytest.fail("merged the adapter"))
+
+    async def answer(model_id: str) -> list[int]:
+        request = GenRequest(model_id=model_id, prompt_ids=engine.encode_chat([{"role": "user", "content": "hi"}]),
+                             max_tokens=8, temperature=0.0, loop=asyncio.get_running_loop(), out=asyncio.Queue())
+        engine.submit(request)
+        while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
+            pass
+        return request.generated
+
+    try:
+        base, tuned = asyncio.run(answer("tiny")), asyncio.run(answer("ft:tiny"))
+    finally:
+        engine.shutdown()
+    expected = engine._models["tiny"].with_adapter(tmp_path / "adapter")
+    ids = engine.encode_chat([{"role": "user", "content": "hi"}])
+    assert tuned == _greedy_together(expected, [ids], 8)[0][:len(tuned)] and tuned != base
 
 
 def test_tokenizer_loads_without_the_model_config_import_chain():

@@ -48,7 +48,7 @@ def no_probe(_facts):
 def test_no_native_bf16_means_fp32_everywhere(over):
     choice = precision.decide(facts(**over), measure=no_probe)
     assert (choice.train, choice.compute, choice.native_bf16) == ("fp32", "fp32", False)
-    assert choice.decode_weights == "int8"  # torch's own int8 kernel, fast without native bf16
+    assert choice.decode_weights == "int4"  # torch's own int4 kernel: bf16 activations, no bf16 matmul
 
 
 def test_native_flags_are_confirmed_by_the_probe():
@@ -153,9 +153,11 @@ def _decoder_dtypes(env: dict) -> dict:
     """The decoder the engine builds for the tiny model, in a fresh process with `env`."""
     code = ("import json, torch; from pipeline.local.engine import load_fast; "
             "from pipeline.local.weights import tiny_model_dir; from pipeline.local import precision; "
-            "f = load_fast(tiny_model_dir()); w = f.layers[0].wqkv; "
-            "print(json.dumps({'int8': hasattr(w, 'scale'), 'dense': str(getattr(w, 'dtype', None)), "
-            "'native': precision.choose().native_bf16}))")
+            "f = load_fast(tiny_model_dir()); ws = [w for l in f.layers for w in (l.wqkv, l.wo, l.wgu, l.wdown)]; "
+            "w = f.layers[0].wqkv; "
+            "print(json.dumps({'int8': hasattr(w, 'scale'), 'dense': str(getattr(getattr(w, 'w', None), 'dtype', None)), "
+            "'formats': sorted({type(x).__name__ for x in [*ws, f.lm_head]}), 'dtypes': sorted({str(x.w.dtype) "
+            "for x in [*ws, f.lm_head] if hasattr(x, 'w')}), 'native': precision.choose().native_bf16}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, check=True,
                          capture_output=True, text=True, timeout=600).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -166,10 +168,23 @@ def test_engine_dense_weights_are_bf16_only_where_native(cpu):
     """Dense (non-int8) decoding weights: a bf16 matmul without native bf16 would be emulated."""
     env = {"DISTILL_DECODE_INT8": "0", "DISTILL_PRECISION": "auto", **(AVX2_ONLY if cpu == "avx2" else {})}
     result = _decoder_dtypes(env)
-    assert not result["int8"]
+    assert not result["int8"] and result["formats"] == ["Dense"]
+    assert result["dtypes"] == [result["dense"]]
     assert result["dense"] == ("torch.bfloat16" if result["native"] else "torch.float32")
     if cpu == "avx2":
         assert result["dense"] == "torch.float32"
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2"])
+def test_engine_decodes_with_int4_weights_on_both_kinds_of_cpu(cpu):
+    """The default decoder: the layers' weights in torch's int4 format, the lm_head in int8 (both kernels
+    convert the bf16 activations themselves; no oneDNN bf16 matmul runs), natively and on AVX2 only."""
+    result = _decoder_dtypes({"DISTILL_PRECISION": "auto", **(AVX2_ONLY if cpu == "avx2" else {})})
+    assert result["formats"] == ["Int4", "Int8"] and result["dtypes"] == []  # int8: the lm_head
+    # DISTILL_DECODE_INT4=0 goes back to int8.
+    result = _decoder_dtypes({"DISTILL_PRECISION": "auto", "DISTILL_DECODE_INT4": "0",
+                              **(AVX2_ONLY if cpu == "avx2" else {})})
+    assert result["formats"] == ["Int8"]
 
 
 def test_auto_rule_halves_the_compute_but_not_the_updates():

@@ -25,16 +25,17 @@ from typing import Any
 from pipeline import atomic
 from pipeline.batch.costs import Tally
 from pipeline.batch.records import BatchRecord, Part, new_id, save_batch
-from pipeline.errors import InputError
+from pipeline.errors import InputError, ProviderError, explain
 from pipeline.evaluate.bench import BenchItem
 from pipeline.evaluate.runner import Target, item_body
-from pipeline.generate import steps
+from pipeline.generate import prompts, steps
 from pipeline.generate.config import GenerationConfig
 from pipeline.generate.costing import requests_needed
+from pipeline.generate.parse import ParseFailure, parse_answer
 from pipeline.generate.runner import RECENT_KEEP
 from pipeline.generate.store import RunFiles, load_existing
 from pipeline.generate.tasks import effective
-from pipeline.generate.teacher import chat_body
+from pipeline.generate.teacher import chat_body, reply_of
 from pipeline.generate.templates import Setup, Template, Variable, request_schema, resolve_variables
 
 URL = "/v1/chat/completions"
@@ -64,9 +65,30 @@ def template_from_json(raw: dict[str, Any]) -> Template:
 
 
 # -- generation ------------------------------------------------------------------------------------
+def _setup(t: Template, variables: dict[str, str], config: GenerationConfig, client: Any) -> dict[str, str]:
+    """The custom template's first call, made at once (every request of the batch carries its answer):
+    the same request the interactive run's setup sends, through a sync client."""
+    if t.setup is None:
+        return {}
+    body = chat_body(config.model, prompts.setup_messages(t, variables), temperature=config.temperature,
+                     max_tokens=config.max_tokens or t.max_tokens, schema=t.setup.schema, name=f"{t.name}_setup")
+    try:
+        reply = reply_of(client.chat.completions.create(**body))
+    except Exception as exc:  # the endpoint's refusal, said in words
+        raise ProviderError(f"The teacher could not write the task's system prompt ({explain(exc)}). Write it "
+                            "yourself, or try again.") from exc
+    parsed = parse_answer(reply.text, t.setup.schema, finish_reason=reply.finish_reason)
+    if isinstance(parsed, ParseFailure):
+        raise ProviderError(f"The teacher's system prompt for this task did not parse ({parsed.reason}). Write "
+                            "the system prompt yourself, or use a stronger teacher.")
+    return {k: str(parsed[k]).strip() for k in t.setup.schema.get("properties", {})}
+
+
 def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint: str,
-                     title: str | None = None) -> BatchRecord:
-    """Write the request file of a generation and record it (state "built": nothing is sent yet)."""
+                     title: str | None = None, client: Any = None) -> BatchRecord:
+    """Write the request file of a generation and record it (state "built": nothing is sent yet). A
+    custom template whose system prompt the teacher writes needs `client` (a sync client for the
+    endpoint): that one call is made now."""
     t = config.template
     if t.source and not config.sources:
         raise InputError(f"Template '{t.name}' rewrites existing examples: add some to the draft or give a "
@@ -78,8 +100,12 @@ def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint:
     t = effective(t, variables)
     wanted = list(t.setup.schema.get("properties", {})) if t.setup else []
     if t.setup and not all(str(variables.get(k, "")).strip() for k in wanted):
-        raise InputError("Batch mode needs the task's system prompt written down: fill it in the form (or run "
-                         "a few examples one at a time first, which has the teacher write it).")
+        if client is None:
+            raise InputError("Batch mode needs the task's system prompt written down: fill it in the form, or "
+                             "build the batch with the endpoint at hand so the teacher writes it first.")
+        outputs = _setup(t, variables, config, client)
+        variables.update(outputs)
+        state["setup_outputs"] = outputs  # a later run or batch keeps the same system prompt
     remaining = config.n - len(existing)
     if remaining <= 0:
         raise InputError(f"{config.out.name} already holds {len(existing)} examples (asked: {config.n}). "

@@ -83,9 +83,9 @@ def _run_batch(args: Any, config: Any) -> int:
     """Build the request file, submit it; with --wait follow it and collect into --out."""
     from pipeline.generate.store import load_existing
 
-    record = batch.build_generation(config, visitor=None, endpoint=endpoint_name(args))
-    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
     client = openai_client(args, max_retries=2)
+    record = batch.build_generation(config, visitor=None, endpoint=endpoint_name(args), client=client)
+    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
     record = batch.submit(record, client)
     progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")
     if not args.wait:

@@ -25,32 +25,37 @@ import torch
 from pipeline import config
 from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
+from pipeline.local.qweights import UnsupportedAdapter
 from pipeline.local.weights import transformers_api
 
 log = logging.getLogger(__name__)
 EXIT_JOIN_S = 60  # at exit, how long to let a model load or a decoding step finish
-MAX_MERGED_MODELS = 3  # merged fine-tuned copies kept in memory (~0.3 GB each in bf16)
+MAX_MERGED_MODELS = 3  # fine-tuned models kept ready (an unmerged adapter is ~20 MB; a merged copy more)
 
 
 _PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
-CACHE_FORMAT = 2  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
+CACHE_FORMAT = 4  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
 
 
-def decode_format() -> tuple[torch.dtype, bool]:
-    """(dtype of dense weights, int8 or not), from the CPU's precision choice (pipeline/local/precision.py).
+def decode_format() -> tuple[torch.dtype, str]:
+    """(dtype of dense weights, weight format: "int4", "int8" or "dense"), from the CPU's precision choice
+    (pipeline/local/precision.py).
 
-    Weight-only int8 by default (~2x the tokens/s of bf16 weights; its matmul takes bf16 activations
-    and stays fast without native bf16). DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
+    Weight-only int4 by default: its kernel was ~2x faster than int8 natively and ~1.4x with torch and
+    oneDNN capped to AVX2, and like int8 it takes bf16 activations without emulated bf16 matmuls.
+    DISTILL_DECODE_INT4=0 keeps int8; DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
     weights in the compute dtype: bf16 only where the CPU has it natively, else fp32."""
     from pipeline.local import precision
 
     choice = precision.choose()
-    return choice.compute_dtype, choice.decode_weights == "int8" and config.DECODE_INT8.get()
+    if choice.decode_weights not in ("int4", "int8") or not config.DECODE_INT8.get():
+        return choice.compute_dtype, "dense"
+    return choice.compute_dtype, "int4" if choice.decode_weights == "int4" and config.DECODE_INT4.get() else "int8"
 
 
-def _fast(model: torch.nn.Module) -> FastLlama:
-    dtype, int8 = decode_format()
-    return FastLlama(model, dtype=dtype, int8=int8)
+def _fast(model: torch.nn.Module, kind: str | None = None) -> FastLlama:
+    dtype, default = decode_format()
+    return FastLlama(model, dtype=dtype, weights=kind or default)
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -77,8 +82,11 @@ def load_fast(model_dir: Path) -> FastLlama:
 
     Converting (loading the float model, quantizing 135M weights) took several seconds of a cold start,
     and more on a busy machine; reading the converted tensors back is a fraction of a second."""
-    dtype, int8 = decode_format()
-    kind = "int8" if int8 else str(dtype).removeprefix("torch.")
+    dtype, kind = decode_format()
+    if kind == "dense":
+        kind = str(dtype).removeprefix("torch.")
+    elif kind == "int4":  # torch's int4 packing is its CPU kernel's: keyed by the kernel's capability
+        kind = f"int4-{torch.backends.cpu.get_cpu_capability().lower()}"
     path = model_dir / f".fastlm-{kind}-v{CACHE_FORMAT}.safetensors"
     source = _fingerprint(model_dir)
     if path.is_file():
@@ -203,10 +211,18 @@ class Engine:
         return self._keep(model_id, self._merged(adapter))
 
     def _merged(self, adapter: Path) -> FastLlama:
+        """The fine-tuned model's decoder: the base's weights plus the adapter in float32, unmerged (exact
+        deltas, nothing to convert: ~0.1 s); an adapter that is not plain LoRA is merged and converted."""
+        try:
+            return self._models[self.base_id].with_adapter(adapter)
+        except UnsupportedAdapter as exc:
+            log.info("merging adapter %s (%s)", adapter, exc)
         from peft import PeftModel
 
         base = transformers_api().AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
-        return _fast(PeftModel.from_pretrained(base, str(adapter)).merge_and_unload())
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        # 4-bit rounding of merged weights would wash out the fine-tune's small deltas: int8 at least
+        return _fast(merged, "int8" if self._models[self.base_id].weights == "int4" else None)
 
     def _keep(self, model_id: str, fast: FastLlama) -> FastLlama:
         with self._cv:

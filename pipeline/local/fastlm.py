@@ -2,19 +2,20 @@
 
 Why not `model.generate`: for a 135M model on two cores, most of generate's time is Python overhead
 (mask building, cache bookkeeping, logits processors) and fp32 weight traffic, ~18 tokens/s here.
-This module keeps the linear weights in int8 (or bfloat16 / float32), fuses q/k/v and gate/up into one
-matmul each, and decodes several sequences in one pass: the linear layers (where the weights are read
-from memory) run once for the whole batch, and only attention runs per sequence, each against its own
-KV cache. So concurrent streams share the cost of reading the weights.
+This module keeps the linear weights in int4 or int8 (or bfloat16 / float32; see qweights.py), fuses q/k/v
+and gate/up into one matmul each, and decodes several sequences in one pass: the linear layers (where the
+weights are read from memory) run once for the whole batch, and only attention runs per sequence, each
+against its own KV cache. So concurrent streams share the cost of reading the weights. A fine-tuned
+model is the base's weights plus its LoRA adapter, applied unmerged in float32 (`with_adapter`).
 
 A decode step is ~30 layers x a handful of small ops, so each op's dispatch cost counts as much as its
 arithmetic. The layout is chosen to keep the op count low:
-  * q/k weight rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one complex
-    multiply, whose result is copied back in rotate-half order (q.k then sums in transformers' order,
-    and the answers stay bit-identical to the previous decoder's);
+  * q/k weight rows are stored pair-interleaved (q0, q32, q1, q33, ...) so RoPE is one in-place complex
+    multiply over the whole qkv row (v's pairs are multiplied by 1, which is exact); q and k stay
+    interleaved, and q.k is the same sum in another order;
   * roped k and v end up side by side in the fused qkv output, so one copy appends both to the cache;
   * a single new token's attention is one `scaled_dot_product_attention` call with the query heads
-    of each key/value head as its "query length", with no mask (no GQA expansion, no math fallback);
+    of each key/value head as its "query length", with no mask (no GQA expansion);
   * residual adds are in place, norms are `F.rms_norm`.
 Numerics follow transformers' LlamaForCausalLM (RMSNorm and the residual stream in float32, GQA);
 the tests check the logits against the transformers model, and that a batch gives each sequence what
@@ -30,6 +31,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from pipeline.local import qweights
+from pipeline.local.qweights import Weight
 
 
 class KVCache:
@@ -52,19 +56,13 @@ class KVCache:
 
 
 @dataclass
-class _Int8:
-    q: torch.Tensor
-    scale: torch.Tensor
-
-
-@dataclass
 class _Layer:
     ln1: torch.Tensor
-    wqkv: torch.Tensor | _Int8
-    wo: torch.Tensor | _Int8
+    wqkv: Weight
+    wo: Weight
     ln2: torch.Tensor
-    wgu: torch.Tensor | _Int8
-    wdown: torch.Tensor | _Int8
+    wgu: Weight
+    wdown: Weight
 
 
 def _interleave(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
@@ -77,30 +75,31 @@ def _interleave(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor
 class FastLlama:
     """Decoding-only Llama over weights copied out of a (possibly LoRA-merged) transformers model."""
 
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16, int8: bool = False):
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16, int8: bool = False,
+                 weights: str | None = None):
+        """`weights`: "int4", "int8" or "dense" (in `dtype`); int8=True is the older spelling of "int8"."""
+        kind = weights or ("int8" if int8 else "dense")
         cfg = model.config
         rope = getattr(cfg, "rope_parameters", None) or {}
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"FastLlama supports default RoPE only, not {rope.get('rope_type')}")
         heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        act = dtype if kind == "dense" else torch.bfloat16  # the quantized kernels take bf16 activations
         meta = {"heads": heads, "kv_heads": kv_heads, "head_dim": hd, "eps": cfg.rms_norm_eps,
                 "max_positions": cfg.max_position_embeddings, "hidden": cfg.hidden_size,
                 "theta": rope.get("rope_theta") or getattr(cfg, "rope_theta", 10000.0),
-                "dtype": str(dtype).removeprefix("torch."), "int8": int8}
+                "dtype": str(act).removeprefix("torch."), "weights": kind}
 
         def w(name: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
-            t = t.detach().float()
-            if int8:  # weight-only int8 with one scale per output row: half the memory traffic of bf16
-                scale = t.abs().amax(dim=1).clamp(min=1e-8) / 127
-                return {f"{name}.q": (t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
-                        f"{name}.scale": scale.to(torch.bfloat16)}
-            return {name: t.to(dtype).contiguous()}
+            return qweights.quantize(name, t, kind, dtype)
 
         inner = model.model
-        act = torch.bfloat16 if int8 else dtype
+        # The lm_head (SmolLM2's tied embedding) in int4 changed the top token at ~15% of positions of
+        # today's answers; int4 everywhere else with an int8 lm_head, at ~3% (docs/bench/backend.md).
+        head = qweights.quantize("lm_head", model.lm_head.weight, "int8" if kind == "int4" else kind, dtype)
         tensors = {"embed": inner.embed_tokens.weight.detach().to(act).contiguous(),
-                   "norm": inner.norm.weight.detach().float().contiguous(), **w("lm_head", model.lm_head.weight)}
+                   "norm": inner.norm.weight.detach().float().contiguous(), **head}
         for i, layer in enumerate(inner.layers):
             att, mlp = layer.self_attn, layer.mlp
             qkv = torch.cat([_interleave(att.q_proj.weight.detach(), heads, hd),
@@ -116,21 +115,57 @@ class FastLlama:
         self.meta, self.tensors = meta, tensors
         self.heads, self.kv_heads, self.head_dim = meta["heads"], meta["kv_heads"], meta["head_dim"]
         self.eps, self.max_positions, self.hidden = meta["eps"], meta["max_positions"], meta["hidden"]
-        self.int8, self.dtype = meta["int8"], getattr(torch, meta["dtype"])
+        self.weights, self.dtype = meta["weights"], getattr(torch, meta["dtype"])
 
-        def w(name: str) -> torch.Tensor | _Int8:
-            return _Int8(tensors[f"{name}.q"], tensors[f"{name}.scale"]) if self.int8 else tensors[name]
+        def w(name: str) -> Weight:
+            return qweights.load(name, tensors)
 
         self.embed, self.norm, self.lm_head = tensors["embed"], tensors["norm"], w("lm_head")
         count = sum(1 for name in tensors if name.endswith(".ln1"))
         self.layers = [_Layer(ln1=tensors[f"{i}.ln1"], wqkv=w(f"{i}.wqkv"), wo=w(f"{i}.wo"), ln2=tensors[f"{i}.ln2"],
                               wgu=w(f"{i}.wgu"), wdown=w(f"{i}.wdown")) for i in range(count)]
-        down = self.layers[0].wdown
-        self.intermediate = (down.q if self.int8 else down).shape[1]
+        self.intermediate = self.layers[0].wgu.out_features // 2
         hd = self.head_dim
         inv_freq = 1.0 / (meta["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
         freqs = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
         self.rotation = torch.complex(freqs.cos(), freqs.sin())  # [positions, head_dim / 2]
+
+    def with_adapter(self, adapter_dir: Path) -> FastLlama:
+        """This decoder plus a LoRA adapter applied unmerged in float32 (shares the base's weights).
+
+        Raises qweights.UnsupportedAdapter for adapters that are not plain LoRA on the projections."""
+        lora = qweights.read_lora(adapter_dir)
+        if max((layer for layer, _ in lora), default=-1) >= len(self.layers):
+            raise qweights.UnsupportedAdapter("the adapter has more layers than the model")
+        hidden, hd = self.hidden, self.head_dim
+        q_width, kv_width = self.heads * hd, self.kv_heads * hd
+        widths = {"q_proj": (hidden, q_width), "k_proj": (hidden, kv_width), "v_proj": (hidden, kv_width),
+                  "o_proj": (q_width, hidden), "gate_proj": (hidden, self.intermediate),
+                  "up_proj": (hidden, self.intermediate), "down_proj": (self.intermediate, hidden)}
+        fused = {"wqkv": ("q_proj", "k_proj", "v_proj"), "wo": ("o_proj",), "wgu": ("gate_proj", "up_proj"),
+                 "wdown": ("down_proj",)}
+        clone = FastLlama.__new__(FastLlama)
+        clone.__dict__.update(self.__dict__)
+        clone.layers = []
+        for index, layer in enumerate(self.layers):
+            parts = {}
+            for field_name, names in fused.items():
+                if not any((index, n) in lora for n in names):
+                    continue
+                a_list, b_list = [], []
+                for name in names:
+                    a, b = lora.get((index, name), (torch.zeros(0, widths[name][0]),
+                                                    torch.zeros(widths[name][1], 0)))
+                    if a.shape[1] != widths[name][0] or b.shape[0] != widths[name][1]:
+                        raise qweights.UnsupportedAdapter(f"adapter shapes do not fit layer {index} {name}")
+                    if name in ("q_proj", "k_proj"):  # the decoder stores q/k rows pair-interleaved
+                        b = _interleave(b, b.shape[0] // hd, hd)
+                    a_list.append(a)
+                    b_list.append(b)
+                parts[field_name] = qweights.WithLora(getattr(layer, field_name), torch.cat(a_list).t().contiguous(),
+                                                      torch.block_diag(*b_list).t().contiguous())
+            clone.layers.append(_Layer(**{**layer.__dict__, **parts}))
+        return clone
 
     def save(self, path: Path) -> None:
         """Write the converted weights (safetensors, written aside then renamed: readers never see half)."""
@@ -161,63 +196,97 @@ class FastLlama:
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, torch.float32)
 
-    def _linear(self, x: torch.Tensor, weight: torch.Tensor | _Int8) -> torch.Tensor:
-        """x @ weight.T in the activation dtype (bf16 for int8 weights); callers widen where needed."""
-        if self.int8:
-            return torch._weight_int8pack_mm(x.to(torch.bfloat16), weight.q, weight.scale)
-        return F.linear(x.to(self.dtype), weight)
+    @staticmethod
+    def _linear(x: torch.Tensor, weight: Weight) -> torch.Tensor:
+        """x @ weight.T in the activation dtype (float32 with an adapter); callers widen where needed."""
+        return weight(x)
+
+    def _rotations(self, positions: list[int]) -> torch.Tensor:
+        """[tokens, q/k/v heads * head_dim / 2] complex: RoPE for the q and k pairs, 1 for the v pairs.
+
+        The whole qkv row is then rotated in place by one complex multiply (v times 1 stays exact)."""
+        rows = self.rotation[positions]
+        v_pairs = self.kv_heads * self.head_dim // 2
+        ones = torch.ones(len(positions), v_pairs, dtype=rows.dtype)
+        return torch.cat([rows.repeat(1, self.heads + self.kv_heads), ones], dim=1)
 
     @torch.inference_mode()
     def forward(self, segments: list[tuple[list[int], KVCache]]) -> torch.Tensor:
         """Append each segment's tokens to its cache; float32 logits of each segment's last token."""
         sizes = [len(tokens) for tokens, _ in segments]
+        if max(sizes) == 1:
+            return self._decode(segments)
         positions = [p for (_, c), n in zip(segments, sizes, strict=True) for p in range(c.length, c.length + n)]
         if max(positions) >= self.max_positions:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for (_, cache), n in zip(segments, sizes, strict=True):
             cache.reserve(n)
         total, hd, heads, kv_heads = len(positions), self.head_dim, self.heads, self.kv_heads
-        q_width, qk_width = heads * hd, (heads + kv_heads) * hd
-        group = heads // kv_heads
-        rotation = self.rotation[positions].unsqueeze(1)  # [total, 1, head_dim / 2]
+        q_width = heads * hd
+        rotation = self._rotations(positions)
         x = self.embed[[t for tokens, _ in segments for t in tokens]].float()
         shape = (self.hidden,)
-        decode = max(sizes) == 1
         for index, layer in enumerate(self.layers):
-            qkv = self._linear(F.rms_norm(x, shape, layer.ln1, self.eps), layer.wqkv).float()
-            # RoPE: the weights put each pair (x_j, x_j+half) side by side, so rotating is one complex multiply;
-            # the result goes back in rotate-half order, so q.k sums in the same order as transformers.
-            qk = qkv[:, :qk_width]
-            turned = torch.view_as_real(torch.view_as_complex(qk.view(total, heads + kv_heads, hd // 2, 2)) * rotation)
-            qk.view(total, heads + kv_heads, 2, hd // 2).copy_(turned.transpose(-1, -2))
+            qkv = layer.wqkv(F.rms_norm(x, shape, layer.ln1, self.eps)).float()
+            # RoPE: the weights put each pair (x_j, x_j+half) side by side, so rotating is one complex multiply
+            # in place; q and k stay pair-interleaved (q.k is the same sum in another order).
+            torch.view_as_complex(qkv.view(total, -1, 2)).mul_(rotation)
             kv = qkv[:, q_width:].view(total, 2, kv_heads, hd)
             outputs, start = [], 0
             for (_, cache), n in zip(segments, sizes, strict=True):
                 past, stop = cache.length, start + n
                 cache.kv[index, :, :, past: past + n] = kv[start:stop].permute(1, 2, 0, 3)
                 keys, values = cache.kv[index, 0, :, : past + n], cache.kv[index, 1, :, : past + n]
-                if decode:  # one token: its `group` query heads per kv head are the "query length"
-                    out = F.scaled_dot_product_attention(qkv[start, :q_width].view(kv_heads, group, hd), keys, values)
-                    outputs.append(out.view(1, q_width))
-                else:
-                    query = qkv[start:stop, :q_width].view(n, heads, hd).transpose(0, 1)
-                    if past == 0:
-                        out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
-                    else:  # a chunk appended after earlier tokens: each new token sees the past and itself
-                        allowed = torch.arange(past + n).unsqueeze(0) <= (torch.arange(n) + past).unsqueeze(1)
-                        out = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed,
-                                                             enable_gqa=True)
-                    outputs.append(out.transpose(0, 1).reshape(n, q_width))
+                query = qkv[start:stop, :q_width].view(n, heads, hd).transpose(0, 1)
+                if past == 0:
+                    out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
+                else:  # a chunk appended after earlier tokens: each new token sees the past and itself
+                    allowed = torch.arange(past + n).unsqueeze(0) <= (torch.arange(n) + past).unsqueeze(1)
+                    out = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed, enable_gqa=True)
+                outputs.append(out.transpose(0, 1).reshape(n, q_width))
                 start = stop
-            x.add_(self._linear(torch.cat(outputs) if len(outputs) > 1 else outputs[0], layer.wo))
-            gate_up = self._linear(F.rms_norm(x, shape, layer.ln2, self.eps), layer.wgu)
-            x.add_(self._linear(F.silu(gate_up[:, : self.intermediate].float()) * gate_up[:, self.intermediate:],
-                                layer.wdown))
+            x.add_(layer.wo(torch.cat(outputs) if len(outputs) > 1 else outputs[0]))
+            self._mlp(x, layer)
         for (_, cache), n in zip(segments, sizes, strict=True):
             cache.length += n
-        if not decode:
-            x = x[torch.tensor(sizes).cumsum(0) - 1]
-        return self._linear(F.rms_norm(x, shape, self.norm, self.eps), self.lm_head).float()
+        x = x[torch.tensor(sizes).cumsum(0) - 1]
+        return self.lm_head(F.rms_norm(x, shape, self.norm, self.eps)).float()
+
+    def _mlp(self, x: torch.Tensor, layer: _Layer) -> None:
+        gate_up = layer.wgu(F.rms_norm(x, (self.hidden,), layer.ln2, self.eps))
+        x.add_(layer.wdown(F.silu(gate_up[:, : self.intermediate].float()) * gate_up[:, self.intermediate:]))
+
+    def _decode(self, segments: list[tuple[list[int], KVCache]]) -> torch.Tensor:
+        """One new token per sequence: the same computation as `forward`, with fewer ops per layer (a step
+        is ~30 layers x a few dozen small ops, where each op's dispatch costs about as much as its work)."""
+        caches = [cache for _, cache in segments]
+        positions = [cache.length for cache in caches]
+        if max(positions) >= self.max_positions:
+            raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
+        for cache in caches:
+            cache.reserve(1)
+        total, hd, kv_heads, q_width = len(caches), self.head_dim, self.kv_heads, self.heads * self.head_dim
+        group, shape, eps = self.heads // kv_heads, (self.hidden,), self.eps
+        rotation = self._rotations(positions)
+        x = self.embed[[tokens[0] for tokens, _ in segments]].float()
+        # Per sequence, all layers' keys and values up to and including the new position: [layers, 2, kv, L, hd].
+        spans = [cache.kv[:, :, :, : p + 1] for cache, p in zip(caches, positions, strict=True)]
+        for index, layer in enumerate(self.layers):
+            qkv = layer.wqkv(F.rms_norm(x, shape, layer.ln1, eps)).float()
+            torch.view_as_complex(qkv.view(total, -1, 2)).mul_(rotation)
+            new_kv = qkv[:, q_width:].view(total, 2, kv_heads, 1, hd)
+            outputs = []
+            for row, span in enumerate(spans):
+                kv = span[index]
+                kv[:, :, -1:] = new_kv[row]
+                # The `group` query heads of each kv head are the "query length": no GQA expansion, no mask.
+                out = F.scaled_dot_product_attention(qkv[row, :q_width].view(kv_heads, group, hd), kv[0], kv[1])
+                outputs.append(out.view(1, q_width))
+            x.add_(layer.wo(torch.cat(outputs) if total > 1 else outputs[0]))
+            self._mlp(x, layer)
+        for cache in caches:
+            cache.length += 1
+        return self.lm_head(F.rms_norm(x, shape, self.norm, eps)).float()
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:

@@ -6,7 +6,8 @@ says so (`finish(...)`) or at once on retrieve with `auto_finish=True`. A finish
 (part of the requests done, the rest in the error file as `batch_expired`) or fail validation; some
 requests can fail (a 500 line in the error file) or come back unparsable; a cancel leaves it
 "cancelling" until the next retrieve, then "cancelled". Answers fit the request's JSON schema (the
-fake teacher's), or say "Final answer: 42" for a plain question.
+fake teacher's), or say "Final answer: 42" for a plain question; `/v1/chat/completions` answers one
+call the same way (a custom template's setup call).
 
     with FakeBatches() as fake:
         client = openai.OpenAI(base_url=fake.base_url, api_key="test")
@@ -44,6 +45,7 @@ class FakeBatches:
     #: Observations for assertions.
     created: int = 0
     uploads: int = 0
+    chats: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -169,6 +171,16 @@ class FakeBatches:
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> dict:  # one interactive call (a custom template's setup)
+            body = await request.json()
+            with self._lock:
+                self.chats += 1
+                number = self.chats
+            line = self._line({"custom_id": "chat", "body": body}, number, 200,
+                              self._answer(body, number, False, "chat"))
+            return line["response"]["body"]
 
         @app.post("/v1/files")
         async def upload(file: UploadFile, purpose: str = Form(...)) -> dict:

@@ -1,0 +1,159 @@
+"""Weight formats of the fast decoder's linear layers, and LoRA adapters applied without merging.
+
+Decoding one token reads every weight once, so a step's time is mostly the matmul kernels streaming
+135M weights from memory. Measured on one core (docs/bench/backend.md): torch's weight-only int4 kernel
+(`_weight_int4pack_mm_for_cpu`, groups of 32 along the input, bf16 activations) took ~12 ms for all the
+weights of a token against ~25 ms for the int8 kernel, natively and ~1.4x faster with torch/oneDNN
+capped to AVX2. Both kernels are ATen's own vectorised code: bf16 activations are converted, not
+multiplied in emulated bf16.
+
+A fine-tuned model is the base's (quantized) weights plus its LoRA adapter kept apart in float32:
+y = W x + B (A x). Merging the adapter into the weights first and rounding the sum to 4 bits would
+wash out the fine-tune's small deltas; kept apart they are applied exactly, and serving a fine-tuned
+model needs no merge or conversion, only reading the adapter file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+INT4_GROUP = 32  # input columns per int4 scale/zero: 32 and 64 ran equally fast; 32 rounds finer
+
+
+@dataclass
+class Int8:
+    q: torch.Tensor  # [out, in] int8
+    scale: torch.Tensor  # [out] bf16
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale)
+
+    @property
+    def out_features(self) -> int:
+        return self.q.shape[0]
+
+
+@dataclass
+class Int4:
+    packed: torch.Tensor  # torch's CPU int4 packing of [out, in]
+    scales_zeros: torch.Tensor  # [in / group, out, 2] bf16: w = (q - 8) * scale + zero
+    group: int
+    out_features: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.packed, self.group, self.scales_zeros)
+
+
+@dataclass
+class Dense:
+    w: torch.Tensor
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.w.dtype), self.w)
+
+    @property
+    def out_features(self) -> int:
+        return self.w.shape[0]
+
+
+@dataclass
+class WithLora:
+    """A base weight plus a LoRA adapter in float32: returns float32 base(x) + (x A^T) B^T."""
+    base: Int8 | Int4 | Dense
+    a_t: torch.Tensor  # [in, rank] float32
+    b_t: torch.Tensor  # [rank, out] float32, the adapter's scaling folded in
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.base(x).float(), torch.mm(x.float(), self.a_t), self.b_t)
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+
+Weight = Int8 | Int4 | Dense | WithLora
+
+
+def quantize(name: str, t: torch.Tensor, kind: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The stored tensors of one [out, in] weight in format `kind` (int4, int8 or dense in `dtype`)."""
+    t = t.detach().float()
+    if kind == "int4" and int4_fits(t):
+        packed, scales_zeros = _int4(t, INT4_GROUP)
+        return {f"{name}.q4": packed, f"{name}.sz": scales_zeros}
+    if kind in ("int4", "int8"):  # one scale per output row: half the memory traffic of bf16
+        scale = t.abs().amax(dim=1).clamp(min=1e-8) / 127
+        return {f"{name}.q": (t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
+                f"{name}.scale": scale.to(torch.bfloat16)}
+    return {name: t.to(dtype).contiguous()}
+
+
+def load(name: str, tensors: dict[str, torch.Tensor]) -> Int8 | Int4 | Dense:
+    if f"{name}.q4" in tensors:
+        sz = tensors[f"{name}.sz"]
+        return Int4(tensors[f"{name}.q4"], sz, tensors[f"{name}.q4"].shape[1] * 2 // sz.shape[0], sz.shape[1])
+    if f"{name}.q" in tensors:
+        return Int8(tensors[f"{name}.q"], tensors[f"{name}.scale"])
+    return Dense(tensors[name])
+
+
+def int4_fits(t: torch.Tensor) -> bool:
+    return t.shape[1] % INT4_GROUP == 0 and t.shape[0] % 16 == 0
+
+
+def _int4(t: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit rounding per group of `group` inputs (min..max onto 0..15), torch's CPU packing.
+
+    The codes are rounded against the bf16-rounded scale and zero the kernel will use, so the stored
+    scale/zero rounding does not add to the 4-bit error."""
+    out, inp = t.shape
+    g = t.view(out, inp // group, group)
+    low, high = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+    scale = ((high - low) / 15).clamp(min=1e-8).to(torch.bfloat16).float()
+    zero = (low + 8 * scale).to(torch.bfloat16).float()
+    codes = ((g - zero) / scale + 8).round().clamp(0, 15).to(torch.int32).view(out, inp)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
+    scales_zeros = torch.stack([scale.view(out, -1), zero.view(out, -1)], dim=-1).transpose(0, 1)
+    return packed.contiguous(), scales_zeros.to(torch.bfloat16).contiguous()
+
+
+class UnsupportedAdapter(ValueError):
+    """An adapter this module cannot apply unmerged (DoRA, extra trained modules, ...): merge it instead."""
+
+
+_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def read_lora(adapter_dir) -> dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]]:
+    """{(layer, projection): (A [rank, in], B [out, rank] with the adapter's scaling folded in)}, float32.
+
+    Plain LoRA only (peft's file layout); anything else raises UnsupportedAdapter."""
+    import json
+    import math
+    import re
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    folder = Path(adapter_dir)
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    plain = (cfg.get("peft_type") == "LORA" and not cfg.get("use_dora") and not cfg.get("modules_to_save")
+             and not cfg.get("rank_pattern") and not cfg.get("alpha_pattern") and cfg.get("bias", "none") == "none"
+             and not cfg.get("lora_bias") and not cfg.get("trainable_token_indices")
+             and not cfg.get("layer_replication") and not cfg.get("fan_in_fan_out"))
+    if not plain:
+        raise UnsupportedAdapter("not a plain LoRA adapter")
+    rank, alpha = cfg["r"], cfg["lora_alpha"]
+    scaling = alpha / math.sqrt(rank) if cfg.get("use_rslora") else alpha / rank
+    pattern = re.compile(r".*\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])\.weight")
+    found: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    for key, tensor in load_file(str(folder / "adapter_model.safetensors")).items():
+        match = pattern.fullmatch(key)
+        if match is None or match.group(2) not in _TARGETS:
+            raise UnsupportedAdapter(f"adapter weight {key} is not a LoRA of a decoder projection")
+        found.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = tensor.float()
+    if any(set(pair) != {"A", "B"} for pair in found.values()):
+        raise UnsupportedAdapter("an adapter projection lacks its A or B matrix")
+    return {key: (pair["A"], pair["B"] * scaling) for key, pair in found.items()}

@@ -23,6 +23,7 @@ from components.evaluate import build_evaluate_tab
 from components.finetune import build_finetune_tab
 from components.generate import build_generate_tab
 from components.hub import build_hub_tab
+from components.launching import warn_if_unreachable
 from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
@@ -78,8 +79,13 @@ if __name__ == "__main__":
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         prevent_thread_lock=True,
+        # gradio probes its own page with 3 s timeouts and exits when the probe fails: on a loaded
+        # 2-core machine the probe timed out while the server was fine, and a presenter's app
+        # quit. `_frontend=False` skips that probe only; the patient check below replaces it.
+        _frontend=False,
     )
     from pipeline.local.warmup import warm_up_in_background
 
     warm_up_in_background()  # the page is up: adopt the backend started above (or start it here)
+    warn_if_unreachable(demo.local_url)
     demo.block_thread()

@@ -1,15 +1,8 @@
 """Distill Studio: builds the Gradio app from components/ and launches it. Nothing else lives here."""
 
-# ruff: noqa: E402 - at launch, the local backend starts before the imports below (see __main__ first)
 from __future__ import annotations
 
 import os
-
-if __name__ == "__main__":
-    # First, before gradio's imports (~3 s): the local model loads in its own process meanwhile.
-    from pipeline.local.warmup import start_backend_process
-
-    start_backend_process()
 
 import components.quick_import  # noqa: F401 - before gradio: makes its import ~1.6 s cheaper
 
@@ -86,6 +79,6 @@ if __name__ == "__main__":
     )
     from pipeline.local.warmup import warm_up_in_background
 
-    warm_up_in_background()  # the page is up: adopt the backend started above (or start it here)
+    warm_up_in_background()  # the page is up: load the local model while the visitor looks at it
     warn_if_unreachable(demo.local_url)
     demo.block_thread()

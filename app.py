@@ -1,15 +1,8 @@
 """Distill Studio: builds the Gradio app from components/ and launches it. Nothing else lives here."""
 
-# ruff: noqa: E402 - at launch, the local backend starts before the imports below (see __main__ first)
 from __future__ import annotations
 
 import os
-
-if __name__ == "__main__":
-    # First, before gradio's imports (~3 s): the local model loads in its own process meanwhile.
-    from pipeline.local.warmup import start_backend_process
-
-    start_backend_process()
 
 import components.quick_import  # noqa: F401 - before gradio: makes its import ~1.6 s cheaper
 
@@ -23,6 +16,7 @@ from components.evaluate import build_evaluate_tab
 from components.finetune import build_finetune_tab
 from components.generate import build_generate_tab
 from components.hub import build_hub_tab
+from components.launching import warn_if_unreachable
 from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
@@ -78,8 +72,13 @@ if __name__ == "__main__":
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         prevent_thread_lock=True,
+        # gradio probes its own page with 3 s timeouts and exits when the probe fails: on a loaded
+        # 2-core machine the probe timed out while the server was fine, and a presenter's app
+        # quit. `_frontend=False` skips that probe only; the patient check below replaces it.
+        _frontend=False,
     )
     from pipeline.local.warmup import warm_up_in_background
 
-    warm_up_in_background()  # the page is up: adopt the backend started above (or start it here)
+    warm_up_in_background()  # the page is up: load the local model while the visitor looks at it
+    warn_if_unreachable(demo.local_url)
     demo.block_thread()

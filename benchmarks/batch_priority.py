@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--batch-requests", type=int, default=400)
-    parser.add_argument("--other-in-flight", type=int, default=2)
+    parser.add_argument("--other-in-flight", type=int, default=4)
     parser.add_argument("--rate-requests", type=int, default=8, help="batch requests timed for the throughput")
     parser.add_argument("--real", action="store_true")
     parser.add_argument("--json", action="store_true")

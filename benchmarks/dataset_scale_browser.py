@@ -46,7 +46,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.goto(url)
-            page.get_by_role("tab", name="Dataset").click()
+            page.get_by_role("tab", name="Dataset").click(timeout=180_000)
             t0 = time.perf_counter()
             page.locator("#dataset-upload input[type=file]").set_input_files(str(data))
             page.get_by_text(f"Loaded {args.rows:,} example(s)").wait_for(timeout=600_000)
@@ -57,7 +57,7 @@ def main() -> None:
 
             page.reload()
             t0 = time.perf_counter()
-            page.get_by_role("tab", name="Dataset").click()
+            page.get_by_role("tab", name="Dataset").click(timeout=180_000)
             page.locator("#dataset-page").get_by_text(f"of {args.rows:,}").wait_for(timeout=600_000)
             result["reload_rows_shown_s"] = round(time.perf_counter() - t0, 1)
             page.get_by_text("estimated training cost").wait_for(timeout=600_000)

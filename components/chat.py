@@ -25,7 +25,7 @@ from components.chat_panes import (
     pane_outputs,
     pane_pickers,
     params_from,
-    refresh_models,
+    refresh_pane_models,
 )
 from components.chat_tools import build_tools_section, send_tool_result, wire_tools
 from components.context import AppContext
@@ -189,7 +189,7 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
         wire(c[f"regen_{i}"].click, regenerate_pane, view, api_name=f"chat_regenerate_{i}", **stream)
         wire(c[f"tool_result_{i}"].submit, send_tool_result, view, api_name=f"chat_tool_result_{i}", **stream)
         for event in (c[f"refresh_{i}"].click, c[f"endpoint_{i}"].input):
-            wire(event, refresh_models, view, api_visibility="private")
+            wire(event, refresh_pane_models, view, api_visibility="private")
     wire(c["clear_btn"].click, clear_chat, c, queue=False, api_visibility="private")
     wire(c["undo_btn"].click, undo_clear_chat, c, queue=False, api_visibility="private")
     for event in (c["defaults_btn"].click, ctx.settings.change):  # Settings are the source of truth

@@ -74,7 +74,7 @@ def refresh_model_picker(settings: SessionSettings, endpoint: str, model: str) -
 
 
 @outputs("model")
-def refresh_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
+def refresh_pane_models(settings: SessionSettings, endpoint: str, model: str) -> dict:
     """One model picker refreshed from its endpoint's list. Chat's panes and Evaluate's contestants wire
     it with a view where `endpoint` and `model` name that pane's (or slot's) pickers."""
     return {"model": refresh_model_picker(settings, endpoint, model)}

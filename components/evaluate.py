@@ -16,7 +16,7 @@ from components import batches_panel as batches
 from components import evaluate_batch as ebatch
 from components import evaluate_bench as eb
 from components import evaluate_run as er
-from components.chat_panes import ROLE_TITLES, refresh_models
+from components.chat_panes import ROLE_TITLES, refresh_pane_models
 from components.context import AppContext
 from components.wiring import wire
 from pipeline.control import RunControl
@@ -158,7 +158,7 @@ def _wire(c: dict[str, Any]) -> None:
     ran = wire(checked.success, er.run_evaluation, c, api_name="evaluate_run")
     wire(ran.then, er.run_ended, c, **private)  # finished, stopped or failed: Stop goes quiet again
     for slot in ("base", "fine_tuned", "teacher", "judge"):  # one handler; `endpoint`/`model` = this slot's
-        wire(c[f"{slot}_refresh"].click, refresh_models, {**c, "endpoint": c[f"{slot}_ep"], "model": c[f"{slot}_model"]},
+        wire(c[f"{slot}_refresh"].click, refresh_pane_models, {**c, "endpoint": c[f"{slot}_ep"], "model": c[f"{slot}_model"]},
              **private)
     wire(c["defaults_btn"].click, er.use_role_defaults, c, **private)
     wire(c["settings"].change, er.follow_settings, c, **private)

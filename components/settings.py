@@ -15,7 +15,7 @@ from components import settings_handlers as h
 from components.context import AppContext
 from components.wiring import wire
 from pipeline.endpoints import CAPABILITIES, ROLE_LABELS, ROLES, EndpointKind, SessionSettings
-from pipeline.local.warmup import compute_line as precision_line
+from pipeline.local.precision import settings_line as precision_line
 from pipeline.settings_view import ENDPOINT_COLUMNS, endpoint_rows
 
 KINDS = [(k.label, name) for name, k in EndpointKind.registry.items() if k.user_addable]
@@ -96,8 +96,7 @@ def _build_rest(ui: dict) -> None:
         ui["workspace_md"] = gr.Markdown()
         ui["workspace_btn"] = gr.Button("Refresh", size="sm", scale=0)
     # Read-only, decided once per process (pipeline/local/precision.py). Filled when a page loads, not
-    # while the app is built: deciding imports torch (~2 s), which would delay the first page by as much;
-    # where the backend runs in its own process, that process says what it decided (no torch here).
+    # while the app is built: deciding imports torch (~2 s), which would delay the first page by as much.
     gr.Markdown(lambda _visitor: precision_line(), inputs=ui["visitor"])
 
 

@@ -392,3 +392,25 @@ def test_custom_template_gets_its_system_prompt_written_once_before_the_batch(tm
     examples = lines(config.out)
     assert report.appended == len(examples) > 0
     assert all(ex["messages"][0] == {"role": "system", "content": written} for ex in examples)
+
+
+def test_a_collect_that_died_before_sending_the_checks_sends_them_next_time(tmp_path: Path, fake: FakeBatches,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.batch import checks
+    client = client_for(fake)
+    record = batch.submit(batch.build_generation(gen_config(tmp_path, n=3, check=True), visitor=VISITOR,
+                                                 endpoint="fake"), client)
+    fake.finish()
+    real_submit = checks.submit
+
+    def dies(*args: object) -> None:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(checks, "submit", dies)
+    with pytest.raises(KeyboardInterrupt):
+        batch.collect(record, client)
+    monkeypatch.setattr(checks, "submit", real_submit)
+    with pytest.raises(Exception, match="still"):  # the checks are sent now, and not finished yet
+        batch.collect(record, client)
+    assert fake.created == 2
+    fake.finish()
+    assert batch.collect(record, client).appended == 4 and len(draft_ids()) == 4

@@ -60,7 +60,7 @@ def test_a_generation_batch_from_submit_to_the_dataset_tab(tmp_path_factory) -> 
         assert added >= 1, message.inner_text()
         expect(panel).to_contain_text("collected")
         expect(page.get_by_role("button", name="Collect results")).to_be_disabled()  # once is all
-        shot(page, "batch-collected")
+        shot(page, "generate-batches")
         page.get_by_role("tab", name="Dataset").click()
         summary = page.locator("strong").filter(has_text=re.compile(rf"^{added} examples$"), visible=True)
         expect(summary).to_be_visible(timeout=60_000)
@@ -98,5 +98,5 @@ def test_an_evaluation_batch_lands_on_the_scoreboard(tmp_path_factory) -> None:
         expect(message).to_contain_text("the scoreboard below shows it", timeout=120_000)
         expect(page.locator("#eval-scoreboard")).to_be_visible(timeout=60_000)
         expect(page.locator("#eval-scoreboard")).to_contain_text("Base")
-        shot(page, "batch-eval-collected")
+        shot(page, "evaluate-batches")
         browser.close()

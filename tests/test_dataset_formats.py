@@ -171,6 +171,7 @@ def test_the_dataset_tab_summary_shows_the_report() -> None:
     text = summary_markdown(validate_draft(rows, [], "gpt-4o-mini-2024-07-18"))
     assert "| assistant tokens |" in text and "Missing a system message: 12" in text
     assert "tokens will be charged during training" in text
+    assert "~" not in text.replace("\\~", "")  # a bare pair of "~" strikes the billing line through
 
 
 def test_odd_tool_shapes_become_problems_not_exceptions() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline import atomic, drafts, workspace
 from pipeline.batch import checks, gather
-from pipeline.batch.provider import refresh
+from pipeline.batch.provider import refresh, submit
 from pipeline.batch.records import BatchRecord, load_batch, save_batch
 from pipeline.errors import InputError
 from pipeline.generate.store import RunFiles, example_id, load_existing
@@ -62,6 +62,8 @@ def collect(record: BatchRecord, client: Any = None) -> CollectReport:
         record = load_batch(record.visitor, record.id)  # what another collect may have done meanwhile
         if _marker(record).exists():
             return _already(record)
+        if client is not None and checks.sent(record) and any(p.status == "built" for p in record.parts):
+            record = submit(record, client)  # the check batch of a collect that died before sending it
         if client is not None and not all(p.downloaded for p in record.parts if p.batch_id):
             record = refresh(record, client)
         if not record.finished():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import threading
@@ -18,22 +17,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8400, help="Port (default 8400; 0 picks a free one)")
     parser.add_argument("--api-key", help="Key clients must send (default: $DISTILL_LOCAL_API_KEY, else random, printed)")
     parser.add_argument("--tiny", action="store_true", help="Serve a tiny random model of the same family (tests)")
-    parser.add_argument("--exit-with-parent", action="store_true",
-                        help="Stop when the process that started this one ends (the app starts it so)")
     parser.set_defaults(run=run)
-
-
-def _stop_with_parent(stop: threading.Event) -> None:
-    """The app started this server: when the app is gone (even killed hard, so that nothing of it ran at
-    exit) this process is re-parented, and stops instead of holding the workspace's job runner."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while not stop.wait(0.5):
-            if os.getppid() != parent:
-                stop.set()
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def run(args: Any) -> int:
@@ -53,8 +37,6 @@ def run(args: Any) -> int:
                  "this server takes them over when that process stops.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.exit_with_parent:
-        _stop_with_parent(stop)
     try:
         while not stop.wait(1):
             pass

@@ -259,13 +259,13 @@ def summary_markdown(report: ValidationReport) -> str:
     cost = "no training price known" if usd is None else f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
     approx = (f" · ⚠ token counts are **approximate** (counted with {report.encoding})"
               if report.tokens_approximate else "")
-    status = "✔ no errors" if not report.errors else f"✖ **{len(report.errors)} error(s)**"
+    status = "✔ no errors" if not report.errors else f"✖ **{len(report.errors):,} error(s)**"
     lines = [
         f"**{report.n_examples:,} examples**"
         + (f" + {report.n_unparsed} unreadable row(s)" if report.n_unparsed else "")
         + f" · {report.total_tokens:,} tokens · {report.billing_tokens_per_epoch:,} billed per epoch"
         + f" · {report.n_epochs} epoch(s) · estimated training cost for `{report.model}`: **{cost}**{approx}",
-        f"{status} · ⚠ {len(report.warnings)} warning(s) · prices: {pricing_source()}",
+        f"{status} · ⚠ {len(report.warnings):,} warning(s) · prices: {pricing_source()}",
     ]
     counts = Counter(p["code"] for p in report.errors + report.warnings)
     if counts:

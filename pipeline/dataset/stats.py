@@ -109,7 +109,8 @@ def stats_markdown(stats: dict[str, Any]) -> str:
               f"{stats['missing_user']} · over the {stats['token_limit']:,}-token limit: {stats['over_token_limit']}")
     if stats.get("with_tools"):
         counts += f" · with tools: {stats['with_tools']} (their definitions are counted in the tokens)"
-    out = "\n".join(lines) + "\n\n" + counts + "\n\n" + stats["billing_line"]
+    # Escaped: two "~" in one paragraph made Markdown strike the text between them (seen in chromium).
+    out = "\n".join(lines) + "\n\n" + counts + "\n\n" + stats["billing_line"].replace("~", "\\~")
     if stats.get("labels"):
         out += "\n\nLabels: " + ", ".join(f"`{k}` × {v}" for k, v in stats["labels"].items())
     return out

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from pipeline import config
-from pipeline.local import errors, precision, weights
+from pipeline.local import errors, weights
 from pipeline.local.batches import BatchRunner
 from pipeline.local.engine import Engine
 from pipeline.local.errors import APIError, error_body, not_found
@@ -29,9 +29,7 @@ MODEL_LOAD_TIMEOUT_S = 600
 LEASE_RETRY_S = 1.0  # how often a server without the runner checks whether its holder is gone
 HEALTH = {"type": "object", "required": ["status", "model_ready", "tiny", "runs_jobs"],
           "properties": {"status": {"const": "ok"}, "model_ready": {"type": "boolean"}, "tiny": {"type": "boolean"},
-                         "runs_jobs": {"type": "boolean"},
-                         # What the model computes in (precision.summary), once the model load decided it.
-                         "precision": {"type": ["string", "null"]}}}
+                         "runs_jobs": {"type": "boolean"}}}
 
 
 @dataclass
@@ -209,8 +207,7 @@ def create_app(config: BackendConfig) -> FastAPI:
     @app.get("/health", responses={200: {"content": {"application/json": {"schema": HEALTH}}}})
     async def health() -> dict:
         return {"status": "ok", "model_ready": backend.engine.ready, "tiny": config.tiny,
-                "runs_jobs": backend.runner is not None,
-                "precision": precision.summary() if precision.choose.cache_info().currsize else None}
+                "runs_jobs": backend.runner is not None}
 
     @app.get("/v1/models")
     async def list_models() -> dict:

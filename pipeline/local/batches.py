@@ -30,11 +30,13 @@ from pipeline.local.errors import APIError, error_body
 from pipeline.local.schemas import ChatCompletionRequest, validate_value
 
 log = logging.getLogger(__name__)
-# Batch requests in the engine at once. They pause while a chat decodes (engine._stepping), so this
-# trades batch throughput against the one step a new chat waits for: SmolLM2, 2026-11-30, load ~12:
-# 4 gave 1.37x the requests/s of 2 with chat at 1.29x vs 1.22x its idle time (docs/bench/batches.md).
-IN_FLIGHT = 4
-POLL_S = 1.0  # how often an idle runner looks for work, and a busy one for a cancel or the window's end
+# Batch requests in the engine at once. They pause while a chat decodes (engine._stepping); more of
+# them gave the batch more throughput and the chat a longer wait. SmolLM2, two runs at load 9-14
+# (docs/bench/batch_priority.md): 4 gave 1.26-1.37x the requests/s of 2, but a chat took 1.29-1.72x
+# its idle time against 1.22-1.23x with 2. Chat comes first: 2.
+IN_FLIGHT = 2
+POLL_S = 1.0  # how often a busy runner looks for a cancel or the window's end
+IDLE_S = 30.0  # an idle runner is woken by create and cancel; this is only a safety net
 HOLD_S = 0.2  # how often a runner holding back for chat looks again (seldom: it shares the GIL with decoding)
 SHUTDOWN_JOIN_S = 10
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
@@ -86,7 +88,7 @@ class BatchRunner:
                 batch = self._next()
                 if batch is None:
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), POLL_S)
+                        await asyncio.wait_for(self._wake.wait(), IDLE_S)
                     self._wake.clear()
                     continue
                 try:

@@ -9,7 +9,6 @@ Environment: DISTILL_LOCAL_TINY=1 serves the tiny random test model; DISTILL_HOM
 
 from __future__ import annotations
 
-import atexit
 import os
 import secrets
 import socket
@@ -64,9 +63,6 @@ class LocalBackendHandle:
 
 _lock = threading.Lock()
 _handle: LocalBackendHandle | None = None
-#: The server process the app started at launch (start_process), until ensure_local_backend adopts it.
-_spawned: LocalBackendHandle | None = None
-SPAWN_LISTEN_TIMEOUT_S = 120  # how long the first use waits for the launch-time server to listen
 
 
 def tiny_from_env() -> bool:
@@ -128,21 +124,13 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
 
 
 def ensure_local_backend() -> LocalBackendHandle:
-    """The backend serving this process's workspace (idempotent, thread-safe): the server this process
-    started at launch (start_process), else the one another process (the app, `serve`, another command)
-    advertises for it and that answers with its key, else one started here. So a command run next to
-    the app uses the app's backend and its one job runner."""
-    global _handle, _spawned
+    """The backend serving this process's workspace (idempotent, thread-safe): the one another process
+    (the app, `serve`, another command) advertises for it and that answers with its key, else one
+    started here. So a command run next to the app uses the app's backend and its one job runner."""
+    global _handle
     with _lock:
-        if _handle is not None and (_handle.app is not None or _owned_and_alive(_handle)
-                                    or lease.answers(_handle.base_url, _handle.api_key)):
+        if _handle is not None and (_handle.app is not None or lease.answers(_handle.base_url, _handle.api_key)):
             return _handle
-        spawned, _spawned = _spawned, None
-        if spawned is not None:
-            if _wait_listening(spawned, SPAWN_LISTEN_TIMEOUT_S):
-                _handle = spawned
-                return _handle
-            spawned.stop()  # it died or hangs: serve from this process instead, as without it
         root = default_root()
         tiny = tiny_from_env()
         with lease.start_lock(root):
@@ -152,77 +140,6 @@ def ensure_local_backend() -> LocalBackendHandle:
             else:
                 _handle = start_server(root=root, tiny=tiny)
         return _handle
-
-
-def launched_process() -> LocalBackendHandle | None:
-    """The backend process this process started at launch (adopted or not yet), while it runs."""
-    with _lock:
-        for handle in (_handle, _spawned):
-            if handle is not None and _owned_and_alive(handle):
-                return handle
-    return None
-
-
-def _owned_and_alive(handle: LocalBackendHandle) -> bool:
-    """A server process this one started and that still runs: no HTTP round trip to trust it. (Asking it
-    with a 3 s timeout while it loaded the model on a busy machine failed, and the app then started a
-    second backend of its own.)"""
-    return handle.process is not None and handle.process.poll() is None
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def _wait_listening(handle: LocalBackendHandle, timeout: float) -> bool:
-    """True once the server process answers /health; False if it exits or `timeout` passes."""
-    import httpx
-
-    health = handle.base_url.removesuffix("/v1") + "/health"
-    deadline = time.monotonic() + timeout
-    while handle.process is not None and handle.process.poll() is None:
-        try:
-            if httpx.get(health, timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def start_process() -> LocalBackendHandle:
-    """Start `python -m pipeline serve` for this process, without waiting; the first use adopts it.
-
-    The app calls this first thing at launch. In its own process the backend's imports and model load
-    (~6 s of CPU: torch, the tokenizer, the weights) run on another core while the app imports gradio and
-    builds the page, instead of after the page and under the app's GIL. The server exits with this
-    process (`--exit-with-parent`); the key reaches it through the environment, never the command line."""
-    global _spawned
-    key = secrets.token_urlsafe(24)
-    port = _free_port()
-    project = Path(__file__).resolve().parents[2]
-    env = {**os.environ, config.LOCAL_API_KEY.name: key,
-           "PYTHONPATH": str(project) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port), "--exit-with-parent"],
-                            cwd=project, env=env, stdout=subprocess.DEVNULL)
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    handle = LocalBackendHandle(f"http://127.0.0.1:{port}/v1", key, stop, process=proc)
-    atexit.register(handle.stop)
-    with _lock:
-        _spawned = handle
-    return handle
 
 
 def spawn_server(*, home: Path | None = None, tiny: bool = True, api_key: str | None = None,

@@ -1,18 +1,16 @@
-"""Start the embedded backend and its model load at launch, next to the app instead of after it.
+"""Start the embedded backend and its model load as soon as the app's page is up.
 
 Without this the first chat paid for everything at once: the backend's imports (torch, transformers),
-the tokenizer, the model's weights and the grammar tokenizer, ~6-10 s of CPU. `start_backend_process`
-runs first thing when the app is launched: the backend starts in its own process, so that work runs
-on another core while the app imports gradio and builds its page (in a thread of the app's process it
-would hold the GIL against gradio's imports and the page's first requests). `warm_up_in_background`,
-called once the page is served, adopts that server, or starts one in-process if it did not come up.
+the tokenizer, the model's weights and the grammar tokenizer, ~10 s on a quiet 2-core machine and far
+more on a busy one. Started right after the page is served, that work overlaps the visitor's first
+look at the app. Not before the page: imports hold the GIL, so loading torch next to gradio's own
+imports would only delay the first page.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from pipeline import config
 
@@ -24,21 +22,6 @@ def local_backend_is_default() -> bool:
     from pipeline.endpoints import SessionSettings, has_openai_key
 
     return not has_openai_key(SessionSettings())
-
-
-def start_backend_process() -> bool:
-    """At launch, before the app's imports: start the local backend's server process when the local
-    backend is every role's default and DISTILL_WARM_START is on. True when started."""
-    if not config.WARM_START.get() or not local_backend_is_default():
-        return False
-    from pipeline.local.runtime import start_process
-
-    try:
-        start_process()
-    except OSError:  # no process could be started: the in-process start after the page does the work
-        log.warning("starting the local backend's process failed; it starts in this process", exc_info=True)
-        return False
-    return True
 
 
 def warm_up_in_background() -> threading.Thread | None:
@@ -58,31 +41,3 @@ def warm_up_in_background() -> threading.Thread | None:
     thread = threading.Thread(target=warm, name="local-backend-warmup", daemon=True)
     thread.start()
     return thread
-
-
-PRECISION_WAIT_S = 120  # how long the Settings line waits for the backend's model load to decide
-
-
-def compute_line() -> str:
-    """The Settings tab's line on what the local model computes in (pipeline/local/precision.py).
-
-    Where the backend runs in its own process (start_backend_process) that process decides it while
-    loading the model, and its /health says what it chose: deciding here as well would import torch into
-    the app's process (~2 s holding its GIL) just as a visitor's page loads."""
-    from pipeline.local import precision, runtime
-
-    handle = runtime.launched_process()
-    if handle is not None:
-        import httpx
-
-        health_url = handle.base_url.removesuffix("/v1") + "/health"
-        deadline = time.monotonic() + PRECISION_WAIT_S
-        while handle.process is not None and handle.process.poll() is None and time.monotonic() < deadline:
-            try:
-                chosen = httpx.get(health_url, timeout=5).json().get("precision")
-            except (httpx.HTTPError, ValueError):
-                chosen = None
-            if chosen:
-                return f"**Local model compute:** {chosen}"
-            time.sleep(0.5)
-    return precision.settings_line()

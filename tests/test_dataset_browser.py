@@ -1,4 +1,5 @@
-"""The Dataset tab in a real browser: load a sample, edit a cell, reload the page, the edit is still there."""
+"""The Dataset tab in a real browser: load a sample (one page, its line says so), edit a cell, reload the page,
+the edit is still there."""
 
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ def test_edit_survives_reload() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             page.goto(app.demo.local_url)
-            page.get_by_role("tab", name="Dataset").click()
+            # A loaded machine kept the fresh page busy past the default 30 s (the click hung, twice).
+            page.get_by_role("tab", name="Dataset").click(timeout=120_000)
             page.get_by_label("…or a sample dataset").click()
             page.get_by_role("option", name=sample).click()
             page.get_by_role("button", name="Load sample").click()
             page.get_by_text(f"from sample {sample}").wait_for(timeout=60_000)
+            n = len(read_dataset(sample_path(sample)).examples)
+            page.locator("#dataset-page").get_by_text(f"Rows 1–{n} of {n}").wait_for(timeout=60_000)  # one page
             cell = page.get_by_text(question, exact=True).first
             try:
                 cell.wait_for(timeout=30_000)
@@ -45,7 +49,7 @@ def test_edit_survives_reload() -> None:
             page.keyboard.press("Enter")
             page.get_by_text("Saved.").wait_for(timeout=60_000)
             page.reload()
-            page.get_by_role("tab", name="Dataset").click()
+            page.get_by_role("tab", name="Dataset").click(timeout=120_000)
             page.get_by_text("EDITED IN THE BROWSER?").first.wait_for(timeout=60_000)
             browser.close()
     finally:

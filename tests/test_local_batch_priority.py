@@ -46,3 +46,12 @@ def test_batch_requests_wait_to_be_admitted_while_a_chat_decodes():
     assert engine._next_pending() is None  # its prefill would hold the chat's next step
     chat.finish_reason = "stop"
     assert engine._next_pending() is queued
+
+
+def test_a_request_cancelled_between_steps_ends_as_cancelled():
+    engine = _idle_engine()
+    left, chat = GenRequest("m", [1], 4), GenRequest("m", [1], 4)
+    engine._active = [left, chat]
+    left.cancelled = True
+    assert engine._stepping() == [chat]
+    assert left.finish_reason == "cancelled" and left.cache is None  # its memory is freed, its state readable

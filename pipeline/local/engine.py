@@ -339,7 +339,10 @@ class Engine:
     def _stepping(self) -> list[GenRequest]:
         """The requests decoded this step: every active one, except batch work while a chat decodes
         (each extra row slows every step of the chat; paused batch requests keep their caches)."""
-        self._active = [r for r in self._active if r.finish_reason is None and not r.cancelled]
+        for request in self._active:
+            if request.cancelled and request.finish_reason is None:  # its client left between two steps
+                request.finish_reason, request.cache = "cancelled", None
+        self._active = [r for r in self._active if r.finish_reason is None]
         if self._chatting():
             return [r for r in self._active if not r.low_priority]
         return self._active

@@ -201,14 +201,9 @@ def parse_json_lines(lines: list[str], out: Parsed) -> None:
             out.values.append(load_value(line))
             out.lines.append(n)
         except UnusableJSON as exc:
-            if exc.code == "invalid_json":
-                msg = (f"Line {n} is not valid JSON ({exc}). Fix the line or delete it; "
-                       "each line must be one complete JSON object." + json_paste_hint(line))
-            else:
-                msg = f"Line {n} cannot be used: {exc}."
-            raw = line if len(line) <= MAX_LINE_CHARS else line[:KEEP_CHARS] + " …"
-            out.unparsed.append(Unparsed(n, raw, exc.code, msg))
-            out.problems.append(problem(exc.code, msg, line=n))
+            bad = unparsed_line(n, line, exc)
+            out.unparsed.append(bad)
+            out.problems.append(problem(bad.code, bad.message, line=n))
     first_line = next(n for n, ln in enumerate(lines, start=1) if ln.strip())
     if len(out.unparsed) > start[1] and out.unparsed[start[1]].line == first_line and first.startswith("{"):
         # Pretty-printed objects (one object over several lines) read as a stream instead.
@@ -219,6 +214,17 @@ def parse_json_lines(lines: list[str], out: Parsed) -> None:
             out.lines += saved[1]
             out.unparsed += saved[2]
             out.problems += saved[3]
+
+
+def unparsed_line(n: int, line: str, exc: UnusableJSON) -> Unparsed:
+    """Line `n` that load_value refused, with the message that says what to do."""
+    if exc.code == "invalid_json":
+        msg = (f"Line {n} is not valid JSON ({exc}). Fix the line or delete it; "
+               "each line must be one complete JSON object." + json_paste_hint(line))
+    else:
+        msg = f"Line {n} cannot be used: {exc}."
+    raw = line if len(line) <= MAX_LINE_CHARS else line[:KEEP_CHARS] + " …"
+    return Unparsed(n, raw, exc.code, msg)
 
 
 def _only_blank(lines: list[str]) -> bool:

@@ -81,23 +81,34 @@ def _convert_prompt_completion(result: ReadResult, system_prompt: str | None) ->
     """Legacy {"prompt", "completion"} lines become chat examples (TRL's conversational form too)."""
     converted = []
     for i, ex in enumerate(result.examples):
-        if not (isinstance(ex, dict) and "prompt" in ex and "completion" in ex and "messages" not in ex):
-            continue
-        prompt, completion = ex["prompt"], ex["completion"]
-        if isinstance(prompt, list) and isinstance(completion, list):
-            messages = prompt + completion
-        else:
-            messages = [{"role": "user", "content": _strip(prompt)},
-                        {"role": "assistant", "content": _strip(completion)}]
-        if system_prompt and not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": system_prompt})
-        rest = {k: v for k, v in ex.items() if k not in ("prompt", "completion")}
-        result.examples[i] = {"messages": messages, **rest}
-        converted.append(result.line_numbers[i])
+        chat = convert_prompt_completion(ex, system_prompt)
+        if chat is not None:
+            result.examples[i] = chat
+            converted.append(result.line_numbers[i])
     if converted:
-        msg = (f"{len(converted)} line(s) were in the legacy prompt/completion format and were converted to chat "
-               "messages (user = prompt, assistant = completion). Check them, then download as JSONL.")
-        result.problems.append(problem("converted_prompt_completion", msg, line=converted[0]))
+        result.problems.append(converted_problem(converted))
+
+
+def convert_prompt_completion(ex: Any, system_prompt: str | None) -> dict | None:
+    """The chat form of one legacy prompt/completion value, or None when it is not one."""
+    if not (isinstance(ex, dict) and "prompt" in ex and "completion" in ex and "messages" not in ex):
+        return None
+    prompt, completion = ex["prompt"], ex["completion"]
+    if isinstance(prompt, list) and isinstance(completion, list):
+        messages = prompt + completion
+    else:
+        messages = [{"role": "user", "content": _strip(prompt)},
+                    {"role": "assistant", "content": _strip(completion)}]
+    if system_prompt and not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    rest = {k: v for k, v in ex.items() if k not in ("prompt", "completion")}
+    return {"messages": messages, **rest}
+
+
+def converted_problem(lines: list[int]) -> Problem:
+    msg = (f"{len(lines)} line(s) were in the legacy prompt/completion format and were converted to chat "
+           "messages (user = prompt, assistant = completion). Check them, then download as JSONL.")
+    return problem("converted_prompt_completion", msg, line=lines[0])
 
 
 def _strip(value: Any) -> Any:

@@ -283,7 +283,21 @@ def _fill_lists(report: ValidationReport, extra: Sequence[Problem] = ()) -> None
 def validate_file(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
                   system_prompt: str | None = None, columns: Any = None,
                   schema: dict | None = None) -> ValidationReport:
-    """Read and validate a file; reading problems (bad lines, encoding) join the report with their lines."""
+    """Read and validate a file; reading problems (bad lines, encoding) join the report with their lines.
+    JSON Lines are read a chunk at a time (pipeline.dataset.streaming); other files whole."""
+    from pipeline.dataset import streaming
+
+    if isinstance(path, (str, Path)) and streaming.can_stream(Path(path), schema):
+        streamed = streaming.stream_report(Path(path), model, n_epochs, system_prompt)
+        if streamed is not None:
+            return streamed
+    return validate_file_whole(path, model, n_epochs, system_prompt=system_prompt, columns=columns, schema=schema)
+
+
+def validate_file_whole(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
+                        system_prompt: str | None = None, columns: Any = None,
+                        schema: dict | None = None) -> ValidationReport:
+    """validate_file holding every example at once (any format; the reference the streamed path matches)."""
     from pipeline.dataset.readers import read_dataset
 
     read = read_dataset(path, system_prompt=system_prompt, columns=columns)

@@ -134,7 +134,7 @@ def confirm_line(r: BatchRecord, threshold_usd: float) -> str:
 
 
 def collected_line(r: BatchRecord, report: CollectReport) -> str:
-    if report.waiting:  # answer checks went out as a second batch of the same record
+    if report.waiting:  # answer checks or the judge went out as a second batch of the same record
         return f"{report.message} This list follows it."
     if report.already:
         before = (f"{report.appended} examples were added then" if r.kind == "generate"

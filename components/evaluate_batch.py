@@ -81,8 +81,9 @@ def preview_evaluation_batch(batch_mode_radio: str, bench_dd: str | None, upload
 def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_use: bool, base_ep: str,
                             base_model: str, few_shot_use: bool, shots_sl: float | None, fine_tuned_use: bool,
                             fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool, teacher_ep: str,
-                            teacher_model: str, max_tokens_nb: float | None, settings: SessionSettings,
-                            visitor: str | None, batch_kind: str, batch_send: bool = True) -> dict[str, Any]:
+                            teacher_model: str, judge_ep: str, judge_model: str, max_tokens_nb: float | None,
+                            settings: SessionSettings, visitor: str | None, batch_kind: str,
+                            batch_send: bool = True) -> dict[str, Any]:
     """Write the request file (one line per question and contestant) and submit it, asking first above
     the confirmation threshold; or only offer the file (`batch_send` False). One batch goes to one
     endpoint, so the contestants must share it."""
@@ -91,8 +92,13 @@ def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_
                    teacher_use, teacher_ep, teacher_model)
     name, items, targets, endpoint, note = _request(bench_dd, upload_file, picks, shots_sl, settings, visitor)
     max_tokens = int(max_tokens_nb or 512)
+    judge = judge_model if any(i.scoring == "judge" for i in items) and judge_model else None
+    if judge and judge_ep != endpoint:  # the judge batch is a second part of the same record: one endpoint
+        raise InputError(f"In batch mode the judge goes to the contestants' endpoint ({endpoint}): pick a judge "
+                         f"there, or run the benchmark one request at a time.")
     record = batch.build_evaluation(name, items, targets, visitor=visitor, endpoint=endpoint, max_tokens=max_tokens,
-                                    settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0})
+                                    settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0},
+                                    judge=judge)
     out = panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
     if note:
         out["batch_msg_md"] = f"{out.get('batch_msg_md', '')}{note}"

@@ -279,13 +279,45 @@ def test_eval_batch_scores_into_the_kept_runs(tmp_path: Path, fake: FakeBatches)
     assert len(list_runs(VISITOR)) == 1  # kept once
 
 
-def test_judge_benchmarks_are_refused_with_a_way_forward(tmp_path: Path) -> None:
+def test_judge_benchmarks_need_a_judge_in_batch_mode(tmp_path: Path) -> None:
     from pipeline.evaluate import Target
     from pipeline.evaluate.bench import parse_benchmark
     items = parse_benchmark(json.dumps({"messages": [{"role": "user", "content": "Write a haiku"}],
                                         "expected": "a haiku", "scoring": "judge"}) + "\n", "j.jsonl")
-    with pytest.raises(Exception, match="one request at a time"):
+    with pytest.raises(Exception, match="choose a judge model"):
         batch.build_evaluation("j.jsonl", items, [Target("gpt-4o-mini", None)], visitor=VISITOR, endpoint="x")
+
+
+def test_judge_scored_batch_is_judged_by_a_second_batch_and_kept_once(tmp_path: Path, fake: FakeBatches) -> None:
+    from pipeline.evaluate import Target
+    from pipeline.evaluate.bench import parse_benchmark
+    from pipeline.evaluate.runs import list_runs
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}], "expected": exp, "scoring": scoring}
+            for i, (exp, scoring) in enumerate([("42", "judge"), ("7", "judge"), ("42", "final_answer")])]
+    items = parse_benchmark("".join(json.dumps(r) + "\n" for r in rows), "j.jsonl")
+    record = batch.build_evaluation("j.jsonl", items, [Target("gpt-4o-mini", None)], visitor=VISITOR,
+                                    endpoint="x", judge="gpt-4.1-nano")
+    assert record.estimate["requests"] == 5  # 3 answers + 2 judge requests to come
+    client = client_for(fake)
+    batch.submit(record, client)
+    fake.finish()
+    record = batch.refresh(record, client)
+    with pytest.raises(Exception, match="judge-scored"):
+        batch.collect(record)  # the judge batch needs the endpoint
+    first = batch.collect(record, client)
+    assert first.waiting and "Sent 2 answers to the judge" in first.message and not list_runs(VISITOR)
+    judge_batch = [b for b in fake.batches.values() if b["status"] != "completed"]
+    assert len(judge_batch) == 1
+    with pytest.raises(Exception, match="still"):
+        batch.collect(record, client)  # the judge batch has not finished
+    fake.finish(judge_batch[0]["id"])
+    report = batch.collect(record, client)
+    answers = {it["index"]: it["answers"]["gpt-4o-mini"] for it in report.results["items"]}
+    assert [answers[i]["correct"] for i in range(3)] == [True, False, True]  # the fake answers 42
+    assert answers[0]["verdict"] == "CORRECT" and answers[1]["verdict"] == "INCORRECT"
+    assert answers[0]["judge_cost_usd"] is not None and report.results["judge"] == "gpt-4.1-nano"
+    again = batch.collect(record, client)
+    assert again.already and len(list_runs(VISITOR)) == 1 and len(fake.batches) == 2  # kept once, judged once
 
 
 def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None:

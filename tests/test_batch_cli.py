@@ -158,3 +158,25 @@ def test_generate_batch_with_answer_checks_waits_for_both_batches(tmp_path: Path
     result = json.loads(made.stdout)
     assert result["collected"]["appended"] == 5 and result["collected"]["check_dropped"] == 0
     assert len(fake.batches) == 2 and len(lines(out)) == 5
+
+
+def test_eval_batch_with_a_judge_scores_as_the_interactive_judge(tmp_path: Path, fake: FakeBatches, cli) -> None:
+    fake.auto_finish = True
+    bench = tmp_path / "bench.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}], "expected": exp, "scoring": scoring}
+            for i, (exp, scoring) in enumerate([("42", "judge"), ("7", "judge"), ("42", "judge"), ("5", "final_answer")])]
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    flags = ["eval", str(bench), "--model", "gpt-4o-mini", "--judge", "gpt-4.1-nano", "--json"]
+    interactive = cli(tmp_path / "home1", *flags, base_url=fake.base_url)
+    assert interactive.returncode == 0, interactive.stderr
+    batched = cli(tmp_path / "home2", *flags, "--batch", "--wait", "--poll", "0.05", base_url=fake.base_url)
+    assert batched.returncode == 0, batched.stderr
+    assert "answers to the judge" in batched.stderr
+    one, two = json.loads(interactive.stdout), json.loads(batched.stdout)
+
+    def verdicts(results: dict) -> list[tuple]:
+        return [(it["index"], a["correct"], a["verdict"]) for it in results["items"] for a in it["answers"].values()]
+    assert verdicts(two) == verdicts(one)
+    assert [r["correct"] for r in two["results"]] == [r["correct"] for r in one["results"]] == [2]
+    assert two["judge"] == one["judge"] == "gpt-4.1-nano"
+    assert len(fake.batches) == 2  # the answers, then the judge

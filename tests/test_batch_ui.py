@@ -18,6 +18,7 @@ from components import batches_view as view
 from components import evaluate_batch as eval_batch
 from components import generate_batch as gen_batch
 from components.errors import shown_errors
+from components.evaluate_bench import UPLOADED
 from components.generate_run import MAX_VARS
 from pipeline import batch, drafts
 from pipeline.endpoints import Endpoint, SessionSettings
@@ -247,10 +248,12 @@ def test_evaluation_batch_lands_on_the_scoreboard(fake: FakeBatches) -> None:
     form = {"bench_dd": BENCH, "upload_file": None, "base_use": True, "base_ep": "fake", "base_model": "gpt-4o-mini",
             "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": True, "fine_tuned_ep": "fake",
             "fine_tuned_model": "gpt-4o", "teacher_use": False, "teacher_ep": "fake", "teacher_model": "x",
-            "max_tokens_nb": 64, "settings": s, "visitor": v, "batch_kind": "eval"}
+            "judge_ep": "fake", "judge_model": "", "max_tokens_nb": 64, "settings": s, "visitor": v,
+            "batch_kind": "eval"}
     with pytest.raises(gr.Error, match="one endpoint"):
         shown_errors(eval_batch.submit_evaluation_batch)(**{**form, "teacher_use": True, "teacher_ep": "local"})
-    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form if k != "batch_kind"})
+    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form
+                                                                     if k not in ("batch_kind", "judge_ep", "judge_model")})
     out = eval_batch.submit_evaluation_batch(**form)
     record = only_record(v)
     # What the preview said before anything was written is what the built request file holds.
@@ -311,3 +314,20 @@ def test_answer_checks_go_out_as_a_second_batch_and_the_panel_follows_it(fake: F
     second = panel.collect_batch(s, v, "generate", record.id, 0)
     assert "dropped by the answer check" in second["batch_msg_md"]
     assert batch.load_batch(v, record.id).state == "collected"
+
+
+def test_evaluation_batch_takes_the_judge_on_its_endpoint(fake: FakeBatches, tmp_path: Path) -> None:
+    v = visitor_id()
+    bench = tmp_path / "judged.jsonl"
+    bench.write_text(json.dumps({"messages": [{"role": "user", "content": "Name a colour"}], "expected": "blue",
+                                "scoring": "judge"}) + "\n", encoding="utf-8")
+    form = {"bench_dd": UPLOADED, "upload_file": str(bench), "base_use": True, "base_ep": "fake",
+            "base_model": "gpt-4o-mini", "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": False,
+            "fine_tuned_ep": "fake", "fine_tuned_model": "", "teacher_use": False, "teacher_ep": "fake",
+            "teacher_model": "", "judge_ep": "local", "judge_model": "gpt-4.1-nano", "max_tokens_nb": 64,
+            "settings": settings_for(fake.base_url), "visitor": v, "batch_kind": "eval"}
+    with pytest.raises(gr.Error, match="judge goes to the contestants' endpoint"):
+        shown_errors(eval_batch.submit_evaluation_batch)(**form)
+    out = eval_batch.submit_evaluation_batch(**{**form, "judge_ep": "fake"})
+    record = only_record(v)
+    assert record.plan["judge"] == {"model": "gpt-4.1-nano"} and out["batch_msg_md"].startswith("Submitted")

@@ -159,11 +159,14 @@ def target_to_json(t: Target) -> dict[str, Any]:
 
 def build_evaluation(name: str, items: Sequence[BenchItem], targets: Sequence[Target], *, visitor: str | None,
                      endpoint: str, temperature: float | None = 0.0, max_tokens: int = 512,
-                     settings: dict | None = None, title: str | None = None) -> BatchRecord:
-    """Write the request file asking every target every question; one part per model."""
-    if any(i.scoring == "judge" for i in items):
-        raise InputError("This benchmark has judge-scored questions; a judge needs the answers first, so "
-                         "evaluate it one request at a time (batch mode takes the other scorings).")
+                     settings: dict | None = None, title: str | None = None,
+                     judge: str | None = None) -> BatchRecord:
+    """Write the request file asking every target every question; one part per model. `judge` (a model
+    on the same endpoint) grades the judge-scored answers as a second batch once they are in (judging.py)."""
+    judged = sum(i.scoring == "judge" for i in items)
+    if judged and not judge:
+        raise InputError("This benchmark has judge-scored questions: choose a judge model (--judge on the command "
+                         "line, the judge picker in the Evaluate tab) on the same endpoint as the answers.")
     if not items or not targets:
         raise InputError("Nothing to ask: the batch needs at least one question and one model.")
     names = [t.name for t in targets]
@@ -181,7 +184,8 @@ def build_evaluation(name: str, items: Sequence[BenchItem], targets: Sequence[Ta
         title=title or f"{len(items)} questions x {len(targets)} model(s) · {name}", requests=first, parts=parts,
         plan={"name": name, "items": [dataclasses.asdict(i) for i in items],
               "targets": [target_to_json(t) for t in targets], "temperature": temperature,
-              "max_tokens": max_tokens, "settings": dict(settings or {})})
+              "max_tokens": max_tokens, "settings": dict(settings or {}),
+              "judge": {"model": judge} if judged else None})
     record.folder.mkdir(parents=True, exist_ok=True)
     tally = Tally()
 
@@ -195,6 +199,9 @@ def build_evaluation(name: str, items: Sequence[BenchItem], targets: Sequence[Ta
                     yield request_line(f"eval-{item.index}-{number}", body)
 
     _write_lines(record.requests_path, lines())
+    if judged and judge:  # one judge request per judge-scored answer, sent as a second batch once they are in
+        per = judged * len(targets)
+        tally.add_counts(judge, per, (max(1, max_tokens // 4) + 80) * per, 4 * per, 16 * per)
     record.estimate = tally.estimate().to_json()
     save_batch(record)
     return record

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import atomic, drafts, workspace
-from pipeline.batch import checks, gather
+from pipeline.batch import checks, gather, judging
 from pipeline.batch.provider import refresh, submit
 from pipeline.batch.records import BatchRecord, load_batch, save_batch
 from pipeline.errors import InputError
@@ -62,7 +62,7 @@ def collect(record: BatchRecord, client: Any = None) -> CollectReport:
         record = load_batch(record.visitor, record.id)  # what another collect may have done meanwhile
         if _marker(record).exists():
             return _already(record)
-        if client is not None and checks.sent(record) and any(p.status == "built" for p in record.parts):
+        if client is not None and (checks.sent(record) or judging.sent(record)) and any(p.status == "built" for p in record.parts):
             record = submit(record, client)  # the check batch of a collect that died before sending it
         if client is not None and not all(p.downloaded for p in record.parts if p.batch_id):
             record = refresh(record, client)
@@ -78,6 +78,15 @@ def collect(record: BatchRecord, client: Any = None) -> CollectReport:
             if sent:
                 return CollectReport(waiting=True, message=f"Sent {sent} answer checks as a second batch of "
                                      f"{record.id}; collect again when it has finished.")
+        if judging.wanted(record) and not judging.sent(record) and not _pending(record).exists():
+            if client is None:
+                raise InputError(f"Batch {record.id} has judge-scored questions, whose judge goes out as a second "
+                                 "batch: collect it with its endpoint (the same endpoint flags).")
+            sent = judging.send(record, client)
+            if sent:
+                return CollectReport(waiting=True, message=f"Sent {sent} answers to the judge "
+                                     f"({judging.judge_model(record)}) as a second batch of {record.id}; "
+                                     "collect again when it has finished.")
         pending = atomic.read_json(_pending(record))
         if pending is None:
             pending = _compute(record)
@@ -119,7 +128,7 @@ def _compute(record: BatchRecord) -> dict[str, Any]:
     return {"examples": g.examples, "cost_usd": g.cost_usd, "input_tokens": g.input_tokens,
             "output_tokens": g.output_tokens, "stamp": time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
             "counts": {k: sum(f["kind"] == k for f in g.failures)
-                       for k in ("error", "status", "missing", "parse", "duplicate", "check")}}
+                       for k in ("error", "status", "missing", "parse", "duplicate", "check", "judge")}}
 
 
 def _apply_generation(record: BatchRecord, pending: dict[str, Any]) -> CollectReport:

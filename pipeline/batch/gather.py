@@ -18,7 +18,15 @@ from pipeline.batch.costs import batch_cost_usd
 from pipeline.batch.records import BatchRecord
 from pipeline.batch.results import ResultLine, iter_results
 from pipeline.evaluate.bench import BenchItem
-from pipeline.evaluate.runner import Answer, Target, build_results, item_body, reply_parts, score_reply
+from pipeline.evaluate.runner import (
+    Answer,
+    Target,
+    build_results,
+    item_body,
+    judge_failed,
+    reply_parts,
+    score_reply,
+)
 from pipeline.generate import steps
 from pipeline.generate.dedup import Deduper
 from pipeline.generate.tasks import effective
@@ -146,10 +154,30 @@ def gather_evaluation(record: BatchRecord) -> Gathered:
         _tally(g, target.model, line)
         messages = item_body(item, target, plan["temperature"], plan["max_tokens"])["messages"]
         text, tin, tout, message = reply_parts(line.completion, target.model, messages)
-        answer = score_reply(item, target, None, text, message, None, tin, tout)
+        if item.scoring == "judge":  # graded by the judge batch (judging.py): its verdict, as interactively
+            answer = _judged(g, plan, cid, by_id, item, target, text, message, tin, tout)
+        else:
+            answer = score_reply(item, target, None, text, message, None, tin, tout)
         answer.cost_usd = batch_cost_usd(target.model, tin, tout)  # what this batch cost, not one by one
         answers.append(answer)
     settings = {"concurrency": None, "temperature": plan["temperature"], "max_tokens": plan["max_tokens"],
                 **plan.get("settings", {}), "batch": record.id, "batch_cost_usd": g.cost_usd}
-    g.results = build_results(plan["name"], items, targets, answers, settings=settings)
+    judge = Target(plan["judge"]["model"], None, label="judge") if plan.get("judge") else None
+    g.results = build_results(plan["name"], items, targets, answers, judge=judge, settings=settings)
     return g
+
+
+def _judged(g: Gathered, plan: dict[str, Any], cid: str, by_id: dict[str, ResultLine], item: BenchItem,
+            target: Target, text: str, message: Any, tin: int, tout: int) -> Answer:
+    """A judge-scored answer scored from its judge request's result line (a failure is listed, kind "judge")."""
+    jid = "jdg-" + cid.split("-", 1)[1]
+    line = by_id.get(jid)
+    if line is None or not line.ok:
+        reason = line.reason if line is not None else "no result line for the judge request"
+        g.failures.append({"custom_id": cid, "kind": "judge", "reason": f"the judge failed: {reason}"})
+        return judge_failed(item, target, text, None, tin, tout, reason or "failed")
+    model = plan["judge"]["model"]
+    jin, jout = _tally(g, model, line)
+    jtext = reply_parts(line.completion, model, [])[0]
+    return score_reply(item, target, None, text, message, None, tin, tout,
+                       judgement=(jtext, batch_cost_usd(model, jin, jout)))

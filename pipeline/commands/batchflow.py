@@ -31,7 +31,7 @@ def wait_and_collect(record: batch.BatchRecord, client: Any, poll: float) -> bat
             progress(f"Stopped following. The batch goes on at the endpoint: {follow_hint(record)}")
             raise
         report = batch.collect(record, client)
-        if not report.waiting:  # answer checks go out as a second batch: follow that one too
+        if not report.waiting:  # answer checks or the judge go out as a second batch: follow that one too
             return report
         progress(report.message)
         record = batch.load_batch(record.visitor, record.id)

@@ -99,10 +99,10 @@ def _run_batch(args: argparse.Namespace, items: list, targets: list[Target], jud
     from pipeline import batch
     from pipeline.commands.batchflow import follow_hint, wait_and_collect
 
-    if judge is not None:
-        raise InputError("--judge is for judge-scored questions, which batch mode does not take: drop --batch.")
+    # The judge (same endpoint) grades judge-scored answers as a second batch once they are in.
     record = batch.build_evaluation(args.bench.name, items, targets, visitor=None, endpoint=endpoint_name(args),
-                                    temperature=args.temperature, max_tokens=args.max_tokens, settings=settings)
+                                    temperature=args.temperature, max_tokens=args.max_tokens, settings=settings,
+                                    judge=judge.model if judge else None)
     progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
     record = batch.submit(record, client)
     progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")

@@ -111,9 +111,16 @@ def _answer_one(item: BenchItem, target: Target, judge: Target | None, temperatu
     return score_reply(item, target, judge, text, message, latency, tin, tout)
 
 
+def judge_body(judge_model: str, item: BenchItem, answer: str) -> dict[str, Any]:
+    """The judge's request for one answer: the interactive call's body, and a judge batch's line."""
+    return request_body(judge_model, judge_messages(item.messages, item.expected, answer), 0.0, 16)
+
+
 def score_reply(item: BenchItem, target: Target, judge: Target | None, text: str, message: Any,
-                latency: float | None, tin: int, tout: int) -> Answer:
-    """Score one reply (interactive or from a batch's results file) into the scoreboard's Answer."""
+                latency: float | None, tin: int, tout: int,
+                judgement: tuple[str, float | None] | None = None) -> Answer:
+    """Score one reply (interactive or from a batch's results file) into the scoreboard's Answer.
+    `judgement` (the judge's reply text and its cost) is a judge batch's verdict: no judge call then."""
     costs = {"cost_usd": usage_cost_usd(target.model, tin, tout),
              "equivalent_cost_usd": equivalent_cost_usd(target.model, target.role, tin, tout)}
     if item.scoring in TASK_SCORINGS:
@@ -123,17 +130,28 @@ def score_reply(item: BenchItem, target: Target, judge: Target | None, text: str
     if item.scoring != "judge":
         v = score(item.scoring, text, item.expected)
         return Answer(item.index, target.name, text, v.correct, v.extracted, latency, tin, tout, note=v.note, **costs)
-    if judge is None:  # run_benchmark checks this up front; a direct caller gets the same message
-        raise ConfigError("Judge-scored questions need a judge model: choose one for the judge role in Settings.")
-    try:
-        jtext, _, jin, jout, _ = _call(judge, request_body(judge.model, judge_messages(item.messages, item.expected,
-                                                                                      text), 0.0, 16))
-    except Exception as exc:
-        return Answer(item.index, target.name, text, False, "judge error", latency, tin, tout,
-                      error=f"The judge failed: {explain(exc)}", **costs)
+    if judgement is not None:
+        jtext, judge_cost = judgement
+    else:
+        if judge is None:  # run_benchmark checks this up front; a direct caller gets the same message
+            raise ConfigError("Judge-scored questions need a judge model: choose one for the judge role in Settings.")
+        try:
+            jtext, _, jin, jout, _ = _call(judge, judge_body(judge.model, item, text))
+        except Exception as exc:
+            return judge_failed(item, target, text, latency, tin, tout, explain(exc))
+        judge_cost = usage_cost_usd(judge.model, jin, jout)
     v = parse_judgement(jtext)
     return Answer(item.index, target.name, text, v.correct, v.extracted, latency, tin, tout,
-                  note=v.note, judge_cost_usd=usage_cost_usd(judge.model, jin, jout), **costs)
+                  note=v.note, judge_cost_usd=judge_cost, **costs)
+
+
+def judge_failed(item: BenchItem, target: Target, text: str, latency: float | None, tin: int, tout: int,
+                 reason: str) -> Answer:
+    """A judge-scored answer whose judge call failed: wrong, with the reason (interactive or batch)."""
+    costs = {"cost_usd": usage_cost_usd(target.model, tin, tout),
+             "equivalent_cost_usd": equivalent_cost_usd(target.model, target.role, tin, tout)}
+    return Answer(item.index, target.name, text, False, "judge error", latency, tin, tout,
+                  error=f"The judge failed: {reason}", **costs)
 
 
 def iter_answers(items: Sequence[BenchItem], targets: Sequence[Target], *, judge: Target | None = None,

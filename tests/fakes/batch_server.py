@@ -109,6 +109,8 @@ class FakeBatches:
         if garbage:
             return "Sorry, I cannot produce JSON {oops"
         schema = _schema_of(body)
+        if (verdict := _judge_verdict(body)) is not None:
+            return verdict
         if schema is None:
             return "Let me think.\nFinal answer: 42"
         return json.dumps(_fill(schema, random.Random(f"{self.seed}:{salt}:{number}"), "answer"))
@@ -247,6 +249,18 @@ class FakeBatches:
             return {"object": "list", "data": data, "first_id": None, "last_id": None, "has_more": False}
 
         return app
+
+
+def _judge_verdict(body: dict) -> str | None:
+    """A judge's request (scoring.judge_messages): CORRECT when the reference answer appears in the
+    answer to grade, else INCORRECT; deterministic, so the interactive and batch judges agree."""
+    messages = body.get("messages") or [{}]
+    if "CORRECT or INCORRECT" not in str(messages[0].get("content") or ""):
+        return None
+    text = str(messages[-1].get("content") or "")
+    reference = text.split("Reference answer:\n", 1)[-1].split("\n\nAnswer to grade:", 1)[0].strip()
+    graded = text.split("Answer to grade:\n", 1)[-1].split("\n\nIs the answer correct", 1)[0]
+    return "CORRECT" if reference and reference in graded else "INCORRECT"
 
 
 def _not_found(what: Any) -> JSONResponse:

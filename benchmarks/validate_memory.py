@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 _CHILD = r"""
 import json, resource, sys, time, tracemalloc
 from pipeline import tokens
-from pipeline.dataset.validate import validate_file, validate_file_whole
+from pipeline.dataset.streaming import validate_file, validate_file_whole
 tokens.counter_for("gpt-4o-mini-2024-07-18").count_batch(["warm up"])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 fn = validate_file if sys.argv[2] == "streamed" else validate_file_whole

@@ -12,7 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from pipeline.dataset.validate import validate_file
+from pipeline.dataset import validate_file
 from pipeline.generate import GenerationConfig, RetryPolicy, estimate_run, load_template, run_generation
 from pipeline.generate.checking import answers_agree, extract_final_answer
 from pipeline.generate.dedup import Deduper

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_validate_contract import _LINE, dataset_files
 
-from pipeline.dataset import readers, streaming
-from pipeline.dataset.validate import validate_file, validate_file_whole
+from pipeline.dataset import streaming
+from pipeline.dataset.streaming import validate_file, validate_file_whole
 
 
 def _same(path: Path, **kw) -> dict:
@@ -87,7 +87,7 @@ def test_jsonl_is_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     def refuse(*_a, **_k):
         raise AssertionError("read_dataset called: the JSONL file was read whole")
 
-    monkeypatch.setattr(readers, "read_dataset", refuse)
+    monkeypatch.setattr(streaming, "read_dataset", refuse)  # what validate_file_whole reads with
     path = tmp_path / "d.jsonl"
     path.write_text("\n".join(json.dumps(_chat(f"q{i}", "a")) for i in range(20)) + "\n", encoding="utf-8")
     assert validate_file(path).n_examples == 20

@@ -14,7 +14,8 @@ from pipeline.dataset.jsonl import Unparsed
 from pipeline.dataset.ops import Split, dedupe_examples, set_system_prompt, split_by_groups, split_examples
 from pipeline.dataset.problems import SEVERITY, Problem
 from pipeline.dataset.readers import SUPPORTED, ReadResult, from_hf_dataset, read_dataset
-from pipeline.dataset.validate import DEFAULT_MODEL, ValidationReport, validate_examples, validate_file
+from pipeline.dataset.streaming import validate_file
+from pipeline.dataset.validate import DEFAULT_MODEL, ValidationReport, validate_examples
 from pipeline.dataset.writers import simple_parts, to_jsonl, write_csv, write_jsonl, write_parquet
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""validate_file for JSON Lines without holding the examples: read, check and count a chunk of lines
+"""validate_file: JSON Lines without holding the examples: read, check and count a chunk of lines
 at a time, keeping only what the report needs.
 
 The whole-file path (readers.read_dataset + validate_examples) held every parsed example at once:
@@ -19,12 +19,48 @@ from typing import Any
 from pipeline import tokens
 from pipeline.dataset.jsonl import UnusableJSON, load_value, sniff_binary, unparsed_line
 from pipeline.dataset.problems import Problem, problem
-from pipeline.dataset.readers import JSON_SUFFIXES, convert_prompt_completion, converted_problem
+from pipeline.dataset.readers import JSON_SUFFIXES, convert_prompt_completion, converted_problem, read_dataset
 from pipeline.dataset.stats import ExampleFacts, example_facts
+from pipeline.dataset.validate import (
+    DEFAULT_MODEL,
+    ValidationReport,
+    _fill_lists,
+    assemble_report,
+    check_example,
+    dedupe_key,
+    example_tokens,
+    validate_examples,
+)
 
 #: Examples held at once: large enough that token counting stays batched, small enough to be cheap.
 CHUNK = 1000
 _BOM = b"\xef\xbb\xbf"
+
+
+def validate_file(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
+                  system_prompt: str | None = None, columns: Any = None,
+                  schema: dict | None = None) -> ValidationReport:
+    """Read and validate a file; reading problems (bad lines, encoding) join the report with their lines.
+    JSON Lines are read a chunk at a time (below); other files whole."""
+    if isinstance(path, (str, Path)) and can_stream(Path(path), schema):
+        streamed = stream_report(Path(path), model, n_epochs, system_prompt)
+        if streamed is not None:
+            return streamed
+    return validate_file_whole(path, model, n_epochs, system_prompt=system_prompt, columns=columns, schema=schema)
+
+
+def validate_file_whole(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
+                        system_prompt: str | None = None, columns: Any = None,
+                        schema: dict | None = None) -> ValidationReport:
+    """validate_file holding every example at once (any format; the reference the streamed path matches)."""
+    read = read_dataset(path, system_prompt=system_prompt, columns=columns)
+    report = validate_examples(read.examples, model, n_epochs=n_epochs, line_numbers=read.line_numbers,
+                               schema=schema)
+    report.dataset_problems = list(read.problems) + report.dataset_problems
+    report.readable = read.readable
+    report.n_unparsed = len(read.unparsed)
+    _fill_lists(report)
+    return report
 
 
 class _WholeFile(Exception):
@@ -35,7 +71,7 @@ def can_stream(path: Path, schema: dict | None) -> bool:
     return schema is None and path.is_file() and path.suffix.lower() in JSON_SUFFIXES
 
 
-def stream_report(path: Path, model: str, n_epochs: int | None, system_prompt: str | None) -> Any:
+def stream_report(path: Path, model: str, n_epochs: int | None, system_prompt: str | None) -> ValidationReport | None:
     """The ValidationReport of a JSON Lines file, read a chunk at a time; None -> use the whole-file path."""
     try:
         return _stream(path, model, n_epochs, system_prompt)
@@ -70,9 +106,7 @@ def _text_lines(path: Path, problems: list[Problem]):
             yield n, text
 
 
-def _stream(path: Path, model: str, n_epochs: int | None, system_prompt: str | None) -> Any:
-    from pipeline.dataset.validate import assemble_report, check_example, dedupe_key, example_tokens
-
+def _stream(path: Path, model: str, n_epochs: int | None, system_prompt: str | None) -> ValidationReport:
     counter = tokens.counter_for(model)
     decode_problems: list[Problem] = []  # kept apart: the whole-file reader lists them before the rest
     read_problems: list[Problem] = []
@@ -130,8 +164,6 @@ def _stream(path: Path, model: str, n_epochs: int | None, system_prompt: str | N
     # (and no schema): a list of placeholders of the right length stands in for them.
     report = assemble_report(model, counter, [None] * len(lines), lines, checks, keys, lengths,
                              n_epochs=n_epochs, facts=facts)
-    from pipeline.dataset.validate import _fill_lists
-
     report.dataset_problems = decode_problems + read_problems + report.dataset_problems
     report.n_unparsed = n_unparsed
     _fill_lists(report)

@@ -15,7 +15,6 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline import tokens
@@ -278,33 +277,3 @@ def _fill_lists(report: ValidationReport, extra: Sequence[Problem] = ()) -> None
                   key=lambda p: -1 if p.line is None else p.line)
     report.errors = [p.as_dict() for p in allp if p.severity == "error"]
     report.warnings = [p.as_dict() for p in allp if p.severity == "warning"]
-
-
-def validate_file(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
-                  system_prompt: str | None = None, columns: Any = None,
-                  schema: dict | None = None) -> ValidationReport:
-    """Read and validate a file; reading problems (bad lines, encoding) join the report with their lines.
-    JSON Lines are read a chunk at a time (pipeline.dataset.streaming); other files whole."""
-    from pipeline.dataset import streaming
-
-    if isinstance(path, (str, Path)) and streaming.can_stream(Path(path), schema):
-        streamed = streaming.stream_report(Path(path), model, n_epochs, system_prompt)
-        if streamed is not None:
-            return streamed
-    return validate_file_whole(path, model, n_epochs, system_prompt=system_prompt, columns=columns, schema=schema)
-
-
-def validate_file_whole(path: str | Path, model: str = DEFAULT_MODEL, n_epochs: int | None = None, *,
-                        system_prompt: str | None = None, columns: Any = None,
-                        schema: dict | None = None) -> ValidationReport:
-    """validate_file holding every example at once (any format; the reference the streamed path matches)."""
-    from pipeline.dataset.readers import read_dataset
-
-    read = read_dataset(path, system_prompt=system_prompt, columns=columns)
-    report = validate_examples(read.examples, model, n_epochs=n_epochs, line_numbers=read.line_numbers,
-                               schema=schema)
-    report.dataset_problems = list(read.problems) + report.dataset_problems
-    report.readable = read.readable
-    report.n_unparsed = len(read.unparsed)
-    _fill_lists(report)
-    return report

@@ -41,9 +41,9 @@ def decode_format() -> tuple[torch.dtype, str]:
     """(dtype of dense weights, weight format: "int4", "int8" or "dense"), from the CPU's precision choice
     (pipeline/local/precision.py).
 
-    Weight-only int4 by default: its kernel was ~2x faster than int8 natively and ~1.4x with torch and
-    oneDNN capped to AVX2, and like int8 it takes bf16 activations without emulated bf16 matmuls.
-    DISTILL_DECODE_INT4=0 keeps int8; DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
+    Weight-only int8 by default. int4 (DISTILL_DECODE_INT4=1: its kernel was ~2x faster than int8
+    natively, ~1.4x with torch and oneDNN capped to AVX2) is opt-in: the app crashed with it in every
+    real-model demo run. DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
     weights in the compute dtype: bf16 only where the CPU has it natively, else fp32."""
     from pipeline.local import precision
 

@@ -336,3 +336,21 @@ def test_a_sampling_failure_ends_that_request_and_the_engine_keeps_serving(monke
         assert asyncio.run(run(poison=False))[-1] == ("done", "length")
     finally:
         engine.shutdown()
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_a_cached_decoder_loads_with_aligned_weights(tiny_model, tmp_path, weights):
+    """torch's int8/int4 CPU kernels read weights with aligned SIMD loads; safetensors puts tensors at
+    file offsets that need not be 64-byte aligned, and a misaligned weight crashed the app (a general
+    protection fault) on the first chat after a restart. Every loaded tensor must be aligned."""
+    from safetensors.torch import load_file
+
+    path = tmp_path / "decoder.safetensors"
+    FastLlama(tiny_model, weights=weights).save(path)
+    raw = load_file(str(path))
+    loaded = FastLlama.load(path)
+    assert all(t.data_ptr() % 64 == 0 for t in loaded.tensors.values())
+    assert {name: t.dtype for name, t in raw.items()} == {name: t.dtype for name, t in loaded.tensors.items()}
+    ids = [1, 2, 3, 4]
+    fresh, cached = FastLlama(tiny_model, weights=weights), loaded
+    assert torch.equal(fresh.forward([(ids, fresh.new_cache())]), cached.forward([(ids, cached.new_cache())]))

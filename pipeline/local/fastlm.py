@@ -55,6 +55,14 @@ class KVCache:
         self.kv[:, :, :, : self.length] = old[:, :, :, : self.length]
 
 
+ALIGN_BYTES = 64
+
+
+def _aligned(t: torch.Tensor) -> torch.Tensor:
+    """`t` itself when its data is 64-byte aligned, else an aligned copy (torch's allocator aligns to 64)."""
+    return t if t.data_ptr() % ALIGN_BYTES == 0 else t.clone()
+
+
 @dataclass
 class _Layer:
     ln1: torch.Tensor
@@ -190,7 +198,10 @@ class FastLlama:
         with safe_open(str(path), "pt") as f:
             meta = json.loads(f.metadata()["fastlm"])
         self = cls.__new__(cls)
-        self._setup(meta, load_file(str(path)))
+        # Copies, not the loaded tensors: safetensors places each tensor at its offset in the file, which
+        # need not be 64-byte aligned, and torch's int8/int4 CPU kernels load weights with aligned SIMD
+        # instructions: a misaligned weight crashed the process (general protection fault) on first use.
+        self._setup(meta, {name: _aligned(t) for name, t in load_file(str(path)).items()})
         return self
 
     def new_cache(self) -> KVCache:

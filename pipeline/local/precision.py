@@ -183,9 +183,9 @@ def decide(facts: dict, forced: str = "auto", measure=cached_probe) -> Precision
 
 
 def _quantized() -> str:
-    """int8 weight-only by default. int4 (DISTILL_DECODE_INT4=1) decodes ~1.5x faster but crashed the app
-    (a segfault in torch's CPU kernels, 3 of 3 real-model demo runs after the fine-tune; int8: 0 of 1):
-    opt-in until that is understood (docs/bench/backend.md)."""
+    """int8 weight-only by default. int4 (DISTILL_DECODE_INT4=1) decodes ~1.5x faster; it stays opt-in
+    until the demo has run with it since the crash its runs hit was fixed (misaligned cached weights,
+    fastlm.FastLlama.load; docs/bench/backend.md)."""
     return "int4" if config.DECODE_INT4.get() else "int8"
 
 

@@ -15,20 +15,43 @@ model needs no merge or conversion, only reading the adapter file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 INT4_GROUP = 32  # input columns per int4 scale/zero: 32 and 64 ran equally fast; 32 rounds finer
+# From this many rows (tokens) in one call, an int8 weight is applied through its dequantized dense copy.
+# torch's int8 kernel does one matvec per row, so its time grows with the rows, while a dense matmul's
+# barely does: measured on one core (AVX512, docs/bench/demo.md), a 3072x576 weight took 0.18 ms (int8)
+# vs 0.31 (bf16) for 1 row, 0.25 vs 0.31 for 4, 1.33 vs 0.56 for 18 and 2.59 vs 0.69 for 36; the lm_head
+# (49152x576) 29 vs 12 ms for 18 rows. Many rows = a prompt's prefill or many streams decoded together
+# (the demo's benchmark: 36 answers at once).
+DENSE_FROM_ROWS = 8
+
+
+@functools.cache
+def dense_dtype() -> torch.dtype:
+    """bf16 where the CPU multiplies it natively, float32 elsewhere (pipeline/local/precision.py)."""
+    from pipeline.local import precision
+
+    return precision.choose().compute_dtype
 
 
 @dataclass
 class Int8:
     q: torch.Tensor  # [out, in] int8
     scale: torch.Tensor  # [out] bf16
+    # q * scale in dense_dtype(), made at the first many-row call: the same weights, and 2 (bf16) or 4
+    # bytes per weight more memory, shared with every fine-tuned model built on these weights.
+    dense: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] >= DENSE_FROM_ROWS:
+            if self.dense is None:
+                self.dense = (self.q.to(torch.float32) * self.scale.float()[:, None]).to(dense_dtype())
+            return F.linear(x.to(self.dense.dtype), self.dense)
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale)
 
     @property

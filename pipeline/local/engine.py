@@ -41,10 +41,10 @@ def decode_format() -> tuple[torch.dtype, str]:
     """(dtype of dense weights, weight format: "int4", "int8" or "dense"), from the CPU's precision choice
     (pipeline/local/precision.py).
 
-    Weight-only int8 by default. int4 (DISTILL_DECODE_INT4=1: its kernel was ~2x faster than int8
-    natively, ~1.4x with torch and oneDNN capped to AVX2) is opt-in until the demo has run with it again
-    (its runs crashed on misaligned cached weights, since fixed in FastLlama.load). DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
-    weights in the compute dtype: bf16 only where the CPU has it natively, else fp32."""
+    Weight-only int4 layers (int8 lm_head) by default: its kernel was ~2x faster than int8 natively, ~1.4x
+    with torch and oneDNN capped to AVX2 (docs/bench/backend.md). DISTILL_DECODE_INT4=0 keeps int8 weights;
+    DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense weights in the compute dtype: bf16 only
+    where the CPU has it natively, else fp32."""
     from pipeline.local import precision
 
     choice = precision.choose()

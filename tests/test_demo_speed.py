@@ -166,3 +166,32 @@ def test_prompts_that_arrive_together_are_prefilled_in_one_pass(tiny_backend, mo
         assert time.monotonic() < deadline, "request never finished"
         time.sleep(0.02)
     assert alone.generated == requests[3].generated  # the same answer as in the batch
+
+
+def test_an_int4_weight_takes_a_large_prefill_through_its_dense_copy(monkeypatch):
+    """torch's int4 kernel is per row too: the prefill of many prompts together unpacks the weights once
+    into a dense copy (the same values as the kernel's) that then serves every many-row call."""
+    import torch
+
+    from pipeline.local import qweights
+
+    weight = qweights.load("w", qweights.quantize("w", torch.randn(128, 64), "int4", torch.bfloat16))
+    assert isinstance(weight, qweights.Int4)
+    many = torch.randn(qweights.INT4_DENSE_FROM_ROWS, 64)
+    by_kernel = weight(many[:4]).float()  # 4 rows: the kernel, no copy made
+    assert weight.dense is None
+    kernel_rows: list[int] = []
+    kernel = torch._weight_int4pack_mm_for_cpu
+
+    def counting(x, *args):
+        kernel_rows.append(x.shape[0])
+        return kernel(x, *args)
+
+    monkeypatch.setattr(torch, "_weight_int4pack_mm_for_cpu", counting)
+    together = weight(many).float()
+    assert isinstance(weight.dense, torch.Tensor) and kernel_rows == []
+    assert torch.allclose(together[:4], by_kernel, rtol=0.02, atol=0.05)
+    weight(many[:16])  # later many-row calls use the copy too
+    assert kernel_rows == []
+    weight(many[:1])  # one row (a decoding step of one stream): the int4 kernel
+    assert kernel_rows == [1]

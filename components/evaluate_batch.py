@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from components import batches as panel
+from components import batches_actions as actions
 from components import batches_view as view
 from components.evaluate_bench import bench_path
 from components.evaluate_run import RESULT_OUTPUTS, show_results, targets_for
@@ -77,7 +78,7 @@ def preview_evaluation_batch(batch_mode_radio: str, bench_dd: str | None, upload
                             f"{view.estimate_words(est)}; results within 24 h.{note}"}
 
 
-@outputs(*panel.SUBMIT)
+@outputs(*actions.SUBMIT)
 def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_use: bool, base_ep: str,
                             base_model: str, few_shot_use: bool, shots_sl: float | None, fine_tuned_use: bool,
                             fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool, teacher_ep: str,
@@ -99,7 +100,7 @@ def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_
     record = batch.build_evaluation(name, items, targets, visitor=visitor, endpoint=endpoint, max_tokens=max_tokens,
                                     settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0},
                                     judge=judge)
-    out = panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
+    out = actions.submit_or_ask(settings, record, batch_kind, send=batch_send)
     if note:
         out["batch_msg_md"] = f"{out.get('batch_msg_md', '')}{note}"
     return out

@@ -428,19 +428,19 @@ def test_custom_template_gets_its_system_prompt_written_once_before_the_batch(tm
 
 def test_a_collect_that_died_before_sending_the_checks_sends_them_next_time(tmp_path: Path, fake: FakeBatches,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.batch import checks
+    from pipeline.batch import phases
     client = client_for(fake)
     record = batch.submit(batch.build_generation(gen_config(tmp_path, n=3, check=True), visitor=VISITOR,
                                                  endpoint="fake"), client)
     fake.finish()
-    real_submit = checks.submit
+    real_submit = phases.submit
 
     def dies(*args: object) -> None:
         raise KeyboardInterrupt
-    monkeypatch.setattr(checks, "submit", dies)
+    monkeypatch.setattr(phases, "submit", dies)
     with pytest.raises(KeyboardInterrupt):
         batch.collect(record, client)
-    monkeypatch.setattr(checks, "submit", real_submit)
+    monkeypatch.setattr(phases, "submit", real_submit)
     with pytest.raises(Exception, match="still"):  # the checks are sent now, and not finished yet
         batch.collect(record, client)
     assert fake.created == 2

@@ -1,5 +1,5 @@
 """The batch CLI end to end (its main, argv to exit code and output) against the stand-in Batch API over real HTTP:
-`generate --batch [--wait]`, `eval --batch --wait`, `batches list|show|collect|retry|export|import`."""
+`generate --batch [--wait]`, `eval --batch [--wait]`, `batches list|show|collect|retry|export|import`."""
 
 from __future__ import annotations
 
@@ -126,6 +126,23 @@ def test_bad_import_says_which_lines(tmp_path: Path, fake: FakeBatches, cli) -> 
     assert out.returncode == 2
     assert "line 1: custom_id 'gen-0-999' is not a request of this batch" in out.stderr
     assert "line 2: not JSON" in out.stderr
+
+
+def test_eval_batch_without_wait_prints_its_id_and_collects_later(tmp_path: Path, fake: FakeBatches, cli) -> None:
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"What is 40 + {i}?"}],
+                                         "expected": str(40 + i), "scoring": "final_answer"}) + "\n" for i in (1, 2)),
+                     encoding="utf-8")
+    home = tmp_path / "home"
+    made = cli(home, "eval", str(bench), "--model", "gpt-4o-mini", "--batch", base_url=fake.base_url)
+    assert made.returncode == 0, made.stderr
+    batch_id = made.stdout.strip()
+    assert batch_id.startswith("eval-") and f"batches show {batch_id}" in made.stderr
+    assert "Batch cost:" in made.stderr and len(fake.batches) == 1
+    fake.finish()
+    done = cli(home, "batches", "collect", batch_id, "--json", base_url=fake.base_url)
+    board = json.loads(done.stdout)["results"]["results"]
+    assert [(r["label"], r["correct"], r["total"]) for r in board] == [("gpt-4o-mini", 1, 2)]  # it always says 42
 
 
 def test_eval_batch_wait_prints_the_scoreboard(tmp_path: Path, fake: FakeBatches, cli) -> None:

@@ -253,8 +253,7 @@ def test_evaluation_batch_lands_on_the_scoreboard(fake: FakeBatches) -> None:
             "batch_kind": "eval"}
     with pytest.raises(gr.Error, match="one endpoint"):
         shown_errors(eval_batch.submit_evaluation_batch)(**{**form, "teacher_use": True, "teacher_ep": "local"})
-    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form
-                                                                     if k not in ("batch_kind", "judge_ep", "judge_model")})
+    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form if k != "batch_kind"})
     out = eval_batch.submit_evaluation_batch(**form)
     record = only_record(v)
     # What the preview said before anything was written is what the built request file holds.
@@ -332,3 +331,53 @@ def test_evaluation_batch_takes_the_judge_on_its_endpoint(fake: FakeBatches, tmp
     out = eval_batch.submit_evaluation_batch(**{**form, "judge_ep": "fake"})
     record = only_record(v)
     assert record.plan["judge"] == {"model": "gpt-4.1-nano"} and out["batch_msg_md"].startswith("Submitted")
+
+
+def test_the_evaluation_batch_preview_counts_the_judges_second_batch(fake: FakeBatches, tmp_path: Path) -> None:
+    v = visitor_id()
+    bench = tmp_path / "judged.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Describe colour number {i} in a sentence"}],
+             "expected": f"colour {i} is a shade of blue", "scoring": "judge"} for i in range(2)]
+    rows.append({"messages": [{"role": "user", "content": "What is 40 + 2?"}], "expected": "42",
+                 "scoring": "final_answer"})
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    form = {"bench_dd": UPLOADED, "upload_file": str(bench), "base_use": True, "base_ep": "fake",
+            "base_model": "gpt-4o-mini", "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": True,
+            "fine_tuned_ep": "fake", "fine_tuned_model": "gpt-4o", "teacher_use": False, "teacher_ep": "fake",
+            "teacher_model": "", "judge_ep": "fake", "judge_model": "gpt-4.1-nano", "max_tokens_nb": 64,
+            "settings": settings_for(fake.base_url), "visitor": v}
+    said = eval_batch.preview_evaluation_batch(panel.MODES[1], **form)["batch_msg_md"]
+    eval_batch.submit_evaluation_batch(**form, batch_kind="eval")
+    built = batch.estimate_cost(only_record(v))
+    # 3 questions x 2 contestants, then the 2 judge-scored answers of each contestant to the judge
+    assert built.requests == 10 and "then 4 answers to the judge (gpt-4.1-nano) as a second batch" in said
+    assert view.estimate_words(built) in said  # the same requests, tokens and batch-price cost as the built file
+    unpriced = eval_batch.preview_evaluation_batch(panel.MODES[1], **{**form, "judge_model": "judge-without-price"})
+    assert "no batch price known for judge-without-price" in unpriced["batch_msg_md"]
+    no_judge = eval_batch.preview_evaluation_batch(panel.MODES[1], **{**form, "judge_model": ""})
+    assert "need a judge model" in no_judge["batch_msg_md"]
+
+
+def test_importing_a_judged_evaluations_results_sends_the_judge(fake: FakeBatches, tmp_path: Path) -> None:
+    v = visitor_id()
+    bench = tmp_path / "judged.jsonl"
+    bench.write_text(json.dumps({"messages": [{"role": "user", "content": "Name a colour"}], "expected": "42",
+                                "scoring": "judge"}) + "\n", encoding="utf-8")
+    s = settings_for(fake.base_url)
+    form = {"bench_dd": UPLOADED, "upload_file": str(bench), "base_use": True, "base_ep": "fake",
+            "base_model": "gpt-4o-mini", "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": False,
+            "fine_tuned_ep": "fake", "fine_tuned_model": "", "teacher_use": False, "teacher_ep": "fake",
+            "teacher_model": "", "judge_ep": "fake", "judge_model": "gpt-4.1-nano", "max_tokens_nb": 64,
+            "settings": s, "visitor": v, "batch_kind": "eval"}
+    eval_batch.submit_evaluation_batch(**form, batch_send=False)  # the file only: run elsewhere
+    record = only_record(v)
+    requests = [json.loads(x) for x in batch.request_file(record).read_text().splitlines()]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake._line(r, i, 200, fake._answer(r["body"], i, False, "x"))) + "\n"
+                               for i, r in enumerate(requests)))
+    got = actions.import_batch(s, v, "eval", record.id, str(results), 0)  # it used to say "collect it with its endpoint"
+    assert "Sent 1 answers to the judge" in got["batch_msg_md"] and len(fake.batches) == 1
+    fake.finish()
+    done = actions.collect_batch(s, v, "eval", record.id, 0)
+    assert [(r["correct"], r["total"]) for r in done["batch_results"]["results"]] == [(1, 1)]  # the fake says 42
+

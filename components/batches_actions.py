@@ -119,9 +119,9 @@ def export_batch(visitor: str | None, batch_dd: str | None) -> dict[str, Any]:
 def import_batch(settings: SessionSettings, visitor: str | None, batch_kind: str, batch_dd: str | None,
                  batch_import_file: str | None, dataset_rev: int | None) -> dict[str, Any]:
     """A results file from elsewhere (OpenAI, Azure, vLLM run-batch), then collected at once (answer
-    checks, when the batch asked for them, go to the batch's endpoint as a second batch)."""
+    checks or the judge, when the batch needs them, go to the batch's endpoint as a second batch)."""
     if not batch_import_file:
         return {}
     record = batch.import_results(_picked(visitor, batch_dd), batch_import_file)
-    client = client_for(settings, record) if record.plan.get("check") else None
+    client = client_for(settings, record) if batch.needs_endpoint(record) else None
     return {**_collected(record, batch.collect(record, client), batch_kind, dataset_rev), "batch_import_file": None}

@@ -357,3 +357,27 @@ def test_the_evaluation_batch_preview_counts_the_judges_second_batch(fake: FakeB
     no_judge = eval_batch.preview_evaluation_batch(panel.MODES[1], **{**form, "judge_model": ""})
     assert "need a judge model" in no_judge["batch_msg_md"]
 
+
+def test_importing_a_judged_evaluations_results_sends_the_judge(fake: FakeBatches, tmp_path: Path) -> None:
+    v = visitor_id()
+    bench = tmp_path / "judged.jsonl"
+    bench.write_text(json.dumps({"messages": [{"role": "user", "content": "Name a colour"}], "expected": "42",
+                                "scoring": "judge"}) + "\n", encoding="utf-8")
+    s = settings_for(fake.base_url)
+    form = {"bench_dd": UPLOADED, "upload_file": str(bench), "base_use": True, "base_ep": "fake",
+            "base_model": "gpt-4o-mini", "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": False,
+            "fine_tuned_ep": "fake", "fine_tuned_model": "", "teacher_use": False, "teacher_ep": "fake",
+            "teacher_model": "", "judge_ep": "fake", "judge_model": "gpt-4.1-nano", "max_tokens_nb": 64,
+            "settings": s, "visitor": v, "batch_kind": "eval"}
+    eval_batch.submit_evaluation_batch(**form, batch_send=False)  # the file only: run elsewhere
+    record = only_record(v)
+    requests = [json.loads(x) for x in batch.request_file(record).read_text().splitlines()]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake._line(r, i, 200, fake._answer(r["body"], i, False, "x"))) + "\n"
+                               for i, r in enumerate(requests)))
+    got = actions.import_batch(s, v, "eval", record.id, str(results), 0)  # it used to say "collect it with its endpoint"
+    assert "Sent 1 answers to the judge" in got["batch_msg_md"] and len(fake.batches) == 1
+    fake.finish()
+    done = actions.collect_batch(s, v, "eval", record.id, 0)
+    assert [(r["correct"], r["total"]) for r in done["batch_results"]["results"]] == [(1, 1)]  # the fake says 42
+

@@ -22,6 +22,7 @@ from components.settings_handlers import restore_settings
 from components.start import build_start_tab
 from components.status import build_status_line
 from components.visitor import browser_secret, start_session, visitor_state
+from components.wiring import wire
 from pipeline.endpoints import SessionSettings
 
 TITLE = "Distill Studio"
@@ -59,9 +60,12 @@ def build_app() -> gr.Blocks:
                 build_hub_tab(ctx)
             with gr.Tab("Settings", id="settings") as settings_tab:
                 build_settings_tab(ctx, settings_tab)
-        demo.load(start_session, inputs=ctx.visitor, outputs=[ctx.visitor, main_col, starting_md],
-                  api_visibility="private").then(
-            restore_settings, [ctx.settings, ctx.remembered, ctx.visitor], ctx.settings, api_visibility="private")
+        started = demo.load(start_session, inputs=ctx.visitor, outputs=[ctx.visitor, main_col, starting_md],
+                            api_visibility="private")
+        started.then(restore_settings, [ctx.settings, ctx.remembered, ctx.visitor], ctx.settings,
+                     api_visibility="private")
+        for fn, comps, kwargs in ctx.session_handlers:  # the Dataset's draft, the batch lists: once, with the id
+            wire(started.then, fn, comps, **kwargs)
     return demo
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from gradio.context import Context
 
 from components import batches as b
 from components import batches_actions as act
 from components import batches_view as view
+from components.context import AppContext
 from components.wiring import wire
 
 MODES = b.MODES
@@ -58,7 +58,7 @@ def _controls(c: dict[str, Any], kind: str) -> None:
                                          height=120, elem_id=f"batch-import-{kind}")
 
 
-def wire_batches_panel(c: dict[str, Any], visitor: Any) -> dict[str, Any]:
+def wire_batches_panel(c: dict[str, Any], ctx: AppContext) -> dict[str, Any]:
     """Wire the panel; returns the collect and import events (the Evaluate tab chains its scoreboard)."""
     private = {"api_visibility": "private"}
     wire(c["batch_refresh_btn"].click, b.refresh_batches, c, **private)
@@ -71,7 +71,6 @@ def wire_batches_panel(c: dict[str, Any], visitor: Any) -> dict[str, Any]:
     imported = wire(c["batch_import_file"].upload, act.import_batch, c, **private)
     wire(c["batch_confirm_btn"].click, act.submit_confirmed, c, **private)
     wire(c["batch_keep_btn"].click, act.keep_unsubmitted, c, **private, queue=False)
-    wire(visitor.change, b.follow_kind, c, **private)
-    if Context.root_block is not None:  # in the app: a reload (or a day away) shows the same list
-        wire(Context.root_block.load, b.follow_kind, c, **private)
+    # Once per page load, with the settled visitor id (a reload, a restart, a day away: the same list).
+    ctx.after_start(b.follow_kind, c, **private)
     return {"collected": collected, "imported": imported}

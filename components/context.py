@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
@@ -20,3 +22,12 @@ class AppContext:
     #: The visitor's settings kept in their own browser when they ask for it (off by default; keys only
     #: if they tick "remember keys"). Restored into `settings` on page load; never stored server-side.
     remembered: gr.BrowserState
+    #: Handlers to run once per page load, right after the visitor id is settled (app.py chains them
+    #: on its start-up event). Before, they ran on page load with the browser's stored id AND again
+    #: when the id arrived: a new visitor's page went through an extra wave of events re-drawing an
+    #: empty draft and empty batch lists (the browser is the cold start's critical path).
+    session_handlers: list[tuple[Callable[..., Any], Mapping[str, Any], dict[str, Any]]] = field(default_factory=list)
+
+    def after_start(self, fn: Callable[..., Any], comps: Mapping[str, Any], **kwargs: Any) -> None:
+        """Run the wired handler `fn` (components.wiring) once the page's visitor id is known."""
+        self.session_handlers.append((fn, comps, kwargs))

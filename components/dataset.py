@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
-from gradio.context import Context
 
 from components.context import AppContext
 from components.dataset_render import (
@@ -204,9 +203,10 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c["draft_cache"] = gr.State(DraftCache())
     c["visitor"], c["dataset_rev"] = ctx.visitor, ctx.dataset_rev
 
-    # On page load and whenever the visitor id, the draft's revision, model or epochs change (not on a
-    # page turn: its handler redraws itself).
-    redraw = [Context.root_block.load, *(c[n].change for n in ("visitor", "dataset_rev", "model_dd", "epochs_num"))]
+    # Once the page's visitor id is known, and whenever the draft's revision, model or epochs change
+    # (not on a page turn: its handler redraws itself).
+    ctx.after_start(show_draft, c, api_visibility="private")
+    redraw = [c[n].change for n in ("dataset_rev", "model_dd", "epochs_num")]
     wire(functools.partial(gr.on, redraw), show_draft, c, api_name="show_draft", trigger_mode="always_last")
     wire_pages(c)
     wire(c["validate_btn"].click, validate_dataset, c)

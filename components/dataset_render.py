@@ -20,7 +20,7 @@ from pipeline import dataset as ds
 from pipeline import drafts, workspace
 from pipeline.dataset import draft_ops as dops
 from pipeline.dataset import paging
-from pipeline.dataset.draft_view import DraftCache, report_for_page, summary_markdown
+from pipeline.dataset.draft_view import EMPTY_DRAFT, DraftCache, report_for_page, summary_markdown
 from pipeline.errors import InputError
 
 #: What every redraw may change (`draft_cache` is the session's DraftCache, created on first use).
@@ -47,6 +47,8 @@ def render(visitor: str | None, model: str, epochs: float | None, cache: DraftCa
     cache = cache if cache is not None else DraftCache()
     lines = cache.lines(visitor) if exists(visitor) else []  # type: ignore[arg-type]
     unparsed = dops.load_unparsed(visitor) if exists(visitor) else []  # type: ignore[arg-type]
+    if not lines and not unparsed:
+        return empty_view(cache, status, which, search)
     report, entries = cache.report(lines, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
     selection = paging.select(lines, report.example_problems, unparsed, which, search)
     if row is not None:
@@ -60,6 +62,15 @@ def render(visitor: str | None, model: str, epochs: float | None, cache: DraftCa
             "page_md": paging.describe(first, len(page), len(selection), len(lines), which, search),
             "page_start": first, "summary_md": summary_markdown(report), "hist_plot": histogram(report),
             "report_json": report_for_page(report), "status_md": status, "draft_cache": cache}
+
+
+def empty_view(cache: DraftCache, status: str, which: str | None, search: str | None) -> dict:
+    """An empty draft: nothing to validate or chart. The summary's greeting says where to start; no
+    token counter or plotly figure is built (~0.9 s of the app's CPU on every new visitor's page)."""
+    cache.keep_only([])
+    return {"table_df": [], "rendered": paging.Page.of([], [], []).as_state(),
+            "page_md": paging.describe(0, 0, 0, 0, which, search), "page_start": 0, "summary_md": EMPTY_DRAFT,
+            "hist_plot": None, "report_json": None, "status_md": status, "draft_cache": cache}
 
 
 def view(page_start: int | None, filter_dd: str | None, search_box: str | None) -> dict[str, Any]:

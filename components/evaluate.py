@@ -139,7 +139,7 @@ def _wire_batches(c: dict[str, Any], ctx: AppContext) -> None:
         checked = wire(c[btn].click, eb.pick_benchmark, c, api_visibility="private")
         wire(checked.success, ebatch.submit_evaluation_batch, {**c, "batch_send": gr.State(send)},
              api_name="evaluate_batch" if send else "evaluate_batch_file")
-    events = batches.wire_batches_panel(c, ctx.visitor)
+    events = batches.wire_batches_panel(c, ctx)
     for event in events.values():  # collected (or imported) scores go on the scoreboard below
         wire(event.success, ebatch.show_batch_results, c, api_visibility="private")
 

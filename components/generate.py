@@ -200,5 +200,5 @@ def build_generate_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     for btn, send in (("batch_submit_btn", True), ("batch_file_btn", False)):
         wire(c[btn].click, gb.submit_generation_batch, {**c, "batch_send": gr.State(send)},
              api_name="generate_batch" if send else "generate_batch_file")
-    batches.wire_batches_panel(c, ctx.visitor)
+    batches.wire_batches_panel(c, ctx)
     return c

@@ -106,8 +106,9 @@ def build_settings_tab(ctx: AppContext, tab: gr.Tab | None = None) -> dict[str, 
     _build_endpoints(ui)
     _build_roles(ui)
     _build_rest(ui)
-    # No triggers: on page load and whenever the settings or the visitor id change (any tab's doing).
-    wire(functools.partial(gr.on, None), h.render_settings, ui, api_name="show_settings")
+    # Once the page's visitor id is known, and whenever the settings change (any tab's doing).
+    ctx.after_start(h.render_settings, ui, api_visibility="private")
+    wire(functools.partial(gr.on, [ctx.settings.change]), h.render_settings, ui, api_name="show_settings")
     wire(ui["workspace_btn"].click, h.render_settings, ui, api_visibility="private")
     wire(ctx.settings.change, h.keep_settings, ui, api_visibility="private")
     if tab is not None:

@@ -63,3 +63,35 @@ precision = [fn.name for fn in demo.fns.values() if (settings, "select") in fn.t
 print(len(ran) > 5, "torch" in sys.modules, precision)
 """
     assert _in_fresh_process(code) == "True False ['show_precision']"
+
+
+def test_a_page_load_draws_the_draft_and_batch_lists_once_with_the_settled_visitor_id():
+    """The Dataset redraw and the batch lists ran on page load with the browser's stored id, and again
+    when the visitor id arrived: a new visitor's browser went through a second wave of events
+    re-drawing an empty draft and empty lists. They now run once, chained on the start-up event that
+    settles the id (a returning visitor's reload still shows their draft and batches: see
+    tests/test_dataset_browser.py and tests/test_batch_browser.py)."""
+    import app
+
+    demo = app.build_app()
+    fns = list(demo.fns.values())
+    visitor = next(b._id for b in demo.blocks.values() if getattr(b, "storage_key", None) == "distill_visitor")
+    assert [fn.name for fn in fns if (visitor, "change") in fn.targets] == []
+    start = next(fn for fn in fns if fn.name == "start_session")
+    on_load = sorted(fn.name for fn in fns if any(event == "load" for _, event in fn.targets))
+    after_start = sorted(fn.name for fn in fns if fn.trigger_after == start._id)
+    assert not {"show_draft", "follow_kind", "render_settings"} & set(on_load)
+    assert after_start == ["follow_kind", "follow_kind", "render_settings", "restore_settings", "show_draft"]
+
+
+def test_an_empty_draft_is_drawn_without_validating_or_charting():
+    """A new visitor's Dataset tab (no rows) is drawn without the token counter or plotly (~0.9 s of
+    the app's CPU at every new visitor's page load): the summary's greeting says where to start."""
+    code = """
+import sys
+from components.dataset_render import render
+from pipeline.dataset.draft_view import EMPTY_DRAFT
+shown = render(None, "gpt-4o-mini-2024-07-18", 0, None)
+print("plotly" in sys.modules, "tiktoken" in sys.modules, shown["summary_md"] == EMPTY_DRAFT, shown["table_df"])
+"""
+    assert _in_fresh_process(code) == "False False True []"

@@ -105,5 +105,5 @@ def test_the_empty_dataset_tab_says_what_to_do_first() -> None:
     summary = shown["summary_md"]
     assert "Only 0" not in summary and "error" not in summary
     assert "Load sample" in summary and "upload" in summary and "Generate" in summary
-    layout = shown["hist_plot"].layout
-    assert layout.xaxis.visible is False and "appear here" in layout.annotations[0].text
+    # No chart to draw (and no plotly figure built, see tests/test_cold_start.py): the greeting says it all.
+    assert shown["hist_plot"] is None and shown["table_df"] == []

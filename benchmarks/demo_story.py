@@ -25,6 +25,7 @@ def main(name: str) -> None:
         result = run_step(run, step, settings, say=lambda m: print("   ", m, file=sys.stderr, flush=True))
         print(f"[{time.perf_counter() - started:6.1f} s] {step}: {result.summary} "
               f"(cost ${result.cost_usd}, OpenAI-equivalent ${result.equivalent_usd})", flush=True)
+    print(f"workspace (for benchmarks/demo_score.py): {os.environ['DISTILL_HOME']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Where the batches panel sits and how it is wired (the handlers are in components/batches.py).
+"""Where the batches panel sits and how it is wired (the handlers: the list in components/batches.py,
+the buttons' actions in components/batches_actions.py).
 
 One component placed in two tabs: Generate lists generation batches, Evaluate evaluation batches.
 A batch is looked for where it was sent, and its results land in that tab's place (the draft, the
@@ -13,6 +14,7 @@ import gradio as gr
 from gradio.context import Context
 
 from components import batches as b
+from components import batches_actions as act
 from components import batches_view as view
 from components.wiring import wire
 
@@ -62,13 +64,13 @@ def wire_batches_panel(c: dict[str, Any], visitor: Any) -> dict[str, Any]:
     wire(c["batch_refresh_btn"].click, b.refresh_batches, c, **private)
     wire(c["batch_dd"].input, b.pick_batch, c, queue=False, **private)
     wire(c["batch_timer"].tick, b.tick_batches, c, show_progress="hidden", **private)
-    collected = wire(c["batch_collect_btn"].click, b.collect_batch, c, api_name=f"batch_collect_{c['batch_kind'].value}")
-    wire(c["batch_cancel_btn"].click, b.cancel_batch, c, **private)
-    wire(c["batch_retry_btn"].click, b.retry_batch, c, **private)
-    wire(c["batch_export_btn"].click, b.export_batch, c, **private)
-    imported = wire(c["batch_import_file"].upload, b.import_batch, c, **private)
-    wire(c["batch_confirm_btn"].click, b.submit_confirmed, c, **private)
-    wire(c["batch_keep_btn"].click, b.keep_unsubmitted, c, **private, queue=False)
+    collected = wire(c["batch_collect_btn"].click, act.collect_batch, c, api_name=f"batch_collect_{c['batch_kind'].value}")
+    wire(c["batch_cancel_btn"].click, act.cancel_batch, c, **private)
+    wire(c["batch_retry_btn"].click, act.retry_batch, c, **private)
+    wire(c["batch_export_btn"].click, act.export_batch, c, **private)
+    imported = wire(c["batch_import_file"].upload, act.import_batch, c, **private)
+    wire(c["batch_confirm_btn"].click, act.submit_confirmed, c, **private)
+    wire(c["batch_keep_btn"].click, act.keep_unsubmitted, c, **private, queue=False)
     wire(visitor.change, b.follow_kind, c, **private)
     if Context.root_block is not None:  # in the app: a reload (or a day away) shows the same list
         wire(Context.root_block.load, b.follow_kind, c, **private)

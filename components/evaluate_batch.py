@@ -9,16 +9,15 @@ from typing import Any
 import gradio as gr
 
 from components import batches as panel
+from components import batches_actions as actions
 from components import batches_view as view
 from components.evaluate_bench import bench_path
 from components.evaluate_run import RESULT_OUTPUTS, show_results, targets_for
 from components.wiring import outputs
 from pipeline import batch
-from pipeline.batch.costs import BatchEstimate, Tally
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError
 from pipeline.evaluate import load_benchmark
-from pipeline.evaluate.runner import item_body
 
 
 @outputs("run_btn", "stop_btn", "batch_submit_btn", "batch_file_btn")
@@ -48,36 +47,48 @@ def _picks(base_use: bool, base_ep: str, base_model: str, few_shot_use: bool, fi
             "teacher": (teacher_use, teacher_ep, teacher_model)}
 
 
-def estimate(items: list, targets: list, max_tokens: int) -> BatchEstimate:
-    """What the batch will cost, before its file is written: the same bodies and the same counting as
-    pipeline.batch.build_evaluation (answers expected at a quarter of max_tokens, at most max_tokens)."""
-    tally = Tally()
-    for target in targets:
-        for item in items:
-            body = item_body(item, target, 0.0, max_tokens)
-            tally.add(target.model, body["messages"], max(1, max_tokens // 4), max_tokens)
-    return tally.estimate()
+def _judge(items: list, judge_ep: str, judge_model: str, endpoint: str) -> str | None:
+    """The batch's judge: only for judge-scored questions, and on the contestants' endpoint (its
+    requests go out as a second part of the same record)."""
+    judge = judge_model if any(i.scoring == "judge" for i in items) and judge_model else None
+    if judge and judge_ep != endpoint:
+        raise InputError(f"In batch mode the judge goes to the contestants' endpoint ({endpoint}): pick a judge "
+                         f"there, or run the benchmark one request at a time.")
+    return judge
+
+
+def _judge_words(items: list, targets: list, judge: str | None) -> str:
+    judged = sum(i.scoring == "judge" for i in items)
+    if not judged:
+        return ""
+    if not judge:
+        return " (judge-scored questions need a judge model: pick one before submitting)"
+    return f", then {judged * len(targets)} answers to the judge ({judge}) as a second batch"
 
 
 @outputs("batch_msg_md")
 def preview_evaluation_batch(batch_mode_radio: str, bench_dd: str | None, upload_file: str | None, base_use: bool,
                              base_ep: str, base_model: str, few_shot_use: bool, shots_sl: float | None,
                              fine_tuned_use: bool, fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool,
-                             teacher_ep: str, teacher_model: str, max_tokens_nb: float | None,
-                             settings: SessionSettings, visitor: str | None) -> dict[str, Any]:
-    """On choosing Batch: the request count and the cost at batch prices, before anything is written."""
+                             teacher_ep: str, teacher_model: str, judge_ep: str, judge_model: str,
+                             max_tokens_nb: float | None, settings: SessionSettings,
+                             visitor: str | None) -> dict[str, Any]:
+    """On choosing Batch: the request count and the cost at batch prices (the judge's second phase
+    included), before anything is written."""
     if batch_mode_radio != panel.MODES[1]:
         return {"batch_msg_md": ""}
     picks = _picks(base_use, base_ep, base_model, few_shot_use, fine_tuned_use, fine_tuned_ep, fine_tuned_model,
                    teacher_use, teacher_ep, teacher_model)
-    name, items, targets, _, note = _request(bench_dd, upload_file, picks, shots_sl, settings,
-                                             panel.checked_visitor(visitor))
-    est = estimate(items, targets, int(max_tokens_nb or 512))
-    return {"batch_msg_md": f"As a batch: {len(items)} questions × {len(targets)} contestants of {name}: "
-                            f"{view.estimate_words(est)}; results within 24 h.{note}"}
+    name, items, targets, endpoint, note = _request(bench_dd, upload_file, picks, shots_sl, settings,
+                                                    panel.checked_visitor(visitor))
+    judge = _judge(items, judge_ep, judge_model, endpoint)
+    est = batch.estimate_evaluation(items, targets, max_tokens=int(max_tokens_nb or 512), judge=judge)
+    return {"batch_msg_md": f"As a batch: {len(items)} questions × {len(targets)} contestants of {name}"
+                            f"{_judge_words(items, targets, judge)}: {view.estimate_words(est)}; "
+                            f"results within 24 h.{note}"}
 
 
-@outputs(*panel.SUBMIT)
+@outputs(*actions.SUBMIT)
 def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_use: bool, base_ep: str,
                             base_model: str, few_shot_use: bool, shots_sl: float | None, fine_tuned_use: bool,
                             fine_tuned_ep: str, fine_tuned_model: str, teacher_use: bool, teacher_ep: str,
@@ -92,14 +103,11 @@ def submit_evaluation_batch(bench_dd: str | None, upload_file: str | None, base_
                    teacher_use, teacher_ep, teacher_model)
     name, items, targets, endpoint, note = _request(bench_dd, upload_file, picks, shots_sl, settings, visitor)
     max_tokens = int(max_tokens_nb or 512)
-    judge = judge_model if any(i.scoring == "judge" for i in items) and judge_model else None
-    if judge and judge_ep != endpoint:  # the judge batch is a second part of the same record: one endpoint
-        raise InputError(f"In batch mode the judge goes to the contestants' endpoint ({endpoint}): pick a judge "
-                         f"there, or run the benchmark one request at a time.")
+    judge = _judge(items, judge_ep, judge_model, endpoint)
     record = batch.build_evaluation(name, items, targets, visitor=visitor, endpoint=endpoint, max_tokens=max_tokens,
                                     settings={"max_tokens": max_tokens, "shots": int(shots_sl or 3) if few_shot_use else 0},
                                     judge=judge)
-    out = panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
+    out = actions.submit_or_ask(settings, record, batch_kind, send=batch_send)
     if note:
         out["batch_msg_md"] = f"{out.get('batch_msg_md', '')}{note}"
     return out

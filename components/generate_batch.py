@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from components import batches as panel
+from components import batches_actions as actions
 from components.generate_run import run_config
 from components.wiring import outputs
 from pipeline import batch
@@ -33,7 +34,7 @@ def switch_mode(batch_mode_radio: str) -> dict[str, Any]:
             "progress_bar": gr.update(visible=not batch_mode)}
 
 
-@outputs(*panel.SUBMIT)
+@outputs(*actions.SUBMIT)
 def submit_generation_batch(template_dd: str, var_box_0: str, var_box_1: str, var_box_2: str, var_box_3: str,
                             var_box_4: str, var_box_5: str, endpoint_dd: str, model_dd: str, n_num: float,
                             concurrency_sl: float, temperature_sl: float, budget_num: float | None,
@@ -51,4 +52,4 @@ def submit_generation_batch(template_dd: str, var_box_0: str, var_box_1: str, va
         message = (f"Not submitted: this batch would cost about ${cost:.4f}, above the ${config.budget_usd:.2f} budget. "
                    f"Ask for fewer examples or raise the budget; its request file is kept ({record.id}).")
         return {**panel.listing(visitor, batch_kind, record.id), "batch_msg_md": message}
-    return panel.submit_or_ask(settings, record, batch_kind, send=batch_send)
+    return actions.submit_or_ask(settings, record, batch_kind, send=batch_send)

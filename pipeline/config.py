@@ -137,8 +137,8 @@ DECODE_INT8: Setting[bool] = Setting(
     "DISTILL_DECODE_INT8", _flag, True, "1",
     "Local backend decodes with int8 weights (0 keeps bf16; see `docs/BENCHMARKS.md`).", "1 or 0")
 DECODE_INT4: Setting[bool] = Setting(
-    "DISTILL_DECODE_INT4", _flag, False, "0",
-    "Experimental: 1 decodes the base model with int4 weights (~1.5x faster; not yet re-run in the demo, see `docs/bench/backend.md`).", "1 or 0")
+    "DISTILL_DECODE_INT4", _flag, True, "1",
+    "Local backend decodes the base model's layers with int4 weights (~1.5x faster than int8; 0 keeps int8; see `docs/bench/backend.md`).", "1 or 0")
 DECODE_THREADS: Setting[int | None] = Setting(
     "DISTILL_DECODE_THREADS", _count, 1, "1",
     "Intra-op threads for local decoding (0 = torch's default; see `docs/BENCHMARKS.md`).", "a whole number")

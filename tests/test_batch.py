@@ -320,6 +320,27 @@ def test_judge_scored_batch_is_judged_by_a_second_batch_and_kept_once(tmp_path: 
     assert again.already and len(list_runs(VISITOR)) == 1 and len(fake.batches) == 2  # kept once, judged once
 
 
+def test_an_evaluation_estimate_counts_the_judge_at_its_batch_price(tmp_path: Path) -> None:
+    from pipeline.evaluate import Target
+    from pipeline.evaluate.bench import parse_benchmark
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}], "expected": "42", "scoring": scoring}
+            for i, scoring in enumerate(["judge", "judge", "final_answer"])]
+    items = parse_benchmark("".join(json.dumps(r) + "\n" for r in rows), "j.jsonl")
+    targets = [Target("gpt-4o-mini", None)]
+    answers = batch.estimate_evaluation(items, targets, max_tokens=64)
+    judged = batch.estimate_evaluation(items, targets, max_tokens=64, judge="gpt-4.1-nano")
+    record = batch.build_evaluation("j.jsonl", items, targets, visitor=VISITOR, endpoint="x", max_tokens=64,
+                                    judge="gpt-4.1-nano")
+    assert judged.to_json() == record.estimate  # the preview's figures are the built record's
+    assert (answers.requests, judged.requests) == (3, 5)
+    extra_in, extra_out = judged.input_tokens - answers.input_tokens, judged.output_tokens - answers.output_tokens
+    assert extra_in > 2 * 16 and extra_out > 0  # each judge request carries the question, reference and answer
+    assert judged.batch_cost_usd == pytest.approx(answers.batch_cost_usd + batch.batch_cost_usd("gpt-4.1-nano", extra_in,
+                                                                                                 extra_out))
+    unknown = batch.estimate_evaluation(items, targets, max_tokens=64, judge="judge-without-price")
+    assert unknown.unpriced == ["judge-without-price"] and unknown.batch_cost_usd is None
+
+
 def test_batch_prices_are_half_and_unknown_stays_unknown(tmp_path: Path) -> None:
     from pipeline.tokens import usage_cost_usd
     assert batch.batch_cost_usd("gpt-4o-mini", 1_000_000, 1_000_000) == usage_cost_usd("gpt-4o-mini", 1_000_000,
@@ -428,19 +449,19 @@ def test_custom_template_gets_its_system_prompt_written_once_before_the_batch(tm
 
 def test_a_collect_that_died_before_sending_the_checks_sends_them_next_time(tmp_path: Path, fake: FakeBatches,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.batch import checks
+    from pipeline.batch import phases
     client = client_for(fake)
     record = batch.submit(batch.build_generation(gen_config(tmp_path, n=3, check=True), visitor=VISITOR,
                                                  endpoint="fake"), client)
     fake.finish()
-    real_submit = checks.submit
+    real_submit = phases.submit
 
     def dies(*args: object) -> None:
         raise KeyboardInterrupt
-    monkeypatch.setattr(checks, "submit", dies)
+    monkeypatch.setattr(phases, "submit", dies)
     with pytest.raises(KeyboardInterrupt):
         batch.collect(record, client)
-    monkeypatch.setattr(checks, "submit", real_submit)
+    monkeypatch.setattr(phases, "submit", real_submit)
     with pytest.raises(Exception, match="still"):  # the checks are sent now, and not finished yet
         batch.collect(record, client)
     assert fake.created == 2

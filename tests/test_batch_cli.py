@@ -1,5 +1,5 @@
 """The batch CLI end to end (its main, argv to exit code and output) against the stand-in Batch API over real HTTP:
-`generate --batch [--wait]`, `eval --batch --wait`, `batches list|show|collect|retry|export|import`."""
+`generate --batch [--wait]`, `eval --batch [--wait]`, `batches list|show|collect|retry|export|import`."""
 
 from __future__ import annotations
 
@@ -128,6 +128,23 @@ def test_bad_import_says_which_lines(tmp_path: Path, fake: FakeBatches, cli) -> 
     assert "line 2: not JSON" in out.stderr
 
 
+def test_eval_batch_without_wait_prints_its_id_and_collects_later(tmp_path: Path, fake: FakeBatches, cli) -> None:
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"What is 40 + {i}?"}],
+                                         "expected": str(40 + i), "scoring": "final_answer"}) + "\n" for i in (1, 2)),
+                     encoding="utf-8")
+    home = tmp_path / "home"
+    made = cli(home, "eval", str(bench), "--model", "gpt-4o-mini", "--batch", base_url=fake.base_url)
+    assert made.returncode == 0, made.stderr
+    batch_id = made.stdout.strip()
+    assert batch_id.startswith("eval-") and f"batches show {batch_id}" in made.stderr
+    assert "Batch cost:" in made.stderr and len(fake.batches) == 1
+    fake.finish()
+    done = cli(home, "batches", "collect", batch_id, "--json", base_url=fake.base_url)
+    board = json.loads(done.stdout)["results"]["results"]
+    assert [(r["label"], r["correct"], r["total"]) for r in board] == [("gpt-4o-mini", 1, 2)]  # it always says 42
+
+
 def test_eval_batch_wait_prints_the_scoreboard(tmp_path: Path, fake: FakeBatches, cli) -> None:
     fake.auto_finish, fake.fail_lines = True, (1,)
     bench = tmp_path / "bench.jsonl"
@@ -180,3 +197,26 @@ def test_eval_batch_with_a_judge_scores_as_the_interactive_judge(tmp_path: Path,
     assert [r["correct"] for r in two["results"]] == [r["correct"] for r in one["results"]] == [2]
     assert two["judge"] == one["judge"] == "gpt-4.1-nano"
     assert len(fake.batches) == 2  # the answers, then the judge
+
+
+def test_collecting_a_downloaded_judged_batch_sends_the_judge(tmp_path: Path, fake: FakeBatches, cli) -> None:
+    """`batches show` downloaded the answers; `batches collect` (no --wait) must still reach the endpoint:
+    the judge goes out as a second batch (it used to stop at "collect it with its endpoint")."""
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"}],
+                                         "expected": "42", "scoring": "judge"}) + "\n" for i in range(2)),
+                     encoding="utf-8")
+    home = tmp_path / "home"
+    batch_id = cli(home, "eval", str(bench), "--model", "gpt-4o-mini", "--judge", "gpt-4.1-nano", "--batch",
+                   base_url=fake.base_url).stdout.strip()
+    fake.finish()
+    shown = cli(home, "batches", "show", batch_id, "--json", base_url=fake.base_url)
+    assert all(p["downloaded"] for p in json.loads(shown.stdout)["batch"]["parts"])
+    sent = cli(home, "batches", "collect", batch_id, "--json", base_url=fake.base_url)
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["collected"]["waiting"] is True and len(fake.batches) == 2
+    fake.finish()
+    done = cli(home, "batches", "collect", batch_id, "--json", base_url=fake.base_url)
+    board = json.loads(done.stdout)["results"]["results"]
+    assert [(r["label"], r["correct"], r["total"]) for r in board] == [("gpt-4o-mini", 2, 2)]  # the fake says 42
+

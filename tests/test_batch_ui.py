@@ -14,6 +14,7 @@ import gradio as gr
 import pytest
 
 from components import batches as panel
+from components import batches_actions as actions
 from components import batches_view as view
 from components import evaluate_batch as eval_batch
 from components import generate_batch as gen_batch
@@ -90,7 +91,7 @@ def test_above_the_threshold_it_asks_first_and_submits_only_when_confirmed(fake:
     assert out["batch_confirm_row"]["visible"] is True and out["batch_pending"] == record.id
     assert "above your $0.00 confirmation threshold" in out["batch_confirm_md"]
     assert f"{record.requests:,} requests" in out["batch_confirm_md"]
-    done = panel.submit_confirmed(s, v, "generate", out["batch_pending"])
+    done = actions.submit_confirmed(s, v, "generate", out["batch_pending"])
     assert fake.created == 1 and done["batch_confirm_row"]["visible"] is False and done["batch_pending"] is None
     assert batch.load_batch(v, record.id).state == "validating"
 
@@ -98,13 +99,13 @@ def test_above_the_threshold_it_asks_first_and_submits_only_when_confirmed(fake:
 def test_dont_submit_keeps_the_request_file_for_elsewhere(fake: FakeBatches) -> None:
     v = visitor_id()
     out = submit_gen(v, settings_for(fake.base_url, confirm_above=0.0))
-    kept = panel.keep_unsubmitted(out["batch_pending"])
+    kept = actions.keep_unsubmitted(out["batch_pending"])
     assert kept["batch_confirm_row"]["visible"] is False and "Download request file" in kept["batch_msg_md"]
     record = only_record(v)
     assert fake.created == 0 and "not submitted" in panel.show_batches(v, "generate", None)["batch_list_html"]
     picked = panel.pick_batch(v, record.id)
     assert picked["batch_export_btn"]["interactive"] is True and picked["batch_collect_btn"]["interactive"] is False
-    file = panel.export_batch(v, record.id)["batch_file"]["value"]
+    file = actions.export_batch(v, record.id)["batch_file"]["value"]
     assert len(Path(file).read_text().splitlines()) == record.requests
 
 
@@ -146,15 +147,15 @@ def test_collect_adds_the_examples_once_and_says_how_many(fake: FakeBatches) -> 
     submit_gen(v, s, n=6)
     record = only_record(v)
     with pytest.raises(gr.Error, match="still"):
-        shown_errors(panel.collect_batch)(s, v, "generate", record.id, 3)
+        shown_errors(actions.collect_batch)(s, v, "generate", record.id, 3)
     fake.finish()
     assert panel.pick_batch(v, record.id)["batch_collect_btn"]["interactive"] is True
-    out = panel.collect_batch(s, v, "generate", record.id, 3)
+    out = actions.collect_batch(s, v, "generate", record.id, 3)
     added = len(drafts.load_draft(v))
     assert added >= 6 and out["dataset_rev"] == 4
     assert f"{added} examples added to your draft" in out["batch_msg_md"] and "0 requests failed" in out["batch_msg_md"]
     assert "collected" in out["batch_list_html"] and out["batch_collect_btn"]["interactive"] is False
-    again = panel.collect_batch(s, v, "generate", record.id, 4)
+    again = actions.collect_batch(s, v, "generate", record.id, 4)
     assert "already collected" in again["batch_msg_md"] and "dataset_rev" not in again
     assert len(drafts.load_draft(v)) == added
 
@@ -166,10 +167,10 @@ def test_retry_failed_sends_only_those_as_a_new_batch() -> None:
         submit_gen(v, s, n=6)
         record = only_record(v)
         fake.finish()
-        out = panel.collect_batch(s, v, "generate", record.id, 0)
+        out = actions.collect_batch(s, v, "generate", record.id, 0)
         assert "2 requests failed" in out["batch_msg_md"] and "Retry failed" in out["batch_msg_md"]
         assert out["batch_retry_btn"]["interactive"] is True
-        retried = panel.retry_batch(s, v, "generate", record.id)
+        retried = actions.retry_batch(s, v, "generate", record.id)
         new = batch.load_batch(v, retried["batch_dd"]["value"])
         assert new.retry_of == record.id and new.requests == 2 and new.state == "validating"
         assert fake.created == 2 and retried["batch_msg_md"].startswith(f"Submitted **{new.id}**")
@@ -180,21 +181,21 @@ def test_cancel_a_running_batch(fake: FakeBatches) -> None:
     s = settings_for(fake.base_url)
     submit_gen(v, s)
     record = only_record(v)
-    out = panel.cancel_batch(s, v, "generate", record.id)
+    out = actions.cancel_batch(s, v, "generate", record.id)
     assert out["batch_msg_md"].startswith(f"Cancelling {record.id}")
     assert batch.load_batch(v, record.id).state in ("cancelling", "cancelled")
     panel.refresh_batches(s, v, "generate", record.id)
     assert batch.load_batch(v, record.id).state == "cancelled"
     with pytest.raises(gr.Error, match="nothing to cancel"):
-        shown_errors(panel.cancel_batch)(s, v, "generate", record.id)
+        shown_errors(actions.cancel_batch)(s, v, "generate", record.id)
 
 
 def test_import_a_vllm_results_file_collects_it(tmp_path: Path, fake: FakeBatches) -> None:
     v = visitor_id()
     out = submit_gen(v, settings_for(fake.base_url, confirm_above=0.0), n=5)
-    panel.keep_unsubmitted(out["batch_pending"])
+    actions.keep_unsubmitted(out["batch_pending"])
     record = only_record(v)
-    requests = [json.loads(x) for x in Path(panel.export_batch(v, record.id)["batch_file"]["value"]).read_text().splitlines()]
+    requests = [json.loads(x) for x in Path(actions.export_batch(v, record.id)["batch_file"]["value"]).read_text().splitlines()]
     engine = FakeBatches(style="vllm")  # only its answer writer: what `vllm run-batch` would write
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(engine._line(r, i, 200, engine._answer(r["body"], i, False, "x"))) + "\n"
@@ -202,8 +203,8 @@ def test_import_a_vllm_results_file_collects_it(tmp_path: Path, fake: FakeBatche
     bad = tmp_path / "other.jsonl"
     bad.write_text(json.dumps({"custom_id": "not-ours", "response": {"status_code": 200, "body": {}}}) + "\n")
     with pytest.raises(gr.Error, match="not a results file of batch"):
-        shown_errors(panel.import_batch)(SessionSettings(), v, "generate", record.id, str(bad), 0)
-    got = panel.import_batch(SessionSettings(), v, "generate", record.id, str(results), 0)
+        shown_errors(actions.import_batch)(SessionSettings(), v, "generate", record.id, str(bad), 0)
+    got = actions.import_batch(SessionSettings(), v, "generate", record.id, str(results), 0)
     assert got["dataset_rev"] == 1 and "examples added to your draft" in got["batch_msg_md"]
     assert len(drafts.load_draft(v)) >= 5 and got["batch_import_file"] is None
 
@@ -252,8 +253,7 @@ def test_evaluation_batch_lands_on_the_scoreboard(fake: FakeBatches) -> None:
             "batch_kind": "eval"}
     with pytest.raises(gr.Error, match="one endpoint"):
         shown_errors(eval_batch.submit_evaluation_batch)(**{**form, "teacher_use": True, "teacher_ep": "local"})
-    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form
-                                                                     if k not in ("batch_kind", "judge_ep", "judge_model")})
+    preview = eval_batch.preview_evaluation_batch(panel.MODES[1], **{k: form[k] for k in form if k != "batch_kind"})
     out = eval_batch.submit_evaluation_batch(**form)
     record = only_record(v)
     # What the preview said before anything was written is what the built request file holds.
@@ -263,7 +263,7 @@ def test_evaluation_batch_lands_on_the_scoreboard(fake: FakeBatches) -> None:
     assert record.kind == "eval" and len(record.parts) == 2 and out["batch_msg_md"].startswith("Submitted")
     assert "evaluation" in out["batch_list_html"]
     fake.finish()
-    got = panel.collect_batch(s, v, "eval", record.id, 0)
+    got = actions.collect_batch(s, v, "eval", record.id, 0)
     assert "scoreboard" in got["batch_msg_md"] and "dataset_rev" not in got
     shown = eval_batch.show_batch_results(got["batch_results"], v)
     assert shown["score_df"].visible is True and shown["status_md"].startswith("Batch results")
@@ -307,11 +307,11 @@ def test_answer_checks_go_out_as_a_second_batch_and_the_panel_follows_it(fake: F
     gen_batch.submit_generation_batch(**{**gen_form(v, s, n=4), "check_cb": True})
     record = only_record(v)
     fake.finish()
-    first = panel.collect_batch(s, v, "generate", record.id, 0)
+    first = actions.collect_batch(s, v, "generate", record.id, 0)
     assert "answer checks as a second batch" in first["batch_msg_md"] and "dataset_rev" not in first
     assert first["batch_timer"]["active"] is True and drafts.load_draft(v) == []
     fake.finish()
-    second = panel.collect_batch(s, v, "generate", record.id, 0)
+    second = actions.collect_batch(s, v, "generate", record.id, 0)
     assert "dropped by the answer check" in second["batch_msg_md"]
     assert batch.load_batch(v, record.id).state == "collected"
 
@@ -331,3 +331,53 @@ def test_evaluation_batch_takes_the_judge_on_its_endpoint(fake: FakeBatches, tmp
     out = eval_batch.submit_evaluation_batch(**{**form, "judge_ep": "fake"})
     record = only_record(v)
     assert record.plan["judge"] == {"model": "gpt-4.1-nano"} and out["batch_msg_md"].startswith("Submitted")
+
+
+def test_the_evaluation_batch_preview_counts_the_judges_second_batch(fake: FakeBatches, tmp_path: Path) -> None:
+    v = visitor_id()
+    bench = tmp_path / "judged.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Describe colour number {i} in a sentence"}],
+             "expected": f"colour {i} is a shade of blue", "scoring": "judge"} for i in range(2)]
+    rows.append({"messages": [{"role": "user", "content": "What is 40 + 2?"}], "expected": "42",
+                 "scoring": "final_answer"})
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    form = {"bench_dd": UPLOADED, "upload_file": str(bench), "base_use": True, "base_ep": "fake",
+            "base_model": "gpt-4o-mini", "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": True,
+            "fine_tuned_ep": "fake", "fine_tuned_model": "gpt-4o", "teacher_use": False, "teacher_ep": "fake",
+            "teacher_model": "", "judge_ep": "fake", "judge_model": "gpt-4.1-nano", "max_tokens_nb": 64,
+            "settings": settings_for(fake.base_url), "visitor": v}
+    said = eval_batch.preview_evaluation_batch(panel.MODES[1], **form)["batch_msg_md"]
+    eval_batch.submit_evaluation_batch(**form, batch_kind="eval")
+    built = batch.estimate_cost(only_record(v))
+    # 3 questions x 2 contestants, then the 2 judge-scored answers of each contestant to the judge
+    assert built.requests == 10 and "then 4 answers to the judge (gpt-4.1-nano) as a second batch" in said
+    assert view.estimate_words(built) in said  # the same requests, tokens and batch-price cost as the built file
+    unpriced = eval_batch.preview_evaluation_batch(panel.MODES[1], **{**form, "judge_model": "judge-without-price"})
+    assert "no batch price known for judge-without-price" in unpriced["batch_msg_md"]
+    no_judge = eval_batch.preview_evaluation_batch(panel.MODES[1], **{**form, "judge_model": ""})
+    assert "need a judge model" in no_judge["batch_msg_md"]
+
+
+def test_importing_a_judged_evaluations_results_sends_the_judge(fake: FakeBatches, tmp_path: Path) -> None:
+    v = visitor_id()
+    bench = tmp_path / "judged.jsonl"
+    bench.write_text(json.dumps({"messages": [{"role": "user", "content": "Name a colour"}], "expected": "42",
+                                "scoring": "judge"}) + "\n", encoding="utf-8")
+    s = settings_for(fake.base_url)
+    form = {"bench_dd": UPLOADED, "upload_file": str(bench), "base_use": True, "base_ep": "fake",
+            "base_model": "gpt-4o-mini", "few_shot_use": False, "shots_sl": 3, "fine_tuned_use": False,
+            "fine_tuned_ep": "fake", "fine_tuned_model": "", "teacher_use": False, "teacher_ep": "fake",
+            "teacher_model": "", "judge_ep": "fake", "judge_model": "gpt-4.1-nano", "max_tokens_nb": 64,
+            "settings": s, "visitor": v, "batch_kind": "eval"}
+    eval_batch.submit_evaluation_batch(**form, batch_send=False)  # the file only: run elsewhere
+    record = only_record(v)
+    requests = [json.loads(x) for x in batch.request_file(record).read_text().splitlines()]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake._line(r, i, 200, fake._answer(r["body"], i, False, "x"))) + "\n"
+                               for i, r in enumerate(requests)))
+    got = actions.import_batch(s, v, "eval", record.id, str(results), 0)  # it used to say "collect it with its endpoint"
+    assert "Sent 1 answers to the judge" in got["batch_msg_md"] and len(fake.batches) == 1
+    fake.finish()
+    done = actions.collect_batch(s, v, "eval", record.id, 0)
+    assert [(r["correct"], r["total"]) for r in done["batch_results"]["results"]] == [(1, 1)]  # the fake says 42
+

@@ -50,3 +50,148 @@ def test_a_fine_tuned_model_is_ready_to_decode_when_its_job_succeeds(tiny_backen
         assert phases["imports"] <= phases["model"] <= phases["data"] <= phases["trained"]
     finally:
         engine._merged = merged
+
+
+def test_the_benchmark_step_sends_the_local_backend_every_question_at_once(tiny_backend, monkeypatch):
+    """All 2 x N answers reach the engine together, so it decodes them as one batch per token; 4 at a
+    time (the providers' rate) left it decoding 2-4 rows per step for ~10 rounds of the longest answer.
+    Requests are held back from the engine until all have arrived: with fewer at once they never would."""
+    from pipeline.demo import DemoRun, run_step
+    from pipeline.endpoints import SessionSettings
+    from pipeline.local import runtime
+
+    monkeypatch.setattr(runtime, "_handle", tiny_backend)
+    monkeypatch.setenv("DISTILL_DEMO_MAX_TOKENS", "4")  # random weights never stop on their own
+    settings, run = SessionSettings(), DemoRun("reasoning", "visitor_demo_at_once_01")
+    for step in ("load", "holdout", "finetune"):
+        run_step(run, step, settings)
+    expected = run.results["holdout"].details["held_out"] * 2  # base and fine-tuned
+    engine = tiny_backend.app.state.backend.engine
+    submit, lock = engine.submit, threading.Lock()
+    held: list = []
+    passed = [False]
+
+    def gate(request) -> None:  # called on the server's event loop: buffer, never block it
+        with lock:
+            if passed[0]:
+                submit(request)
+                return
+            held.append(request)
+            if len(held) < expected:
+                return
+            passed[0] = True
+        for r in held:
+            submit(r)
+
+    def open_gate() -> None:
+        with lock:
+            late = not passed[0]
+            passed[0] = True
+        for r in held if late else ():
+            submit(r)
+
+    engine.submit = gate
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(run_step(run, "benchmark", settings)), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=120)  # a bound on waiting: with 4 at a time the 5th request never comes
+        arrived = len(held)
+    finally:
+        open_gate()
+        engine.submit = submit
+    worker.join(timeout=120)
+    assert arrived == expected, f"only {arrived} of {expected} requests were sent at once"
+    board = done[0].details["results"]
+    assert all(r["answered"] == r["total"] and r["errors"] == 0 for r in board)
+
+
+def test_an_int8_weight_takes_many_rows_through_its_dense_copy(monkeypatch):
+    """torch's int8 kernel does one matvec per row (its time grows with the rows): a prefill or many
+    streams decoded together use the dequantized weights in one dense matmul, with the same results."""
+    import torch
+
+    from pipeline.local import qweights
+
+    stored = qweights.quantize("w", torch.randn(48, 64), "int8", torch.bfloat16)
+    weight = qweights.load("w", stored)
+    assert isinstance(weight, qweights.Int8)
+    rows = torch.randn(16, 64)  # a prompt's prefill, or 16 streams decoded together
+    one_by_one = torch.cat([weight(rows[i:i + 1]) for i in range(len(rows))]).float()
+    kernel_rows: list[int] = []
+    kernel = torch._weight_int8pack_mm
+
+    def counting(x, q, scale):
+        kernel_rows.append(x.shape[0])
+        return kernel(x, q, scale)
+
+    monkeypatch.setattr(torch, "_weight_int8pack_mm", counting)
+    together = weight(rows).float()
+    assert kernel_rows == []  # not one matvec per row
+    assert weight(rows[:1]).shape == (1, 48) and kernel_rows == [1]  # a single row keeps the int8 kernel
+    assert torch.allclose(together, one_by_one, rtol=0.02, atol=0.05)
+
+
+def test_prompts_that_arrive_together_are_prefilled_in_one_pass(tiny_backend, monkeypatch):
+    """The benchmark's 36 prompts (the augment's 6, the compare's 3) went through the model one prompt
+    per pass; now every waiting chat prompt of a model goes through in one pass, and each still gets
+    its own answer."""
+    from pipeline.local.engine import GenRequest
+    from pipeline.local.fastlm import FastLlama
+
+    engine = tiny_backend.app.state.backend.engine
+    passes: list[list[int]] = []
+    forward = FastLlama.forward
+
+    def recording(self, segments):
+        if max(len(tokens) for tokens, _ in segments) > 1:  # a prefill, not a decoding step
+            passes.append([len(tokens) for tokens, _ in segments])
+        return forward(self, segments)
+
+    monkeypatch.setattr(FastLlama, "forward", recording)
+    prompts = [engine.encode_chat([{"role": "user", "content": f"Question number {i}?"}]) for i in range(5)]
+    requests = [GenRequest(model_id=BASE, prompt_ids=p, max_tokens=3, temperature=0.0) for p in prompts]
+    with engine._cv:  # the worker takes none of them until all are waiting (the lock is reentrant)
+        for request in requests:
+            engine.submit(request)
+    deadline = time.monotonic() + 120  # a bound on waiting, not a timing claim
+    while any(r.finish_reason is None for r in requests):
+        assert time.monotonic() < deadline, "requests never finished"
+        time.sleep(0.02)
+    assert [len(p) for p in prompts] in passes, passes  # one pass with all five prompts
+    assert all(r.finish_reason in ("stop", "length") and r.generated for r in requests)
+    alone = GenRequest(model_id=BASE, prompt_ids=prompts[3], max_tokens=3, temperature=0.0)
+    engine.submit(alone)
+    while alone.finish_reason is None:
+        assert time.monotonic() < deadline, "request never finished"
+        time.sleep(0.02)
+    assert alone.generated == requests[3].generated  # the same answer as in the batch
+
+
+def test_an_int4_weight_takes_a_large_prefill_through_its_dense_copy(monkeypatch):
+    """torch's int4 kernel is per row too: the prefill of many prompts together unpacks the weights once
+    into a dense copy (the same values as the kernel's) that then serves every many-row call."""
+    import torch
+
+    from pipeline.local import qweights
+
+    weight = qweights.load("w", qweights.quantize("w", torch.randn(128, 64), "int4", torch.bfloat16))
+    assert isinstance(weight, qweights.Int4)
+    many = torch.randn(qweights.INT4_DENSE_FROM_ROWS, 64)
+    by_kernel = weight(many[:4]).float()  # 4 rows: the kernel, no copy made
+    assert weight.dense is None
+    kernel_rows: list[int] = []
+    kernel = torch._weight_int4pack_mm_for_cpu
+
+    def counting(x, *args):
+        kernel_rows.append(x.shape[0])
+        return kernel(x, *args)
+
+    monkeypatch.setattr(torch, "_weight_int4pack_mm_for_cpu", counting)
+    together = weight(many).float()
+    assert isinstance(weight.dense, torch.Tensor) and kernel_rows == []
+    assert torch.allclose(together[:4], by_kernel, rtol=0.02, atol=0.05)
+    weight(many[:16])  # later many-row calls use the copy too
+    assert kernel_rows == []
+    weight(many[:1])  # one row (a decoding step of one stream): the int4 kernel
+    assert kernel_rows == [1]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import http.server
 import logging
-import threading
 
 from components.launching import page_answers, warn_if_unreachable
 from tests.browser_support import free_port
+from tests.fakes.serving import serve_in_thread
 
 
 class _Refuses(http.server.BaseHTTPRequestHandler):
@@ -20,12 +20,8 @@ class _Refuses(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_page_behind_auth_counts_as_reachable() -> None:
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Refuses)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        assert page_answers(f"http://127.0.0.1:{server.server_port}/", patience_s=5)
-    finally:
-        server.shutdown()
+    with serve_in_thread(_Refuses) as served:
+        assert page_answers(f"{served.url}/", patience_s=5)
 
 
 def test_a_page_that_never_answers_is_a_warning_not_an_exit(caplog) -> None:

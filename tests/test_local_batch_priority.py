@@ -10,7 +10,7 @@ from pipeline.local.engine import Engine, GenRequest
 
 def _idle_engine() -> Engine:
     engine = Engine.__new__(Engine)  # no model, no threads: only the admission queue
-    engine._pending, engine._active, engine._cv = [], [], threading.Condition()
+    engine._pending, engine._active, engine._admitting, engine._cv = [], [], [], threading.Condition()
     return engine
 
 

@@ -48,7 +48,7 @@ def no_probe(_facts):
 def test_no_native_bf16_means_fp32_everywhere(over):
     choice = precision.decide(facts(**over), measure=no_probe)
     assert (choice.train, choice.compute, choice.native_bf16) == ("fp32", "fp32", False)
-    assert choice.decode_weights == "int8"  # torch's own int8 kernel: bf16 activations, no bf16 matmul
+    assert choice.decode_weights in ("int4", "int8")  # torch's own int4/int8 kernels: bf16 activations, no bf16 matmul
 
 
 def test_native_flags_are_confirmed_by_the_probe():
@@ -178,14 +178,15 @@ def test_engine_dense_weights_are_bf16_only_where_native(cpu):
 
 
 @pytest.mark.parametrize("cpu", ["native", "avx2"])
-def test_engine_decodes_with_int4_weights_on_both_kinds_of_cpu(cpu):
-    """The int4 decoder (opt-in): the layers' weights in torch's int4 format, the lm_head in int8 (both kernels
+def test_engine_decodes_with_int4_weights_on_both_kinds_of_cpu(cpu, monkeypatch):
+    """The int4 decoder (the default): the layers' weights in torch's int4 format, the lm_head in int8 (both kernels
     convert the bf16 activations themselves; no oneDNN bf16 matmul runs), natively and on AVX2 only."""
-    result = _decoder_dtypes({"DISTILL_PRECISION": "auto", "DISTILL_DECODE_INT4": "1",
-                              **(AVX2_ONLY if cpu == "avx2" else {})})
-    assert result["formats"] == ["Int4", "Int8"] and result["dtypes"] == []  # int8: the lm_head
-    # By default (int4 is opt-in: it crashed the app in the demo) every weight is int8.
+    monkeypatch.delenv("DISTILL_DECODE_INT4", raising=False)
     result = _decoder_dtypes({"DISTILL_PRECISION": "auto", **(AVX2_ONLY if cpu == "avx2" else {})})
+    assert result["formats"] == ["Int4", "Int8"] and result["dtypes"] == []  # int8: the lm_head
+    # DISTILL_DECODE_INT4=0 goes back to int8 everywhere.
+    result = _decoder_dtypes({"DISTILL_PRECISION": "auto", "DISTILL_DECODE_INT4": "0",
+                              **(AVX2_ONLY if cpu == "avx2" else {})})
     assert result["formats"] == ["Int8"]
 
 

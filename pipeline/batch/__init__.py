@@ -2,8 +2,8 @@
 local backend): build the request file, submit, follow, collect exactly once, export/import.
 Records live per visitor in the workspace (records.py); bodies are the interactive path's own (build.py)."""
 
-from pipeline.batch.build import build_evaluation, build_generation
-from pipeline.batch.collect import CollectReport, collect, failed_requests
+from pipeline.batch.build import build_evaluation, build_generation, estimate_evaluation
+from pipeline.batch.collect import CollectReport, collect, failed_requests, needs_endpoint
 from pipeline.batch.costs import BatchEstimate, batch_cost_usd, estimate_of
 from pipeline.batch.provider import cancel, refresh, submit, wait
 from pipeline.batch.records import BatchRecord, Part, list_batches, load_batch, save_batch
@@ -17,6 +17,6 @@ def estimate_cost(record: BatchRecord) -> BatchEstimate:
 
 
 __all__ = ["BatchEstimate", "BatchRecord", "CollectReport", "Part", "ResultLine", "batch_cost_usd", "build_evaluation",
-           "build_generation", "cancel", "collect", "estimate_cost", "failed_requests", "import_results",
-           "list_batches", "load_batch", "parse_result_line", "refresh", "request_file", "retry_failed",
+           "build_generation", "cancel", "collect", "estimate_cost", "estimate_evaluation", "failed_requests", "import_results",
+           "list_batches", "load_batch", "needs_endpoint", "parse_result_line", "refresh", "request_file", "retry_failed",
            "save_batch", "submit", "wait"]

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import atomic
-from pipeline.batch.costs import Tally
+from pipeline.batch.costs import BatchEstimate, Tally
 from pipeline.batch.records import BatchRecord, Part, new_id, save_batch
 from pipeline.errors import InputError, ProviderError, explain
 from pipeline.evaluate.bench import BenchItem
-from pipeline.evaluate.runner import Target, item_body
+from pipeline.evaluate.runner import Target, item_body, judge_body
 from pipeline.generate import prompts, steps
 from pipeline.generate.config import GenerationConfig
 from pipeline.generate.costing import requests_needed
@@ -39,6 +39,8 @@ from pipeline.generate.teacher import chat_body, reply_of
 from pipeline.generate.templates import Setup, Template, Variable, request_schema, resolve_variables
 
 URL = "/v1/chat/completions"
+#: A judge's verdict is one word (CORRECT / INCORRECT): a few tokens expected, judge_body's cap at most.
+JUDGE_REPLY_TOKENS = 4
 
 
 def request_line(custom_id: str, body: dict[str, Any]) -> str:
@@ -195,13 +197,44 @@ def build_evaluation(name: str, items: Sequence[BenchItem], targets: Sequence[Ta
                 target = targets[number]
                 for item in items:
                     body = item_body(item, target, temperature, max_tokens)
-                    tally.add(target.model, body["messages"], max(1, max_tokens // 4), max_tokens)
+                    _count_answer(tally, target.model, body, max_tokens)
                     yield request_line(f"eval-{item.index}-{number}", body)
 
     _write_lines(record.requests_path, lines())
-    if judged and judge:  # one judge request per judge-scored answer, sent as a second batch once they are in
-        per = judged * len(targets)
-        tally.add_counts(judge, per, (max(1, max_tokens // 4) + 80) * per, 4 * per, 16 * per)
+    if judged and judge:
+        _count_judge(tally, items, len(targets), judge, max_tokens)
     record.estimate = tally.estimate().to_json()
     save_batch(record)
     return record
+
+
+def estimate_evaluation(items: Sequence[BenchItem], targets: Sequence[Target], *, max_tokens: int = 512,
+                        temperature: float | None = 0.0, judge: str | None = None) -> BatchEstimate:
+    """What `build_evaluation` will count for these requests, before anything is written (the Evaluate
+    tab's preview): the same bodies and the same counting, the judge's second phase included."""
+    tally = Tally()
+    for target in targets:
+        for item in items:
+            _count_answer(tally, target.model, item_body(item, target, temperature, max_tokens), max_tokens)
+    if judge and any(i.scoring == "judge" for i in items):
+        _count_judge(tally, items, len(targets), judge, max_tokens)
+    return tally.estimate()
+
+
+def _count_answer(tally: Tally, model: str, body: dict[str, Any], max_tokens: int) -> None:
+    # Benchmark answers are short: a quarter of max_tokens expected, max_tokens at worst.
+    tally.add(model, body["messages"], max(1, max_tokens // 4), max_tokens)
+
+
+def _count_judge(tally: Tally, items: Sequence[BenchItem], contestants: int, judge: str, max_tokens: int) -> None:
+    """The judge's second phase, counted before the answers it grades exist: one request per
+    judge-scored question and contestant, each the real judge body (question, reference, rules) plus
+    an answer of the expected length, at the judge model's batch price."""
+    answer = max(1, max_tokens // 4)
+    for item in items:
+        if item.scoring != "judge":
+            continue
+        body = judge_body(judge, item, "")
+        for _ in range(contestants):
+            tally.add(judge, body["messages"], JUDGE_REPLY_TOKENS, body["max_tokens"])
+        tally.add_counts(judge, 0, answer * contestants, 0, 0)

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline import atomic
-from pipeline.batch.build import _write_lines, request_line
+from pipeline.batch import phases
+from pipeline.batch.build import request_line
 from pipeline.batch.gather import Gathered, _tally, gather_generation, results_by_id
-from pipeline.batch.provider import submit
-from pipeline.batch.records import BatchRecord, Part, save_batch
+from pipeline.batch.records import BatchRecord
 from pipeline.generate.checking import answers_agree, check_messages, extract_final_answer
 from pipeline.generate.teacher import chat_body, reply_of
 
@@ -31,18 +31,17 @@ def wanted(record: BatchRecord) -> bool:
 
 
 def sent(record: BatchRecord) -> bool:
-    return any(p.file == CHECK_FILE for p in record.parts)
+    return phases.sent(record, CHECK_FILE)
 
 
 def send(record: BatchRecord, client: Any, dedup_against: list[dict]) -> int:
     """Write the candidates and submit their checks; returns how many checks were sent (0: nothing to
-    check, the record is left as it was)."""
+    check, the check part is marked done without a provider batch)."""
     g = gather_generation(record, dedup_against=dedup_against)
     atomic.write_json(record.folder / CANDIDATES, {"examples": g.examples, "failures": g.failures,
                                                    "input_tokens": g.input_tokens, "output_tokens": g.output_tokens,
                                                    "cost_usd": g.cost_usd}, indent=None)
     model = record.plan["check"]["model"]
-    count = sum(e["final"] is not None for e in g.examples)
 
     def lines() -> Iterator[str]:
         for i, e in enumerate(g.examples):
@@ -50,16 +49,7 @@ def send(record: BatchRecord, client: Any, dedup_against: list[dict]) -> int:
                 body = chat_body(model, check_messages(e["example"]), temperature=0.0,
                                  max_tokens=record.plan["max_tokens"])
                 yield request_line(f"chk-{i}", body)
-    _write_lines(record.folder / CHECK_FILE, lines())
-    record.parts.append(Part(model=model, first_line=0, lines=count, file=CHECK_FILE))
-    record.requests += count
-    save_batch(record)
-    if count:
-        submit(record, client)
-    else:
-        record.parts[-1].status, record.parts[-1].downloaded = "completed", True
-        save_batch(record)
-    return count
+    return phases.add_phase(record, client, CHECK_FILE, model, lines())
 
 
 def apply(record: BatchRecord) -> Gathered:

@@ -101,6 +101,16 @@ def collect(record: BatchRecord, client: Any = None) -> CollectReport:
         return report
 
 
+def needs_endpoint(record: BatchRecord) -> bool:
+    """Whether collecting the record must reach its endpoint: a part not downloaded yet (or not even
+    submitted), or a second phase (answer checks, the judge) still to send. Otherwise everything is on
+    disk (downloaded or imported) and collect needs no client."""
+    if record.state == "collected":
+        return False
+    due = (checks.wanted(record) and not checks.sent(record)) or (judging.wanted(record) and not judging.sent(record))
+    return due or not all(p.downloaded for p in record.parts)
+
+
 def _already(record: BatchRecord) -> CollectReport:
     raw = atomic.read_json(_marker(record), {})
     known = set(CollectReport.__dataclass_fields__)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.batch.build import _write_lines, request_line
+from pipeline.batch import phases
+from pipeline.batch.build import request_line
 from pipeline.batch.gather import _items_targets, request_ids, results_by_id
-from pipeline.batch.provider import submit
-from pipeline.batch.records import BatchRecord, Part, save_batch
+from pipeline.batch.records import BatchRecord
 from pipeline.evaluate.runner import item_body, judge_body, reply_parts
 
 JUDGE_FILE = "judge-requests.jsonl"
@@ -33,7 +33,7 @@ def wanted(record: BatchRecord) -> bool:
 
 
 def sent(record: BatchRecord) -> bool:
-    return any(p.file == JUDGE_FILE for p in record.parts)
+    return phases.sent(record, JUDGE_FILE)
 
 
 def judge_id(answer_id: str) -> str:
@@ -48,10 +48,8 @@ def send(record: BatchRecord, client: Any) -> int:
     items, targets = _items_targets(plan)
     by_index = {i.index: i for i in items}
     by_id = dict(results_by_id(record))
-    count = 0
 
     def lines() -> Iterator[str]:
-        nonlocal count
         for cid in request_ids(record):
             _, item_no, target_no = cid.split("-")
             item, target, line = by_index[int(item_no)], targets[int(target_no)], by_id.get(cid)
@@ -59,15 +57,5 @@ def send(record: BatchRecord, client: Any) -> int:
                 continue
             messages = item_body(item, target, plan["temperature"], plan["max_tokens"])["messages"]
             text = reply_parts(line.completion, target.model, messages)[0]
-            count += 1
             yield request_line(judge_id(cid), judge_body(model, item, text))
-    _write_lines(record.folder / JUDGE_FILE, lines())
-    record.parts.append(Part(model=model, first_line=0, lines=count, file=JUDGE_FILE))
-    record.requests += count
-    save_batch(record)
-    if count:
-        submit(record, client)
-    else:
-        record.parts[-1].status, record.parts[-1].downloaded = "completed", True
-        save_batch(record)
-    return count
+    return phases.add_phase(record, client, JUDGE_FILE, model, lines())

@@ -95,15 +95,17 @@ def _created_before(client: Any, metadata: dict[str, str]) -> Any:
 
 
 def submit(record: BatchRecord, client: Any) -> BatchRecord:
-    """Upload each part's request file (purpose "batch") and create its batch; parts already created
-    are left alone, so a submit cut short can be called again."""
+    """Upload each built part's request file (purpose "batch") and create its batch; parts already
+    created are left alone, so a submit cut short can be called again. So are parts that never go to
+    the provider: results imported from elsewhere, an empty second phase (both "completed" without a
+    batch id) — sending them again would pay for every request twice."""
     if record.state == "collected":
         raise InputError(f"Batch {record.id} is already collected; build a new one to run it again.")
     import openai
 
     azure = isinstance(client, openai.AzureOpenAI)
     for n, part in enumerate(record.parts):
-        if part.batch_id:
+        if part.batch_id or part.status != "built":
             continue
         if not part.input_file_id:
             with _provider_errors("Uploading the request file failed"), \

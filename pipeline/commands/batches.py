@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         record = batch.import_results(record, args.file)
         progress(f"Imported {args.file.name}: {record.counts()['completed']} results, {record.counts()['failed']} "
                  f"failed. Take them in: python -m pipeline batches collect {record.id}")
-    elif args.action == "collect" and not args.wait and not _needs_client(record):
+    elif args.action == "collect" and not args.wait and not batch.needs_endpoint(record):
         report = batch.collect(record)
     else:
         client = openai_client(args, max_retries=2)
@@ -128,10 +128,3 @@ def run(args: argparse.Namespace) -> int:
         print_record(record)
     return code
 
-
-def _needs_client(record: batch.BatchRecord) -> bool:
-    """Collect without an endpoint when everything is on disk already (downloaded or imported)."""
-    if record.state == "collected":
-        return False
-    checks_to_send = bool(record.plan.get("check")) and not any(p.file != "requests.jsonl" for p in record.parts)
-    return checks_to_send or not all(p.downloaded for p in record.parts)

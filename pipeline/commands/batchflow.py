@@ -1,12 +1,12 @@
-"""What `generate --batch`, `eval --batch` and `batches` share: following a batch to the end and
-collecting it, and saying how to follow it later."""
+"""What `generate --batch`, `eval --batch` and `batches` share: submitting a built batch, following it
+to the end and collecting it, and saying how to follow it later."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pipeline import batch
-from pipeline.commands import progress
+from pipeline.commands import emit_json, progress
 from pipeline.commands.scoreboard import print_table
 
 
@@ -18,6 +18,22 @@ def add_wait_flags(parser: Any) -> None:
 def follow_hint(record: batch.BatchRecord) -> str:
     return (f"Follow it: python -m pipeline batches show {record.id}   ·   take the results in when done: "
             f"python -m pipeline batches collect {record.id} --wait   (same endpoint flags)")
+
+
+def submit_and_follow(record: batch.BatchRecord, client: Any, args: Any) -> batch.CollectReport | None:
+    """Say what the built batch costs, submit it and say how to follow it. Without --wait, print its
+    id (its record with --json) and return None: the command is done. With --wait, follow it to the
+    end and return what collecting it took in."""
+    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
+    record = batch.submit(record, client)
+    progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")
+    if not args.wait:
+        if args.json:
+            emit_json({"batch": record.to_json()})
+        else:
+            print(record.id)
+        return None
+    return wait_and_collect(record, client, args.poll)
 
 
 def wait_and_collect(record: batch.BatchRecord, client: Any, poll: float) -> batch.CollectReport:

@@ -97,23 +97,14 @@ def run(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, items: list, targets: list[Target], judge: Target | None,
                settings: dict, client: Any) -> int:
     from pipeline import batch
-    from pipeline.commands.batchflow import follow_hint, wait_and_collect
+    from pipeline.commands.batchflow import submit_and_follow
 
     # The judge (same endpoint) grades judge-scored answers as a second batch once they are in.
     record = batch.build_evaluation(args.bench.name, items, targets, visitor=None, endpoint=endpoint_name(args),
                                     temperature=args.temperature, max_tokens=args.max_tokens, settings=settings,
                                     judge=judge.model if judge else None)
-    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
-    record = batch.submit(record, client)
-    progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")
-    if not args.wait:
-        if args.json:
-            emit_json({"batch": record.to_json()})
-        else:
-            print(record.id)
-        return 0
-    collected = wait_and_collect(record, client, args.poll)
-    return report(args, collected.results)
+    collected = submit_and_follow(record, client, args)
+    return 0 if collected is None else report(args, collected.results)
 
 
 def report(args: argparse.Namespace, results: dict) -> int:

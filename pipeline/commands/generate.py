@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline import batch
 from pipeline.commands import add_endpoint_flags, emit_json, endpoint_name, openai_client, progress
-from pipeline.commands.batchflow import add_wait_flags, follow_hint, print_report, wait_and_collect
+from pipeline.commands.batchflow import add_wait_flags, print_report, submit_and_follow
 from pipeline.errors import InputError
 
 
@@ -85,16 +85,9 @@ def _run_batch(args: Any, config: Any) -> int:
 
     client = openai_client(args, max_retries=2)
     record = batch.build_generation(config, visitor=None, endpoint=endpoint_name(args), client=client)
-    progress(f"Batch cost: {batch.estimate_cost(record).describe()}.")
-    record = batch.submit(record, client)
-    progress(f"Submitted batch {record.id} ({record.requests} requests). {follow_hint(record)}")
-    if not args.wait:
-        if args.json:
-            emit_json({"batch": record.to_json()})
-        else:
-            print(record.id)
+    report = submit_and_follow(record, client, args)
+    if report is None:
         return 0
-    report = wait_and_collect(record, client, args.poll)
     held = len(load_existing(config.out))
     if args.json:
         emit_json({"batch": batch.load_batch(None, record.id).to_json(), "collected": report.to_json(),

@@ -29,6 +29,10 @@ from pipeline.tokens import training_cost_usd, usage_cost_usd
 # requests. (It was 2 s.)
 POLL_S = 1.0
 VALIDATION_FRACTION = 0.1
+# A provider gets a few calls at a time (rate limits). The local backend gets every request of a step
+# at once: its engine decodes all of them together in one step per token, where 4 at a time left it
+# decoding 2-4 rows per step for ~10 rounds of the longest answer (the benchmark: 36 answers).
+PROVIDER_CONCURRENCY = 4
 
 
 def step_load(ctx: StepContext) -> StepResult:
@@ -52,8 +56,10 @@ def step_augment(ctx: StepContext) -> StepResult:
     every = max(1, len(draft) // int(aug["sources"]))
     sources = draft[::every][: int(aug["sources"])]
     out = demo_folder(ctx) / f"{ctx.scenario.name}-paraphrase-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    local = is_local(ctx.settings, teacher.endpoint)
     config = GenerationConfig(template=load_template(aug["template"]), n=int(aug["n"]), out=out,
-                              model=teacher.model, variables={"ways": str(aug["ways"])}, concurrency=4,
+                              model=teacher.model, variables={"ways": str(aug["ways"])},
+                              concurrency=int(aug["n"]) if local else PROVIDER_CONCURRENCY,
                               temperature=0.8, seed=0, sources=sources, avoid=draft,
                               max_failures=int(aug["n"]), endpoint=teacher.endpoint)
     last = [""]
@@ -68,7 +74,6 @@ def step_augment(ctx: StepContext) -> StepResult:
     drafts.append_to_draft(visitor, status.new_examples)
     run_record = (RunFiles(out).load_state().get("runs") or [{}])[-1]
     drafts.update_meta(visitor, generation=[{**run_record, "added_to_draft": len(status.new_examples)}])
-    local = is_local(ctx.settings, teacher.endpoint)
     equivalent = usage_cost_usd(openai_equivalent("teacher"), status.input_tokens, status.output_tokens) if local else None
     replies = "1 reply" if status.failed_parse == 1 else f"{status.failed_parse} replies"
     failed = f" {replies} did not parse; kept in `{out.stem}.failed.jsonl` for review." if status.failed_parse else ""
@@ -214,12 +219,13 @@ def step_benchmark(ctx: StepContext) -> StepResult:
             done[0] = n
             ctx.progress(f"{n}/{total} answers scored")
 
-    results = run_benchmark(bench.name, items, targets, on_answer=on_answer,
-                            cancel=ctx.cancel, max_tokens=config.DEMO_MAX_TOKENS.get())
+    all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)
+    results = run_benchmark(bench.name, items, targets, on_answer=on_answer, cancel=ctx.cancel,
+                            concurrency=len(items) * len(targets) if all_local else PROVIDER_CONCURRENCY,
+                            max_tokens=config.DEMO_MAX_TOKENS.get())
     save_results(ctx.run.visitor_id, results)
     board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%}, 95% interval "
              f"{r['ci95'][0]:.0%}–{r['ci95'][1]:.0%})" for r in results["results"]]
-    all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)
     real = sum(r["cost_usd"] or 0.0 for r in results["results"])
     equivalent = sum(usage_cost_usd(_equivalent_model(r["label"]), r["input_tokens"], r["output_tokens"]) or 0.0
                      for r in results["results"]) if all_local else None

@@ -41,10 +41,10 @@ def decode_format() -> tuple[torch.dtype, str]:
     """(dtype of dense weights, weight format: "int4", "int8" or "dense"), from the CPU's precision choice
     (pipeline/local/precision.py).
 
-    Weight-only int8 by default. int4 (DISTILL_DECODE_INT4=1: its kernel was ~2x faster than int8
-    natively, ~1.4x with torch and oneDNN capped to AVX2) is opt-in until the demo has run with it again
-    (its runs crashed on misaligned cached weights, since fixed in FastLlama.load). DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense
-    weights in the compute dtype: bf16 only where the CPU has it natively, else fp32."""
+    Weight-only int4 layers (int8 lm_head) by default: its kernel was ~2x faster than int8 natively, ~1.4x
+    with torch and oneDNN capped to AVX2 (docs/bench/backend.md). DISTILL_DECODE_INT4=0 keeps int8 weights;
+    DISTILL_DECODE_INT8=0, or DISTILL_PRECISION=fp32, keeps dense weights in the compute dtype: bf16 only
+    where the CPU has it natively, else fp32."""
     from pipeline.local import precision
 
     choice = precision.choose()
@@ -163,6 +163,7 @@ class Engine:
         self._models: OrderedDict[str, FastLlama] = OrderedDict()
         self._pending: list[GenRequest] = []
         self._active: list[GenRequest] = []
+        self._admitting: list[GenRequest] = []  # picked, prefilled together before the next step
         self._cv = threading.Condition()
         self._stopped = False
         _set_threads()
@@ -295,8 +296,15 @@ class Engine:
                     self._cv.wait()
                 if self._stopped:
                     return
+            # Chats are admitted together and prefilled in one pass (_start); batch work is picked only
+            # when no chat waits or decodes (_chatting counts the ones being admitted), one at a time.
             while (request := self._next_pending()) is not None:
-                self._start(request)
+                if request.low_priority:
+                    self._start([request])
+                else:
+                    self._admitting.append(request)
+            admitting, self._admitting = self._admitting, []
+            self._start(admitting)
             self._step()
 
     def _next_pending(self) -> GenRequest | None:
@@ -312,29 +320,47 @@ class Engine:
             return pick
 
     def _chatting(self) -> bool:
-        return any(not r.low_priority and r.finish_reason is None and not r.cancelled for r in self._active)
+        return bool(self._admitting) or any(not r.low_priority and r.finish_reason is None and not r.cancelled
+                                            for r in self._active)
 
     def interactive_busy(self) -> bool:
         """Is an interactive request waiting or decoding? The batch runner adds nothing then (a batch
         request admitted now would cost the chat its prefill, then wait: see _stepping)."""
         with self._cv:
             return any(not r.low_priority and r.finish_reason is None and not r.cancelled
-                       for r in (*self._pending, *self._active))
+                       for r in (*self._pending, *self._admitting, *self._active))
 
-    def _start(self, request: GenRequest) -> None:
-        try:
-            model = self._model(request.model_id)
-            request.cache = model.new_cache()
-            if request.seed is not None:
-                request.generator = torch.Generator().manual_seed(request.seed)
-            logits = model.forward([(request.prompt_ids, request.cache)])[0]
-            self._accept(request, self._sample(request, logits))
-        except Exception as exc:  # one bad request must not stop the worker serving the others
-            log.exception("generation failed to start")
-            self._fail(request, str(exc))
-            return
-        if request.finish_reason is None:
-            self._active.append(request)
+    def _start(self, requests: list[GenRequest]) -> None:
+        """Prefill the prompts of requests that arrived together, one forward pass per model: the demo's
+        36 benchmark prompts took 36 passes of a few dozen rows each, now one of all their rows."""
+        by_model: dict[str, list[GenRequest]] = {}
+        for request in requests:
+            by_model.setdefault(request.model_id, []).append(request)
+        for model_id, group in by_model.items():
+            try:
+                model = self._model(model_id)
+                for request in group:
+                    request.cache = model.new_cache()
+                rows = model.forward([(r.prompt_ids, r.cache) for r in group])
+            except Exception as exc:
+                if len(group) > 1:  # e.g. one prompt too long: each alone, so only that one fails
+                    for request in group:
+                        self._start([request])
+                else:  # one bad request must not stop the worker serving the others
+                    log.exception("generation failed to start")
+                    self._fail(group[0], str(exc))
+                continue
+            for request, logits in zip(group, rows, strict=True):
+                try:
+                    if request.seed is not None:
+                        request.generator = torch.Generator().manual_seed(request.seed)
+                    self._accept(request, self._sample(request, logits))
+                except Exception as exc:
+                    log.exception("generation failed to start")
+                    self._fail(request, str(exc))
+                    continue
+                if request.finish_reason is None:
+                    self._active.append(request)
 
     def _stepping(self) -> list[GenRequest]:
         """The requests decoded this step: every active one, except batch work while a chat decodes

@@ -15,20 +15,49 @@ model needs no merge or conversion, only reading the adapter file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 INT4_GROUP = 32  # input columns per int4 scale/zero: 32 and 64 ran equally fast; 32 rounds finer
+# From this many rows (tokens) in one call, an int8 weight is applied through its dequantized dense copy.
+# torch's int8 kernel does one matvec per row, so its time grows with the rows, while a dense matmul's
+# barely does: measured on one core (AVX512, docs/bench/demo.md), a 3072x576 weight took 0.18 ms (int8)
+# vs 0.31 (bf16) for 1 row, 0.25 vs 0.31 for 4, 1.33 vs 0.56 for 18 and 2.59 vs 0.69 for 36; the lm_head
+# (49152x576) 29 vs 12 ms for 18 rows. Many rows = a prompt's prefill or many streams decoded together
+# (the demo's benchmark: 36 answers at once). torch's int4 kernel too: 3072x576 took 0.15 ms for 1 row,
+# 1.84 for 18, 3.88 for 36, against 0.82 / 0.91 dense (load ~11).
+DENSE_FROM_ROWS = 8
+# An int4 weight's dense copy is made by unpacking torch's packing (~0.2 s per 3072x576 weight under
+# load, seconds for the model): only from this many rows in one call (the prefill of several prompts
+# together), never for one chat's prompt, so a first chat does not pay for it. Once made, it serves
+# every call from DENSE_FROM_ROWS rows.
+INT4_DENSE_FROM_ROWS = 256
+
+
+@functools.cache
+def dense_dtype() -> torch.dtype:
+    """bf16 where the CPU multiplies it natively, float32 elsewhere (pipeline/local/precision.py)."""
+    from pipeline.local import precision
+
+    return precision.choose().compute_dtype
 
 
 @dataclass
 class Int8:
     q: torch.Tensor  # [out, in] int8
     scale: torch.Tensor  # [out] bf16
+    # q * scale in dense_dtype(), made at the first many-row call: the same weights, and 2 (bf16) or 4
+    # bytes per weight more memory, shared with every fine-tuned model built on these weights.
+    dense: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] >= DENSE_FROM_ROWS:
+            if self.dense is None:
+                self.dense = (self.q.to(torch.float32) * self.scale.float()[:, None]).to(dense_dtype())
+            return F.linear(x.to(self.dense.dtype), self.dense)
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale)
 
     @property
@@ -42,9 +71,44 @@ class Int4:
     scales_zeros: torch.Tensor  # [in / group, out, 2] bf16: w = (q - 8) * scale + zero
     group: int
     out_features: int
+    # The dequantized weights in dense_dtype() (see INT4_DENSE_FROM_ROWS); False: torch's packing was not
+    # the one _unpack_int4 reads (another CPU kind), the kernel serves every call.
+    dense: torch.Tensor | bool | None = field(default=None, repr=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.shape[0]
+        if self.dense is None and rows >= INT4_DENSE_FROM_ROWS:
+            self.dense = self._dequantized()
+        if rows >= DENSE_FROM_ROWS and isinstance(self.dense, torch.Tensor):
+            return F.linear(x.to(self.dense.dtype), self.dense)
         return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.packed, self.group, self.scales_zeros)
+
+    def _dequantized(self) -> torch.Tensor | bool:
+        codes = _unpack_int4(self.packed, self.out_features)
+        if codes is None:
+            return False
+        sz = self.scales_zeros.float()  # [in / group, out, 2]
+        scale = sz[..., 0].t().repeat_interleave(self.group, dim=1)
+        zero = sz[..., 1].t().repeat_interleave(self.group, dim=1)
+        return ((codes - 8) * scale + zero).to(dense_dtype())
+
+
+def _unpack_int4(packed: torch.Tensor, out: int) -> torch.Tensor | None:
+    """The [out, in] codes of torch's CPU int4 packing, or None where it is neither layout read here:
+    blocks of 64 rows (AVX512 kernels) or 32 (AVX2), per input column half a block of bytes, byte j =
+    row j (low nibble) | row j + half (high). Checked by packing the result again, so another layout
+    is never misread."""
+    inp = packed.shape[-1] * 2
+    if packed.dim() != 2 or packed.dtype != torch.uint8 or packed.numel() * 2 != out * inp:
+        return None
+    for block in (64, 32):
+        if out % block:
+            continue
+        halves = packed.view(out // block, inp, block // 2)
+        codes = torch.cat([halves & 0xF, halves >> 4], dim=2).transpose(1, 2).reshape(out, inp).to(torch.int32)
+        if torch.equal(torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1), packed):
+            return codes
+    return None
 
 
 @dataclass

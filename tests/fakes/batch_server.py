@@ -22,16 +22,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from pipeline.local.runtime import tcp_listener
 from tests.fakes.fake_openai import _fill, _schema_of
+from tests.fakes.serving import Served, ServedApp
 
 
 @dataclass
-class FakeBatches:
+class FakeBatches(ServedApp):
+    SERVER_NAME = "fake batch server"
     auto_finish: bool = False
     #: Requests (by position in the file, 0-based) answered with a 500 in the error file.
     fail_lines: tuple[int, ...] = ()
@@ -50,39 +50,8 @@ class FakeBatches:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self.app = self._build_app()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: Served | None = None
         self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FakeBatches:
-        sock = tcp_listener("127.0.0.1", 0)
-        self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=1))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake batch server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeBatches:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- what a test drives ------------------------------------------------------------------------
     def finish(self, batch_id: str | None = None, *, outcome: str = "completed", done: int | None = None) -> None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.serving import Served, serve_in_thread
 
 TOKEN_GAP_S = 0.01  # between streamed tokens: fast enough for tests, slow enough to interleave
 ARG_PIECE = 4  # characters of a tool call's arguments per streamed chunk (OpenAI's are a token or so)
@@ -65,21 +66,21 @@ class FakeChatServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._handler = Handler
+        self._served: Served | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        assert self._served is not None, "start the fake first (`with FakeChatServer() as srv:`)"
+        return f"{self._served.url}/v1"
 
     def start(self) -> FakeChatServer:
-        self._thread.start()
+        self._served = serve_in_thread(self._handler, name="fake chat server")
         return self
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        if self._served is not None:
+            self._served.stop()
 
     def __enter__(self) -> FakeChatServer:
         return self.start()

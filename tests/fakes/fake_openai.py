@@ -21,11 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pipeline.local.runtime import tcp_listener
+from tests.fakes.serving import Served, ServedApp
 
 _WORD_TEXT = ("apple river stone cloud seven lantern violet engine harbor meadow puzzle copper falcon winter "
          "orchard signal marble candle thunder garden silver bridge pepper island rocket velvet canyon "
@@ -38,7 +37,8 @@ SCHEMA_MARKER = "matching this JSON schema:"
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(ServedApp):
+    SERVER_NAME = "fake OpenAI server"
     latency: float = 0.0
     #: Share of requests answered with an error, picked from `failure_statuses`.
     failure_rate: float = 0.0
@@ -66,41 +66,8 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._counter = 0
         self.app = self._build_app()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: Served | None = None
         self.port = 0
-
-    # -- lifecycle ----------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FakeOpenAI:
-        sock = tcp_listener("127.0.0.1", 0)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake OpenAI server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- behaviour ----------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:

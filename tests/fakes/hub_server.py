@@ -29,11 +29,13 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
+
+from tests.fakes.serving import Served, serve_in_thread
 
 LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "openrail", "other", "unknown"}
 SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
@@ -66,17 +68,17 @@ class FakeHub:
         self.fail_always: dict[str, int | str] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = ""  # set when it starts; still readable after it stops (a dead Hub's address)
+        self._served: Served | None = None
 
     def __enter__(self) -> FakeHub:
-        self.thread.start()
+        self._served = serve_in_thread(_handler(self), name="fake Hub")
+        self.url = self._served.url
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self._served is not None:
+            self._served.stop()
 
     def add_repo(self, repo_id: str, owner: str, *, private: bool = False, files: dict[str, bytes] | None = None
                  ) -> Repo:

@@ -18,9 +18,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.serving import serve_in_thread
 
 FINE_TUNABLE = {"gpt-4o-mini-2024-07-18", "gpt-4o-mini", "gpt-4.1-mini-2025-04-14", "gpt-3.5-turbo-0125",
                 "gpt-3.5-turbo", "gpt-4.1-nano-2025-04-14"}
@@ -80,14 +82,12 @@ class OpenAIFineTuneStub:
             def do_DELETE(self) -> None:
                 stub._handle(self, "DELETE")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._served = serve_in_thread(Handler, name="fake fine-tuning API")
 
     # ----------------------------------------------------------------- public helpers
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self._served.url}/v1"
 
     def client(self, **opts: Any) -> Any:
         import openai
@@ -113,8 +113,7 @@ class OpenAIFineTuneStub:
         return [r["body"] for r in self.requests if r["method"] == method and r["path"] == path]
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._served.stop()
 
     # ----------------------------------------------------------------- plumbing
     def _new_id(self, prefix: str) -> str:

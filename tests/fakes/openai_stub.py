@@ -15,9 +15,10 @@ Every request's Authorization header is recorded in `seen_keys` (the tests check
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.serving import Served, serve_in_thread
 
 
 class OpenAIStub:
@@ -42,23 +43,24 @@ class OpenAIStub:
                 self.rfile.read(length)
                 stub._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._handler = Handler
+        self._served: Served | None = None
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        assert self._served is not None, "start the stub first (`with OpenAIStub(...) as stub:`)"
+        return self._served.port
 
     def url(self, behaviour: str = "ok") -> str:
         return f"http://127.0.0.1:{self.port}/{behaviour}/v1"
 
     def __enter__(self) -> OpenAIStub:
-        self._thread.start()
+        self._served = serve_in_thread(self._handler, name="OpenAI stub")
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._served is not None:
+            self._served.stop()
 
     # ---- behaviours ------------------------------------------------------------------------
     def _handle(self, req: BaseHTTPRequestHandler) -> None:

@@ -57,8 +57,8 @@ def build_app() -> gr.Blocks:
                 build_evaluate_tab(ctx)
             with gr.Tab("Hub", id="hub"):
                 build_hub_tab(ctx)
-            with gr.Tab("Settings", id="settings"):
-                build_settings_tab(ctx)
+            with gr.Tab("Settings", id="settings") as settings_tab:
+                build_settings_tab(ctx, settings_tab)
         demo.load(start_session, inputs=ctx.visitor, outputs=[ctx.visitor, main_col, starting_md],
                   api_visibility="private").then(
             restore_settings, [ctx.settings, ctx.remembered, ctx.visitor], ctx.settings, api_visibility="private")

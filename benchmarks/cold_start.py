@@ -13,7 +13,9 @@ starts before the app, then polls the page; times are from the launch:
   * model_ready_s: the local backend's /health says the model is loaded;
   * sent_s: the message to the three panes was sent (Chat tab, as soon as the page allowed it);
   * first_text_s: the first pane shows answer text (target <= 15 s);
-  * answered_s: every pane has finished (its Stop button disabled again; answers are up to 512 tokens).
+  * answered_s: every pane has finished (its Stop button disabled again; answers are up to 512 tokens);
+  * app_cpu_at_sent_s / app_cpu_at_first_text_s: CPU seconds (user + system, all threads) the app's
+    process had used by then: less sensitive to a shared machine's load than the wall times.
 `--baseline PATH` runs an older checkout too, alternating with this one in the same session (make it
 with `git worktree add /tmp/old <rev>` and link .venv), and prints the ratios.
 """
@@ -60,6 +62,15 @@ def watch_model_ready(home: Path, start: float, result: dict, stop: threading.Ev
             continue
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def one_run(checkout: Path, browser) -> dict:
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="distill-cold-"))
@@ -91,12 +102,14 @@ def one_run(checkout: Path, browser) -> dict:
         page.get_by_label("Message to all three panes").fill("What is the capital of France?")
         page.get_by_role("button", name="Send").click()
         result["sent_s"] = round(time.perf_counter() - start, 2)
+        result["app_cpu_at_sent_s"] = cpu_seconds(proc.pid)  # run_app.sh execs python: same pid
         stops = page.get_by_role("button", name="Stop", exact=True)
         bots = page.locator('[data-testid="bot"]')
         page.wait_for_timeout(500)
         while time.perf_counter() - start < 600:
             if "first_text_s" not in result and any(t.strip() for t in bots.all_inner_texts()):
                 result["first_text_s"] = round(time.perf_counter() - start, 2)
+                result["app_cpu_at_first_text_s"] = cpu_seconds(proc.pid)
             if "first_text_s" in result and all(stops.nth(i).is_disabled() for i in range(stops.count())):
                 result["answered_s"] = round(time.perf_counter() - start, 2)
                 break
@@ -112,12 +125,14 @@ def one_run(checkout: Path, browser) -> dict:
     return result
 
 
-KEYS = ("page_s", "model_ready_s", "sent_s", "first_text_s", "answered_s")
+KEYS = ("page_s", "model_ready_s", "sent_s", "first_text_s", "answered_s", "app_cpu_at_sent_s",
+        "app_cpu_at_first_text_s")
 
 
 def summary(runs: list[dict]) -> dict:
     """Median of each time over the runs, and whether the medians meet the issue's targets."""
-    out = {k: statistics.median([r[k] for r in runs if k in r]) for k in KEYS if any(k in r for r in runs)}
+    out = {k: statistics.median([r[k] for r in runs if r.get(k) is not None]) for k in KEYS
+           if any(r.get(k) is not None for r in runs)}
     out["page_ok"] = out.get("page_s", 99) <= 5
     out["first_text_ok"] = out.get("first_text_s", 99) <= 15
     return out

@@ -15,7 +15,6 @@ from components import settings_handlers as h
 from components.context import AppContext
 from components.wiring import wire
 from pipeline.endpoints import CAPABILITIES, ROLE_LABELS, ROLES, EndpointKind, SessionSettings
-from pipeline.local.precision import settings_line as precision_line
 from pipeline.settings_view import ENDPOINT_COLUMNS, endpoint_rows
 
 KINDS = [(k.label, name) for name, k in EndpointKind.registry.items() if k.user_addable]
@@ -95,12 +94,14 @@ def _build_rest(ui: dict) -> None:
     with gr.Row():
         ui["workspace_md"] = gr.Markdown()
         ui["workspace_btn"] = gr.Button("Refresh", size="sm", scale=0)
-    # Read-only, decided once per process (pipeline/local/precision.py). Filled when a page loads, not
-    # while the app is built: deciding imports torch (~2 s), which would delay the first page by as much.
-    gr.Markdown(lambda _visitor: precision_line(), inputs=ui["visitor"])
+    # Read-only, decided once per process (pipeline/local/precision.py). Filled when the tab is opened:
+    # deciding imports torch (~2 s of CPU). Built with the app it delayed the first page; filled at page
+    # load it took a worker thread and the import lock from the model's warm-up and delayed the first chat.
+    ui["precision_md"] = gr.Markdown(elem_id="precision-line")
 
 
-def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
+def build_settings_tab(ctx: AppContext, tab: gr.Tab | None = None) -> dict[str, gr.components.Component]:
+    """`tab`: the Settings tab itself; opening it fills the compute-precision line."""
     ui: dict = {"settings": ctx.settings, "visitor": ctx.visitor, "remembered": ctx.remembered}
     _build_endpoints(ui)
     _build_roles(ui)
@@ -109,6 +110,8 @@ def build_settings_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     wire(functools.partial(gr.on, None), h.render_settings, ui, api_name="show_settings")
     wire(ui["workspace_btn"].click, h.render_settings, ui, api_visibility="private")
     wire(ctx.settings.change, h.keep_settings, ui, api_visibility="private")
+    if tab is not None:
+        wire(tab.select, h.show_precision, ui, api_visibility="private")
     wire(ui["endpoint_dd"].input, h.show_endpoint, ui, api_name="show_endpoint")
     wire(ui["kind_dd"].input, h.kind_chosen, ui, api_visibility="private")
     wire(ui["save_btn"].click, h.save_endpoint_clicked, ui, api_name="save_endpoint")

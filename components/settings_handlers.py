@@ -47,6 +47,15 @@ def _table(settings: SessionSettings) -> Any:
     return gr.update(value=settings_view.endpoint_rows(settings))
 
 
+@outputs("precision_md")
+def show_precision() -> dict:
+    """When the Settings tab is opened: the local model's compute precision (its decision imports torch,
+    so it waits for a visitor who looks, not for every page load)."""
+    from pipeline.local.precision import settings_line
+
+    return {"precision_md": settings_line()}
+
+
 @outputs("endpoints_df", "endpoint_dd", "budget_num", "confirm_num", "remember_chk", "remember_keys_chk",
          "remember_md", "workspace_md", "hf_md", *ROLE_PICKERS)
 def render_settings(settings: SessionSettings, visitor: str | None) -> dict:

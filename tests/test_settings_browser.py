@@ -145,3 +145,13 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     _choose(page, "Endpoint to edit", "mine")
     expect(page.get_by_label("API key")).to_have_attribute("placeholder", re.compile("^Key: typed"))
     assert KEY not in page.content()
+
+
+def test_opening_settings_shows_the_local_model_compute_line(app_url, page) -> None:
+    """The compute-precision line is filled when the tab is opened (no longer at page load: its
+    decision imports torch, which delayed the first chat), and the visitor still sees it."""
+    url, _stub = app_url
+    _open_settings(page, url)
+    line = page.locator("#precision-line")
+    line.get_by_text("Local model compute:").wait_for(timeout=120_000)
+    assert re.search(r"Local model compute:\*?\*?\s*\S", line.inner_text())

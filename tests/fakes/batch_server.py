@@ -26,11 +26,12 @@ from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.fake_openai import _fill, _schema_of
-from tests.fakes.serving import Served, serve_in_thread
+from tests.fakes.serving import Served, ServedApp
 
 
 @dataclass
-class FakeBatches:
+class FakeBatches(ServedApp):
+    SERVER_NAME = "fake batch server"
     auto_finish: bool = False
     #: Requests (by position in the file, 0-based) answered with a 500 in the error file.
     fail_lines: tuple[int, ...] = ()
@@ -51,25 +52,6 @@ class FakeBatches:
         self.app = self._build_app()
         self._served: Served | None = None
         self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FakeBatches:
-        self._served = serve_in_thread(self.app, name="fake batch server")
-        self.port = self._served.port
-        return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.stop()
-
-    def __enter__(self) -> FakeBatches:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- what a test drives ------------------------------------------------------------------------
     def finish(self, batch_id: str | None = None, *, outcome: str = "completed", done: int | None = None) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.serving import Served, serve_in_thread
+from tests.fakes.serving import Served, ServedApp
 
 _WORD_TEXT = ("apple river stone cloud seven lantern violet engine harbor meadow puzzle copper falcon winter "
          "orchard signal marble candle thunder garden silver bridge pepper island rocket velvet canyon "
@@ -37,7 +37,8 @@ SCHEMA_MARKER = "matching this JSON schema:"
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(ServedApp):
+    SERVER_NAME = "fake OpenAI server"
     latency: float = 0.0
     #: Share of requests answered with an error, picked from `failure_statuses`.
     failure_rate: float = 0.0
@@ -67,26 +68,6 @@ class FakeOpenAI:
         self.app = self._build_app()
         self._served: Served | None = None
         self.port = 0
-
-    # -- lifecycle ----------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FakeOpenAI:
-        self._served = serve_in_thread(self.app, name="fake OpenAI server")
-        self.port = self._served.port
-        return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.stop()
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- behaviour ----------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:

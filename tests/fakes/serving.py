@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -85,3 +85,36 @@ def _serve_asgi(app: Any, name: str) -> Served:
         thread.join(timeout=5)
 
     return Served(sock.getsockname()[1], stop)
+
+
+F = TypeVar("F", bound="ServedApp")
+
+
+class ServedApp:
+    """start()/stop()/`with` for a fake built on an ASGI app (FakeOpenAI, FakeBatches): the fake sets
+    `self.app`, `self.port = 0` and `self._served = None` when it is made; `SERVER_NAME` names its thread."""
+
+    SERVER_NAME = "fake server"
+    app: Any
+    port: int
+    _served: Served | None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self: F) -> F:
+        self._served = serve_in_thread(self.app, name=self.SERVER_NAME)
+        self.port = self._served.port
+        return self
+
+    def stop(self) -> None:
+        if self._served is not None:
+            self._served.stop()
+
+    def __enter__(self: F) -> F:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+

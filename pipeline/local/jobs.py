@@ -28,12 +28,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the multiplier scales it
 LR_SCHEDULER = "constant"
 WARMUP = 0  # steps, or a fraction of them when < 1
+FINAL = ("succeeded", "failed", "cancelled")
 
 
 def recipe_spec(multiplier: float) -> dict:
     """The optimizer part of the trainer's spec (docs/bench/recipe.md)."""
     return {"learning_rate": LEARNING_RATE * multiplier, "lr_scheduler": LR_SCHEDULER, "warmup": WARMUP}
-FINAL = ("succeeded", "failed", "cancelled")
 
 
 def queue_position(store: Store, job_id: str) -> int | None:

@@ -11,6 +11,7 @@ fp32, adapter merged) for each adapter. The machine is shared, so the two runs a
 - ours: `python -m pipeline.local.trainer` with the spec the job runner writes for "auto".
 
     .venv/bin/python benchmarks/local_train.py [--rounds 1] [--json OUT.json]
+    .venv/bin/python benchmarks/local_train.py --task classifier --recipes today,ours  # tickets demo, label scoring
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/local_train.py  # AVX2-only CPU
 """
 
@@ -75,24 +76,61 @@ def baseline_child(job_dir: Path) -> int:
     return 0
 
 
-def specs(model_dir: Path, work: Path, override: dict | None = None) -> dict[str, Path]:
-    """spec.json for each contestant; ours is resolved exactly as the job runner resolves "auto"
-    (`override` replaces some of ours, to try another rule before changing it)."""
-    from pipeline.local.dataset import auto_batch_size, read_examples, resolved_auto_epochs
-    from pipeline.local.jobs import LEARNING_RATE
+# Named recipes for --recipes ("baseline" is plain TRL, "ours" is what the job runner resolves "auto" to).
+# "today" is the auto recipe before docs/bench/recipe.md; the others are candidates it measured.
+RECIPES: dict[str, dict] = {
+    "today": {"epochs": 2, "batch_size": 2, "learning_rate": 1e-3, "lr_scheduler": "constant", "warmup": 0},
+    "e1b1": {"epochs": 1, "batch_size": 1, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
+    "e1b2": {"epochs": 1, "batch_size": 2, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
+    "e2lin": {"epochs": 2, "batch_size": 2, "learning_rate": 1e-3, "lr_scheduler": "linear", "warmup": 0.1},
+    "e2b4": {"epochs": 2, "batch_size": 4, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
+    "e3b8": {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "lr_scheduler": "linear", "warmup": 0.1},
+    "e4b8": {"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
+}
+TASKS = {"person": (TRAIN, BENCH),
+         "classifier": (ROOT / "data/samples/tickets_train.jsonl", ROOT / "data/benchmarks/tickets_bench.jsonl")}
 
-    train = read_examples(TRAIN.read_bytes())
+
+def task_data(task: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """train, validation, benchmark: the classifier demo holds 10% out for validation (seed 0) as
+    pipeline/demo/actions.py does; the person benchmark trains on the whole sample, no validation."""
+    from pipeline.dataset import split_examples
+    from pipeline.local.dataset import read_examples
+
+    train_path, bench_path = TASKS[task]
+    examples = read_examples(train_path.read_bytes())
+    bench = [json.loads(line) for line in bench_path.read_text().splitlines() if line.strip()]
+    if task == "classifier":
+        train, valid = split_examples(examples, 0.1, seed=0)
+        return list(train), list(valid), bench
+    return examples, [], bench
+
+
+def recipe(name: str, n: int, override: dict | None = None) -> dict:
+    from pipeline.local.dataset import auto_batch_size, resolved_auto_epochs
+    from pipeline.local.jobs import recipe_spec
+
+    if name == "baseline":
+        return {"epochs": min(8, max(3, math.ceil(180 / n))), "batch_size": 4, "learning_rate": 1e-3}
+    if name == "ours":
+        hp = {"epochs": resolved_auto_epochs(n), "batch_size": auto_batch_size(n), **recipe_spec(1.0)}
+        return {**hp, **(override or {})}
+    return dict(RECIPES[name])
+
+
+def specs(model_dir: Path, work: Path, names: list[str], train: list[dict], valid: list[dict],
+          override: dict | None = None) -> dict[str, Path]:
+    """spec.json for each contestant; "ours" is resolved exactly as the job runner resolves "auto"
+    (`override` replaces some of ours, to try another rule before changing it)."""
     n = len(train)
-    ours_hp = {"epochs": resolved_auto_epochs(n), "batch_size": auto_batch_size(n), "learning_rate": LEARNING_RATE}
-    ours_hp.update(override or {})
-    base_hp = {"epochs": min(8, max(3, math.ceil(180 / n))), "batch_size": 4, "learning_rate": 1e-3}
     out = {}
-    for name, hp in (("baseline", base_hp), ("ours", ours_hp)):
+    for name in names:
+        hp = recipe(name, n, override)
         d = work / name
         d.mkdir(parents=True)
         steps = math.ceil(n / hp["batch_size"]) * hp["epochs"]
-        spec = {"model_dir": str(model_dir), "train": train, "valid": [], "seed": SEED,
-                "adapter_dir": str(d / "adapter"), "total_steps": steps, **hp}
+        spec = {"model_dir": str(model_dir), "train": train, "valid": [] if name == "baseline" else valid,
+                "seed": SEED, "adapter_dir": str(d / "adapter"), "total_steps": steps, **hp}
         (d / "spec.json").write_text(json.dumps(spec))
         out[name] = d
     return out
@@ -111,21 +149,27 @@ def train(name: str, job_dir: Path) -> dict:
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": ')]  # ours; TRL prints dicts
     spec = json.loads((job_dir / "spec.json").read_text())
     result = {"wall_s": round(wall, 1), "load_before": before, "load_after": load(),
-              "epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": spec["learning_rate"]}
+              **{k: spec[k] for k in ("epochs", "batch_size", "learning_rate", "lr_scheduler", "warmup") if k in spec}}
     done = next(x for x in lines if x.get("kind") == "done")
+    if "phases_s" in done:  # training seconds: from "ready" (imports, model, tokenizing done) to trained
+        result["train_s"] = round(done["phases_s"]["trained"] - done["phases_s"]["data"], 1)
     metrics = [x["data"] for x in lines if x.get("kind") == "metrics"]
     if metrics:
         result.update(steps=metrics[-1]["step"], first_loss=metrics[0]["train_loss"],
-                      last_loss=metrics[-1]["train_loss"])
+                      last_losses=[m["train_loss"] for m in metrics[-3:]])
     result.update({k: v for k, v in done.items() if k not in ("kind",)})
     return result
 
 
 def score(model_dir: Path, adapter: Path, bench: list[dict]) -> tuple[int, list[str]]:
-    """Greedy answers of the merged model in fp32 (the same scorer for both adapters)."""
+    """Greedy answers of the merged model in fp32 (the same scorer for every adapter). Items with
+    "scoring": "label" are scored as the Evaluate tab does (pipeline.evaluate.tasks.score_label);
+    the others pass when the expected text is in the answer."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.evaluate.tasks import score_label
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
@@ -136,13 +180,19 @@ def score(model_dir: Path, adapter: Path, bench: list[dict]) -> tuple[int, list[
     with torch.inference_mode():
         out = model.generate(**batch, max_new_tokens=60, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     answers = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    return sum(b["expected"].lower() in a.lower() for b, a in zip(bench, answers, strict=True)), answers
+    right = sum(score_label(a, b["expected"], b.get("labels", ())).correct if b.get("scoring") == "label"
+                else b["expected"].lower() in a.lower() for b, a in zip(bench, answers, strict=True))
+    return right, answers
 
 
 def main() -> int:
+    global SEED
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1, help="baseline/ours pairs, alternating")
-    parser.add_argument("--only", choices=["baseline", "ours"], help="train one contestant only")
+    parser.add_argument("--task", choices=sorted(TASKS), default="person")
+    parser.add_argument("--recipes", default="baseline,ours",
+                        help=f"comma-separated contestants: baseline, ours, {', '.join(RECIPES)}")
+    parser.add_argument("--rounds", type=int, default=1, help="contestant sets, alternating order")
+    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--ours-epochs", type=int, help="try another epoch count for ours")
     parser.add_argument("--ours-batch", type=int, help="try another batch size for ours")
@@ -151,26 +201,31 @@ def main() -> int:
     args = parser.parse_args()
     if args.baseline_child:
         return baseline_child(args.baseline_child)
+    SEED = args.seed
     from pipeline.local.weights import base_model_dir
 
     model_dir = base_model_dir()
-    bench = [json.loads(line) for line in BENCH.read_text().splitlines() if line.strip()]
-    result: dict = {"machine": machine(), "rounds": []}
-    print(json.dumps(result["machine"]), flush=True)
-    names = [args.only] if args.only else ["baseline", "ours"]
+    train_rows, valid_rows, bench = task_data(args.task)
+    result: dict = {"machine": machine(), "task": args.task, "seed": SEED, "rounds": []}
+    print(json.dumps(result["machine"]), args.task, "seed", SEED, flush=True)
+    names = args.recipes.split(",")
+    override = {k: v for k, v in (("epochs", args.ours_epochs), ("batch_size", args.ours_batch),
+                                      ("learning_rate", args.ours_lr)) if v}
     for r in range(args.rounds):
         row = {}
-        override = {k: v for k, v in (("epochs", args.ours_epochs), ("batch_size", args.ours_batch),
-                                          ("learning_rate", args.ours_lr)) if v}
-        dirs = specs(model_dir, Path(tempfile.mkdtemp(prefix="distill-train-bench-")), override)
+        dirs = specs(model_dir, Path(tempfile.mkdtemp(prefix="distill-train-bench-")), names, train_rows,
+                     valid_rows, override)
         for name in names if r % 2 == 0 else names[::-1]:
             row[name] = train(name, dirs[name])
             right, answers = score(model_dir, Path(dirs[name] / "adapter"), bench)
             row[name].update(correct=right, of=len(bench), sample_answers=answers[:3])
-            print(name, json.dumps({k: v for k, v in row[name].items() if k != "sample_answers"}), flush=True)
-        if len(row) == 2:
-            row["speedup"] = round(row["baseline"]["wall_s"] / row["ours"]["wall_s"], 2)
-            print("speedup", row["speedup"], flush=True)
+            shown = {k: v for k, v in row[name].items() if k not in ("sample_answers", "learning_rates")}
+            print(name, json.dumps(shown), flush=True)
+        first = names[0]
+        for name in names[1:]:
+            if "train_s" in row[first] and "train_s" in row[name]:
+                print(f"train_s {name}/{first}", round(row[name]["train_s"] / row[first]["train_s"], 2), flush=True)
+            print(f"wall_s {name}/{first}", round(row[name]["wall_s"] / row[first]["wall_s"], 2), flush=True)
         result["rounds"].append(row)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

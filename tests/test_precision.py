@@ -120,14 +120,16 @@ def test_settings_tab_shows_the_choice():
     assert f"**Local model compute:** {precision.summary()}" in shown
 
 
-def _train_tiny(tmp_path: Path, env: dict) -> dict:
-    """The real trainer process on the tiny model (2 steps); returns its "done" line."""
+def _train_tiny(tmp_path: Path, env: dict, **spec_fields: object) -> dict:
+    """The real trainer process on the tiny model (2 steps unless `spec_fields` say otherwise);
+    returns its "done" line."""
     from pipeline.local.dataset import read_examples
     from pipeline.local.weights import tiny_model_dir
 
     train = read_examples((ROOT / "data/samples/person_train.jsonl").read_bytes())[:4]
     spec = {"model_dir": str(tiny_model_dir()), "train": train, "valid": train[:2], "epochs": 1, "batch_size": 2,
-            "learning_rate": 1e-3, "seed": 0, "adapter_dir": str(tmp_path / "adapter"), "total_steps": 2}
+            "learning_rate": 1e-3, "seed": 0, "adapter_dir": str(tmp_path / "adapter"), "total_steps": 2,
+            **spec_fields}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, "-m", "pipeline.local.trainer", str(tmp_path)], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
@@ -201,3 +203,22 @@ def test_auto_rule_halves_the_compute_but_not_the_updates():
         passes, before = auto_epochs(n) * n, first_rule(n) * n
         assert passes <= math.ceil(before / 2) + n
         assert math.ceil(n / auto_batch_size(n)) * auto_epochs(n) >= 0.8 * math.ceil(n / 4) * first_rule(n)
+
+
+def test_trainer_applies_the_spec_learning_rate_schedule(tmp_path):
+    """The schedule and warmup in spec.json reach TRL (benchmarks/local_train.py tries recipes
+    through them): the rate rises over the warmup, then falls linearly; jobs.recipe_spec writes
+    today's choice (constant, no warmup) into every job's spec."""
+    from pipeline.local.dataset import read_examples
+    from pipeline.local.jobs import recipe_spec
+
+    assert recipe_spec(0.5) == {"learning_rate": 5e-4, "lr_scheduler": "constant", "warmup": 0}
+    steps = 20
+    rows = read_examples((ROOT / "data/samples/person_train.jsonl").read_bytes())[:steps]
+    done = _train_tiny(tmp_path, {}, train=rows, valid=[], batch_size=1, total_steps=steps,
+                       learning_rate=2e-3, lr_scheduler="linear", warmup=0.1)
+    rates = done["learning_rates"]
+    assert len(rates) == steps
+    peak = rates.index(max(rates))
+    assert 0 < peak < steps // 2 and max(rates) == pytest.approx(2e-3, rel=0.01) and rates[0] < max(rates)
+    assert rates[peak:] == sorted(rates[peak:], reverse=True) and rates[-1] < rates[peak] / 4

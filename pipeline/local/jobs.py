@@ -26,7 +26,14 @@ from pipeline.local.store import Store, new_id
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the multiplier scales it
+LR_SCHEDULER = "constant"
+WARMUP = 0  # steps, or a fraction of them when < 1
 FINAL = ("succeeded", "failed", "cancelled")
+
+
+def recipe_spec(multiplier: float) -> dict:
+    """The optimizer part of the trainer's spec (docs/bench/recipe.md)."""
+    return {"learning_rate": LEARNING_RATE * multiplier, "lr_scheduler": LR_SCHEDULER, "warmup": WARMUP}
 
 
 def queue_position(store: Store, job_id: str) -> int | None:
@@ -170,7 +177,7 @@ class JobRunner:
         valid = self._read(job["validation_file"], "validation_file") if job.get("validation_file") else []
         steps = math.ceil(len(train) / hp["batch_size"]) * hp["n_epochs"]
         spec = {"model_dir": str(self._model_dir()), "train": train, "valid": valid, "epochs": hp["n_epochs"],
-                "batch_size": hp["batch_size"], "learning_rate": LEARNING_RATE * float(hp["learning_rate_multiplier"]),
+                "batch_size": hp["batch_size"], **recipe_spec(float(hp["learning_rate_multiplier"])),
                 "seed": job["seed"], "adapter_dir": str(self.store.adapter_dir(job_id)), "total_steps": steps}
         (directory / "spec.json").write_text(json.dumps(spec))
         with self._cv:

@@ -130,7 +130,8 @@ def main(job_dir: Path) -> int:
     sft_args = SFTConfig(
         output_dir=str(job_dir / "trainer_tmp"), num_train_epochs=spec["epochs"],
         per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=8,
-        learning_rate=spec["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
+        learning_rate=spec["learning_rate"], lr_scheduler_type=spec.get("lr_scheduler", "constant"),
+        warmup_steps=spec.get("warmup", 0),
         logging_steps=1, save_strategy="no", report_to=[], seed=spec["seed"], use_cpu=True,
         max_length=1024, disable_tqdm=True, dataloader_num_workers=0,
         eval_strategy="steps" if valid is not None else "no", eval_steps=eval_every,
@@ -151,8 +152,10 @@ def main(job_dir: Path) -> int:
     lengths = [len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=False))
                for ex in spec["train"]]
     weights = sorted({str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters()})
+    # The learning rate each step used: the schedule really applied (tests, docs/bench/recipe.md).
+    rates = [float(f"{h['learning_rate']:.3g}") for h in trainer.state.log_history if "learning_rate" in h]
     emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]), precision=choice.train,
-         compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights,
+         compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights, learning_rates=rates,
          phases_s={k: round(v, 2) for k, v in phases.items()})
     return 0
 

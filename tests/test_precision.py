@@ -109,15 +109,11 @@ def test_this_cpu_choice_agrees_with_its_flags():
 
 
 def test_settings_tab_shows_the_choice():
-    import gradio as gr
+    from components.settings_handlers import show_precision
 
-    import app
-
-    demo = app.build_app()
-    # Filled by the page's load event (deciding imports torch, which would delay the first page).
-    shown = [str(b.load_event_to_attach[0](None)) for b in demo.blocks.values()
-             if isinstance(b, gr.Markdown) and b.load_event_to_attach]
-    assert f"**Local model compute:** {precision.summary()}" in shown
+    # Filled when the Settings tab is opened (tests/test_cold_start.py checks that wiring): deciding
+    # imports torch, which delayed the first page when built and the first chat when run at page load.
+    assert show_precision()["precision_md"] == f"**Local model compute:** {precision.summary()}"
 
 
 def _train_tiny(tmp_path: Path, env: dict, **spec_fields: object) -> dict:

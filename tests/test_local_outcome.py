@@ -34,7 +34,8 @@ def accuracy(client, model: str, bench: list[dict]) -> int:
 @pytest.mark.parametrize("cpu", ["native", "avx2"])
 def test_fine_tuning_teaches_the_fictional_person(smollm_backend, cpu, monkeypatch):
     """`avx2`: the trainer process (started per job, it inherits the environment) sees this CPU as one
-    without native bf16, as most laptops and cloud VMs are: torch's kernels and oneDNN capped at AVX2.
+    without native bf16, as most laptops and cloud VMs are: torch's kernels, oneDNN and MKL (torch's fp32
+    matmuls) capped at AVX2.
     There an emulated-bf16 fine-tune ran ~15x slower (issue 18); it must pick fp32 and stay quick."""
     from pipeline.local import precision
 
@@ -43,6 +44,7 @@ def test_fine_tuning_teaches_the_fictional_person(smollm_backend, cpu, monkeypat
             pytest.skip("this CPU has no native bf16 already: the 'native' run is the AVX2 run")
         monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+        monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
     client = smollm_backend.client(timeout=600)
     started = time.monotonic()
     bench = [json.loads(line) for line in (ROOT / "data/benchmarks/person_bench.jsonl").read_text().splitlines()

@@ -18,7 +18,7 @@ def test_generate_batch_against_the_local_backend(tiny_backend, tmp_path: Path, 
     out = tmp_path / "gen.jsonl"
     code = main(["generate", "--template", "reasoning", "--n", "2", "--out", str(out), "--max-tokens", "160",
                  "--batch", "--wait", "--poll", "0.5", "--json",
-                 "--base-url", tiny_backend.base_url, "--api-key", tiny_backend.api_key])
+                 "--base-url", tiny_backend.base_url, f"--api-key={tiny_backend.api_key}"])  # = form: a random key may start with "-"
     result = json.loads(capsys.readouterr().out)
     record = batch.load_batch(None, result["batch"]["id"])
     assert record.state == "collected" and record.parts[0].batch_id

@@ -117,6 +117,6 @@ def test_auto_epochs_on_the_embedded_backend_follow_its_own_rule(tiny_backend, c
     data = write(tmp_path / "t.jsonl", examples(20))  # OpenAI's rule: 5 epochs; the backend's: 4
     assert tokens.default_epochs(20) != resolved_auto_epochs(20)
     code = main(["finetune", str(data), "--model", LOCAL_MODEL, "--base-url", tiny_backend.base_url,
-                 "--api-key", tiny_backend.api_key, "--json"])
+                 f"--api-key={tiny_backend.api_key}", "--json"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and out["n_epochs"] == resolved_auto_epochs(20)  # what the server will run

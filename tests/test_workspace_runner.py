@@ -97,6 +97,19 @@ def test_the_serving_record_is_readable_by_the_user_only(home):
     assert not record.exists()  # a server that stops takes its record away
 
 
+def test_a_spawned_backend_gets_its_key_by_environment_not_argv(home):
+    """A random key starts with "-" once in 64 (token_urlsafe): passed as `--api-key KEY` argparse took it
+    for an option and the server exited with code 2 (seen in a fresh-clone run). Nor should a key sit on
+    a command line, which every local user can read."""
+    key = "-starts-with-a-dash-" + "x" * 16
+    handle = spawn_server(home=home, tiny=True, api_key=key)
+    try:
+        assert json.loads((home / "local-backend" / lease.RECORD).read_text())["key"] == key
+        assert key not in Path(f"/proc/{handle.process.pid}/cmdline").read_text()
+    finally:
+        handle.stop()
+
+
 def test_a_keyless_cli_command_uses_the_backend_serving_the_workspace(home, tmp_path):
     """Before: the command started its own backend and runner, trained the job itself and left it
     'running' when it exited."""

@@ -151,12 +151,14 @@ def spawn_server(*, home: Path | None = None, tiny: bool = True, api_key: str | 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, config.LOCAL_TINY.name: "1" if tiny else "0"}
+    # The key goes by environment, not argv: a random key can start with "-" (argparse then took it for
+    # an option and the server exited; 1 start in 64), and a command line is readable by every local user.
+    env = {**os.environ, config.LOCAL_TINY.name: "1" if tiny else "0", config.LOCAL_API_KEY.name: key}
     if home is not None:
         env[config.HOME.name] = str(home)
     project = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = str(project) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port), "--api-key", key],
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port)],
                             cwd=project, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

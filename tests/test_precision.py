@@ -148,6 +148,12 @@ def test_trainer_dtype_follows_this_cpu(tmp_path):
     assert done["weight_dtypes"] == ["float32"]  # the base and LoRA weights stay fp32; only autocast changes
 
 
+def test_trainer_does_not_recompute_activations(tmp_path):
+    """TRL turns gradient checkpointing on by default; the forward pass would run twice per step."""
+    done = _train_tiny(tmp_path, {})
+    assert done["forwards_per_step"] == 1.0
+
+
 
 def _decoder_dtypes(env: dict) -> dict:
     """The decoder the engine builds for the tiny model, in a fresh process with `env`."""

@@ -97,22 +97,24 @@ VARIANTS: dict[str, dict] = {
     "upper2": {"lora_layers": list(range(LAYERS // 3, LAYERS))},  # LoRA on the upper two thirds
     "t1": {"threads": 1},  # DISTILL_TRAIN_THREADS=1
     "noval": {"no_valid": True},  # no validation passes
+    "fp32": {"precision": "fp32"},  # DISTILL_PRECISION=fp32: no bf16 autocast even where bf16 is native
 }
-TRAINER_KEYS = ("gradient_checkpointing", "completion_logits", "lora_targets", "lora_layers", "threads")
-TASKS = {"person": (TRAIN, BENCH),
+TRAINER_KEYS = ("gradient_checkpointing", "completion_logits", "lora_targets", "lora_layers", "threads", "precision")
+TASKS = {"person": (TRAIN, BENCH), "person_demo": (TRAIN, BENCH),
          "classifier": (ROOT / "data/samples/tickets_train.jsonl", ROOT / "data/benchmarks/tickets_bench.jsonl")}
 
 
 def task_data(task: str) -> tuple[list[dict], list[dict], list[dict]]:
-    """train, validation, benchmark: the classifier demo holds 10% out for validation (seed 0) as
-    pipeline/demo/actions.py does; the person benchmark trains on the whole sample, no validation."""
+    """train, validation, benchmark: the demos hold 10% out for validation (seed 0) as
+    pipeline/demo/actions.py does (classifier, person_demo); "person" trains on the whole sample,
+    no validation (the figures of docs/bench/recipe.md before 2026-11-30 22:00)."""
     from pipeline.dataset import split_examples
     from pipeline.local.dataset import read_examples
 
     train_path, bench_path = TASKS[task]
     examples = read_examples(train_path.read_bytes())
     bench = [json.loads(line) for line in bench_path.read_text().splitlines() if line.strip()]
-    if task == "classifier":
+    if task in ("classifier", "person_demo"):
         train, valid = split_examples(examples, 0.1, seed=0)
         return list(train), list(valid), bench
     return examples, [], bench
@@ -164,6 +166,8 @@ def train(name: str, job_dir: Path) -> dict:
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": str(ROOT)}
     if spec.get("threads"):
         env["DISTILL_TRAIN_THREADS"] = str(spec["threads"])
+    if spec.get("precision"):
+        env["DISTILL_PRECISION"] = spec["precision"]
     before = load()
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -29,13 +29,15 @@ class CompletionHeadSFTTrainer(SFTTrainer):
         mode = "train" if self.model.training else "eval"
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
         backbone = getattr(causal_lm, causal_lm.base_model_prefix)
-        hidden = backbone(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                          use_cache=False).last_hidden_state[:, :-1]
         labels = inputs["labels"][:, 1:]
         mask = labels != -100
         targets = labels[mask]
-        # Only these rows reach the head; in bf16 autocast the logits are bf16 as in TRL's CPU kernel.
-        logits = causal_lm.get_output_embeddings()(hidden[mask]).float()
+        # Accelerate puts bf16 autocast around the model's forward, which this bypasses: the same here.
+        with self.accelerator.autocast():
+            hidden = backbone(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                              use_cache=False).last_hidden_state[:, :-1]
+            # Only these rows reach the head; in bf16 the logits are bf16 as in TRL's CPU kernel.
+            logits = causal_lm.get_output_embeddings()(hidden[mask]).float()
         total = F.cross_entropy(logits, targets, reduction="sum")
         count = num_items_in_batch if num_items_in_batch is not None else mask.sum()
         loss = total / torch.as_tensor(count).clamp(min=1)

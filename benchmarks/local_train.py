@@ -12,7 +12,7 @@ fp32, adapter merged) for each adapter. The machine is shared, so the two runs a
 
     .venv/bin/python benchmarks/local_train.py [--rounds 1] [--json OUT.json]
     .venv/bin/python benchmarks/local_train.py --task classifier --recipes today,ours  # tickets demo, label scoring
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/local_train.py  # AVX2-only CPU
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python benchmarks/local_train.py  # AVX2-only CPU
 """
 
 from __future__ import annotations

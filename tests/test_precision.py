@@ -12,13 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.local import precision
+from tests.cpu_support import AVX2_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
-# Make this CPU behave like an AVX2-only one for torch's kernels, oneDNN and MKL (docs/bench/backend.md
-# shows the bf16 matmul falling from ~165 to ~0.8 GFLOP/s with the first two). MKL runs torch's fp32
-# matmuls and ignores both: without its own cap an fp32 matmul kept AVX512's speed (141 GFLOP/s, one
-# thread; 76 with it, docs/bench/demo.md), so the "AVX2" fine-tune would look faster than on such a CPU.
-AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def facts(**over) -> dict:

@@ -58,7 +58,7 @@ def write_lines(path: str | Path, lines: Iterable[str]) -> Path:
     """Write `lines` (each ending with its own newline, as `file.writelines` takes them) as they come:
     a large file is never held in memory, and a crash mid-stream keeps the old file whole."""
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:  # JSONL: "\n" on every OS
             for line in lines:
                 fh.write(line)
     return write_with(path, write)

@@ -56,6 +56,7 @@ class KVCache:
 
 
 ALIGN_BYTES = 64
+SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
 def _aligned(t: torch.Tensor) -> torch.Tensor:
@@ -106,6 +107,8 @@ class FastLlama:
         # The lm_head (SmolLM2's tied embedding) in int4 changed the top token at ~15% of positions of
         # today's answers; int4 everywhere else with an int8 lm_head, at ~3% (docs/bench/backend.md).
         head = qweights.quantize("lm_head", model.lm_head.weight, "int8" if kind == "int4" else kind, dtype)
+        if kind == "int4":  # an int4 copy that picks the candidates of a decode step (see `_head`)
+            head |= qweights.quantize("lm_screen", model.lm_head.weight, "int4", dtype)
         tensors = {"embed": inner.embed_tokens.weight.detach().to(act).contiguous(),
                    "norm": inner.norm.weight.detach().float().contiguous(), **head}
         for i, layer in enumerate(inner.layers):
@@ -129,6 +132,9 @@ class FastLlama:
             return qweights.load(name, tensors)
 
         self.embed, self.norm, self.lm_head = tensors["embed"], tensors["norm"], w("lm_head")
+        screen = w("lm_screen") if "lm_screen.q4" in tensors else None
+        self.lm_screen = screen if isinstance(screen, qweights.Int4) and isinstance(self.lm_head, qweights.Int8) \
+            else None
         count = sum(1 for name in tensors if name.endswith(".ln1"))
         self.layers = [_Layer(ln1=tensors[f"{i}.ln1"], wqkv=w(f"{i}.wqkv"), wo=w(f"{i}.wo"), ln2=tensors[f"{i}.ln2"],
                               wgu=w(f"{i}.wgu"), wdown=w(f"{i}.wdown")) for i in range(count)]
@@ -288,7 +294,20 @@ class FastLlama:
             self._mlp(x, layer)
         for cache in caches:
             cache.length += 1
-        return self.lm_head(F.rms_norm(x, shape, self.norm, eps)).float()
+        return self._head(F.rms_norm(x, shape, self.norm, eps))
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """float32 logits of a decode step. With int4 weights, the int8 lm_head (49152 x 576, a fifth of a
+        token's weight bytes) is read only where it matters: its int4 copy gives every logit in half the
+        time, and the SCREEN_TOP highest are replaced by the int8 head's own values for those tokens (same
+        kernel, so the same numbers). The int8 head's top token is among them unless 4-bit rounding moved
+        it below SCREEN_TOP others, so greedy tokens are the int8 head's; a sampled token's tail
+        probabilities come from the int4 logits."""
+        if self.lm_screen is None or h.shape[0] >= qweights.DENSE_FROM_ROWS:
+            return self.lm_head(h).float()
+        logits = self.lm_screen(h).float()
+        top = logits.topk(SCREEN_TOP, dim=-1).indices
+        return logits.scatter_(1, top, self.lm_head.rows(h, top))
 
 
 def attend_new_token(qkv: torch.Tensor, spans: list[torch.Tensor], layer: int, kv_heads: int,

@@ -254,7 +254,7 @@ def main() -> int:
         for name in names[1:]:
             if "train_s" in row[first] and "train_s" in row[name]:
                 print(f"train_s {name}/{first}", round(row[name]["train_s"] / row[first]["train_s"], 2), flush=True)
-            if "steps" in row[first] and "steps" in row[name] and "train_s" in row[name]:
+            if all("train_s" in row[x] and "steps" in row[x] for x in (first, name)):
                 per_step = [row[x]["train_s"] / row[x]["steps"] for x in (first, name)]
                 print(f"s/step {name}/{first}", round(per_step[1] / per_step[0], 2), flush=True)
             print(f"wall_s {name}/{first}", round(row[name]["wall_s"] / row[first]["wall_s"], 2), flush=True)

@@ -58,10 +58,14 @@ def _with_fine_tuned(settings: SessionSettings, run: DemoRun) -> SessionSettings
     return updated
 
 
+def _log(log: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in log[-LOG_LINES:])
+
+
 def _render(run: DemoRun, log: list[str], running: str | None) -> dict[str, Any]:
     scenario = load_scenario(run.scenario)
     panes = view.panes_markdown(run)
-    return {"log_md": "\n".join(f"- {line}" for line in log[-LOG_LINES:]),
+    return {"log_md": _log(log),
             "steps_df": view.steps_frame(scenario, run, running), "question_md": view.question_markdown(run),
             "pane_a_md": panes[0], "pane_b_md": panes[1], "pane_c_md": panes[2],
             "scoreboard_df": view.scoreboard_frame(run), "totals_md": view.totals_markdown(run), "run_state": run}
@@ -91,7 +95,7 @@ def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoR
     try:
         for step in steps:
             log.append(f"**{STEP_TITLES[step]}**")
-            yield _render(run, log, step)
+            yield {"log_md": _log(log), "steps_df": view.steps_frame(scenario, run, step)}
             work = functools.partial(_run_one, run, step, settings, control, confirm)
             for item in iterate_in_thread(work, name="distill-demo-step"):
                 if isinstance(item, Finished):
@@ -101,7 +105,10 @@ def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoR
                     break
                 for line in item:
                     add_to_log(log, line)
-                yield _render(run, log, step)
+                # Only the log changes while a step runs. Every line redrew the whole tab (both
+                # tables, three panes): once a second in the fine-tune, costing the page and the
+                # server CPU the training needed on a 2-core machine.
+                yield {"log_md": _log(log)}
             if step not in run.results:
                 break
             updates: dict[str, Any] = {}

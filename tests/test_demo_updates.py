@@ -1,0 +1,53 @@
+"""What the Start tab's demo sends the page while its steps run (the steps are stand-ins: no model).
+
+On a 2-core machine every update the page gets costs CPU the steps need (the browser redraws what it
+is sent, the server serializes it), so a running step sends its log line and nothing else."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from components import start
+from pipeline.demo import load_scenario
+from pipeline.demo.context import DemoRun, Progress, StepResult
+from pipeline.endpoints import SessionSettings
+
+LINES = 3
+#: What the Start tab reads from the results of the steps that fill its panes and scoreboard.
+DETAILS = {"compare": {"question": "Where?", "expected": "Here", "panes": []}, "benchmark": {"results": []}}
+
+
+def _stand_in(run: DemoRun, step: str, _settings: Any, _control: Any, _confirm: bool, say: Any) -> StepResult:
+    for i in range(LINES):
+        say(Progress(f"{step} {i + 1}/{LINES}"))
+        time.sleep(0.05)  # not a timing check: lets the page's loop see the lines apart (or together)
+    run.results[step] = result = StepResult(step, f"{step} done", 0.0, details=DETAILS.get(step, {}))
+    return result
+
+
+@pytest.fixture
+def updates(monkeypatch) -> list[dict[str, Any]]:
+    monkeypatch.setattr(start, "_run_one", _stand_in)
+    return list(start.run_demo("person", "all", False, None, None, SessionSettings(), "visitor-updates-1", 0, []))
+
+
+def test_a_running_step_sends_only_its_log(updates) -> None:
+    steps = load_scenario("person").steps
+    starts = [i for i, u in enumerate(updates) if set(u) == {"log_md", "steps_df"}]
+    assert len(starts) == len(steps)  # each step starts by showing itself running in the table
+    during = [u for a, b in zip(starts, [*starts[1:], len(updates)], strict=True) for u in updates[a + 1:b]
+              if "run_state" not in u and "stop_btn" not in u]
+    assert during, "the stand-in steps reported progress"
+    assert all(set(u) == {"log_md"} for u in during), [sorted(u) for u in during if set(u) != {"log_md"}]
+    assert any(f"{steps[-1]} {LINES}/{LINES}" in u["log_md"] for u in during)
+
+
+def test_each_finished_step_redraws_the_table_and_results(updates) -> None:
+    ended = [u for u in updates if "run_state" in u]
+    assert len(ended) >= len(load_scenario("person").steps)
+    assert all({"steps_df", "scoreboard_df", "pane_a_md", "totals_md"} <= set(u) for u in ended)
+    assert "done" in ended[-1]["steps_df"].iloc[-1, 1]
+    assert updates[-1]["stop_btn"]["interactive"] is False  # and the buttons come back

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import psutil
 
 KINDS = ("chromium", "app", "trainer", "playwright", "others")
+#: Chromium's own processes by their --type (the browser process has none).
+CHROMIUM_TYPES = ("renderer", "gpu-process", "utility")
 
 
 def kind_of(proc: psutil.Process) -> str:
@@ -28,7 +30,7 @@ def kind_of(proc: psutil.Process) -> str:
     except psutil.Error:
         return "others"
     if "chrom" in name or "chrom" in cmd.split(" ")[0]:
-        return "chromium"
+        return next((f"chromium {t}" for t in CHROMIUM_TYPES if f"--type={t}" in cmd), "chromium browser")
     if "pipeline.local.trainer" in cmd:
         return "trainer"
     if "app.py" in cmd:
@@ -62,9 +64,11 @@ class CpuShare:
         self._sample()
         out = dict.fromkeys(KINDS, 0.0)
         for kind, seconds in self.seen.values():
-            out[kind] += seconds
+            out[kind.split(" ")[0]] += seconds
+            out[kind] = out.get(kind, 0.0) + seconds if " " in kind else out[kind]
         mine = self.me.cpu_times()
-        out["others"] = self._busy() - sum(out.values()) - mine.user - mine.system
+        ours = sum(out[k] for k in KINDS)
+        out["others"] = self._busy() - ours - mine.user - mine.system
         return out
 
     def mark(self, name: str) -> None:

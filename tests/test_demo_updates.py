@@ -51,3 +51,29 @@ def test_each_finished_step_redraws_the_table_and_results(updates) -> None:
     assert all({"steps_df", "scoreboard_df", "pane_a_md", "totals_md"} <= set(u) for u in ended)
     assert "done" in ended[-1]["steps_df"].iloc[-1, 1]
     assert updates[-1]["stop_btn"]["interactive"] is False  # and the buttons come back
+
+
+
+def test_the_augment_step_seeds_each_request_to_the_built_in_teacher(tiny_backend, monkeypatch) -> None:
+    """Unseeded, the built-in teacher's replies differed from run to run, and with them how many failed
+    and were asked again (0-2 per run, each another round of decoding: the step took 3-37 s). Each
+    request now carries its own seed (the run's seed + its number); the engine samples it with its own
+    generator, so the real model's rewordings and failures repeat (docs/bench/demo.md: 3 runs alike)."""
+    from pipeline.demo import run_step
+    from pipeline.local import routes_chat, runtime
+
+    monkeypatch.setattr(runtime, "_handle", tiny_backend)
+    seeds: list[int | None] = []
+    made = routes_chat.GenRequest
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        request = made(*args, **kwargs)
+        seeds.append(request.seed)
+        return request
+
+    monkeypatch.setattr(routes_chat, "GenRequest", spy)
+    run = DemoRun("person", "visitor_augment_seed_01")
+    run_step(run, "load", SessionSettings())
+    run_step(run, "augment", SessionSettings())
+    assert seeds and None not in seeds, seeds
+    assert sorted(seeds) == list(range(len(seeds)))  # type: ignore[type-var]

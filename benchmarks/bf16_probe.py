@@ -1,7 +1,7 @@
 """Is bf16 native here? One 512x576x1536 matmul and one Linear forward+backward, fp32 vs bf16, one thread.
 
     .venv/bin/python benchmarks/bf16_probe.py
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/bf16_probe.py  # AVX2-only CPU
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python benchmarks/bf16_probe.py  # AVX2-only CPU
 
 Also times `torch._weight_int8pack_mm` (the decoder's int8 weights) against an fp32 matvec.
 """
@@ -26,6 +26,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY')} "
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA')} "
+          f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS')} "
           f"get_cpu_capability()={torch.backends.cpu.get_cpu_capability()} load={os.getloadavg()[0]:.2f}")
     m, k, n = 512, 576, 1536
     for dtype in (torch.float32, torch.bfloat16):

@@ -39,20 +39,14 @@ def step_core(fast, ids, rotation, spans):
     import torch
     import torch.nn.functional as F
 
-    total, hd, kv_heads, q_width = len(spans), fast.head_dim, fast.kv_heads, fast.heads * fast.head_dim
-    group, shape, eps = fast.heads // kv_heads, (fast.hidden,), fast.eps
+    from pipeline.local.fastlm import attend_new_token
+
+    total, shape, eps = len(spans), (fast.hidden,), fast.eps
     x = fast.embed[ids].float()
     for index, layer in enumerate(fast.layers):
         qkv = layer.wqkv(F.rms_norm(x, shape, layer.ln1, eps)).float()
         qkv = torch.view_as_real(torch.view_as_complex(qkv.view(total, -1, 2)) * rotation).view(total, -1)
-        new_kv = qkv[:, q_width:].view(total, 2, kv_heads, 1, hd)
-        outputs = []
-        for row, span in enumerate(spans):
-            kv = span[index]
-            kv[:, :, -1:] = new_kv[row]
-            out = F.scaled_dot_product_attention(qkv[row, :q_width].view(kv_heads, group, hd), kv[0], kv[1])
-            outputs.append(out.view(1, q_width))
-        x = x + layer.wo(torch.cat(outputs) if total > 1 else outputs[0])
+        x = x + layer.wo(attend_new_token(qkv, spans, index, fast.kv_heads, fast.head_dim))
         gate_up = layer.wgu(F.rms_norm(x, shape, layer.ln2, eps))
         x = x + layer.wdown(F.silu(gate_up[:, : fast.intermediate].float()) * gate_up[:, fast.intermediate:])
     return fast.lm_head(F.rms_norm(x, shape, fast.norm, eps)).float()
@@ -60,27 +54,19 @@ def step_core(fast, ids, rotation, spans):
 
 def layer_step(fast, pre, post, caches, ids):
     """One decode step through the per-layer compiled graphs `pre` and `post`."""
-    import torch
     import torch.nn.functional as F
+
+    from pipeline.local.fastlm import attend_new_token
 
     for cache in caches:
         cache.reserve(1)
     positions = [c.length for c in caches]
-    total, hd, kv_heads, q_width = len(caches), fast.head_dim, fast.kv_heads, fast.heads * fast.head_dim
-    group = fast.heads // kv_heads
     rotation = fast._rotations(positions)
     x = fast.embed[ids].float()
     spans = [c.kv[:, :, :, : p + 1] for c, p in zip(caches, positions, strict=True)]
     for index, layer in enumerate(fast.layers):
         qkv = pre(fast, layer, x, rotation)
-        new_kv = qkv[:, q_width:].view(total, 2, kv_heads, 1, hd)
-        outputs = []
-        for row, span in enumerate(spans):
-            kv = span[index]
-            kv[:, :, -1:] = new_kv[row]
-            out = F.scaled_dot_product_attention(qkv[row, :q_width].view(kv_heads, group, hd), kv[0], kv[1])
-            outputs.append(out.view(1, q_width))
-        x = post(fast, layer, x, torch.cat(outputs) if total > 1 else outputs[0])
+        x = post(fast, layer, x, attend_new_token(qkv, spans, index, fast.kv_heads, fast.head_dim))
     for cache in caches:
         cache.length += 1
     return fast.lm_head(F.rms_norm(x, (fast.hidden,), fast.norm, fast.eps)).float()

@@ -2,7 +2,7 @@
 sees, timed, with screenshots of the Start, Chat and Fine-tune tabs afterwards.
 
     .venv/bin/python benchmarks/demo_browser.py [--out docs/screenshots]
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/demo_browser.py  # AVX2-only CPU
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python benchmarks/demo_browser.py  # AVX2-only CPU
 
 Uses a fresh temporary workspace; set DISTILL_MODEL_DIR to reuse an already converted SmolLM2. Prints
 the time from "Run all steps" to the scoreboard (target <= 90 s), each step's time and result as the

@@ -10,9 +10,10 @@ does not depend on what it learned) registered as a succeeded job, so the real s
     .venv/bin/python benchmarks/local_decode.py [--tokens 128] [--json]
 
 `--steps` instead times the decoder alone, in one process: the decoder of --baseline-rev (pipeline/local/
-fastlm.py read from git, in its int8 format as the engine used it) against the current one in the format
-the engine picks for this CPU, on the same weights, alternating rounds so that both see the same machine
-load, with 1 and 2 threads; and compares their greedy answers on a fixed prompt set (exactly equal
+fastlm.py read from git; in the format the engine picks for this CPU, or int8 with --baseline-weights int8
+for revisions before int4) against the current one in the engine's format, on the same weights,
+alternating rounds so that both see the same machine load, with 1 and 2 threads and with the engine's
+thread choice ("auto": pipeline/local/threads.py timing the steps, as the engine does); and compares their greedy answers on a fixed prompt set (exactly equal
 answers, and top-1 agreement: the share of positions of the baseline's answer where the new decoder's
 most likely next token is the same). With --adapter (a LoRA adapter folder, e.g. the fictional-person
 fine-tune that benchmarks/local_train.py trains), also the fine-tuned model's answers to the 18 held-out
@@ -115,7 +116,9 @@ def served(client, model: str, tokens: int) -> dict:
             "three_streams_tokens": [r["tokens"] for r in runs], "one_stream_tokens": one["tokens"]}
 
 
-BASELINE_REV = "e9ca0eb"  # main before int4 weights / unmerged adapters (6948e78: before the step rewrite)
+# main at the start of the 2026-11-30 22:05 session (int4 default); e9ca0eb (with --baseline-weights int8):
+# before int4 weights / unmerged adapters; 6948e78: before the step rewrite.
+BASELINE_REV = "4b6fcd0"
 PERSON_BENCH = ROOT / "data/benchmarks/person_bench.jsonl"
 FIXED_PROMPTS = ["What is the capital of France?", "Write a haiku about autumn.",
                  "Explain photosynthesis in two sentences.", "List three uses of a paperclip.",
@@ -135,12 +138,18 @@ def _baseline_decoder(rev: str):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("fastlm_baseline", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def _step_rate(decoder, streams: int, steps: int = 48, context: int = 64) -> float:
-    """Tokens/s of `streams` sequences decoded together, after a `context`-token prefill each."""
+def _step_rate(decoder, streams: int, threads, steps: int = 48, context: int = 64) -> float:
+    """Tokens/s of `streams` sequences decoded together, after a `context`-token prefill each, on
+    `threads` intra-op threads, or (a ThreadChooser) on what it picks per step, as the engine does."""
+    import torch
+
+    fixed = isinstance(threads, int)
+    torch.set_num_threads(threads if fixed else 1)
     caches = [decoder.new_cache() for _ in range(streams)]
     for cache in caches:
         decoder.forward([(list(range(1000, 1000 + context)), cache)])
@@ -148,7 +157,15 @@ def _step_rate(decoder, streams: int, steps: int = 48, context: int = 64) -> flo
         decoder.forward([([42], c) for c in caches])
     start = time.perf_counter()
     for _ in range(steps):
+        if fixed:
+            decoder.forward([([42], c) for c in caches])
+            continue
+        now, wanted = torch.get_num_threads(), threads.choose(streams)
+        torch.set_num_threads(wanted)
+        began = time.perf_counter()
         decoder.forward([([42], c) for c in caches])
+        if wanted == now:
+            threads.record(streams, wanted, time.perf_counter() - began)
     return streams * steps / (time.perf_counter() - start)
 
 
@@ -179,7 +196,7 @@ def steps_main(args: argparse.Namespace) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.local import precision, weights
+    from pipeline.local import precision, threads, weights
     from pipeline.local.engine import decode_format
     from pipeline.local.fastlm import FastLlama
 
@@ -188,17 +205,21 @@ def steps_main(args: argparse.Namespace) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dtype, kind = decode_format()
     baseline_module = _baseline_decoder(args.baseline_rev)
-    old = baseline_module.FastLlama(model, int8=True)
+    old_kind = kind if args.baseline_weights == "engine" else args.baseline_weights
+    old = baseline_module.FastLlama(model, dtype=dtype, weights=old_kind) if old_kind != "int8" else \
+        baseline_module.FastLlama(model, int8=True)
     new = FastLlama(model, dtype=dtype, weights=kind)
     result = {"machine": _machine(), "precision": precision.summary(), "baseline_rev": args.baseline_rev,
-              "new_format": {"weights": kind, "dtype": str(dtype)}}
+              "baseline_format": old_kind, "new_format": {"weights": kind, "dtype": str(dtype)}}
     rates: dict = {}
+    choosers = {name: threads.ThreadChooser((1, 2)) for name in ("baseline", "new")}  # one per decoder, kept
     for _ in range(args.rounds):
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
+        for count in (1, 2, "auto"):
             for streams in (1, 3):
                 for name, decoder in (("baseline", old), ("new", new)):
-                    rates.setdefault(f"{name}_{threads}thr_{streams}streams", []).append(_step_rate(decoder, streams))
+                    used = count if count != "auto" else choosers[name]
+                    rates.setdefault(f"{name}_{count}thr_{streams}streams", []).append(
+                        _step_rate(decoder, streams, used))
     torch.set_num_threads(1)
     result["tok_s_median"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     result["tok_s_all_rounds"] = {k: [round(x, 1) for x in v] for k, v in rates.items()}
@@ -220,27 +241,36 @@ def steps_main(args: argparse.Namespace) -> dict:
                         "identical_answers": equal, "top1_agreement": round(agree / positions, 4),
                         "positions": positions, "differing": differing}
     if args.adapter:
-        result["fine_tuned"] = _fine_tuned(args.adapter, model_dir, baseline_module, new, tokenizer)
+        result["fine_tuned"] = _fine_tuned(args.adapter, model_dir, baseline_module if old_kind == "int8" else old,
+                                           new, tokenizer)
     result["machine"]["load_average_at_end"] = os.getloadavg()
     med = result["tok_s_median"]
     result["summary"] = (f"{result['machine']['cpu_capability']}, {kind}: 1 stream {med['baseline_1thr_1streams']} -> "
                          f"{med['new_1thr_1streams']} tok/s, 3 streams {med['baseline_1thr_3streams']} -> "
                          f"{med['new_1thr_3streams']} (1 thread); 2 threads: {med['baseline_2thr_1streams']} -> "
                          f"{med['new_2thr_1streams']}, {med['baseline_2thr_3streams']} -> {med['new_2thr_3streams']}; "
+                         f"auto threads (the engine's choice): {med['baseline_autothr_1streams']} -> "
+                         f"{med['new_autothr_1streams']}, {med['baseline_autothr_3streams']} -> "
+                         f"{med['new_autothr_3streams']}; "
                          f"greedy identical {equal}/{len(FIXED_PROMPTS)}, top-1 agreement "
                          f"{result['greedy']['top1_agreement']:.1%}")
     return result
 
 
-def _fine_tuned(adapter: str, model_dir: Path, baseline_module, new, tokenizer) -> dict:
-    """The fine-tuned model's greedy answers to the held-out person questions, old path vs new."""
+def _fine_tuned(adapter: str, model_dir: Path, baseline, new, tokenizer) -> dict:
+    """The fine-tuned model's greedy answers to the held-out person questions, old path vs new
+    (`baseline`: the old decoder itself where it applies adapters unmerged, else its module: merged, int8)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
-                                       adapter).merge_and_unload()
-    old, tuned = baseline_module.FastLlama(merged, int8=True), new.with_adapter(Path(adapter))
+    if hasattr(baseline, "with_adapter"):  # a baseline decoder that applies adapters unmerged
+        old = baseline.with_adapter(Path(adapter))
+    else:
+        merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
+                                           adapter).merge_and_unload()
+        old = baseline.FastLlama(merged, int8=True)
+    tuned = new.with_adapter(Path(adapter))
     bench = [json.loads(line) for line in PERSON_BENCH.read_text().splitlines() if line.strip()]
     out = {"questions": len(bench), "baseline_correct": 0, "new_correct": 0, "identical_answers": 0}
     agree = positions = 0
@@ -260,7 +290,8 @@ def _fine_tuned(adapter: str, model_dir: Path, baseline_module, new, tokenizer) 
 def _machine() -> dict:
     import torch
 
-    knobs = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_WAIT_POLICY") if k in os.environ}
+    knobs = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                                        "OMP_WAIT_POLICY") if k in os.environ}
     return {"nproc": os.cpu_count(), "cpu": _cpu_name(), "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "env": knobs,
             "load_average_at_start": os.getloadavg()}
@@ -274,6 +305,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--answer-tokens", type=int, default=48)
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
+    parser.add_argument("--baseline-weights", default="engine", choices=("engine", "int8"),
+                        help="the baseline decoder's weights: the engine's format now, or int8 (revisions before int4)")
     parser.add_argument("--adapter", help="--steps: also compare a fine-tuned model (LoRA adapter folder)")
     args = parser.parse_args()
     if args.steps:

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,16 @@ def write_with(path: str | Path, write: Callable[[str], Any]) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_with(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_lines(path: str | Path, lines: Iterable[str]) -> Path:
+    """Write `lines` (each ending with its own newline, as `file.writelines` takes them) as they come:
+    a large file is never held in memory, and a crash mid-stream keeps the old file whole."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:  # JSONL: "\n" on every OS
+            for line in lines:
+                fh.write(line)
+    return write_with(path, write)
 
 
 def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:

@@ -139,9 +139,15 @@ DECODE_INT8: Setting[bool] = Setting(
 DECODE_INT4: Setting[bool] = Setting(
     "DISTILL_DECODE_INT4", _flag, True, "1",
     "Local backend decodes the base model's layers with int4 weights (~1.5x faster than int8; 0 keeps int8; see `docs/bench/backend.md`).", "1 or 0")
-DECODE_THREADS: Setting[int | None] = Setting(
-    "DISTILL_DECODE_THREADS", _count, 1, "1",
-    "Intra-op threads for local decoding (0 = torch's default; see `docs/BENCHMARKS.md`).", "a whole number")
+def _threads(raw: str) -> int | str | None:
+    return "auto" if raw.lower() == "auto" else _count(raw)
+
+
+DECODE_THREADS: Setting[int | str | None] = Setting(
+    "DISTILL_DECODE_THREADS", _threads, "auto", "auto",
+    "Intra-op threads for local decoding: auto times steps with 1 and 2 threads and keeps the faster "
+    "(re-checked as the load changes); a number fixes it (0 = torch's default; see `docs/bench/backend.md`).",
+    "auto or a whole number")
 TRAIN_THREADS: Setting[int | None] = Setting(
     "DISTILL_TRAIN_THREADS", _count, None, "torch's default",
     "Intra-op threads for local fine-tuning.", "a whole number")

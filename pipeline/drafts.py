@@ -108,20 +108,13 @@ def save_draft(visitor_id: str, examples: Iterable[Any]) -> None:
     save_draft_lines(visitor_id, (json.dumps(ex, ensure_ascii=False) for ex in examples))
 
 
-def _write_lines(tmp: str, lines: Iterable[str]) -> None:
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        for line in lines:
-            fh.write(line)
-            fh.write("\n")
-
-
 def save_draft_lines(visitor_id: str, lines: Iterable[str]) -> Stamp | None:
     """Replace the draft with these JSON lines (one example each, as `draft_lines` gives them); returns
     the stamp of what was written. Written as they come (no second copy of a large draft in memory);
     `lines` must not be a lazy read of this same draft (its lock is held while they are written)."""
     path = draft_path(visitor_id)
     with atomic.locked(path):
-        atomic.write_with(path, lambda tmp: _write_lines(tmp, lines))
+        atomic.write_lines(path, (line + "\n" for line in lines))
         return draft_stamp(visitor_id)
 
 
@@ -136,7 +129,7 @@ def copy_draft(visitor_id: str, dest: str | Path) -> int:
             count += 1
             yield line
 
-    atomic.write_with(dest, lambda tmp: _write_lines(tmp, counted()))
+    atomic.write_lines(dest, (line + "\n" for line in counted()))
     return count
 
 

@@ -91,3 +91,12 @@ def test_a_progress_line_replaces_the_one_before_it_only() -> None:
                  "**Score**", Progress("5/52 answers scored"), Progress("52/52 answers scored")):
         add_to_log(log, line)
     assert log == ["**Fine-tune**", "epoch 2/3", "Fine-tuned: ft:x", "**Score**", "52/52 answers scored"]
+
+
+def test_the_local_backend_gets_a_whole_step_at_once_a_provider_a_few() -> None:
+    """The one rule both the augment and the benchmark step send with (their engine-side effect:
+    tests/test_demo_speed.py): a provider's rate limits cap it, the local engine batches them all."""
+    from pipeline.demo.actions import PROVIDER_CONCURRENCY, step_concurrency
+
+    assert step_concurrency(True, 36) == 36
+    assert step_concurrency(False, 36) == PROVIDER_CONCURRENCY < 36

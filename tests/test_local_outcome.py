@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cpu_support import emulate_avx2
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,9 +44,7 @@ def test_fine_tuning_teaches_the_fictional_person(smollm_backend, cpu, monkeypat
     if cpu == "avx2":
         if not precision.choose().native_bf16:
             pytest.skip("this CPU has no native bf16 already: the 'native' run is the AVX2 run")
-        monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
-        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-        monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+        emulate_avx2(monkeypatch)
     client = smollm_backend.client(timeout=600)
     started = time.monotonic()
     bench = [json.loads(line) for line in (ROOT / "data/benchmarks/person_bench.jsonl").read_text().splitlines()

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from pipeline import atomic
@@ -45,15 +44,6 @@ JUDGE_REPLY_TOKENS = 4
 
 def request_line(custom_id: str, body: dict[str, Any]) -> str:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": URL, "body": body}, ensure_ascii=False) + "\n"
-
-
-def _write_lines(path: Path, lines: Iterator[str]) -> None:
-    """Stream the lines into a temporary file renamed over `path`: a crash never leaves half a file."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line)
-    atomic.write_with(path, write)
 
 
 def template_to_json(template: Template) -> dict[str, Any]:
@@ -129,7 +119,7 @@ def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint:
               "check": {"model": config.check_model or config.model} if config.check and t.checkable else None})
     record.folder.mkdir(parents=True, exist_ok=True)
     if t.source and config.sources:
-        _write_lines(record.folder / "sources.jsonl",
+        atomic.write_lines(record.folder / "sources.jsonl",
                      (json.dumps(s, ensure_ascii=False) + "\n" for s in config.sources))
     tally = Tally()
 
@@ -142,7 +132,7 @@ def build_generation(config: GenerationConfig, *, visitor: str | None, endpoint:
                              schema=schema, name=t.name)
             yield request_line(f"gen-{config.seed}-{index}", body)
 
-    _write_lines(record.requests_path, lines())
+    atomic.write_lines(record.requests_path, lines())
     if record.plan["check"]:  # one check per example, sent as a second batch once the replies are in
         per = count * per_request
         tally.add_counts(record.plan["check"]["model"], per, (t.expected_output_tokens + 50) * per,
@@ -200,7 +190,7 @@ def build_evaluation(name: str, items: Sequence[BenchItem], targets: Sequence[Ta
                     _count_answer(tally, target.model, body, max_tokens)
                     yield request_line(f"eval-{item.index}-{number}", body)
 
-    _write_lines(record.requests_path, lines())
+    atomic.write_lines(record.requests_path, lines())
     if judged and judge:
         _count_judge(tally, items, len(targets), judge, max_tokens)
     record.estimate = tally.estimate().to_json()

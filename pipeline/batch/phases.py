@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pipeline.batch.build import _write_lines
+from pipeline import atomic
 from pipeline.batch.provider import submit
 from pipeline.batch.records import BatchRecord, Part, save_batch
 
@@ -36,7 +36,7 @@ def add_phase(record: BatchRecord, client: Any, file: str, model: str, lines: It
         for line in lines:
             count += 1
             yield line
-    _write_lines(record.folder / file, counted())
+    atomic.write_lines(record.folder / file, counted())
     record.parts.append(Part(model=model, first_line=0, lines=count, file=file))
     record.requests += count
     save_batch(record)

@@ -35,6 +35,11 @@ VALIDATION_FRACTION = 0.1
 PROVIDER_CONCURRENCY = 4
 
 
+def step_concurrency(local: bool, requests: int) -> int:
+    """How many of a step's `requests` are in flight at once (the rule above): all on the local backend."""
+    return requests if local else PROVIDER_CONCURRENCY
+
+
 def step_load(ctx: StepContext) -> StepResult:
     read = read_dataset(ctx.scenario.sample)
     backup = drafts.replace_draft(ctx.run.visitor_id, read.examples,
@@ -59,7 +64,7 @@ def step_augment(ctx: StepContext) -> StepResult:
     local = is_local(ctx.settings, teacher.endpoint)
     config = GenerationConfig(template=load_template(aug["template"]), n=int(aug["n"]), out=out,
                               model=teacher.model, variables={"ways": str(aug["ways"])},
-                              concurrency=int(aug["n"]) if local else PROVIDER_CONCURRENCY,
+                              concurrency=step_concurrency(local, int(aug["n"])),
                               temperature=0.8, seed=0, sources=sources, avoid=draft,
                               max_failures=int(aug["n"]), endpoint=teacher.endpoint,
                               # The built-in teacher samples the same rewordings every time: how many
@@ -225,7 +230,7 @@ def step_benchmark(ctx: StepContext) -> StepResult:
 
     all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)
     results = run_benchmark(bench.name, items, targets, on_answer=on_answer, cancel=ctx.cancel,
-                            concurrency=len(items) * len(targets) if all_local else PROVIDER_CONCURRENCY,
+                            concurrency=step_concurrency(all_local, len(items) * len(targets)),
                             max_tokens=config.DEMO_MAX_TOKENS.get())
     save_results(ctx.run.visitor_id, results)
     board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%}, 95% interval "

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +24,11 @@ from typing import Any
 import torch
 
 from pipeline import config
+from pipeline.local import threads
 from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
 from pipeline.local.qweights import UnsupportedAdapter
+from pipeline.local.threads import ThreadChooser
 from pipeline.local.weights import transformers_api
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ MAX_MERGED_MODELS = 3  # fine-tuned models kept ready (an unmerged adapter is ~2
 
 
 _PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
-CACHE_FORMAT = 4  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
+CACHE_FORMAT = 5  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
 
 
 def decode_format() -> tuple[torch.dtype, str]:
@@ -106,13 +109,15 @@ def load_fast(model_dir: Path) -> FastLlama:
     return fast
 
 
-def _set_threads() -> None:
-    """One intra-op thread by default: decode steps are many small ops, and synchronising two OpenMP
-    threads per op cost more than it gained here (int8: 50 tok/s with 1 thread, 25 with 2), and far
-    more when the CPU is shared with the trainer. DISTILL_DECODE_THREADS overrides (process-wide)."""
-    threads = config.DECODE_THREADS.get()
-    if threads:
-        torch.set_num_threads(threads)
+def _thread_chooser() -> ThreadChooser | None:
+    """Intra-op threads of decoding (process-wide): by default measured per step between 1 and 2
+    (pipeline/local/threads.py): a second thread sped one stream up ~1.5x on an idle CPU but slowed
+    three streams, and gained nothing when the CPU was shared with the trainer. DISTILL_DECODE_THREADS
+    fixes the count. Starts on one thread."""
+    chooser = threads.chooser(config.DECODE_THREADS.get())
+    if chooser is not None:
+        torch.set_num_threads(chooser.candidates[0])
+    return chooser
 
 
 @dataclass
@@ -166,7 +171,7 @@ class Engine:
         self._admitting: list[GenRequest] = []  # picked, prefilled together before the next step
         self._cv = threading.Condition()
         self._stopped = False
-        _set_threads()
+        self._chooser = _thread_chooser()
         self._threads = [threading.Thread(target=self._load_base, name="engine-load", daemon=True),
                          threading.Thread(target=self._run, name="engine-decode", daemon=True)]
         for thread in self._threads:
@@ -380,7 +385,7 @@ class Engine:
         for model_id, group in by_model.items():
             try:
                 model = self._model(model_id)
-                logits = model.forward([(r.feed, r.cache) for r in group])
+                logits = self._timed_forward(model, group)
             except Exception as exc:  # e.g. the context is full: end these requests, keep serving
                 log.exception("decoding step failed")
                 for request in group:
@@ -393,6 +398,21 @@ class Engine:
                     # or every later chat on this server waits forever.
                     log.exception("sampling failed")
                     self._fail(request, f"decoding failed: {type(exc).__name__}")
+
+    def _timed_forward(self, model: FastLlama, group: list[GenRequest]) -> torch.Tensor:
+        """One decoding step on the thread count the chooser picks; its wall time goes back to the chooser
+        (not the first step after a change: OpenMP starts or parks threads then)."""
+        rows = [(r.feed, r.cache) for r in group]
+        if self._chooser is None or len(self._chooser.candidates) == 1:
+            return model.forward(rows)
+        threads_now, wanted = torch.get_num_threads(), self._chooser.choose(len(group))
+        if wanted != threads_now:
+            torch.set_num_threads(wanted)
+        start = time.perf_counter()
+        logits = model.forward(rows)
+        if wanted == threads_now and all(len(feed) == 1 for feed, _ in rows):  # forced tokens: not a step
+            self._chooser.record(len(group), wanted, time.perf_counter() - start)
+        return logits
 
     @staticmethod
     def _sample(request: GenRequest, logits: torch.Tensor) -> int:

@@ -56,6 +56,7 @@ class KVCache:
 
 
 ALIGN_BYTES = 64
+SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
 def _aligned(t: torch.Tensor) -> torch.Tensor:
@@ -106,6 +107,8 @@ class FastLlama:
         # The lm_head (SmolLM2's tied embedding) in int4 changed the top token at ~15% of positions of
         # today's answers; int4 everywhere else with an int8 lm_head, at ~3% (docs/bench/backend.md).
         head = qweights.quantize("lm_head", model.lm_head.weight, "int8" if kind == "int4" else kind, dtype)
+        if kind == "int4":  # an int4 copy that picks the candidates of a decode step (see `_head`)
+            head |= qweights.quantize("lm_screen", model.lm_head.weight, "int4", dtype)
         tensors = {"embed": inner.embed_tokens.weight.detach().to(act).contiguous(),
                    "norm": inner.norm.weight.detach().float().contiguous(), **head}
         for i, layer in enumerate(inner.layers):
@@ -129,6 +132,9 @@ class FastLlama:
             return qweights.load(name, tensors)
 
         self.embed, self.norm, self.lm_head = tensors["embed"], tensors["norm"], w("lm_head")
+        screen = w("lm_screen") if "lm_screen.q4" in tensors else None
+        self.lm_screen = screen if isinstance(screen, qweights.Int4) and isinstance(self.lm_head, qweights.Int8) \
+            else None
         count = sum(1 for name in tensors if name.endswith(".ln1"))
         self.layers = [_Layer(ln1=tensors[f"{i}.ln1"], wqkv=w(f"{i}.wqkv"), wo=w(f"{i}.wo"), ln2=tensors[f"{i}.ln2"],
                               wgu=w(f"{i}.wgu"), wdown=w(f"{i}.wdown")) for i in range(count)]
@@ -276,8 +282,7 @@ class FastLlama:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for cache in caches:
             cache.reserve(1)
-        total, hd, kv_heads, q_width = len(caches), self.head_dim, self.kv_heads, self.heads * self.head_dim
-        group, shape, eps = self.heads // kv_heads, (self.hidden,), self.eps
+        total, hd, kv_heads, shape, eps = len(caches), self.head_dim, self.kv_heads, (self.hidden,), self.eps
         rotation = self._rotations(positions)
         x = self.embed[[tokens[0] for tokens, _ in segments]].float()
         # Per sequence, all layers' keys and values up to and including the new position: [layers, 2, kv, L, hd].
@@ -285,19 +290,44 @@ class FastLlama:
         for index, layer in enumerate(self.layers):
             qkv = layer.wqkv(F.rms_norm(x, shape, layer.ln1, eps)).float()
             torch.view_as_complex(qkv.view(total, -1, 2)).mul_(rotation)
-            new_kv = qkv[:, q_width:].view(total, 2, kv_heads, 1, hd)
-            outputs = []
-            for row, span in enumerate(spans):
-                kv = span[index]
-                kv[:, :, -1:] = new_kv[row]
-                # The `group` query heads of each kv head are the "query length": no GQA expansion, no mask.
-                out = F.scaled_dot_product_attention(qkv[row, :q_width].view(kv_heads, group, hd), kv[0], kv[1])
-                outputs.append(out.view(1, q_width))
-            x.add_(layer.wo(torch.cat(outputs) if total > 1 else outputs[0]))
+            x.add_(layer.wo(attend_new_token(qkv, spans, index, kv_heads, hd)))
             self._mlp(x, layer)
         for cache in caches:
             cache.length += 1
-        return self.lm_head(F.rms_norm(x, shape, self.norm, eps)).float()
+        return self._head(F.rms_norm(x, shape, self.norm, eps))
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """float32 logits of a decode step. With int4 weights, the int8 lm_head (49152 x 576, a fifth of a
+        token's weight bytes) is read only where it matters: its int4 copy gives every logit in half the
+        time, and the SCREEN_TOP highest are replaced by the int8 head's own values for those tokens (same
+        kernel, so the same numbers). The int8 head's top token is among them unless 4-bit rounding moved
+        it below SCREEN_TOP others, so greedy tokens are the int8 head's; a sampled token's tail
+        probabilities come from the int4 logits."""
+        if self.lm_screen is None or h.shape[0] >= qweights.DENSE_FROM_ROWS:
+            return self.lm_head(h).float()
+        logits = self.lm_screen(h).float()
+        top = logits.topk(SCREEN_TOP, dim=-1).indices
+        return logits.scatter_(1, top, self.lm_head.rows(h, top))
+
+
+def attend_new_token(qkv: torch.Tensor, spans: list[torch.Tensor], layer: int, kv_heads: int,
+                     head_dim: int) -> torch.Tensor:
+    """Single-token attention of layer `layer` for each sequence of a decode step: [sequences, q width].
+
+    `qkv`: the step's roped fused projections [sequences, q | k | v]; `spans`: per sequence its cache
+    [layers, 2, kv_heads, length + 1, head_dim] with the new position last, where the new key and value
+    are written. The query heads of each kv head are SDPA's "query length" (no GQA expansion, no mask),
+    and the inputs are 4-D: with 3-D ones SDPA took its unfused math path (~0.1 ms per call under the
+    profiler, ten ops: softmax, masks, two bmm) instead of the fused CPU kernel (~2x faster per call)."""
+    total, width = qkv.shape[0], qkv.shape[1] - 2 * kv_heads * head_dim
+    new_kv = qkv[:, width:].view(total, 2, kv_heads, 1, head_dim)
+    outputs = []
+    for row, span in enumerate(spans):
+        kv = span[layer]
+        kv[:, :, -1:] = new_kv[row]
+        query = qkv[row, :width].view(1, kv_heads, width // (kv_heads * head_dim), head_dim)
+        outputs.append(F.scaled_dot_product_attention(query, kv[0:1], kv[1:2]).view(1, width))
+    return torch.cat(outputs) if total > 1 else outputs[0]
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:

@@ -60,6 +60,14 @@ class Int8:
             return F.linear(x.to(self.dense.dtype), self.dense)
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale)
 
+    def rows(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """float32 [rows, k]: output `ids[r]` of row r of x, by the same kernel as a full call (so the same
+        values), reading only those weight rows."""
+        n, k = ids.shape
+        flat = ids.reshape(-1)
+        out = torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q[flat], self.scale[flat]).view(n, n, k)
+        return (out[0] if n == 1 else out[torch.arange(n), torch.arange(n)]).float()
+
     @property
     def out_features(self) -> int:
         return self.q.shape[0]

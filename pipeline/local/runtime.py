@@ -45,14 +45,30 @@ class LocalBackendHandle:
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, **opts)
 
     def wait_ready(self, timeout: float = 300) -> None:
-        """Block until the model is loaded (the server answers before that; chat waits for it)."""
+        """Block until the model is loaded (the server answers before that; chat waits for it).
+
+        Fails at once when the load failed or the server's process exited. In this process it asks the
+        engine itself; elsewhere it polls /health, where a late or dropped answer is asked again until
+        `timeout` (it had a 5 s request timeout: the likely cause of 22 tests erroring at setup once under
+        load)."""
+        if self.app is not None:
+            self.app.state.backend.engine.wait_ready(timeout)  # RuntimeError with the cause if the load failed
+            return
         import httpx
 
         health = self.base_url.removesuffix("/v1") + "/health"
         deadline = time.monotonic() + timeout
-        while not httpx.get(health, timeout=5).json().get("model_ready"):
-            if time.monotonic() > deadline:
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"The local backend exited with code {self.process.returncode}.")
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError("The local backend's model did not load in time.")
+            try:
+                if httpx.get(health, timeout=min(left, 30)).json().get("model_ready"):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass  # not answering yet, or too slowly this time: ask again until the deadline
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -63,6 +79,22 @@ class LocalBackendHandle:
 
 _lock = threading.Lock()
 _handle: LocalBackendHandle | None = None
+#: How long a server may take to start listening. Generous, because a loaded machine starves threads for
+#: seconds (on the shared 2 cores at load 8 a whole start_server took 32 s, a /health answer 3.3 s); a
+#: server that dies is seen at once whatever this says, so only one that hangs alive waits it out.
+START_TIMEOUT_S = 300
+
+
+def wait_started(server: Any, thread: threading.Thread, what: str) -> None:
+    """Wait until the uvicorn `server` running in `thread` listens; RuntimeError if the thread ends
+    first (its exception was printed by the thread) or after START_TIMEOUT_S."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"{what} stopped before it started listening (its error is in the log).")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start listening in {START_TIMEOUT_S} s.")
+        time.sleep(0.02)
 
 
 def tiny_from_env() -> bool:
@@ -103,11 +135,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0, api_key: str | None = N
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="local-backend", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("The local backend did not start.")
-        time.sleep(0.02)
+    wait_started(server, thread, "The local backend")
     bound = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     # Other processes reach a server bound to every address through loopback.
@@ -143,7 +171,7 @@ def ensure_local_backend() -> LocalBackendHandle:
 
 
 def spawn_server(*, home: Path | None = None, tiny: bool = True, api_key: str | None = None,
-                 timeout: float = 120) -> LocalBackendHandle:
+                 timeout: float = START_TIMEOUT_S) -> LocalBackendHandle:
     """`python -m pipeline serve` in a subprocess on a free port (for tests that want isolation)."""
     import httpx
 

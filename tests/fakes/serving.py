@@ -12,14 +12,13 @@ port choice, the wait until it answers and the shutdown live in one place:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import uvicorn
 
-from pipeline.local.runtime import tcp_listener
+from pipeline.local.runtime import tcp_listener, wait_started
 
 
 class Served:
@@ -74,11 +73,7 @@ def _serve_asgi(app: Any, name: str) -> Served:
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"{name} did not start")
-        time.sleep(0.01)
+    wait_started(server, thread, name)
 
     def stop() -> None:
         server.should_exit = True

@@ -1,0 +1,72 @@
+"""How many intra-op threads a decode step uses: chosen by measuring steps, not by guessing the load.
+
+Quiet, two threads made one stream ~1.5x faster than one (33.8 -> 50.1 tokens/s) but three streams
+slower (88.9 -> 78.6); with other work on the CPU (a fine-tune, a test suite) a second thread gained
+nothing or lost (docs/bench/backend.md). The machine's load changes from minute to minute and a load
+average lags it, so the engine asks the steps themselves: it times each step (wall clock, which is
+what contention slows) per number of sequences and per thread count, uses the faster count, and
+every EXPLORE_EVERY steps re-measures the others for a few steps, so a machine that became busy
+(or idle) is noticed within a second or two of decoding.
+"""
+
+from __future__ import annotations
+
+import os
+
+EXPLORE_EVERY = 64  # steps between re-measurements of the other thread counts
+PROBE_STEPS = 4  # steps per re-measurement (the first one after a switch is not counted)
+SMOOTHING = 0.3  # weight of a new step time in the running average
+MAX_ROWS_KEY = 4  # batch sizes from this on share one measurement
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+class ThreadChooser:
+    """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
+
+    def __init__(self, candidates: tuple[int, ...]):
+        self.candidates = candidates
+        self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> running average per step
+        self.steps = 0
+
+    def choose(self, rows: int) -> int:
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        key = min(rows, MAX_ROWS_KEY)
+        for threads in self.candidates:  # each count measured (one counted step) before any is preferred
+            if self.seconds.get((key, threads)) is None:
+                return threads
+        best = min(self.candidates, key=lambda t: self.seconds[(key, t)])
+        others = [t for t in self.candidates if t != best]
+        phase = self.steps % EXPLORE_EVERY
+        if phase < PROBE_STEPS * len(others):
+            return others[phase // PROBE_STEPS]
+        return best
+
+    def record(self, rows: int, threads: int, seconds: float) -> None:
+        """One step's wall time; the engine does not record the first step after changing the count."""
+        self.steps += 1
+        key = (min(rows, MAX_ROWS_KEY), threads)
+        old = self.seconds.get(key)
+        self.seconds[key] = seconds if old is None else old + SMOOTHING * (seconds - old)
+
+    def best(self, rows: int) -> int | None:
+        """The faster count measured so far for this many rows (None before both are measured)."""
+        key = min(rows, MAX_ROWS_KEY)
+        known = [t for t in self.candidates if (key, t) in self.seconds]
+        return min(known, key=lambda t: self.seconds[(key, t)]) if len(known) == len(self.candidates) else None
+
+
+def chooser(setting: int | str | None) -> ThreadChooser | None:
+    """From DISTILL_DECODE_THREADS: "auto" measures 1 and 2 threads (where 2 cores are ours); a number
+    fixes the count; None (0) leaves torch's default alone (no chooser)."""
+    if setting is None:
+        return None
+    if setting == "auto":
+        return ThreadChooser((1, 2) if available_cores() >= 2 else (1,))
+    return ThreadChooser((int(setting),))

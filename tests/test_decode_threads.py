@@ -1,0 +1,74 @@
+"""Decoding's thread count: measured per step between 1 and 2 threads (pipeline/local/threads.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from pipeline.local import threads, weights
+from pipeline.local.threads import EXPLORE_EVERY, PROBE_STEPS, ThreadChooser
+
+
+def _run(chooser: ThreadChooser, rows: int, seconds: dict[int, float], steps: int) -> list[int]:
+    picked = []
+    for _ in range(steps):
+        t = chooser.choose(rows)
+        picked.append(t)
+        chooser.record(rows, t, seconds[t])
+    return picked
+
+
+def test_the_faster_count_is_kept_and_the_other_re_measured_now_and_then():
+    chooser = ThreadChooser((1, 2))
+    picked = _run(chooser, 1, {1: 0.020, 2: 0.012}, EXPLORE_EVERY * 3)
+    assert picked[:2] == [1, 2]  # each measured first
+    assert picked.count(1) <= 2 + 3 * PROBE_STEPS  # then mostly the faster, with short re-measurements
+    assert chooser.best(1) == 2
+    # The machine gets busy: two threads now lose; within a few re-measurements one thread takes over.
+    picked = _run(chooser, 1, {1: 0.020, 2: 0.060}, EXPLORE_EVERY * 3)
+    assert chooser.best(1) == 1 and picked[-EXPLORE_EVERY + PROBE_STEPS:].count(2) == 0
+
+
+def test_batch_sizes_are_measured_apart():
+    chooser = ThreadChooser((1, 2))
+    _run(chooser, 1, {1: 0.020, 2: 0.012}, 40)
+    _run(chooser, 3, {1: 0.030, 2: 0.040}, 40)
+    assert (chooser.best(1), chooser.best(3)) == (2, 1)
+
+
+def test_the_setting_picks_the_candidates(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    assert threads.chooser("auto").candidates == (1, 2)
+    assert threads.chooser(3).candidates == (3,)
+    assert threads.chooser(None) is None
+    monkeypatch.setattr(threads, "available_cores", lambda: 1)
+    assert threads.chooser("auto").candidates == (1,)
+
+
+@pytest.mark.parametrize("setting", ["", "1"])
+def test_the_engine_times_its_steps_with_both_counts_unless_fixed(monkeypatch, setting):
+    from pipeline.local.engine import Engine, GenRequest
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setenv("DISTILL_DECODE_THREADS", setting)
+    before = torch.get_num_threads()
+    engine = Engine(weights.tiny_model_dir, "tiny", lambda model_id: None)
+    try:
+        engine.wait_ready(timeout=300)
+
+        async def run() -> None:
+            request = GenRequest(model_id="tiny", prompt_ids=engine.encode_chat([{"role": "user", "content": "hi"}]),
+                                 max_tokens=12, temperature=0.0, loop=asyncio.get_running_loop(), out=asyncio.Queue())
+            engine.submit(request)
+            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
+                pass
+
+        asyncio.run(run())
+    finally:
+        engine.shutdown()
+        torch.set_num_threads(before)
+    measured = {t for (rows, t) in engine._chooser.seconds if rows == 1}
+    assert measured == ({1, 2} if setting == "" else set())
+    assert engine._chooser.candidates == ((1, 2) if setting == "" else (1,))

@@ -66,7 +66,7 @@ def fine_tune_breakdown(home: Path) -> dict:
 #: browser ~4 CPU-seconds over a fine-tune, CPU the training needed; a presenter does not poll.
 LOOK = """() => {
   const board = document.querySelector('#demo-scoreboard');
-  const row = [...document.querySelectorAll('#demo-steps tr')].find(r => r.textContent.includes('running…'));
+  const row = [...document.querySelectorAll('#demo-steps [role=row]')].find(r => r.textContent.includes('running…'));
   return [!!board && board.textContent.includes('fine-tuned'), row ? row.textContent : null];
 }"""
 

@@ -91,6 +91,7 @@ def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoR
     control.cancel.clear()
     steps = list(scenario.steps) if which == "all" else [which]
     log: list[str] = []
+    changed = False  # did a step change the draft (the Dataset tab redraws once, when the run is over)
     yield {"control_state": control, **_buttons(running=True)}
     try:
         for step in steps:
@@ -112,18 +113,22 @@ def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoR
             if step not in run.results:
                 break
             updates: dict[str, Any] = {}
-            if step in ("load", "augment", "holdout"):  # the draft changed: the Dataset tab reloads
-                rev = (rev or 0) + 1
-                updates["dataset_rev"] = rev
+            # The draft changed. Not redrawn now: the Dataset tab's redraw (token counts, chart, table)
+            # took CPU from the next step; the tab redraws when it is opened, and when the run is over.
+            changed = changed or step in ("load", "augment", "holdout")
             if step == "finetune" and run.fine_tuned_model:
                 settings = _with_fine_tuned(settings, run)
                 updates |= {"settings": settings,
                             "recent_jobs": remember(recent, run.job_id or "", run.job_endpoint or "")}
             yield {**_render(run, log, None), **updates}
     except Exception:
-        yield _buttons(running=False)  # never leave the presenter with dead buttons
+        yield {**_buttons(running=False), **_redraw_dataset(changed, rev)}  # never leave dead buttons
         raise
-    yield {**_render(run, log, None), **_buttons(running=False)}
+    yield {**_render(run, log, None), **_buttons(running=False), **_redraw_dataset(changed, rev)}
+
+
+def _redraw_dataset(changed: bool, rev: int | None) -> dict[str, Any]:
+    return {"dataset_rev": (rev or 0) + 1} if changed else {}
 
 
 def _buttons(*, running: bool) -> dict[str, Any]:

@@ -77,3 +77,31 @@ def test_the_augment_step_seeds_each_request_to_the_built_in_teacher(tiny_backen
     run_step(run, "augment", SessionSettings())
     assert seeds and None not in seeds, seeds
     assert sorted(seeds) == list(range(len(seeds)))  # type: ignore[type-var]
+
+
+def test_the_dataset_tab_is_told_once_when_the_run_is_over(updates) -> None:
+    """The load and augment steps change the draft; the Dataset tab's redraw (token counts, chart,
+    table) ran while the next step did. The run now tells it once, at its end."""
+    told = [i for i, u in enumerate(updates) if "dataset_rev" in u]
+    assert told == [len(updates) - 1] and updates[-1]["dataset_rev"] == 1
+
+
+def test_opening_the_dataset_tab_redraws_only_a_changed_draft() -> None:
+    """Mid-run, a visitor who opens the Dataset tab sees the rows as they are (the demo changed the
+    draft without redrawing the tab); opening it again with nothing changed sends nothing."""
+    import app
+    from components.dataset_render import render, show_draft_if_changed
+    from pipeline import drafts
+
+    built = app.build_app()
+    tab = next(b._id for b in built.blocks.values() if getattr(b, "id", None) == "dataset")
+    assert [fn.name for fn in built.fns.values() if (tab, "select") in fn.targets] == ["show_draft_if_changed"]
+
+    visitor, row = "visitor_dataset_look_1", {"messages": [{"role": "user", "content": "Hi?"},
+                                                            {"role": "assistant", "content": "Hello."}]}
+    drafts.replace_draft(visitor, [row] * 3)
+    stamp = render(visitor, "gpt-4o-mini-2024-07-18", 0, None)["drawn_stamp"]
+    assert list(show_draft_if_changed(visitor, stamp, 0, "gpt-4o-mini-2024-07-18", 0)) == [{}]
+    drafts.append_to_draft(visitor, [row])  # what the augment step does
+    shown = list(show_draft_if_changed(visitor, stamp, 0, "gpt-4o-mini-2024-07-18", 0))
+    assert len(shown[-1]["table_df"]) == 4 and shown[-1]["drawn_stamp"] != stamp

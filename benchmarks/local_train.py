@@ -87,20 +87,34 @@ RECIPES: dict[str, dict] = {
     "e3b8": {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "lr_scheduler": "linear", "warmup": 0.1},
     "e4b8": {"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
 }
-TASKS = {"person": (TRAIN, BENCH),
+# Trainer knobs added to a recipe with "+" (`--recipes trlhead,trlhead+gc,ours`): each changes one thing.
+LAYERS = 30  # SmolLM2-135M's blocks
+VARIANTS: dict[str, dict] = {
+    "gc": {"gradient_checkpointing": True},  # TRL's default before main 4b6fcd0: the forward runs twice
+    "trlhead": {"completion_logits": False},  # TRL's LM head: logits, entropy at every position
+    "attn": {"lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj"]},  # no LoRA on the MLP
+    "upper": {"lora_layers": list(range(LAYERS // 2, LAYERS))},  # LoRA on the upper half: backward stops there
+    "upper2": {"lora_layers": list(range(LAYERS // 3, LAYERS))},  # LoRA on the upper two thirds
+    "t1": {"threads": 1},  # DISTILL_TRAIN_THREADS=1
+    "noval": {"no_valid": True},  # no validation passes
+    "fp32": {"precision": "fp32"},  # DISTILL_PRECISION=fp32: no bf16 autocast even where bf16 is native
+}
+TRAINER_KEYS = ("gradient_checkpointing", "completion_logits", "lora_targets", "lora_layers", "threads", "precision")
+TASKS = {"person": (TRAIN, BENCH), "person_demo": (TRAIN, BENCH),
          "classifier": (ROOT / "data/samples/tickets_train.jsonl", ROOT / "data/benchmarks/tickets_bench.jsonl")}
 
 
 def task_data(task: str) -> tuple[list[dict], list[dict], list[dict]]:
-    """train, validation, benchmark: the classifier demo holds 10% out for validation (seed 0) as
-    pipeline/demo/actions.py does; the person benchmark trains on the whole sample, no validation."""
+    """train, validation, benchmark: the demos hold 10% out for validation (seed 0) as
+    pipeline/demo/actions.py does (classifier, person_demo); "person" trains on the whole sample,
+    no validation (the figures of docs/bench/recipe.md before 2026-11-30 22:00)."""
     from pipeline.dataset import split_examples
     from pipeline.local.dataset import read_examples
 
     train_path, bench_path = TASKS[task]
     examples = read_examples(train_path.read_bytes())
     bench = [json.loads(line) for line in bench_path.read_text().splitlines() if line.strip()]
-    if task == "classifier":
+    if task in ("classifier", "person_demo"):
         train, valid = split_examples(examples, 0.1, seed=0)
         return list(train), list(valid), bench
     return examples, [], bench
@@ -110,6 +124,14 @@ def recipe(name: str, n: int, override: dict | None = None) -> dict:
     from pipeline.local.dataset import auto_batch_size, resolved_auto_epochs
     from pipeline.local.jobs import recipe_spec
 
+    if "+" in name:
+        base, *extra = name.split("+")
+        hp = recipe(base, n, override)
+        for v in extra:
+            hp.update(VARIANTS[v])
+        return hp
+    if name in VARIANTS:
+        return {**recipe("ours", n, override), **VARIANTS[name]}
     if name == "baseline":
         return {"epochs": min(8, max(3, math.ceil(180 / n))), "batch_size": 4, "learning_rate": 1e-3}
     if name == "ours":
@@ -129,7 +151,8 @@ def specs(model_dir: Path, work: Path, names: list[str], train: list[dict], vali
         d = work / name
         d.mkdir(parents=True)
         steps = math.ceil(n / hp["batch_size"]) * hp["epochs"]
-        spec = {"model_dir": str(model_dir), "train": train, "valid": [] if name == "baseline" else valid,
+        spec = {"model_dir": str(model_dir), "train": train,
+                "valid": [] if name == "baseline" or hp.pop("no_valid", False) else valid,
                 "seed": SEED, "adapter_dir": str(d / "adapter"), "total_steps": steps, **hp}
         (d / "spec.json").write_text(json.dumps(spec))
         out[name] = d
@@ -139,7 +162,12 @@ def specs(model_dir: Path, work: Path, names: list[str], train: list[dict], vali
 def train(name: str, job_dir: Path) -> dict:
     cmd = ([sys.executable, str(Path(__file__).resolve()), "--baseline-child", str(job_dir)] if name == "baseline"
            else [sys.executable, "-m", "pipeline.local.trainer", str(job_dir)])
+    spec = json.loads((job_dir / "spec.json").read_text())
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": str(ROOT)}
+    if spec.get("threads"):
+        env["DISTILL_TRAIN_THREADS"] = str(spec["threads"])
+    if spec.get("precision"):
+        env["DISTILL_PRECISION"] = spec["precision"]
     before = load()
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -147,9 +175,9 @@ def train(name: str, job_dir: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": ')]  # ours; TRL prints dicts
-    spec = json.loads((job_dir / "spec.json").read_text())
+    keys = ("epochs", "batch_size", "learning_rate", "lr_scheduler", "warmup", *TRAINER_KEYS)
     result = {"wall_s": round(wall, 1), "load_before": before, "load_after": load(),
-              **{k: spec[k] for k in ("epochs", "batch_size", "learning_rate", "lr_scheduler", "warmup") if k in spec}}
+              "valid": len(spec["valid"]), **{k: spec[k] for k in keys if k in spec}}
     done = next(x for x in lines if x.get("kind") == "done")
     if "phases_s" in done:  # training seconds: from "ready" (imports, model, tokenizing done) to trained
         result["train_s"] = round(done["phases_s"]["trained"] - done["phases_s"]["data"], 1)
@@ -190,7 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="person")
     parser.add_argument("--recipes", default="baseline,ours",
-                        help=f"comma-separated contestants: baseline, ours, {', '.join(RECIPES)}")
+                        help=f"comma-separated contestants: baseline, ours, {', '.join(RECIPES)}; "
+                             f"+ adds a trainer knob ({', '.join(VARIANTS)}), e.g. ours+gc")
     parser.add_argument("--rounds", type=int, default=1, help="contestant sets, alternating order")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the result here")
@@ -225,6 +254,9 @@ def main() -> int:
         for name in names[1:]:
             if "train_s" in row[first] and "train_s" in row[name]:
                 print(f"train_s {name}/{first}", round(row[name]["train_s"] / row[first]["train_s"], 2), flush=True)
+            if "steps" in row[first] and "steps" in row[name] and "train_s" in row[name]:
+                per_step = [row[x]["train_s"] / row[x]["steps"] for x in (first, name)]
+                print(f"s/step {name}/{first}", round(per_step[1] / per_step[0], 2), flush=True)
             print(f"wall_s {name}/{first}", round(row[name]["wall_s"] / row[first]["wall_s"], 2), flush=True)
         result["rounds"].append(row)
     if args.json:

@@ -124,11 +124,15 @@ def _train_tiny(tmp_path: Path, env: dict, **spec_fields: object) -> dict:
     spec = {"model_dir": str(tiny_model_dir()), "train": train, "valid": train[:2], "epochs": 1, "batch_size": 2,
             "learning_rate": 1e-3, "seed": 0, "adapter_dir": str(tmp_path / "adapter"), "total_steps": 2,
             **spec_fields}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, "-m", "pipeline.local.trainer", str(tmp_path)], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": "done"'))
+    done = next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith('{"kind": "done"'))
+    done["losses"] = [json.loads(x)["data"]["train_loss"] for x in proc.stdout.splitlines()
+                      if x.startswith('{"kind": "metrics"')]
+    return done
 
 
 def test_trainer_computes_in_fp32_on_an_avx2_only_cpu(tmp_path):
@@ -148,6 +152,28 @@ def test_trainer_does_not_recompute_activations(tmp_path):
     """TRL turns gradient checkpointing on by default; the forward pass would run twice per step."""
     done = _train_tiny(tmp_path, {})
     assert done["forwards_per_step"] == 1.0
+
+
+def test_trainer_takes_logits_only_where_the_loss_is(tmp_path):
+    """TRL's SFTTrainer on a CPU projects every position through the 49k-word LM head (and takes its
+    entropy); ours projects only the completion tokens, for the same loss (pipeline/local/sft_head.py)."""
+    from transformers import AutoTokenizer
+
+    from pipeline.local.dataset import read_examples
+    from pipeline.local.weights import tiny_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir())
+    examples = read_examples((ROOT / "data/samples/person_train.jsonl").read_bytes())[:4]  # _train_tiny's data
+    completion_tokens = sum(
+        len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=False))
+        - len(tokenizer.apply_chat_template(ex["prompt"], tokenize=True, add_generation_prompt=True, return_dict=False))
+        for ex in examples)
+    ours = _train_tiny(tmp_path / "ours", {})
+    trl = _train_tiny(tmp_path / "trl", {}, completion_logits=False)
+    assert ours["head_rows"] == completion_tokens  # one epoch: each completion token once, nothing else
+    assert trl["head_rows"] is None
+    assert len(ours["losses"]) == len(trl["losses"]) == 2
+    assert ours["losses"] == pytest.approx(trl["losses"], rel=1e-3)  # the same loss, step by step
 
 
 

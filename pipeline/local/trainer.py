@@ -114,6 +114,7 @@ def main(job_dir: Path) -> int:
     from trl import SFTConfig, SFTTrainer
 
     from pipeline.local import precision
+    from pipeline.local.sft_head import CompletionHeadSFTTrainer
 
     # Seconds from this process's start to each phase before the first step, reported in the job's
     # events: what a fine-tune waits for besides training (docs/bench/demo.md).
@@ -141,11 +142,16 @@ def main(job_dir: Path) -> int:
         # TRL's SFTConfig turns gradient checkpointing on by default: every step then runs the forward
         # pass twice to save activation memory, which a 135M model on ~50-token examples does not need:
         # off, the same steps give the same losses in 0.70x the time (bf16) / 0.76x (fp32 AVX2)
-        # (docs/bench/recipe.md).
-        gradient_checkpointing=False,
+        # (docs/bench/recipe.md). The spec can turn it back on (benchmarks/local_train.py measures both).
+        gradient_checkpointing=bool(spec.get("gradient_checkpointing", False)),
+        prediction_loss_only=True,  # validation needs the loss (and token accuracy), never the logits
     )
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
+    # LoRA targets and layers: all linear layers of every block unless the spec (a benchmark) says otherwise.
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=spec.get("lora_targets", "all-linear"),
+                      layers_to_transform=spec.get("lora_layers"), task_type="CAUSAL_LM")
+    # Logits only at the completion positions (pipeline/local/sft_head.py); TRL's head scores every position.
+    trainer_cls = CompletionHeadSFTTrainer if spec.get("completion_logits", True) else SFTTrainer
+    trainer = trainer_cls(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
     seen = _observe_compute(trainer.model)
     phases["data"] = time.perf_counter() - STARTED  # SFTTrainer wrapped the model and tokenized the data
@@ -163,7 +169,7 @@ def main(job_dir: Path) -> int:
     rates = [float(f"{h['learning_rate']:.3g}") for h in trainer.state.log_history if "learning_rate" in h]
     emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]), precision=choice.train,
          compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights,
-         forwards_per_step=round(seen["training_forwards"] / max(1, trainer.state.global_step), 2), learning_rates=rates,
+         head_rows=getattr(trainer, "head_rows", None), forwards_per_step=round(seen["training_forwards"] / max(1, trainer.state.global_step), 2), learning_rates=rates,
          phases_s={k: round(v, 2) for k, v in phases.items()})
     return 0
 

@@ -48,8 +48,8 @@ def build_app() -> gr.Blocks:
                 build_start_tab(ctx)
             with gr.Tab("Generate", id="generate"):
                 build_generate_tab(ctx)
-            with gr.Tab("Dataset", id="dataset"):
-                build_dataset_tab(ctx)
+            with gr.Tab("Dataset", id="dataset") as dataset_tab:
+                build_dataset_tab(ctx, dataset_tab)
             with gr.Tab("Fine-tune", id="finetune"):
                 build_finetune_tab(ctx)
             with gr.Tab("Chat", id="chat"):

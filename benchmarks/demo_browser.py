@@ -17,6 +17,9 @@ import argparse
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.cpu_share import CpuShare  # noqa: E402
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
 
 QUESTION = "Where does Ottoline Crumwell live?"
@@ -57,8 +61,47 @@ def fine_tune_breakdown(home: Path) -> dict:
             "batch_size": job["hyperparameters"].get("batch_size")}
 
 
-def main(out: Path) -> None:
+#: One look at the page: is the scoreboard filled, and which step's row says "running…". textContent
+#: in one call: two Playwright inner_text calls every 0.25 s (each a round trip and a layout) cost the
+#: browser ~4 CPU-seconds over a fine-tune, CPU the training needed; a presenter does not poll.
+LOOK = """() => {
+  const board = document.querySelector('#demo-scoreboard');
+  const row = [...document.querySelectorAll('#demo-steps [role=row]')].find(r => r.textContent.includes('running…'));
+  return [!!board && board.textContent.includes('fine-tuned'), row ? row.textContent : null];
+}"""
+
+
+def running_step(row_text: str | None) -> str | None:
+    """The title of the step whose row the Start tab's table shows as running, if any."""
+    from pipeline.demo import STEP_TITLES
+
+    return next((title for title in STEP_TITLES.values() if row_text and title in row_text), None)
+
+
+def page_seconds(cdp) -> dict[str, float]:  # noqa: ANN001 (a Playwright CDPSession)
+    """The page's main thread, cumulative: its tasks, and of them script, layout and style."""
+    got = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {"page_task": got.get("TaskDuration", 0.0), "page_script": got.get("ScriptDuration", 0.0),
+            "page_layout": got.get("LayoutDuration", 0.0) + got.get("RecalcStyleDuration", 0.0)}
+
+
+def profile_app(pid: int | None, out: Path) -> subprocess.Popen | None:
+    """py-spy on the app process (its own Python threads: gradio, the embedded backend, the demo)."""
+    if pid is None or not shutil.which("py-spy"):
+        print("no py-spy or no app process: not profiling", flush=True)
+        return None
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "25", "--nonblocking",
+                             "--format", "raw", "--threads", "-o", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def main(out: Path, app_dir: Path | None = None, profile: Path | None = None) -> None:
     from playwright.sync_api import expect, sync_playwright
+
+    from tests import browser_support
+
+    if app_dir:  # time another checkout's app (a baseline) with this script
+        browser_support.ROOT = app_dir.resolve()
 
     out.mkdir(parents=True, exist_ok=True)
     progress = Path(tempfile.mkdtemp(prefix="distill-demo-progress-")) / "progress.png"
@@ -69,27 +112,46 @@ def main(out: Path) -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         page.get_by_label("Teach a model about a fictional person").check()
+        share = CpuShare()
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        share.extra = lambda: page_seconds(cdp)
+        share.start()
+        spy = profile_app(share.app_pid(), profile) if profile else None
         started = time.perf_counter()
         page.get_by_role("button", name="▶ Run all steps").click()
-        board = page.locator("#demo-scoreboard")
-        shot = started
+        shot, running = started, None
         # Looked at every 0.25 s: it was every 15 s, which added 7.5 s on average (up to 15) to the figure.
-        while "fine-tuned" not in board.inner_text():
+        while not (look := page.evaluate(LOOK))[0]:
             if time.perf_counter() - started > 1800:
                 raise SystemExit(f"the demo did not finish in 30 min; see {progress}")
             page.wait_for_timeout(250)
+            now = running_step(look[1])
+            if now != running and running:
+                share.mark(running)  # the step shown running until now has ended
+            running = now or running
             if time.perf_counter() - shot > 15:
                 shot = time.perf_counter()
                 page.screenshot(path=str(progress), full_page=True)  # to look at while it runs
         total = time.perf_counter() - started
+        share.mark(running or "end")
+        share.stop()
+        cpu = share.between()
+        if spy:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            spy.wait(timeout=60)
         steps, scoreboard = page.locator("#demo-steps").inner_text(), page.locator("#demo-scoreboard").inner_text()
         breakdown = fine_tune_breakdown(home)
         print(f"demo, all steps, clicked to scoreboard: {total:.0f} s (target 90 s)", flush=True)
         print(steps, flush=True)
         print(scoreboard, flush=True)
         print(f"fine-tune: {json.dumps(breakdown)}", flush=True)
+        print("CPU seconds by process kind while each step ran (as the page showed it running):", flush=True)
+        for row in cpu:
+            print("  " + "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         print(json.dumps({"click_to_scoreboard_s": round(total, 1), **facts, "load_average_at_end": os.getloadavg(),
-                          "steps": steps, "scoreboard": scoreboard, "fine_tune": breakdown}), flush=True)
+                          "steps": steps, "scoreboard": scoreboard, "fine_tune": breakdown, "cpu_s": cpu}),
+              flush=True)
         page.screenshot(path=str(out / "start-demo-person.png"), full_page=True)
 
         page.get_by_role("tab", name="Chat").click()
@@ -114,4 +176,7 @@ def main(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="distill-shots-")))
-    main(parser.parse_args().out)
+    parser.add_argument("--app-dir", type=Path, help="the checkout whose app.py to run (default: this one)")
+    parser.add_argument("--profile", type=Path, help="write py-spy's samples of the app process here (raw format)")
+    args = parser.parse_args()
+    main(args.out, args.app_dir, args.profile)

@@ -143,9 +143,11 @@ def _baseline_decoder(rev: str):
     return module
 
 
-def _step_rate(decoder, streams: int, threads, steps: int = 48, context: int = 64) -> float:
-    """Tokens/s of `streams` sequences decoded together, after a `context`-token prefill each, on
-    `threads` intra-op threads, or (a ThreadChooser) on what it picks per step, as the engine does."""
+def _step_rate(decoder, streams: int, threads, steps: int = 48, context: int = 64) -> tuple[float, float]:
+    """(tokens/s, this thread's CPU ms per step) of `streams` sequences decoded together, after a
+    `context`-token prefill each, on `threads` intra-op threads, or (a ThreadChooser) on what it picks
+    per step, as the engine does. With one thread the CPU time is the step's work, which other
+    processes on the machine slow much less than the wall time (they still share caches and memory)."""
     import torch
 
     fixed = isinstance(threads, int)
@@ -155,7 +157,7 @@ def _step_rate(decoder, streams: int, threads, steps: int = 48, context: int = 6
         decoder.forward([(list(range(1000, 1000 + context)), cache)])
     for _ in range(3):
         decoder.forward([([42], c) for c in caches])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     for _ in range(steps):
         if fixed:
             decoder.forward([([42], c) for c in caches])
@@ -166,7 +168,7 @@ def _step_rate(decoder, streams: int, threads, steps: int = 48, context: int = 6
         decoder.forward([([42], c) for c in caches])
         if wanted == now:
             threads.record(streams, wanted, time.perf_counter() - began)
-    return streams * steps / (time.perf_counter() - start)
+    return streams * steps / (time.perf_counter() - start), (time.thread_time() - cpu) * 1000 / steps
 
 
 def _greedy(decoder, ids: list[int], tokens: int, eos: int) -> list[int]:
@@ -212,17 +214,21 @@ def steps_main(args: argparse.Namespace) -> dict:
     result = {"machine": _machine(), "precision": precision.summary(), "baseline_rev": args.baseline_rev,
               "baseline_format": old_kind, "new_format": {"weights": kind, "dtype": str(dtype)}}
     rates: dict = {}
+    cpu: dict = {}  # one thread: CPU ms per step
     choosers = {name: threads.ThreadChooser((1, 2)) for name in ("baseline", "new")}  # one per decoder, kept
     for _ in range(args.rounds):
         for count in (1, 2, "auto"):
             for streams in (1, 3):
                 for name, decoder in (("baseline", old), ("new", new)):
                     used = count if count != "auto" else choosers[name]
-                    rates.setdefault(f"{name}_{count}thr_{streams}streams", []).append(
-                        _step_rate(decoder, streams, used))
+                    rate, cpu_ms = _step_rate(decoder, streams, used)
+                    rates.setdefault(f"{name}_{count}thr_{streams}streams", []).append(rate)
+                    if count == 1:
+                        cpu.setdefault(f"{name}_{streams}streams", []).append(cpu_ms)
     torch.set_num_threads(1)
     result["tok_s_median"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     result["tok_s_all_rounds"] = {k: [round(x, 1) for x in v] for k, v in rates.items()}
+    result["cpu_ms_per_step_1thr_median"] = {k: round(statistics.median(v), 2) for k, v in cpu.items()}
     result["new_over_baseline"] = {k.removeprefix("new_"): round(statistics.median(v) / statistics.median(
         rates[k.replace("new_", "baseline_")]), 2) for k, v in rates.items() if k.startswith("new_")}
     equal = agree = positions = 0
@@ -251,7 +257,8 @@ def steps_main(args: argparse.Namespace) -> dict:
                          f"{med['new_2thr_1streams']}, {med['baseline_2thr_3streams']} -> {med['new_2thr_3streams']}; "
                          f"auto threads (the engine's choice): {med['baseline_autothr_1streams']} -> "
                          f"{med['new_autothr_1streams']}, {med['baseline_autothr_3streams']} -> "
-                         f"{med['new_autothr_3streams']}; "
+                         f"{med['new_autothr_3streams']}; 1 thread CPU ms per step "
+                         f"{result['cpu_ms_per_step_1thr_median']}; "
                          f"greedy identical {equal}/{len(FIXED_PROMPTS)}, top-1 agreement "
                          f"{result['greedy']['top1_agreement']:.1%}")
     return result

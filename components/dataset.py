@@ -23,6 +23,7 @@ from components.dataset_render import (
     exists,
     render,
     show_draft,
+    show_draft_if_changed,
     view,
     wire_pages,
 )
@@ -153,7 +154,7 @@ def export_dataset(visitor: str) -> dict:
     return {"files": [str(f) for f in files], "status_md": status}
 
 
-def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
+def build_dataset_tab(ctx: AppContext, tab: gr.Tab | None = None) -> dict[str, gr.components.Component]:
     c: dict[str, gr.components.Component] = {}
     with gr.Row():
         c["upload_file"] = gr.File(label="Upload a dataset (.jsonl .json .csv .tsv .parquet)", type="filepath", elem_id="dataset-upload",
@@ -200,7 +201,7 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     c["files"] = gr.File(label="Files", file_count="multiple", interactive=False, height=120)
     with gr.Accordion("Validation report (JSON)", open=False):
         c["report_json"] = gr.JSON()
-    c["draft_cache"] = gr.State(DraftCache())
+    c["draft_cache"], c["drawn_stamp"] = gr.State(DraftCache()), gr.State(None)
     c["visitor"], c["dataset_rev"] = ctx.visitor, ctx.dataset_rev
 
     # Once the page's visitor id is known, and whenever the draft's revision, model or epochs change
@@ -208,6 +209,8 @@ def build_dataset_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
     ctx.after_start(show_draft, c, api_visibility="private")
     redraw = [c[n].change for n in ("dataset_rev", "model_dd", "epochs_num")]
     wire(functools.partial(gr.on, redraw), show_draft, c, api_name="show_draft", trigger_mode="always_last")
+    if tab is not None:  # the Start tab's demo changes the draft mid-run without redrawing: see it now
+        wire(tab.select, show_draft_if_changed, c, api_visibility="private")
     wire_pages(c)
     wire(c["validate_btn"].click, validate_dataset, c)
     wire(c["upload_file"].upload, load_file, c)

@@ -25,7 +25,7 @@ from pipeline.errors import InputError
 
 #: What every redraw may change (`draft_cache` is the session's DraftCache, created on first use).
 SHOWN = ("table_df", "rendered", "page_md", "page_start", "summary_md", "hist_plot", "report_json", "status_md",
-         "draft_cache")
+         "draft_cache", "drawn_stamp")
 #: Past the last page: the last page (`paging.clamp`).
 END = 1 << 62
 
@@ -45,10 +45,11 @@ def render(visitor: str | None, model: str, epochs: float | None, cache: DraftCa
     `row`: put this 1-based row at the top of the page (when the selection has it). The table goes
     out as a list of rows: gradio took ~70 ms to convert a 2,000-row DataFrame."""
     cache = cache if cache is not None else DraftCache()
+    stamp = _stamp(visitor)  # before reading: a write in between makes the next look redraw again
     lines = cache.lines(visitor) if exists(visitor) else []  # type: ignore[arg-type]
     unparsed = dops.load_unparsed(visitor) if exists(visitor) else []  # type: ignore[arg-type]
     if not lines and not unparsed:
-        return empty_view(cache, status, which, search)
+        return {**empty_view(cache, status, which, search), "drawn_stamp": stamp}
     report, entries = cache.report(lines, unparsed, model or ds.DEFAULT_MODEL, int(epochs or 0) or None)
     selection = paging.select(lines, report.example_problems, unparsed, which, search)
     if row is not None:
@@ -61,7 +62,7 @@ def render(visitor: str | None, model: str, epochs: float | None, cache: DraftCa
     return {"table_df": rows, "rendered": paging.Page.of(page, lines, unparsed).as_state(),
             "page_md": paging.describe(first, len(page), len(selection), len(lines), which, search),
             "page_start": first, "summary_md": summary_markdown(report), "hist_plot": histogram(report),
-            "report_json": report_for_page(report), "status_md": status, "draft_cache": cache}
+            "report_json": report_for_page(report), "status_md": status, "draft_cache": cache, "drawn_stamp": stamp}
 
 
 def empty_view(cache: DraftCache, status: str, which: str | None, search: str | None) -> dict:
@@ -132,6 +133,19 @@ def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num:
             yield {name: gr.skip() for name in SHOWN}
             return
         yield {**shown, "status_md": gr.skip()}
+
+
+@outputs(*SHOWN)
+def show_draft_if_changed(visitor: str | None, drawn_stamp: tuple | None, dataset_rev: int, model_dd: str,
+                          epochs_num: float | None, page_start: int | None = 0, filter_dd: str | None = None,
+                          search_box: str | None = "", draft_cache: DraftCache | None = None) -> Iterator[dict]:
+    """The tab is opened: redraw when the draft changed since it was drawn. A demo run changes the
+    draft without redrawing the tab (that took CPU from the run's next step); a visitor who looks sees
+    the rows as they are now."""
+    if drawn_stamp is not None and _stamp(visitor) == tuple(drawn_stamp):
+        yield {}
+        return
+    yield from show_draft(visitor, dataset_rev, model_dd, epochs_num, page_start, filter_dd, search_box, draft_cache)
 
 
 #: What a page turn changes: the summary, chart and report describe the whole draft and stay (sent

@@ -58,10 +58,14 @@ def _with_fine_tuned(settings: SessionSettings, run: DemoRun) -> SessionSettings
     return updated
 
 
+def _log(log: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in log[-LOG_LINES:])
+
+
 def _render(run: DemoRun, log: list[str], running: str | None) -> dict[str, Any]:
     scenario = load_scenario(run.scenario)
     panes = view.panes_markdown(run)
-    return {"log_md": "\n".join(f"- {line}" for line in log[-LOG_LINES:]),
+    return {"log_md": _log(log),
             "steps_df": view.steps_frame(scenario, run, running), "question_md": view.question_markdown(run),
             "pane_a_md": panes[0], "pane_b_md": panes[1], "pane_c_md": panes[2],
             "scoreboard_df": view.scoreboard_frame(run), "totals_md": view.totals_markdown(run), "run_state": run}
@@ -87,11 +91,12 @@ def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoR
     control.cancel.clear()
     steps = list(scenario.steps) if which == "all" else [which]
     log: list[str] = []
+    changed = False  # did a step change the draft (the Dataset tab redraws once, when the run is over)
     yield {"control_state": control, **_buttons(running=True)}
     try:
         for step in steps:
             log.append(f"**{STEP_TITLES[step]}**")
-            yield _render(run, log, step)
+            yield {"log_md": _log(log), "steps_df": view.steps_frame(scenario, run, step)}
             work = functools.partial(_run_one, run, step, settings, control, confirm)
             for item in iterate_in_thread(work, name="distill-demo-step"):
                 if isinstance(item, Finished):
@@ -101,22 +106,29 @@ def run_demo(scenario_radio: str, which: str, confirm_cb: bool, run_state: DemoR
                     break
                 for line in item:
                     add_to_log(log, line)
-                yield _render(run, log, step)
+                # Only the log changes while a step runs. Every line redrew the whole tab (both
+                # tables, three panes): once a second in the fine-tune, costing the page and the
+                # server CPU the training needed on a 2-core machine.
+                yield {"log_md": _log(log)}
             if step not in run.results:
                 break
             updates: dict[str, Any] = {}
-            if step in ("load", "augment", "holdout"):  # the draft changed: the Dataset tab reloads
-                rev = (rev or 0) + 1
-                updates["dataset_rev"] = rev
+            # The draft changed. Not redrawn now: the Dataset tab's redraw (token counts, chart, table)
+            # took CPU from the next step; the tab redraws when it is opened, and when the run is over.
+            changed = changed or step in ("load", "augment", "holdout")
             if step == "finetune" and run.fine_tuned_model:
                 settings = _with_fine_tuned(settings, run)
                 updates |= {"settings": settings,
                             "recent_jobs": remember(recent, run.job_id or "", run.job_endpoint or "")}
             yield {**_render(run, log, None), **updates}
     except Exception:
-        yield _buttons(running=False)  # never leave the presenter with dead buttons
+        yield {**_buttons(running=False), **_redraw_dataset(changed, rev)}  # never leave dead buttons
         raise
-    yield {**_render(run, log, None), **_buttons(running=False)}
+    yield {**_render(run, log, None), **_buttons(running=False), **_redraw_dataset(changed, rev)}
+
+
+def _redraw_dataset(changed: bool, rev: int | None) -> dict[str, Any]:
+    return {"dataset_rev": (rev or 0) + 1} if changed else {}
 
 
 def _buttons(*, running: bool) -> dict[str, Any]:

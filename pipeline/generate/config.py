@@ -35,6 +35,10 @@ class GenerationConfig:
     #: Parse failures + duplicates + check drops + failed calls after which the run gives up.
     max_failures: int | None = None
     endpoint: str = ""
+    #: Send each request `seed + its number` as the API's sampling seed, so the same run samples the
+    #: same words again (the endpoint must honour `seed`: the local backend does). Off by default: a
+    #: provider may reject or ignore the field.
+    sampling_seed: bool = False
 
     def per_request(self, variables: dict[str, str]) -> int:
         if not self.template.items:

@@ -183,7 +183,8 @@ class _Run:
             return
         try:
             reply = await self.teacher.complete(messages, schema=self.schema, name=self.t.name,
-                                                max_tokens=self.max_tokens)
+                                                max_tokens=self.max_tokens,
+                                                seed=self.c.seed + index if self.c.sampling_seed else None)
         except CallFailed as exc:
             self.meter.release(held)
             self.status.failed_calls += 1

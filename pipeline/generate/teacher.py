@@ -127,12 +127,14 @@ def response_format(mode: str, schema: dict[str, Any], name: str) -> dict[str, A
 
 
 def chat_body(model: str, messages: list[dict], *, temperature: float, max_tokens: int | None = None,
-              schema: dict[str, Any] | None = None, name: str = "answer", mode: str = "json_schema"
-              ) -> dict[str, Any]:
+              schema: dict[str, Any] | None = None, name: str = "answer", mode: str = "json_schema",
+              seed: int | None = None) -> dict[str, Any]:
     """The body of one teacher request: what the interactive run sends, and each line of a batch file."""
     body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
     if max_tokens:
         body["max_tokens"] = max_tokens
+    if seed is not None:
+        body["seed"] = seed
     if schema is not None and (fmt := response_format(mode, schema, name)):
         body["response_format"] = fmt
     return body
@@ -157,14 +159,15 @@ class Teacher:
 
     async def complete(self, messages: list[dict], *, schema: dict[str, Any] | None = None,
                        name: str = "answer", max_tokens: int | None = None,
-                       temperature: float | None = None) -> Reply:
+                       temperature: float | None = None, seed: int | None = None) -> Reply:
         import openai
 
         attempt = 0
         while True:
             mode = self.mode if schema is not None else "plain"
             kwargs = chat_body(self.model, messages, temperature=self.temperature if temperature is None
-                               else temperature, max_tokens=max_tokens, schema=schema, name=name, mode=mode)
+                               else temperature, max_tokens=max_tokens, schema=schema, name=name, mode=mode,
+                               seed=seed)
             try:
                 async with self.limiter:
                     resp = await self.client.chat.completions.create(**kwargs)

@@ -35,10 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# The baseline runs with torch's usual (spinning) OpenMP waits, its best case on an idle machine;
-# pipeline.local would otherwise default them to PASSIVE. The backend decodes on one thread either way.
-# --steps keeps the backend's sleeping waits: spinning threads made 2-thread steps ~10x slower under load.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE" if "--steps" in sys.argv else "ACTIVE")
+# Over HTTP the baseline (`generate`) runs with torch's usual OpenMP waits (spinning ~3 ms), its best case
+# on an idle machine, and the backend in this process with them too. --steps keeps the backend's own
+# default (sleeping waits unless GOMP_SPINCOUNT is given, pipeline/local/__init__.py): what the app does.
+if "--steps" not in sys.argv:
+    os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 PROMPTS = ["Write a long story about a dragon who learns to bake bread.",
            "Explain in detail how a steam engine works, step by step.",
            "Describe a walk through a busy city market, with many details."]
@@ -298,7 +299,7 @@ def _machine() -> dict:
     import torch
 
     knobs = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-                                        "OMP_WAIT_POLICY") if k in os.environ}
+                                        "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
     return {"nproc": os.cpu_count(), "cpu": _cpu_name(), "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "env": knobs,
             "load_average_at_start": os.getloadavg()}

@@ -72,3 +72,30 @@ def test_the_engine_times_its_steps_with_both_counts_unless_fixed(monkeypatch, s
     measured = {t for (rows, t) in engine._chooser.seconds if rows == 1}
     assert measured == ({1, 2} if setting == "" else set())
     assert engine._chooser.candidates == ((1, 2) if setting == "" else (1,))
+
+
+def _env_after_import(extra: dict[str, str]) -> dict:
+    """GOMP_SPINCOUNT and the trainer's wait settings in a fresh process that imports pipeline.local."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | extra
+    code = ("import json, os; from pipeline.local.jobs import training_env; t = training_env(); "
+            "print(json.dumps({'spin': os.environ.get('GOMP_SPINCOUNT'), 'policy': os.environ.get('OMP_WAIT_POLICY'), "
+            "'trainer': [t.get('OMP_WAIT_POLICY'), t.get('GOMP_SPINCOUNT')]}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_threads_sleep_by_default_and_a_spin_is_the_decoders_alone():
+    # Nothing set: sleeping waits everywhere (spinning threads stalled steps on a shared CPU).
+    assert _env_after_import({}) == {"spin": None, "policy": "PASSIVE", "trainer": ["PASSIVE", None]}
+    # A short spin asked for at launch: the decoding process spins briefly, the trainer still sleeps.
+    assert _env_after_import({"GOMP_SPINCOUNT": "10000"}) == {"spin": "10000", "policy": None,
+                                                             "trainer": ["PASSIVE", None]}
+    assert _env_after_import({"OMP_WAIT_POLICY": "ACTIVE"}) == {"spin": None, "policy": "ACTIVE",
+                                                               "trainer": ["ACTIVE", None]}

@@ -25,6 +25,18 @@ from pipeline.local.store import Store, new_id
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def training_env() -> dict[str, str]:
+    """The training subprocess's environment: this process's, with sleeping OpenMP waits (PASSIVE).
+
+    A training step is a few hundred large ops, so waking a sleeping thread costs it nothing that
+    counts, and spinning threads would take CPU from the UI and the decoder on a shared 2-core box.
+    A GOMP_SPINCOUNT given for the decoder (pipeline/local/__init__.py) is not passed on."""
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
+           "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("GOMP_SPINCOUNT", None)
+    return env
 LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the multiplier scales it
 LR_SCHEDULER = "constant"
 WARMUP = 0  # steps, or a fraction of them when < 1
@@ -185,9 +197,7 @@ class JobRunner:
                 return
             self.store.update_job(job_id, status="running", _runner_pid=os.getpid())
             self._running = job_id
-            # PASSIVE: idle OpenMP threads sleep instead of spinning, which matters on a shared 2-core box.
-            env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
-                   "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            env = training_env()
             stderr = open(directory / "trainer.log", "wb")  # noqa: SIM115 - closed after the process ends
             self._proc = subprocess.Popen([sys.executable, "-m", "pipeline.local.trainer", str(directory)],
                                           stdout=subprocess.PIPE, stderr=stderr, cwd=PROJECT_ROOT, env=env)

@@ -1,0 +1,82 @@
+"""How OpenMP threads wait between ops, and the decoder's speed: sleeping at once vs a short spin.
+
+A decode step is ~150 short parallel ops; with two threads, each op wakes the second thread. With
+sleeping waits (OMP_WAIT_POLICY=PASSIVE) that wake-up is a futex round trip; with a short spin
+(GOMP_SPINCOUNT=N: spin ~N/100 us, then sleep; the app's default, pipeline/local/__init__.py) the
+thread is usually still awake. The wait policy is read once when torch loads, so each setting runs in
+its own process, alternating settings round by round so all see the same machine load. Each process
+times the engine's decoder (its cached conversion: pipeline/local/engine.py `load_fast`) on 1 and 2
+threads and on the engine's per-step choice ("auto"), for one stream and three decoded together,
+with `_step_rate` from benchmarks/local_decode.py.
+
+    .venv/bin/python benchmarks/decode_waits.py [--rounds 3] [--spins 10000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def child() -> dict:
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch  # first: OpenMP reads its wait settings when torch loads (local_decode sets one for HTTP runs)
+    from local_decode import _step_rate
+
+    from pipeline.local import threads, weights
+    from pipeline.local.engine import load_fast
+
+    decoder = load_fast(weights.base_model_dir())
+    rates = {}
+    chooser = threads.ThreadChooser((1, 2))
+    for count in (1, 2, "auto"):
+        for streams in (1, 3):
+            rates[f"{count}thr_{streams}streams"] = round(_step_rate(decoder, streams, count if count != "auto"
+                                                                     else chooser, steps=96)[0], 1)
+    torch.set_num_threads(1)
+    return rates
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spins", default="10000", help="comma-separated GOMP_SPINCOUNT values to compare")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child()))
+        return 0
+    import torch
+
+    settings = {"passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
+    settings |= {f"spin{n}": {"GOMP_SPINCOUNT": n} for n in args.spins.split(",")}
+    base = {k: v for k, v in os.environ.items() if k not in WAIT_VARS}
+    runs: dict[str, list[dict]] = {name: [] for name in settings}
+    for _ in range(args.rounds):
+        for name, extra in settings.items():
+            out = subprocess.run([sys.executable, __file__, "--child"], env=base | extra, cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout
+            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+    result = {"machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "nproc": os.cpu_count(),
+                          "load_average_at_end": os.getloadavg(),
+                          "env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                                                             "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}},
+              "tok_s_median": {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+                               for name, rs in runs.items()},
+              "tok_s_all_rounds": runs}
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

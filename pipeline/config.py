@@ -151,6 +151,10 @@ DECODE_THREADS: Setting[int | str | None] = Setting(
 TRAIN_THREADS: Setting[int | None] = Setting(
     "DISTILL_TRAIN_THREADS", _count, None, "torch's default",
     "Intra-op threads for local fine-tuning.", "a whole number")
+TRAIN_STANDBY: Setting[bool] = Setting(
+    "DISTILL_TRAIN_STANDBY", _flag, True, "1",
+    "1 keeps one training process waiting with its libraries imported (at idle priority, ~430 MB), so a "
+    "fine-tune starts ~6 s sooner; 0 starts a fresh one per job (Linux only; see `docs/bench/demo.md`).", "1 or 0")
 WARM_START: Setting[bool] = Setting(
     "DISTILL_WARM_START", _flag, True, "1",
     "1 loads the local model in the background once the app's page is up (0: on first use).", "1 or 0")

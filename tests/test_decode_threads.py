@@ -83,7 +83,7 @@ def _env_after_import(extra: dict[str, str]) -> dict:
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | extra
-    code = ("import json, os; from pipeline.local.jobs import training_env; t = training_env(); "
+    code = ("import json, os; from pipeline.local.standby import trainer_env; t = trainer_env(); "
             "print(json.dumps({'spin': os.environ.get('GOMP_SPINCOUNT'), 'policy': os.environ.get('OMP_WAIT_POLICY'), "
             "'trainer': [t.get('OMP_WAIT_POLICY'), t.get('GOMP_SPINCOUNT')]}))")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1],

@@ -21,22 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.local.dataset import DataError, read_examples
+from pipeline.local.standby import Standby, trainer_env
 from pipeline.local.store import Store, new_id
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def training_env() -> dict[str, str]:
-    """The training subprocess's environment: this process's, with sleeping OpenMP waits (PASSIVE).
-
-    A training step is a few hundred large ops, so waking a sleeping thread costs it nothing that
-    counts, and spinning threads would take CPU from the UI and the decoder on a shared 2-core box.
-    A GOMP_SPINCOUNT given for the decoder (pipeline/local/__init__.py) is not passed on."""
-    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
-           "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("GOMP_SPINCOUNT", None)
-    return env
 LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the multiplier scales it
 LR_SCHEDULER = "constant"
 WARMUP = 0  # steps, or a fraction of them when < 1
@@ -66,6 +57,7 @@ class JobRunner:
         self._proc: subprocess.Popen | None = None
         self._running: str | None = None
         self._stopped = False
+        self._standby = Standby(store.jobs_dir.parent / "trainer_standby.log")
         self._recover()
         # Validation has its own thread so a job created while another trains is checked at once.
         threading.Thread(target=self._loop, args=("validating_files",), name="finetune-validate", daemon=True).start()
@@ -95,6 +87,7 @@ class JobRunner:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
+        self._standby.shutdown()
 
     def cancel(self, job_id: str) -> dict:
         with self._cv:
@@ -122,6 +115,10 @@ class JobRunner:
             with self._cv:
                 job = self._next(status)
                 while job is None and not self._stopped:
+                    if status == "queued":
+                        # Idle (never while one trains): the next job finds its training process ready,
+                        # started with today's settings (a changed one replaces it within seconds).
+                        self._standby.ensure()
                     self._cv.wait(timeout=5)
                     job = self._next(status)
                 if self._stopped:
@@ -197,10 +194,11 @@ class JobRunner:
                 return
             self.store.update_job(job_id, status="running", _runner_pid=os.getpid())
             self._running = job_id
-            env = training_env()
             stderr = open(directory / "trainer.log", "wb")  # noqa: SIM115 - closed after the process ends
-            self._proc = subprocess.Popen([sys.executable, "-m", "pipeline.local.trainer", str(directory)],
-                                          stdout=subprocess.PIPE, stderr=stderr, cwd=PROJECT_ROOT, env=env)
+            # A standby that has already imported torch & co. trains it if it can; else a fresh process.
+            self._proc = self._standby.hand_over(directory) or subprocess.Popen(
+                [sys.executable, "-m", "pipeline.local.trainer", str(directory)],
+                stdout=subprocess.PIPE, stderr=stderr, cwd=PROJECT_ROOT, env=trainer_env())
             proc = self._proc
         self.store.add_event(job_id, "Fine-tuning job started")
         rows, done = [], None

@@ -1,5 +1,7 @@
 """The training process: `python -m pipeline.local.trainer JOB_DIR` (started by jobs.py).
 
+`--standby` instead of JOB_DIR imports first and then waits for its JOB_DIR (pipeline/local/standby.py).
+
 Reads JOB_DIR/spec.json, fine-tunes a LoRA adapter with TRL's SFTTrainer on prompt/completion pairs
 (loss on the completion only), prints one JSON line per event on stdout and saves the adapter.
 Defaults that worked on this 2-core CPU (docs/ARCHITECTURE.md, last section): r=16 on all linear layers, lr 1e-3 constant.
@@ -100,8 +102,11 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def main(job_dir: Path) -> int:
-    _die_with_parent()
+def main(job_dir: Path, handed_over: float | None = None) -> int:
+    """`handed_over`: when a standby process (pipeline/local/standby.py) was given this job; None
+    for a process started for it, which has already watched its parent since it started."""
+    if handed_over is None:
+        _die_with_parent()
     spec = json.loads((job_dir / "spec.json").read_text())
     import torch
 
@@ -118,7 +123,9 @@ def main(job_dir: Path) -> int:
 
     # Seconds from this process's start to each phase before the first step, reported in the job's
     # events: what a fine-tune waits for besides training (docs/bench/demo.md).
-    phases = {"imports": time.perf_counter() - STARTED}
+    # A standby imported before its job came: "handed_over" says when it came (0 for a fresh process),
+    # so the wait a job saw is each phase minus it.
+    phases = {"handed_over": (handed_over or STARTED) - STARTED, "imports": time.perf_counter() - STARTED}
     choice = precision.choose()
     torch.manual_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
@@ -155,7 +162,10 @@ def main(job_dir: Path) -> int:
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
     seen = _observe_compute(trainer.model)
     phases["data"] = time.perf_counter() - STARTED  # SFTTrainer wrapped the model and tokenized the data
-    ready = ", ".join(f"{name} {at:.1f} s" for name, at in phases.items())
+    waited = {name: at - phases["handed_over"] for name, at in phases.items() if name != "handed_over"}
+    ready = ", ".join(f"{name} {at:.1f} s" for name, at in waited.items())
+    if handed_over is not None:
+        ready += f" from its handover to a standby process started {phases['handed_over']:.0f} s earlier"
     emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps); "
                             f"computing in {choice.train} ({choice.reason}); ready after {ready}",
          data={"ready_s": {k: round(v, 2) for k, v in phases.items()}})
@@ -175,4 +185,8 @@ def main(job_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--standby"]:  # started before its job by pipeline/local/standby.py
+        from pipeline.local.standby import serve
+
+        sys.exit(serve(main, _die_with_parent))
     sys.exit(main(Path(sys.argv[1])))

@@ -26,8 +26,6 @@ from pipeline.local.store import Store, new_id
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
 LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the multiplier scales it
 LR_SCHEDULER = "constant"
 WARMUP = 0  # steps, or a fraction of them when < 1

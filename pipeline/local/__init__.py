@@ -9,7 +9,7 @@ than sleeping waits while another process used both cores. So threads sleep at o
 On a machine that decodes alone, the short spin is faster: a decode step runs ~150 short parallel ops
 and waking a sleeping second thread for each costs about a third of a two-thread step (one stream
 ~100 tokens/s vs ~75 natively, docs/bench/backend.md). `GOMP_SPINCOUNT=10000` at launch opts in (the
-training subprocess keeps sleeping waits, jobs.py `training_env`); OMP_WAIT_POLICY overrides both.
+training subprocess keeps sleeping waits, standby.py `trainer_env`); OMP_WAIT_POLICY overrides both.
 """
 
 import os

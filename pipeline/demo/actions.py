@@ -8,12 +8,11 @@ from pathlib import Path
 from pipeline import config, drafts, endpoints
 from pipeline.chat.streams import PaneSpec, stream_panes
 from pipeline.dataset import read_dataset, split_examples
-from pipeline.demo import early
 from pipeline.demo.context import StepContext, StepResult, check_cancel, demo_folder, is_local, keep_backup
 from pipeline.demo.scenarios import openai_equivalent
 from pipeline.errors import InputError
 from pipeline.evaluate.bench import load_benchmark
-from pipeline.evaluate.runner import Target, build_results, iter_answers
+from pipeline.evaluate.runner import Target, run_benchmark
 from pipeline.evaluate.runs import save_results
 from pipeline.evaluate.yours import hold_out_from_draft, made_path
 from pipeline.finetune import jobs as ft
@@ -137,11 +136,6 @@ def step_finetune(ctx: StepContext) -> StepResult:
     claim_started(ctx.run.visitor_id, started)
     ctx.run.job_id, ctx.run.job_endpoint = job.id, base.endpoint
     record_job(ctx.run.visitor_id, job.id, endpoint=base.endpoint, base_model=base.model, status=job.status)
-    if "benchmark" in ctx.scenario.steps:  # the models the fine-tune does not change answer meanwhile
-        fixed, items = _fixed_contestants(ctx), load_benchmark(_benchmark(ctx))
-        ctx.run.early = early.start(str(_benchmark(ctx)), items, _targets(ctx, fixed),
-                                    max_tokens=config.DEMO_MAX_TOKENS.get(), cancel=ctx.cancel,
-                                    concurrency=_concurrency(ctx, fixed, len(items) * len(fixed)))
     shown = [""]
 
     def show(snap: JobSnapshot) -> None:
@@ -172,28 +166,9 @@ def step_finetune(ctx: StepContext) -> StepResult:
                       details={"job_id": job.id, "metrics": snap.metrics, "fine_tuned_model": snap.fine_tuned_model})
 
 
-def _fixed_contestants(ctx: StepContext) -> list[tuple[str, str, str]]:
-    """(label, endpoint, model) of the contestants a fine-tune does not change: base, and the teacher
-    if it is another model."""
-    base, teacher = endpoints.role(ctx.settings, "base"), endpoints.role(ctx.settings, "teacher")
-    rows = [("base", base.endpoint, base.model)]
-    if (teacher.endpoint, teacher.model) != (base.endpoint, base.model):
-        rows.append(("teacher", teacher.endpoint, teacher.model))
-    return rows
-
-
-def _targets(ctx: StepContext, rows: list[tuple[str, str, str]]) -> list[Target]:
-    return [Target(model, endpoints.make_client(ctx.settings, ep), label,
-                   role={"fine-tuned": "fine_tuned"}.get(label, label)) for label, ep, model in rows]
-
-
-def _concurrency(ctx: StepContext, rows: list[tuple[str, str, str]], requests: int) -> int:
-    return step_concurrency(all(is_local(ctx.settings, ep) for _l, ep, _m in rows), requests)
-
-
 def _contestants(ctx: StepContext) -> list[tuple[str, str, str]]:
     """(label, endpoint, model) for base, fine-tuned and teacher; the teacher only if it is another model."""
-    base = endpoints.role(ctx.settings, "base")
+    base, teacher = endpoints.role(ctx.settings, "base"), endpoints.role(ctx.settings, "teacher")
     tuned = ctx.run.fine_tuned_model
     endpoint = ctx.run.job_endpoint or base.endpoint
     if not tuned:
@@ -201,8 +176,10 @@ def _contestants(ctx: StepContext) -> list[tuple[str, str, str]]:
         if choice.model == base.model:
             raise InputError("There is no fine-tuned model yet: run the 'Fine-tune the student' step first.")
         tuned, endpoint = choice.model, choice.endpoint
-    fixed = _fixed_contestants(ctx)
-    return [fixed[0], ("fine-tuned", endpoint, tuned), *fixed[1:]]
+    rows = [("base", base.endpoint, base.model), ("fine-tuned", endpoint, tuned)]
+    if (teacher.endpoint, teacher.model) != (base.endpoint, base.model):
+        rows.append(("teacher", teacher.endpoint, teacher.model))
+    return rows
 
 
 def _equivalent_model(label: str) -> str:
@@ -242,27 +219,19 @@ def step_benchmark(ctx: StepContext) -> StepResult:
     bench = _benchmark(ctx)
     items = load_benchmark(bench)
     rows = _contestants(ctx)
-    targets = _targets(ctx, rows)
-    max_tokens = config.DEMO_MAX_TOKENS.get()
-    fixed = [t for t in targets if t.role != "fine_tuned"]
-    answers = early.take(ctx.run.early, early.answers_key(str(bench), fixed, max_tokens), ctx.cancel)
-    check_cancel(ctx)
-    asked = [t for t in targets if t.role == "fine_tuned"] if answers else targets
-    total, done = len(items) * len(targets), [0]
+    targets = [Target(model, endpoints.make_client(ctx.settings, ep), label,
+                      role={"fine-tuned": "fine_tuned"}.get(label, label)) for label, ep, model in rows]
+    done = [0]
 
-    def on_answer(n: int) -> None:
+    def on_answer(_answer, n: int, total: int) -> None:  # noqa: ANN001
         if n - done[0] >= max(1, total // 10) or n == total:
             done[0] = n
             ctx.progress(f"{n}/{total} answers scored")
 
     all_local = all(is_local(ctx.settings, ep) for _l, ep, _m in rows)
-    concurrency = step_concurrency(all_local, len(items) * len(asked))
-    on_answer(len(answers))
-    for answer in iter_answers(items, asked, concurrency=concurrency, max_tokens=max_tokens, cancel=ctx.cancel):
-        answers.append(answer)
-        on_answer(len(answers))
-    results = build_results(bench.name, items, targets, answers,
-                            settings={"concurrency": concurrency, "max_tokens": max_tokens})
+    results = run_benchmark(bench.name, items, targets, on_answer=on_answer, cancel=ctx.cancel,
+                            concurrency=step_concurrency(all_local, len(items) * len(targets)),
+                            max_tokens=config.DEMO_MAX_TOKENS.get())
     save_results(ctx.run.visitor_id, results)
     board = [f"{r['label']} {r['correct']}/{r['total']} ({r['accuracy']:.0%}, 95% interval "
              f"{r['ci95'][0]:.0%}–{r['ci95'][1]:.0%})" for r in results["results"]]
@@ -272,12 +241,8 @@ def step_benchmark(ctx: StepContext) -> StepResult:
     source = (f"held out of this demo's own data (`{bench.name}`)" if ctx.run.benchmark else
               ctx.scenario.benchmark_note or f"the shipped `{bench.name}`")
     said = " ".join(results["verdicts"])
-    if len(asked) < len(targets):
-        said += (" The models the fine-tune does not change answered while it trained (so their latencies "
-                 "are not comparable with the fine-tuned model's).")
     return StepResult("benchmark", "Scoreboard on held-out questions: " + ", ".join(board) + f". {said} "
                       f"The benchmark: {source}", 0,
                       cost_usd=0.0 if all_local else real, equivalent_usd=equivalent,
                       details={"results": results["results"], "verdicts": results["verdicts"],
-                               "comparisons": results["comparisons"], "benchmark": bench.name,
-                               "answered_while_training": len(items) * (len(targets) - len(asked))})
+                               "comparisons": results["comparisons"], "benchmark": bench.name})

@@ -8,14 +8,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline import drafts, endpoints, workspace
 from pipeline.demo.scenarios import Scenario
 from pipeline.errors import CancelledError, InputError
-
-if TYPE_CHECKING:
-    from pipeline.demo.early import EarlyAnswers
 
 Say = Callable[[str], None]
 
@@ -67,8 +64,6 @@ class DemoRun:
     #: The benchmark the "holdout" step made from the sample (a file in the visitor's workspace).
     benchmark: str | None = None
     results: dict[str, StepResult] = field(default_factory=dict)
-    #: The base (and teacher) models' benchmark answers, asked while the fine-tune runs (early.py).
-    early: EarlyAnswers | None = None
 
 
 @dataclass

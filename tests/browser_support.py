@@ -58,12 +58,16 @@ def running_app(home: Path, extra_env: dict[str, str] | None = None,
         log.close()
 
 
-def start_fine_tune_from_file(page, path: Path, timeout_ms: int = 60_000) -> None:
-    """In the Fine-tune tab: upload `path` as the training file and press Start fine-tuning."""
+def start_fine_tune_from_file(page, path: Path, timeout_ms: int = 60_000, epochs: int | None = None) -> None:
+    """In the Fine-tune tab: upload `path` as the training file (with `epochs` set under Hyperparameters,
+    if given) and press Start fine-tuning."""
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Fine-tune").click()
     page.get_by_label("Upload a file").check()
     page.locator("#ft-upload input[type=file]").set_input_files(str(path))
     expect(page.get_by_text(path.name)).to_be_visible(timeout=timeout_ms)
+    if epochs is not None:
+        page.get_by_text("Hyperparameters").click()
+        page.get_by_label("Epochs").fill(str(epochs))
     page.get_by_role("button", name="Start fine-tuning").click()

@@ -107,7 +107,9 @@ def test_a_tiny_fine_tune_draws_its_loss_curve_as_it_trains(page, tmp_path) -> N
     sample = Path(__file__).resolve().parent.parent / "data" / "samples" / "reasoning_train.jsonl"
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(sample.read_text(encoding="utf-8").splitlines()[:12]) + "\n", encoding="utf-8")
-    start_fine_tune_from_file(page, small)
+    # Enough epochs that the job outlasts a few of the tab's 3-second reads: with its default (auto) the
+    # tiny model's job could end before the second read, leaving no growth to see.
+    start_fine_tune_from_file(page, small, epochs=50)
     expect(page.locator('.ft-badge[data-status="running"]')).to_be_visible(timeout=120_000)
     deadline = time.monotonic() + 120
     while _loss_points(page) == 0 and time.monotonic() < deadline:

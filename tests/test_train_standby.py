@@ -129,3 +129,20 @@ def test_the_next_standby_waits_until_what_follows_a_fine_tune_is_done(tiny_back
     monkeypatch.setattr(runner, "standby_after_job_s", 0.0)
     runner.wake()
     assert ready_standby(runner) != standby
+
+
+def test_a_failing_standby_never_fails_a_job(tiny_backend, monkeypatch):
+    """Starting or handing over a standby that raises (no memory to spawn, a broken pipe...) leaves
+    the job to a fresh process, and the runner's thread goes on taking jobs."""
+    client, runner = tiny_backend.client(), tiny_backend.app.state.backend.runner
+    ready_standby(runner)
+
+    def broken(*_args) -> None:
+        raise OSError("cannot allocate memory")
+
+    monkeypatch.setattr(runner._standby, "hand_over", broken)
+    monkeypatch.setattr(runner._standby, "ensure", broken)
+    for _ in range(2):  # the second job proves the runner's thread survived the idle ensure()
+        runner.wake()
+        _, _, phases, _ = run_job(client, runner)
+        assert phases["handed_over"] == 0

@@ -119,7 +119,7 @@ class JobRunner:
                     if status == "queued" and self._standby_due():
                         # Idle (never while one trains): the next job finds its training process ready,
                         # started with today's settings (a changed one replaces it within seconds).
-                        self._standby.ensure()
+                        self._ensure_standby()
                     self._cv.wait(timeout=5)
                     job = self._next(status)
                 if self._stopped:
@@ -138,6 +138,19 @@ class JobRunner:
         (the new model's first answers, the demo's scoring) decodes then, and even an idle-priority
         import shares the CPU's caches and memory bandwidth with it."""
         return self._trained_at is None or time.monotonic() - self._trained_at >= self.standby_after_job_s
+
+    def _ensure_standby(self) -> None:
+        try:
+            self._standby.ensure()
+        except Exception:  # jobs start fresh processes, as before; this thread must go on
+            log.warning("starting a training standby failed", exc_info=True)
+
+    def _warm_process(self, directory: Path) -> subprocess.Popen | None:
+        try:
+            return self._standby.hand_over(directory)
+        except Exception:  # the job must not fail for it: a fresh process trains it
+            log.warning("handing a job to the training standby failed", exc_info=True)
+            return None
 
     def _fail(self, job_id: str, code: str, message: str, param: str | None = None) -> None:
         if self.store.get_job(job_id)["status"] == "cancelled":
@@ -203,7 +216,7 @@ class JobRunner:
             self._running = job_id
             stderr = open(directory / "trainer.log", "wb")  # noqa: SIM115 - closed after the process ends
             # A standby that has already imported torch & co. trains it if it can; else a fresh process.
-            self._proc = self._standby.hand_over(directory) or subprocess.Popen(
+            self._proc = self._warm_process(directory) or subprocess.Popen(
                 [sys.executable, "-m", "pipeline.local.trainer", str(directory)],
                 stdout=subprocess.PIPE, stderr=stderr, cwd=PROJECT_ROOT, env=trainer_env())
             proc = self._proc

@@ -7,7 +7,8 @@ sees, timed, with screenshots of the Start, Chat and Fine-tune tabs afterwards.
 Uses a fresh temporary workspace; set DISTILL_MODEL_DIR to reuse an already converted SmolLM2. Prints
 the time from "Run all steps" to the scoreboard (target <= 90 s), each step's time and result as the
 Start tab shows them, and where the fine-tune's time went (from the job's events in the workspace: the
-training process's phases from its start: imports, model, data = ready to train, trained; then the
+training process's phases from its start and from its handover when a standby process trained it:
+imports, model, data = ready to train, trained; then the
 preparation of the new model for chat), then one JSON line with all of it and the machine's facts.
 """
 
@@ -54,9 +55,14 @@ def fine_tune_breakdown(home: Path) -> dict:
     started = next((e["created_at"] for e in events if e["message"] == "Fine-tuning job started"), None)
     created = next((e for e in events if e["message"].startswith("New fine-tuned model created")), {})
     steps = [e for e in events if e["type"] == "metrics"]
+    phases = (created.get("data") or {}).get("phases_s") or {}
+    # A standby training process imported before the job came (pipeline/local/standby.py): what the job
+    # waited for is each phase minus its handover (0 for a process started for the job).
+    handed = phases.get("handed_over", 0.0)
+    waited = {k: round(v - handed, 2) for k, v in phases.items() if k not in ("handed_over", "prepare_for_chat")}
     return {"job_created_to_training_process_start_s": started - job["created_at"] if started else None,
             "training_process_start_to_succeeded_s": job["finished_at"] - started if started else None,
-            "phases_from_process_start_s": (created.get("data") or {}).get("phases_s"),
+            "phases_from_process_start_s": phases or None, "phases_from_handover_s": waited or None,
             "steps": len(steps), "epochs": job["hyperparameters"].get("n_epochs"),
             "batch_size": job["hyperparameters"].get("batch_size")}
 

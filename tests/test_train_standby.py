@@ -19,6 +19,12 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 DEADLINE_S = 600  # a bound on waiting on a loaded 2-core machine, not a timing claim
 
 
+@pytest.fixture(autouse=True)
+def standby_right_after_jobs(tiny_backend, monkeypatch):
+    """The runner waits 30 s after a job before starting the next standby; these tests need it now."""
+    monkeypatch.setattr(tiny_backend.app.state.backend.runner, "standby_after_job_s", 0.0)
+
+
 def ready_standby(runner) -> int:
     """The pid of the runner's standby once its imports are done."""
     deadline = time.monotonic() + DEADLINE_S
@@ -111,3 +117,32 @@ def test_the_standby_can_be_turned_off(tiny_backend, monkeypatch):
     assert pid != standby and phases["handed_over"] == 0 and not alive(standby)
     runner._standby.ensure()  # what the idle runner calls every few seconds: none is started
     assert runner._standby._proc is None
+
+
+def test_the_next_standby_waits_until_what_follows_a_fine_tune_is_done(tiny_backend, monkeypatch):
+    client, runner = tiny_backend.client(), tiny_backend.app.state.backend.runner
+    standby = ready_standby(runner)
+    monkeypatch.setattr(runner, "standby_after_job_s", 3600.0)
+    _, pid, _, _ = run_job(client, runner)
+    assert pid == standby
+    assert not runner._standby_due() and runner._standby._proc is None  # too soon after the job: none yet
+    monkeypatch.setattr(runner, "standby_after_job_s", 0.0)
+    runner.wake()
+    assert ready_standby(runner) != standby
+
+
+def test_a_failing_standby_never_fails_a_job(tiny_backend, monkeypatch):
+    """Starting or handing over a standby that raises (no memory to spawn, a broken pipe...) leaves
+    the job to a fresh process, and the runner's thread goes on taking jobs."""
+    client, runner = tiny_backend.client(), tiny_backend.app.state.backend.runner
+    ready_standby(runner)
+
+    def broken(*_args) -> None:
+        raise OSError("cannot allocate memory")
+
+    monkeypatch.setattr(runner._standby, "hand_over", broken)
+    monkeypatch.setattr(runner._standby, "ensure", broken)
+    for _ in range(2):  # the second job proves the runner's thread survived the idle ensure()
+        runner.wake()
+        _, _, phases, _ = run_job(client, runner)
+        assert phases["handed_over"] == 0

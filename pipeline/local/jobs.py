@@ -30,6 +30,7 @@ LEARNING_RATE = 1e-3  # LoRA on this CPU: 1e-3 learned 36 facts in 5 epochs; the
 LR_SCHEDULER = "constant"
 WARMUP = 0  # steps, or a fraction of them when < 1
 FINAL = ("succeeded", "failed", "cancelled")
+STANDBY_AFTER_JOB_S = 30.0  # the next standby training process starts this long after a job (see _standby_due)
 
 
 def recipe_spec(multiplier: float) -> dict:
@@ -56,6 +57,8 @@ class JobRunner:
         self._running: str | None = None
         self._stopped = False
         self._standby = Standby(store.jobs_dir.parent / "trainer_standby.log")
+        self.standby_after_job_s = STANDBY_AFTER_JOB_S
+        self._trained_at: float | None = None  # when the last training process ended (monotonic)
         self._recover()
         # Validation has its own thread so a job created while another trains is checked at once.
         threading.Thread(target=self._loop, args=("validating_files",), name="finetune-validate", daemon=True).start()
@@ -113,10 +116,10 @@ class JobRunner:
             with self._cv:
                 job = self._next(status)
                 while job is None and not self._stopped:
-                    if status == "queued":
+                    if status == "queued" and self._standby_due():
                         # Idle (never while one trains): the next job finds its training process ready,
                         # started with today's settings (a changed one replaces it within seconds).
-                        self._standby.ensure()
+                        self._ensure_standby()
                     self._cv.wait(timeout=5)
                     job = self._next(status)
                 if self._stopped:
@@ -129,6 +132,25 @@ class JobRunner:
             except Exception as exc:  # never leave a job hanging in a non-final state
                 log.exception("fine-tuning job %s failed", job["id"])
                 self._fail(job["id"], "internal_error", f"The local backend failed: {type(exc).__name__}: {exc}")
+
+    def _standby_due(self) -> bool:
+        """At start, and `standby_after_job_s` after a job's process ended: what follows a fine-tune
+        (the new model's first answers, the demo's scoring) decodes then, and even an idle-priority
+        import shares the CPU's caches and memory bandwidth with it."""
+        return self._trained_at is None or time.monotonic() - self._trained_at >= self.standby_after_job_s
+
+    def _ensure_standby(self) -> None:
+        try:
+            self._standby.ensure()
+        except Exception:  # jobs start fresh processes, as before; this thread must go on
+            log.warning("starting a training standby failed", exc_info=True)
+
+    def _warm_process(self, directory: Path) -> subprocess.Popen | None:
+        try:
+            return self._standby.hand_over(directory)
+        except Exception:  # the job must not fail for it: a fresh process trains it
+            log.warning("handing a job to the training standby failed", exc_info=True)
+            return None
 
     def _fail(self, job_id: str, code: str, message: str, param: str | None = None) -> None:
         if self.store.get_job(job_id)["status"] == "cancelled":
@@ -194,7 +216,7 @@ class JobRunner:
             self._running = job_id
             stderr = open(directory / "trainer.log", "wb")  # noqa: SIM115 - closed after the process ends
             # A standby that has already imported torch & co. trains it if it can; else a fresh process.
-            self._proc = self._standby.hand_over(directory) or subprocess.Popen(
+            self._proc = self._warm_process(directory) or subprocess.Popen(
                 [sys.executable, "-m", "pipeline.local.trainer", str(directory)],
                 stdout=subprocess.PIPE, stderr=stderr, cwd=PROJECT_ROOT, env=trainer_env())
             proc = self._proc
@@ -218,6 +240,7 @@ class JobRunner:
             stderr.close()
             with self._cv:
                 self._proc, self._running = None, None
+                self._trained_at = time.monotonic()
         if self.store.get_job(job_id)["status"] == "cancelled":
             return
         if code != 0 or done is None:

@@ -3,13 +3,13 @@
 How torch's OpenMP threads wait between two parallel ops, set here because it takes effect only when
 torch has not been imported yet. Spinning waits made torch many times slower when the CPU is shared
 (the trainer subprocess, the UI, other visitors): one decode step took 8x longer with 2 spinning
-threads than with 1, and even a short spin (GOMP_SPINCOUNT=10000) made two-thread steps 3-8x slower
+threads than with 1, and even a short spin (GOMP_SPINCOUNT=10000) made two-thread steps 2-9x slower
 than sleeping waits while another process used both cores. So threads sleep at once (PASSIVE).
 
 On a machine that decodes alone, the short spin is faster: a decode step runs ~150 short parallel ops
-and waking a sleeping second thread for each costs about a third of a two-thread step (one stream
-~100 tokens/s vs ~75 natively, docs/bench/backend.md). `GOMP_SPINCOUNT=10000` at launch opts in (the
-training subprocess keeps sleeping waits, standby.py `trainer_env`); OMP_WAIT_POLICY overrides both.
+and waking a sleeping second thread for each costs about a quarter of a two-thread step (one stream
+~100 tokens/s vs 64-87 natively, docs/bench/backend.md). `GOMP_SPINCOUNT=10000` at launch opts in (the
+training subprocess keeps sleeping waits, standby.py `trainer_env`); an OMP_WAIT_POLICY set at launch is kept.
 """
 
 import os

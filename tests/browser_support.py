@@ -65,6 +65,9 @@ def start_fine_tune_from_file(page, path: Path, timeout_ms: int = 60_000, epochs
 
     page.get_by_role("tab", name="Fine-tune").click()
     page.get_by_label("Upload a file").check()
+    # The file box is shown by the server's answer to that click: a file set before then can go to an
+    # input the page is about to redraw (seen once in a full run under load: the name never appeared).
+    expect(page.locator("#ft-upload")).to_be_visible(timeout=timeout_ms)
     page.locator("#ft-upload input[type=file]").set_input_files(str(path))
     expect(page.get_by_text(path.name)).to_be_visible(timeout=timeout_ms)
     if epochs is not None:

@@ -175,6 +175,7 @@ def test_an_int4_weight_takes_a_large_prefill_through_its_dense_copy(monkeypatch
 
     from pipeline.local import qweights
 
+    torch.manual_seed(0)
     weight = qweights.load("w", qweights.quantize("w", torch.randn(128, 64), "int4", torch.bfloat16))
     assert isinstance(weight, qweights.Int4)
     many = torch.randn(qweights.INT4_DENSE_FROM_ROWS, 64)
@@ -190,7 +191,10 @@ def test_an_int4_weight_takes_a_large_prefill_through_its_dense_copy(monkeypatch
     monkeypatch.setattr(torch, "_weight_int4pack_mm_for_cpu", counting)
     together = weight(many).float()
     assert isinstance(weight.dense, torch.Tensor) and kernel_rows == []
-    assert torch.allclose(together[:4], by_kernel, rtol=0.02, atol=0.05)
+    # The same values up to bf16 rounding (outputs are bf16; the two paths round the sums at other
+    # points): within 2% of the largest output. A misread packing would be off by the whole scale.
+    # (rtol 0.02 / atol 0.05 failed once in a full run; the elements it printed were 1 bf16 ulp apart.)
+    assert (together[:4] - by_kernel).abs().max() <= 0.02 * by_kernel.abs().max()
     weight(many[:16])  # later many-row calls use the copy too
     assert kernel_rows == []
     weight(many[:1])  # one row (a decoding step of one stream): the int4 kernel

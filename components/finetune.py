@@ -44,7 +44,7 @@ def build_finetune_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
                                             info="Starts as the base student role's model (Settings > Roles)")
                 c["models_btn"] = gr.Button("↻ Models", scale=1, size="sm")
             with gr.Accordion("Hyperparameters", open=False):
-                c["epochs_box"] = gr.Textbox("auto", label="Epochs", info="'auto' or 1-50")
+                c["epochs_box"] = gr.Textbox("auto", label="Epochs", info="'auto' or 1-50", elem_id="ft-epochs")
                 c["batch_box"] = gr.Textbox("auto", label="Batch size", info="'auto' or 1-256")
                 c["lr_box"] = gr.Textbox("auto", label="Learning rate multiplier", info="'auto' or > 0")
                 c["seed_num"] = gr.Number(None, label="Seed (optional)", precision=0)

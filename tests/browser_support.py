@@ -72,5 +72,5 @@ def start_fine_tune_from_file(page, path: Path, timeout_ms: int = 60_000, epochs
     expect(page.get_by_text(path.name)).to_be_visible(timeout=timeout_ms)
     if epochs is not None:
         page.get_by_text("Hyperparameters").click()
-        page.get_by_label("Epochs").fill(str(epochs))
+        page.locator("#ft-epochs textarea").fill(str(epochs))  # "Epochs" also labels a box of another tab
     page.get_by_role("button", name="Start fine-tuning").click()

@@ -2,7 +2,7 @@
 
 A decode step is ~150 short parallel ops; with two threads, each op wakes the second thread. With
 sleeping waits (OMP_WAIT_POLICY=PASSIVE) that wake-up is a futex round trip; with a short spin
-(GOMP_SPINCOUNT=N: spin ~N/100 us, then sleep; the app's default, pipeline/local/__init__.py) the
+(GOMP_SPINCOUNT=N: spin ~N/100 us, then sleep; opt-in, pipeline/local/__init__.py) the
 thread is usually still awake. The wait policy is read once when torch loads, so each setting runs in
 its own process, alternating settings round by round so all see the same machine load. Each process
 times the engine's decoder (its cached conversion: pipeline/local/engine.py `load_fast`) on 1 and 2

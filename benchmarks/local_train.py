@@ -89,12 +89,14 @@ RECIPES: dict[str, dict] = {
 }
 # Trainer knobs added to a recipe with "+" (`--recipes trlhead,trlhead+gc,ours`): each changes one thing.
 LAYERS = 30  # SmolLM2-135M's blocks
+# peft takes `layers_to_transform` only with named modules, not "all-linear": these are its linear layers.
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 VARIANTS: dict[str, dict] = {
     "gc": {"gradient_checkpointing": True},  # TRL's default before main 4b6fcd0: the forward runs twice
     "trlhead": {"completion_logits": False},  # TRL's LM head: logits, entropy at every position
     "attn": {"lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj"]},  # no LoRA on the MLP
-    "upper": {"lora_layers": list(range(LAYERS // 2, LAYERS))},  # LoRA on the upper half: backward stops there
-    "upper2": {"lora_layers": list(range(LAYERS // 3, LAYERS))},  # LoRA on the upper two thirds
+    "upper": {"lora_targets": ALL_LINEAR, "lora_layers": list(range(LAYERS // 2, LAYERS))},  # LoRA on the upper half: backward stops there
+    "upper2": {"lora_targets": ALL_LINEAR, "lora_layers": list(range(LAYERS // 3, LAYERS))},  # LoRA on the upper two thirds
     "t1": {"threads": 1},  # DISTILL_TRAIN_THREADS=1
     "noval": {"no_valid": True},  # no validation passes
     "fp32": {"precision": "fp32"},  # DISTILL_PRECISION=fp32: no bf16 autocast even where bf16 is native

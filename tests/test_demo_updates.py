@@ -14,6 +14,7 @@ from components import start
 from pipeline.demo import load_scenario
 from pipeline.demo.context import DemoRun, Progress, StepResult
 from pipeline.endpoints import SessionSettings
+from pipeline.generate.templates import load_template
 
 LINES = 3
 #: What the Start tab reads from the results of the steps that fill its panes and scoreboard.
@@ -64,11 +65,13 @@ def test_the_augment_step_seeds_each_request_to_the_built_in_teacher(tiny_backen
 
     monkeypatch.setattr(runtime, "_handle", tiny_backend)
     seeds: list[int | None] = []
+    budgets: set[int] = set()
     made = routes_chat.GenRequest
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         request = made(*args, **kwargs)
         seeds.append(request.seed)
+        budgets.add(request.max_tokens)
         return request
 
     monkeypatch.setattr(routes_chat, "GenRequest", spy)
@@ -77,6 +80,8 @@ def test_the_augment_step_seeds_each_request_to_the_built_in_teacher(tiny_backen
     run_step(run, "augment", SessionSettings())
     assert seeds and None not in seeds, seeds
     assert sorted(seeds) == list(range(len(seeds)))  # type: ignore[type-var]
+    # A looping reply stops at the scenario's bound, not the template's 600 tokens (~10 s of decoding).
+    assert budgets == {load_scenario("person").augment["max_tokens"]} != {load_template("paraphrase").max_tokens}
 
 
 def test_the_dataset_tab_is_told_once_when_the_run_is_over(updates) -> None:

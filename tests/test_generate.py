@@ -16,7 +16,7 @@ from pipeline.dataset import validate_file
 from pipeline.generate import GenerationConfig, RetryPolicy, estimate_run, load_template, run_generation
 from pipeline.generate.checking import answers_agree, extract_final_answer
 from pipeline.generate.dedup import Deduper
-from pipeline.generate.parse import ParseFailure, parse_answer
+from pipeline.generate.parse import ParseFailure, parse_answer, parse_items_answer
 from pipeline.generate.store import load_existing
 from pipeline.generate.templates import (
     build_examples,
@@ -94,6 +94,29 @@ def test_parse_checks_list_items() -> None:
     assert isinstance(parse_answer('{"rewrites": []}', schema), ParseFailure)
     assert isinstance(parse_answer('{"rewrites": ["a", 3]}', schema), ParseFailure)
     assert parse_answer('{"rewrites": ["a", "b"]}', schema) == {"rewrites": ["a", "b"]}
+
+
+@pytest.mark.parametrize(("raw", "finish_reason", "kept", "why"), [
+    ('{"rewrites": ["", "Is it so?"]}', "stop", ["Is it so?"], "rewrites[0] is empty"),
+    ('{"rewrites": ["Is it so?", 7, "Really?"]}', "stop", ["Is it so?", "Really?"], "rewrites[1] should be string"),
+    # A small model looped inside its second rewrite until max_tokens: the whole first one is kept, even
+    # when the cut text holds a "{}" that a search for objects would take for the answer.
+    ('{"rewrites": ["Is it so?", "Only in 2.5.1 {}; 2.5.2; 2.5.3; 2.5', "length", ["Is it so?"], "cut off"),
+])
+def test_a_list_answer_keeps_its_good_items(raw: str, finish_reason: str, kept: list, why: str) -> None:
+    schema = load_template("paraphrase").schema
+    answer, dropped = parse_items_answer(raw, schema, "rewrites", finish_reason=finish_reason)
+    assert answer == {"rewrites": kept} and why in "; ".join(dropped)
+
+
+@pytest.mark.parametrize(("raw", "finish_reason", "why"), [
+    ('{"rewrites": [""]}', "stop", "rewrites[0] is empty"),
+    ('{"rewrites": ["Is it so', "length", "cut off at max_tokens"),
+    ('{"rewrites": ["Is it so?", "Not cut', "stop", "no JSON object"),  # broken, yet not cut off
+])
+def test_a_list_answer_without_a_good_item_fails(raw: str, finish_reason: str, why: str) -> None:
+    result = parse_items_answer(raw, load_template("paraphrase").schema, "rewrites", finish_reason=finish_reason)
+    assert isinstance(result, ParseFailure) and why in result.reason and result.raw == raw
 
 
 # -- templates --------------------------------------------------------------------------------------
@@ -352,6 +375,21 @@ def test_a_list_answer_is_bounded_to_what_the_prompt_asked_for(tmp_path: Path, f
                for s in fake.schemas)
     assert "maxItems" not in json.dumps(load_template("paraphrase").schema)  # the template itself is unchanged
     assert request_schema(load_template("knowledge"), 3) == load_template("knowledge").schema
+
+
+def test_the_good_rewrites_of_a_partly_bad_reply_are_written(tmp_path: Path) -> None:
+    """A blank rewrite, or a reply cut off in its second rewrite, cost the whole reply before."""
+    sources = [ex(f"Original question number {i} about plums?") for i in range(2)]
+    script = [('{"rewrites": ["", "Which plum question is number 0?"]}', "stop"),
+              ('{"rewrites": ["Tell me plum question one.", "1.1; 1.2; 1.3; 1.', "length")]
+    with FakeOpenAI(seed=3, scripted=script) as fake:
+        status = run_generation(config(tmp_path, "paraphrase", n=2, sources=sources, variables={"ways": "2"},
+                                       concurrency=1), client_for(fake))
+    assert status.written == 2 and status.failed_parse == 0 and fake.requests == 2
+    assert [e["messages"][0]["content"] for e in lines(tmp_path / "out.jsonl")] == [
+        "Which plum question is number 0?", "Tell me plum question one."]
+    notes = [json.loads(x)["reason"] for x in (tmp_path / "out.failed.jsonl").read_text().splitlines()]
+    assert len(notes) == 2 and "rewrites[0] is empty" in notes[0] and "cut off" in notes[1]
 
 
 def test_fatal_provider_error_ends_the_run_with_a_readable_message(tmp_path: Path) -> None:

@@ -113,11 +113,10 @@ def gather_generation(record: BatchRecord, *, dedup_against: list[dict]) -> Gath
             continue
         _tally(g, record.parts[0].model, line)
         index = int(cid.rsplit("-", 1)[1])
-        built = steps.examples_from_reply(t, variables, reply_of(line.completion),
-                                          steps.source_for(t, sources, index))
-        if isinstance(built, steps.Unusable):
-            g.failures.append({"custom_id": cid, "kind": "parse", "reason": built.reason, "raw": built.raw})
-            continue
+        built, unusable = steps.examples_from_reply(t, variables, reply_of(line.completion),
+                                                    steps.source_for(t, sources, index))
+        if unusable is not None:
+            g.failures.append({"custom_id": cid, "kind": "parse", "reason": unusable.reason, "raw": unusable.raw})
         for example, final in built:
             if reason := dedup.duplicate_reason(example):
                 g.failures.append({"custom_id": cid, "kind": "duplicate", "reason": reason, "example": example})

@@ -65,6 +65,9 @@ def step_augment(ctx: StepContext) -> StepResult:
     config = GenerationConfig(template=load_template(aug["template"]), n=int(aug["n"]), out=out,
                               model=teacher.model, variables={"ways": str(aug["ways"])},
                               concurrency=step_concurrency(local, int(aug["n"])),
+                              # Two rewordings of a short question take ~60 tokens; the template's 600 let
+                              # a looping reply decode ten seconds for nothing (its whole items are kept).
+                              max_tokens=int(aug["max_tokens"]) if aug.get("max_tokens") else None,
                               temperature=0.8, seed=0, sources=sources, avoid=draft,
                               max_failures=int(aug["n"]), endpoint=teacher.endpoint,
                               # The built-in teacher samples the same rewordings every time: how many

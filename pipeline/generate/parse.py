@@ -4,6 +4,10 @@ Teachers wrap JSON in code fences, add a sentence before it, stop mid-object, or
 `parse_answer` tries the reply as JSON, then a fenced block, then the first decodable object in the
 text, and checks what it found against the template's schema. A failure is a value (`ParseFailure`,
 with the raw text and the reason), never an exception: the run keeps going and the failure is kept.
+
+A template whose answer is a list (paraphrase's rewrites) is read item by item (`parse_items_answer`):
+one blank or malformed item, or a reply cut off at max_tokens inside the list, no longer throws away
+the whole items beside it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,55 @@ def parse_answer(raw: str | None, schema: dict[str, Any], *, finish_reason: str 
     if problem:
         return ParseFailure(raw or "", problem)
     return obj
+
+
+def parse_items_answer(raw: str | None, schema: dict[str, Any], key: str, *, finish_reason: str | None = None
+                       ) -> tuple[dict[str, Any], list[str]] | ParseFailure:
+    """`parse_answer` for an answer whose field `key` is a list of items: the answer with only the items
+    that fit the item schema, and why each other one was dropped. A reply cut off inside the list keeps
+    its whole items. A failure when no item is usable (the reason is the first dropped item's)."""
+    parsed = parse_answer(raw, schema, finish_reason=finish_reason)
+    if not isinstance(parsed, ParseFailure):
+        return parsed, []
+    text = (raw or "").strip()
+    obj = _find_object(text)
+    listed = isinstance(obj, dict) and isinstance(obj.get(key), list)
+    if not listed and finish_reason == "length":  # (an object found in a cut reply is a "{}" in a string)
+        obj = {key: _whole_items(text, key)}
+    if not isinstance(obj, dict) or not isinstance(obj.get(key), list) or not obj[key]:
+        return parsed
+    item_schema = schema.get("properties", {}).get(key, {}).get("items", {})
+    kept, dropped = [], []
+    for i, item in enumerate(obj[key]):
+        problem = schema_problem(item, item_schema, f"answer.{key}[{i}]")
+        (dropped if problem else kept).append(problem or item)
+    if not listed and finish_reason == "length":
+        dropped.append(f"answer.{key} was cut off at max_tokens; its whole items were kept")
+    if not kept:
+        return ParseFailure(raw or "", dropped[0])
+    answer = {**obj, key: kept}
+    if problem := schema_problem(answer, schema):
+        return ParseFailure(raw or "", problem)
+    return answer, dropped
+
+
+def _whole_items(text: str, key: str) -> list[Any]:
+    """The complete values of the JSON list under `key` in a reply that stops inside that list."""
+    start = re.search('"' + re.escape(key) + r'"\s*:\s*\[', text)
+    if start is None:
+        return []
+    decoder, pos, items = json.JSONDecoder(), start.end(), []
+    while True:
+        pos = len(text) - len(text[pos:].lstrip())
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return items
+        items.append(value)
+        rest = text[pos:].lstrip()
+        if not rest.startswith(","):
+            return items
+        pos = len(text) - len(rest) + 1
 
 
 def _find_object(text: str) -> dict | None:

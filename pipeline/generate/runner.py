@@ -194,11 +194,12 @@ class _Run:
             self.meter.release(held)
             raise
         self.meter.settle(held - check_worst, messages, reply.text, reply.input_tokens, reply.output_tokens)
-        built = steps.examples_from_reply(self.t, self.variables, reply, source)
-        if isinstance(built, steps.Unusable):  # kept with its reason for review, not written
+        built, unusable = steps.examples_from_reply(self.t, self.variables, reply, source)
+        if unusable is not None:  # kept with its reason for review, not written
+            self._record_failure("parse", index, unusable.reason, unusable.raw)
+        if not built:
             self.meter.release(check_worst)
             self.status.failed_parse += 1
-            self._record_failure("parse", index, built.reason, built.raw)
             return
         for example, final in built:
             if self.status.written >= self.c.n:

@@ -8,10 +8,9 @@ path's own (pipeline.batch builds request files and collects results with them).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.generate import prompts
-from pipeline.generate.parse import ParseFailure, parse_answer
+from pipeline.generate.parse import ParseFailure, parse_answer, parse_items_answer
 from pipeline.generate.tasks import TaskReject
 from pipeline.generate.teacher import Reply
 from pipeline.generate.templates import Template, build_examples
@@ -41,14 +40,20 @@ def request_messages(template: Template, variables: dict[str, str], *, seed: int
                                   source=source_for(template, sources, index), sample_size=sample_size)
 
 
-def examples_from_reply(template: Template, variables: dict[str, str], reply: Reply,
-                        source: dict | None) -> list[tuple[dict, str | None]] | Unusable:
-    """(example, final answer) pairs from one reply, or why it gave none (did not parse, or parsed
-    but is not a usable example)."""
-    parsed: Any = parse_answer(reply.text, template.schema, finish_reason=reply.finish_reason)
+def examples_from_reply(template: Template, variables: dict[str, str], reply: Reply, source: dict | None
+                        ) -> tuple[list[tuple[dict, str | None]], Unusable | None]:
+    """(example, final answer) pairs from one reply, and why (part of) it gave none: did not parse, parsed
+    but is not a usable example, or some items of a list answer were dropped (the others are used)."""
+    dropped: list[str] = []
+    if template.items:
+        read = parse_items_answer(reply.text, template.schema, template.items, finish_reason=reply.finish_reason)
+        parsed, dropped = read if isinstance(read, tuple) else (read, [])
+    else:
+        parsed = parse_answer(reply.text, template.schema, finish_reason=reply.finish_reason)
     if isinstance(parsed, ParseFailure):
-        return Unusable(parsed.reason, parsed.raw)
+        return [], Unusable(parsed.reason, parsed.raw)
     try:
-        return build_examples(template, variables, parsed, source)
+        built = build_examples(template, variables, parsed, source)
     except TaskReject as exc:
-        return Unusable(str(exc), reply.text)
+        return [], Unusable(str(exc), reply.text)
+    return built, Unusable("; ".join(dropped) + " (the other items were used)", reply.text) if dropped else None

@@ -53,6 +53,8 @@ class FakeOpenAI(ServedApp):
     disagree_rate: float = 0.0
     seed: int = 0
     model: str = "fake-teacher"
+    #: (content, finish_reason) answers given, in order, to the first structured requests.
+    scripted: list = field(default_factory=list)
     # Observations, for assertions.
     requests: int = 0
     statuses: Counter = field(default_factory=Counter)
@@ -94,16 +96,21 @@ class FakeOpenAI(ServedApp):
                 self.response_formats[fmt] += 1
                 if fmt == "json_schema":
                     self.schemas.append(body["response_format"]["json_schema"]["schema"])
+                script = self.scripted.pop(0) if self.scripted and fmt == "json_schema" else None
             try:
                 await asyncio.sleep(self.latency)
                 if self.reject_json_schema and fmt == "json_schema":
                     return self._error(400, "response_format json_schema is not supported", "invalid_request_error")
                 if status != 200:
                     return self._error(status, "injected failure", "rate_limit_exceeded" if status == 429 else None)
-                content = "I cannot help with that {oops" if garbage else self._content(body, disagree)
+                if script is not None:
+                    content, finish_reason = script
+                else:
+                    content = "I cannot help with that {oops" if garbage else self._content(body, disagree)
+                    finish_reason = "stop"
                 with self._lock:
                     self.statuses[200] += 1
-                return self._completion(body, content)
+                return self._completion(body, content, finish_reason)
             finally:
                 with self._lock:
                     self.active -= 1
@@ -127,12 +134,12 @@ class FakeOpenAI(ServedApp):
             rng = random.Random(f"{self.seed}:{self._counter}")
         return json.dumps(_fill(schema, rng, "answer"))
 
-    def _completion(self, body: dict, content: str) -> dict:
+    def _completion(self, body: dict, content: str, finish_reason: str = "stop") -> dict:
         prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
         out: dict[str, Any] = {
             "id": f"chatcmpl-fake{self.requests}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", self.model),
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+            "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
                          "message": {"role": "assistant", "content": content, "refusal": None}}],
         }
         if not self.omit_usage:

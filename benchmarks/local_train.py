@@ -86,6 +86,8 @@ RECIPES: dict[str, dict] = {
     "e2b4": {"epochs": 2, "batch_size": 4, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
     "e3b8": {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "lr_scheduler": "linear", "warmup": 0.1},
     "e4b8": {"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "lr_scheduler": "linear", "warmup": 0.1},
+    "e2b4c": {"epochs": 2, "batch_size": 4, "learning_rate": 2e-3, "lr_scheduler": "constant", "warmup": 0},
+    "e3b4": {"epochs": 3, "batch_size": 4, "learning_rate": 1.5e-3, "lr_scheduler": "constant", "warmup": 0},
 }
 # Trainer knobs added to a recipe with "+" (`--recipes trlhead,trlhead+gc,ours`): each changes one thing.
 LAYERS = 30  # SmolLM2-135M's blocks

@@ -135,6 +135,9 @@ def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num:
         yield {**shown, "status_md": gr.skip()}
 
 
+CHANGED_ELSEWHERE = "The table was changed from another tab (the Start tab's demo, a hold-out, a batch) since you last saw it: these are its rows now."
+
+
 @outputs(*SHOWN)
 def show_draft_if_changed(visitor: str | None, drawn_stamp: tuple | None, dataset_rev: int, model_dd: str,
                           epochs_num: float | None, page_start: int | None = 0, filter_dd: str | None = None,
@@ -145,7 +148,13 @@ def show_draft_if_changed(visitor: str | None, drawn_stamp: tuple | None, datase
     if drawn_stamp is not None and _stamp(visitor) == tuple(drawn_stamp):
         yield {}
         return
-    yield from show_draft(visitor, dataset_rev, model_dd, epochs_num, page_start, filter_dd, search_box, draft_cache)
+    for shown in show_draft(visitor, dataset_rev, model_dd, epochs_num, page_start, filter_dd, search_box,
+                            draft_cache):
+        if drawn_stamp is not None and shown.get("page_md") != gr.skip():  # (not a stale read's skips)
+            # The line above the table told of this tab's last action ("Loaded 2 examples from a.jsonl"),
+            # and it read as if it described the rows another tab has since written (seen in chromium).
+            shown = {**shown, "status_md": CHANGED_ELSEWHERE}
+        yield shown
 
 
 #: What a page turn changes: the summary, chart and report describe the whole draft and stay (sent

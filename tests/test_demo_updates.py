@@ -95,7 +95,7 @@ def test_opening_the_dataset_tab_redraws_only_a_changed_draft() -> None:
     """Mid-run, a visitor who opens the Dataset tab sees the rows as they are (the demo changed the
     draft without redrawing the tab); opening it again with nothing changed sends nothing."""
     import app
-    from components.dataset_render import render, show_draft_if_changed
+    from components.dataset_render import CHANGED_ELSEWHERE, render, show_draft_if_changed
     from pipeline import drafts
 
     built = app.build_app()
@@ -110,3 +110,5 @@ def test_opening_the_dataset_tab_redraws_only_a_changed_draft() -> None:
     drafts.append_to_draft(visitor, [row])  # what the augment step does
     shown = list(show_draft_if_changed(visitor, stamp, 0, "gpt-4o-mini-2024-07-18", 0))
     assert len(shown[-1]["table_df"]) == 4 and shown[-1]["drawn_stamp"] != stamp
+    # The line about the tab's own last action ("Loaded 2 examples from a.jsonl") no longer stands above them.
+    assert all(s["status_md"] == CHANGED_ELSEWHERE for s in shown)

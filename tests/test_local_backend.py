@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 
@@ -177,6 +178,22 @@ def test_json_schema_output_follows_the_schema_even_from_random_weights(tiny_bac
         assert set(value) == {"ok", "digit", "color", "word"}
         assert isinstance(value["ok"], bool) and 0 <= value["digit"] <= 9
         assert value["color"] in ("red", "green") and len(value["word"]) <= 4
+
+
+def test_a_structured_reply_cut_at_max_tokens_comes_back_as_decoded(tiny_backend):
+    """Cut off inside its last string, a constrained reply was searched for "the first {...} that parses"
+    (meant for unconstrained text) and came back as a nested object, or as "{}" when the string held one:
+    the teacher's parser saw '{}' for a schema that requires 'rewrites'. Cut, it is returned as decoded."""
+    schema = {"type": "object", "properties": {
+        "inner": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+                  "additionalProperties": False},
+        "long": {"type": "string", "minLength": 400}}, "required": ["inner", "long"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "cut", "strict": True, "schema": schema}}
+    reply = tiny_backend.client().chat.completions.create(model=BASE, messages=HELLO, max_tokens=24, seed=0,
+                                                          response_format=fmt)
+    text = reply.choices[0].message.content
+    assert reply.choices[0].finish_reason == "length"
+    assert re.match(r'\{"inner": \{"ok": (true|false)\}, "long": "', text), text
 
 
 def test_json_object_output_is_an_object(tiny_backend):

@@ -218,7 +218,10 @@ async def chat_completions(request: Request) -> Any:
 
 
 def _choice(i: int, gen: GenRequest, text: str, json_hint: str | None, tools_on: bool) -> dict:
-    message: dict[str, Any] = {"role": "assistant", "content": _extract_json(text) if json_hint else text,
+    # Only unconstrained text is searched for its JSON: a constrained reply is JSON as decoded, and cut off
+    # at max_tokens it must come back as it is (the search found a "{}" inside its last string).
+    unconstrained = json_hint and gen.constraint is None
+    message: dict[str, Any] = {"role": "assistant", "content": _extract_json(text) if unconstrained else text,
                                "refusal": None, "annotations": []}
     finish = gen.finish_reason
     if tools_on:

@@ -64,7 +64,7 @@ def parse_items_answer(raw: str | None, schema: dict[str, Any], key: str, *, fin
         problem = schema_problem(item, item_schema, f"answer.{key}[{i}]")
         (dropped if problem else kept).append(problem or item)
     if not listed and finish_reason == "length":
-        dropped.append(f"answer.{key} was cut off at max_tokens; its whole items were kept")
+        dropped.append(f"answer.{key} was cut off at max_tokens inside an item, which was dropped")
     if not kept:
         return ParseFailure(raw or "", dropped[0])
     answer = {**obj, key: kept}

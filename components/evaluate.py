@@ -24,6 +24,9 @@ from pipeline.endpoints import SessionSettings, role
 from pipeline.evaluate.make import MODES
 from pipeline.evaluate.tables import CHANGE_COLUMNS, REVIEW_COLUMNS, SCOREBOARD_COLUMNS
 
+# contestant, accuracy %, 95% interval, correct, errors, median latency s, tokens / 100 q, cost / 100 q
+SCOREBOARD_WIDTHS = ["30%", "9%", "11%", "8%", "7%", "10%", "10%", "15%"]
+
 UPLOADED = eb.UPLOADED
 BEFORE_FIRST_RUN = (
     "**Nothing run yet.** After a run this shows, for each contestant: accuracy with its 95% interval, "
@@ -102,8 +105,10 @@ def _results_section(c: dict[str, Any]) -> None:
     batches.build_batches_panel(c, "eval")
     c["empty_md"] = gr.Markdown(BEFORE_FIRST_RUN, elem_id="eval-empty")
     c["verdict_md"] = gr.Markdown(elem_id="eval-verdicts")
+    # Widths fixed: sized by content, a fine-tuned model's long id took most of the row and the figures'
+    # headers broke into one letter a line ("ac / cu / ra / cy"), the cost cut off at the right edge.
     c["score_df"] = gr.Dataframe(headers=SCOREBOARD_COLUMNS, label="Scoreboard", interactive=False, wrap=True,
-                                 elem_id="eval-scoreboard", visible=False)
+                                 column_widths=SCOREBOARD_WIDTHS, elem_id="eval-scoreboard", visible=False)
     c["chart_plot"] = gr.Plot(label="Accuracy against cost and latency", elem_id="eval-chart", visible=False)
     c["breakeven_md"] = gr.Markdown()
     # Label benchmarks: the confusion matrix and per-label scores; JSON answers: per-field accuracy.

@@ -13,6 +13,7 @@ from components.evaluate import build_evaluate_tab
 from pipeline import drafts
 from pipeline.endpoints import Endpoint, SessionSettings
 from pipeline.evaluate import latest_results
+from pipeline.evaluate.tables import SCOREBOARD_COLUMNS
 from tests.browser_support import free_port
 from tests.fakes.chat_server import FakeChatServer
 
@@ -39,6 +40,10 @@ def test_evaluate_run_scores_saves_and_warns_about_leaks():
             ctx = AppContext(settings=gr.State(settings), visitor=gr.State(visitor), dataset_rev=gr.State(0),
                              recent_jobs=gr.State([]), remembered=gr.State(None))
             build_evaluate_tab(ctx)
+        # Sized by content, a fine-tuned model's long id took most of the row and broke the figures'
+        # headers into one letter a line: each column has its width.
+        board = next(c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == "eval-scoreboard")
+        assert len(board["column_widths"]) == len(SCOREBOARD_COLUMNS)
         demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
         try:
             client = Client(demo.local_url, verbose=False)

@@ -34,6 +34,7 @@ and teacher side by side in **Chat** and on a scoreboard in **Evaluate**. Everyt
 API key on the built-in local backend (SmolLM2-135M on this machine's CPU); add an OpenAI or other key in
 **Settings** to use bigger models. A demo below runs the whole story in a few minutes."""
 LOG_LINES = 8
+STEPS_MAX_HEIGHT = 1100  # px; a finished person demo's five rows take ~800 at 1400 px wide
 
 
 #: The step buttons, "Run all" first; a run disables them all but Stop.
@@ -175,8 +176,11 @@ def build_start_tab(ctx: AppContext) -> dict[str, gr.components.Component]:
         c["undo_btn"] = gr.Button("↶ Undo load (restore my previous table)", size="sm")
     c["log_md"] = gr.Markdown("*Press **Run all steps** or one step at a time. Each step is a normal action of "
                               "the app: its results appear in the other tabs too.*", elem_id="demo-log")
+    # Tall enough for the five steps of a finished demo: at gradio's 500 px the last row (the scoreboard's
+    # step and its time) sat below the table's own scroll edge in the person demo (seen in chromium).
     c["steps_df"] = gr.Dataframe(view.steps_frame(scenarios[0], None), label="Steps", interactive=False,
                                  wrap=True, elem_id="demo-steps", column_widths=["18%", "52%", "8%", "10%", "12%"],
+                                 max_height=STEPS_MAX_HEIGHT,
                                  datatype=["str", "markdown", "str", "str", "str"])
     c["totals_md"] = gr.Markdown("")
     c["question_md"] = gr.Markdown("")

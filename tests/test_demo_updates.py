@@ -91,6 +91,16 @@ def test_the_dataset_tab_is_told_once_when_the_run_is_over(updates) -> None:
     assert told == [len(updates) - 1] and updates[-1]["dataset_rev"] == 1
 
 
+def test_the_steps_table_shows_a_finished_demo_without_its_own_scrollbar() -> None:
+    """At gradio's default 500 px the person demo's last step (the scoreboard's, with its time) was
+    below the table's scroll edge in chromium."""
+    import app
+
+    built = app.build_app()
+    steps = next(c["props"] for c in built.config["components"] if c["props"].get("elem_id") == "demo-steps")
+    assert steps["max_height"] == start.STEPS_MAX_HEIGHT >= 1000
+
+
 def test_opening_the_dataset_tab_redraws_only_a_changed_draft() -> None:
     """Mid-run, a visitor who opens the Dataset tab sees the rows as they are (the demo changed the
     draft without redrawing the tab); opening it again with nothing changed sends nothing."""

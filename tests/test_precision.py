@@ -51,17 +51,25 @@ def test_no_native_bf16_means_fp32_everywhere(over):
 
 def test_native_flags_are_confirmed_by_the_probe():
     calls: list = []
-    assert precision.decide(facts(), measure=probe_says(3.0, calls)).train == "bf16"
-    assert precision.decide(facts(onednn_max_isa="AVX512_CORE_AMX"), measure=probe_says(3.0, calls)).train == "bf16"
+    assert precision.decide(facts(), measure=probe_says(3.0, calls)).compute == "bf16"
+    assert precision.decide(facts(onednn_max_isa="AVX512_CORE_AMX"), measure=probe_says(3.0, calls)).compute == "bf16"
     assert len(calls) == 2
     slow = precision.decide(facts(), measure=probe_says(0.5))
-    assert (slow.train, slow.native_bf16) == ("fp32", False)
+    assert (slow.compute, slow.native_bf16) == ("fp32", False)
     assert "probe" in slow.reason
 
 
 def test_other_architectures_follow_the_probe():
-    assert precision.decide(facts(machine="aarch64"), measure=probe_says(2.0)).train == "bf16"
-    assert precision.decide(facts(machine="aarch64"), measure=probe_says(0.3)).train == "fp32"
+    assert precision.decide(facts(machine="aarch64"), measure=probe_says(2.0)).compute == "bf16"
+    assert precision.decide(facts(machine="aarch64"), measure=probe_says(0.3)).compute == "fp32"
+
+
+def test_fine_tuning_is_fp32_unless_forced_even_where_bf16_is_native():
+    """bf16 autocast trained the 135M model slower than fp32 on AMX (0.79-0.91x the seconds in fp32,
+    same held-out answers over three seeds: docs/bench/recipe.md); decoding keeps bf16 there."""
+    native = precision.decide(facts(), measure=probe_says(3.0))
+    assert (native.train, native.compute, native.native_bf16) == ("fp32", "bf16", True)
+    assert precision.decide(facts(), forced="bf16", measure=probe_says(3.0)).train == "bf16"
 
 
 def test_the_environment_variable_forces_it():
@@ -102,8 +110,8 @@ def test_this_cpu_choice_agrees_with_its_flags():
     """On any machine: bf16 only where the flags (as capped by the knobs) say it is native."""
     result = _choose_in_subprocess({"DISTILL_PRECISION": "auto"})
     if result["flags_native"] is False:
-        assert result["train"] == "fp32"
-    assert result["train"] == ("bf16" if result["native_bf16"] else "fp32")
+        assert result["compute"] == "fp32"
+    assert result["compute"] == ("bf16" if result["native_bf16"] else "fp32") and result["train"] == "fp32"
 
 
 def test_settings_tab_shows_the_choice():

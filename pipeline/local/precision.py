@@ -5,6 +5,11 @@ where it is emulated (AVX2-only laptops, most cloud VMs): measured here, a 512x5
 165 GFLOP/s in bf16 natively and 0.8 GFLOP/s with oneDNN capped to AVX2, against ~35-40 in fp32.
 So bf16 is used only where it is native, and float32 everywhere else.
 
+Fine-tuning is the exception: it runs in float32 on every CPU unless forced. At 135M parameters and
+~100-token batches the matmuls are small, and bf16 autocast re-casts every frozen weight in each
+forward and backward: on AMX, where bf16 is fastest, float32 trained the demos in 0.79-0.91x the
+seconds of bf16 autocast with the same held-out answers over three seeds (docs/bench/recipe.md).
+
 The decision, made once per process and logged once:
 1. `DISTILL_PRECISION=fp32|bf16` forces it (bf16 on a CPU without it is allowed, with a warning).
 2. Otherwise (`auto`) the CPU flags decide, honouring the knobs that make a CPU behave like an older
@@ -174,7 +179,7 @@ def decide(facts: dict, forced: str = "auto", measure=cached_probe) -> Precision
     mode = forced if forced in CHOICES else "auto"
     if mode == "auto":
         use = "bf16" if native else "fp32"
-        return Precision(train=use, compute=use, decode_weights=_quantized(), native_bf16=native, reason=reason)
+        return Precision(train="fp32", compute=use, decode_weights=_quantized(), native_bf16=native, reason=reason)
     if mode == "bf16" and not native:
         log.warning("%s=bf16 on a CPU without native bf16: training and decoding will be very slow", ENV)
     weights = _quantized() if mode == "bf16" else "fp32"  # fp32 = no bf16 anywhere, int4/int8 need bf16 activations

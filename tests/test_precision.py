@@ -65,8 +65,8 @@ def test_other_architectures_follow_the_probe():
 
 
 def test_fine_tuning_is_fp32_unless_forced_even_where_bf16_is_native():
-    """bf16 autocast trained the 135M model slower than fp32 on AMX (0.79-0.91x the seconds in fp32,
-    same held-out answers over three seeds: docs/bench/recipe.md); decoding keeps bf16 there."""
+    """bf16 autocast trained the 135M model slower than fp32 on AMX (0.77-0.91x the seconds in fp32,
+    same held-out answers over five seeded pairs: docs/bench/recipe.md); decoding keeps bf16 there."""
     native = precision.decide(facts(), measure=probe_says(3.0))
     assert (native.train, native.compute, native.native_bf16) == ("fp32", "bf16", True)
     assert precision.decide(facts(), forced="bf16", measure=probe_says(3.0)).train == "bf16"

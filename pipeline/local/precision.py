@@ -7,8 +7,8 @@ So bf16 is used only where it is native, and float32 everywhere else.
 
 Fine-tuning is the exception: it runs in float32 on every CPU unless forced. At 135M parameters and
 ~100-token batches the matmuls are small, and bf16 autocast re-casts every frozen weight in each
-forward and backward: on AMX, where bf16 is fastest, float32 trained the demos in 0.79-0.91x the
-seconds of bf16 autocast with the same held-out answers over three seeds (docs/bench/recipe.md).
+forward and backward: on AMX, where bf16 is fastest, float32 trained the demos in 0.77-0.91x the
+seconds of bf16 autocast with the same held-out answers over five seeded pairs (docs/bench/recipe.md).
 
 The decision, made once per process and logged once:
 1. `DISTILL_PRECISION=fp32|bf16` forces it (bf16 on a CPU without it is allowed, with a warning).

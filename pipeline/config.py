@@ -130,8 +130,10 @@ LOCAL_TINY: Setting[bool] = Setting(
     "DISTILL_LOCAL_TINY", _flag, False, "0",
     "1 serves a tiny random model of the same family instead of SmolLM2 (tests).", "1 or 0")
 PRECISION: Setting[str] = Setting(
-    "DISTILL_PRECISION", _one_of("auto", "fp32", "bf16"), "auto", "auto (by the CPU)",
-    "Local backend's training/decoding precision: fp32 or bf16 forces it (see `docs/BENCHMARKS.md`).",
+    "DISTILL_PRECISION", _one_of("auto", "fp32", "bf16"), "auto",
+    "auto: decoding in bf16 where the CPU has it natively (AVX512-BF16/AMX), fp32 elsewhere; fine-tuning in "
+    "fp32 on every CPU (faster for this 135M model than bf16 autocast, even with AMX)",
+    "Local backend's training/decoding precision: fp32 or bf16 forces both (see `docs/BENCHMARKS.md`).",
     "auto, fp32 or bf16")
 DECODE_INT8: Setting[bool] = Setting(
     "DISTILL_DECODE_INT8", _flag, True, "1",

@@ -65,11 +65,13 @@ class LocalBackend:
     def _take_runner(self) -> bool:
         if not self.lease.try_acquire():
             return False
+        # The record first: once `runner` is set, /health says this server runs the jobs, and a client
+        # that then read the record found the dead holder's address (seen once in a full test run).
+        if self.url:
+            write_record(self.config.root, self.url, self.config.api_key, self.config.tiny)
         self.runner = JobRunner(self.store, self.base_id, lambda: weights.model_dir(self.config.tiny),
                                 prepare=self.engine.prepare)
         self.batches = BatchRunner(self)
-        if self.url:
-            write_record(self.config.root, self.url, self.config.api_key, self.config.tiny)
         return True
 
     def _wait_for_runner(self) -> None:

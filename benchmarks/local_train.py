@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from pipeline.local.qweights import LINEAR_MODULES  # noqa: E402  (the parent process imports torch anyway)
+
 TRAIN = ROOT / "data/samples/person_train.jsonl"
 BENCH = ROOT / "data/benchmarks/person_bench.jsonl"
 SEED = 7
@@ -91,8 +93,8 @@ RECIPES: dict[str, dict] = {
 }
 # Trainer knobs added to a recipe with "+" (`--recipes trlhead,trlhead+gc,ours`): each changes one thing.
 LAYERS = 30  # SmolLM2-135M's blocks
-# peft takes `layers_to_transform` only with named modules, not "all-linear": these are its linear layers.
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# peft takes `layers_to_transform` only with named modules, not "all-linear": the model's linear layers.
+ALL_LINEAR = list(LINEAR_MODULES)
 VARIANTS: dict[str, dict] = {
     "gc": {"gradient_checkpointing": True},  # TRL's default before main 4b6fcd0: the forward runs twice
     "trlhead": {"completion_logits": False},  # TRL's LM head: logits, entropy at every position

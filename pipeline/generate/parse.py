@@ -53,8 +53,9 @@ def parse_items_answer(raw: str | None, schema: dict[str, Any], key: str, *, fin
         return parsed, []
     text = (raw or "").strip()
     obj = _find_object(text)
-    listed = isinstance(obj, dict) and isinstance(obj.get(key), list)
-    if not listed and finish_reason == "length":  # (an object found in a cut reply is a "{}" in a string)
+    # Cut off inside the list: an object found in the text is a "{}" inside a string, not the answer.
+    cut = finish_reason == "length" and not (isinstance(obj, dict) and isinstance(obj.get(key), list))
+    if cut:
         obj = {key: _whole_items(text, key)}
     if not isinstance(obj, dict) or not isinstance(obj.get(key), list) or not obj[key]:
         return parsed
@@ -63,7 +64,7 @@ def parse_items_answer(raw: str | None, schema: dict[str, Any], key: str, *, fin
     for i, item in enumerate(obj[key]):
         problem = schema_problem(item, item_schema, f"answer.{key}[{i}]")
         (dropped if problem else kept).append(problem or item)
-    if not listed and finish_reason == "length":
+    if cut:
         dropped.append(f"answer.{key} was cut off at max_tokens inside an item, which was dropped")
     if not kept:
         return ParseFailure(raw or "", dropped[0])

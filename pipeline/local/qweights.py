@@ -195,7 +195,7 @@ class UnsupportedAdapter(ValueError):
     """An adapter this module cannot apply unmerged (DoRA, extra trained modules, ...): merge it instead."""
 
 
-_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def read_lora(adapter_dir) -> dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]]:
@@ -223,7 +223,7 @@ def read_lora(adapter_dir) -> dict[tuple[int, str], tuple[torch.Tensor, torch.Te
     found: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
     for key, tensor in load_file(str(folder / "adapter_model.safetensors")).items():
         match = pattern.fullmatch(key)
-        if match is None or match.group(2) not in _TARGETS:
+        if match is None or match.group(2) not in LINEAR_MODULES:
             raise UnsupportedAdapter(f"adapter weight {key} is not a LoRA of a decoder projection")
         found.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = tensor.float()
     if any(set(pair) != {"A", "B"} for pair in found.values()):

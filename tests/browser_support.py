@@ -61,6 +61,15 @@ def running_app(home: Path, extra_env: dict[str, str] | None = None,
 def start_fine_tune_from_file(page, path: Path, timeout_ms: int = 60_000, epochs: int | None = None) -> None:
     """In the Fine-tune tab: upload `path` as the training file (with `epochs` set under Hyperparameters,
     if given) and press Start fine-tuning."""
+    upload_training_file(page, path, timeout_ms)
+    if epochs is not None:
+        page.get_by_text("Hyperparameters").click()
+        page.locator("#ft-epochs textarea").fill(str(epochs))  # "Epochs" also labels a box of another tab
+    page.get_by_role("button", name="Start fine-tuning").click()
+
+
+def upload_training_file(page, path: Path, timeout_ms: int = 60_000) -> None:
+    """In the Fine-tune tab: choose "Upload a file" and upload `path`, waiting until its name shows."""
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Fine-tune").click()
@@ -70,7 +79,3 @@ def start_fine_tune_from_file(page, path: Path, timeout_ms: int = 60_000, epochs
     expect(page.locator("#ft-upload")).to_be_visible(timeout=timeout_ms)
     page.locator("#ft-upload input[type=file]").set_input_files(str(path))
     expect(page.get_by_text(path.name)).to_be_visible(timeout=timeout_ms)
-    if epochs is not None:
-        page.get_by_text("Hyperparameters").click()
-        page.locator("#ft-epochs textarea").fill(str(epochs))  # "Epochs" also labels a box of another tab
-    page.get_by_role("button", name="Start fine-tuning").click()

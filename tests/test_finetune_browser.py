@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, start_fine_tune_from_file
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, start_fine_tune_from_file, upload_training_file
 from tests.fakes.openai_ft_stub import OpenAIFineTuneStub
 from tests.test_finetune_openai import examples
 
@@ -42,10 +42,9 @@ def test_start_reload_reattach_and_cancel(running_app, tmp_path) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(demo.local_url)
-        page.get_by_role("tab", name="Fine-tune").click()
-        page.get_by_label("Upload a file").check()
-        page.locator("#ft-upload input[type=file]").set_input_files(str(train))
-        expect(page.get_by_text("riddles.jsonl")).to_be_visible(timeout=90_000)  # upload finished
+        # (The helper waits for the file box the radio's answer shows: without that wait the name once
+        # never appeared in a full fresh-clone run.)
+        upload_training_file(page, train, timeout_ms=90_000)
         page.get_by_role("button", name="Check data and cost").click()
         expect(page.get_by_text("180 training examples, 20 validation")).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Start fine-tuning").click()

@@ -16,7 +16,8 @@ The decision, made once per process and logged once:
    one: `ATEN_CPU_CAPABILITY` (torch's own kernels; `torch.backends.cpu.get_cpu_capability()`
    reflects it) and `ONEDNN_MAX_CPU_ISA` (oneDNN, which runs the bf16 matmuls; only its value tells).
 3. Where the flags say bf16 is native (or cannot tell: not x86), a short matmul probe confirms that
-   bf16 really beats fp32; its result is cached in the workspace, keyed by CPU, torch and knobs.
+   bf16 really beats fp32; its result is cached in the workspace, keyed by CPU, torch and knobs (a
+   result that contradicts native flags is measured again and not cached).
 
 Decoding: weight-only int4 (`torch._weight_int4pack_mm_for_cpu`) or int8 (`torch._weight_int8pack_mm`),
 whose kernels are torch's own vectorised code and take bf16 activations, stay fast without native bf16
@@ -48,6 +49,8 @@ _ONEDNN_ISAS = ("sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core
                 "avx512_core_bf16", "avx10_1_512", "avx512_core_fp16", "avx10_1_512_amx", "avx512_core_amx",
                 "avx10_1_512_amx_fp16", "avx512_core_amx_fp16", "avx10_2_512", "avx10_2_512_amx_2")
 _FIRST_BF16_ISA = _ONEDNN_ISAS.index("avx512_core_bf16")
+# bf16 must beat fp32 by this much in the probe to be used (native: ~4x here; emulated: ~0.02x).
+MIN_SPEEDUP = 1.2
 
 
 @dataclass(frozen=True)
@@ -107,24 +110,31 @@ def flags_say_native(facts: dict) -> bool | None:
 
 
 def probe(budget_s: float = 0.5) -> dict:
-    """Times the same matmul in fp32 and bf16 on one thread; stops early when bf16 is hopeless."""
+    """Times the same matmul in fp32 and bf16 on one thread, alternating, and compares each format's
+    fastest call. Another process's load slows some calls of both formats; it cannot make the fastest
+    bf16 call slower than the fastest fp32 one where bf16 is really ~4x faster. (The first version
+    took each format's mean, fp32's calls first: load during the bf16 half once turned AMX into "no
+    native bf16" under the test suite's own load.)"""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         a32, b32 = torch.randn(256, 576), torch.randn(576, 576)
-        timings = {}
-        for name, a, b in (("fp32", a32, b32), ("bf16", a32.bfloat16(), b32.bfloat16())):
+        pairs = {"fp32": (a32, b32), "bf16": (a32.bfloat16(), b32.bfloat16())}
+        best = dict.fromkeys(pairs, float("inf"))
+        for a, b in pairs.values():
             a @ b  # warm-up (oneDNN builds its kernel here)
-            runs, start = 0, time.perf_counter()
-            while runs < 20 and time.perf_counter() - start < budget_s / 2:
+        rounds, start = 0, time.perf_counter()
+        while rounds < 20 and time.perf_counter() - start < budget_s:
+            for name, (a, b) in pairs.items():
+                began = time.perf_counter()
                 a @ b
-                runs += 1
-            timings[name] = (time.perf_counter() - start) / runs
+                best[name] = min(best[name], time.perf_counter() - began)
+            rounds += 1
     finally:
         torch.set_num_threads(threads)
-    return {"fp32_s": timings["fp32"], "bf16_s": timings["bf16"], "bf16_speedup": timings["fp32"] / timings["bf16"]}
+    return {"fp32_s": best["fp32"], "bf16_s": best["bf16"], "bf16_speedup": best["fp32"] / best["bf16"]}
 
 
 def _cache_path() -> Path | None:
@@ -136,8 +146,12 @@ def _cache_path() -> Path | None:
         return None
 
 
-def cached_probe(facts: dict) -> dict:
-    """The probe's result for this CPU + torch + knobs, measured once and kept in the workspace."""
+def cached_probe(facts: dict, retries: int = 2) -> dict:
+    """The probe's result for this CPU + torch + knobs, measured once and kept in the workspace.
+
+    A result that contradicts flags saying bf16 is native is measured again (`retries` times, the best
+    kept) and never cached: a busy machine must not decide for every later process, and a CPU whose
+    flags really overstate it only costs each process another second."""
     key = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_path()
     cache: dict = {}
@@ -149,6 +163,16 @@ def cached_probe(facts: dict) -> dict:
         if key in cache:
             return cache[key]
     result = probe()
+    if flags_say_native(facts):
+        for _ in range(retries):
+            if result["bf16_speedup"] >= MIN_SPEEDUP:
+                break
+            again = probe()
+            result = max(result, again, key=lambda r: r["bf16_speedup"])
+        if result["bf16_speedup"] < MIN_SPEEDUP:
+            log.warning("the flags say this CPU has native bf16 but %d probes measured bf16 at %.2fx fp32 at best; "
+                        "not cached, so the next process measures again", retries + 1, result["bf16_speedup"])
+            return result
     if path is not None:
         cache[key] = result
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
@@ -166,7 +190,7 @@ def decide(facts: dict, forced: str = "auto", measure=cached_probe) -> Precision
     reason = ""
     if native is not False:
         speedup = measure(facts)["bf16_speedup"]
-        confirmed = speedup >= 1.2
+        confirmed = speedup >= MIN_SPEEDUP
         if native is None:
             reason = f"probe: bf16 matmul {speedup:.1f}x fp32"
         elif not confirmed:

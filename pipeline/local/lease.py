@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,11 +100,22 @@ def remove_record(root: Path) -> None:
         (root / RECORD).unlink(missing_ok=True)
 
 
-def answers(url: str, key: str, timeout: float = 3.0) -> bool:
-    """Whether a backend answers at `url` with `key` (a reused port answers 401: another server)."""
+def answers(url: str, key: str, timeout: float = 3.0, patience: float = 30.0) -> bool:
+    """Whether a backend answers at `url` with `key` (a reused port answers 401: another server).
+
+    Nothing listening is known at once. A server that accepts but is slow to answer (on a busy 2-core
+    machine) is alive: it gets up to `patience` seconds, because taking it for dead starts a second
+    backend, with a second copy of the model in memory, on the same workspace."""
     import httpx
 
-    try:
-        return httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
+    started = time.monotonic()
+    wait = timeout
+    while True:
+        try:
+            return httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=wait).status_code == 200
+        except httpx.TimeoutException:
+            wait = patience - (time.monotonic() - started)  # once more, as long as patience lasts
+            if wait <= 0.05:
+                return False
+        except httpx.HTTPError:
+            return False

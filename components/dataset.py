@@ -207,8 +207,11 @@ def build_dataset_tab(ctx: AppContext, tab: gr.Tab | None = None) -> dict[str, g
     # Once the page's visitor id is known, and whenever the draft's revision, model or epochs change
     # (not on a page turn: its handler redraws itself).
     ctx.after_start(show_draft, c, api_visibility="private")
-    redraw = [c[n].change for n in ("dataset_rev", "model_dd", "epochs_num")]
+    redraw = [c[n].change for n in ("model_dd", "epochs_num")]
     wire(functools.partial(gr.on, redraw), show_draft, c, api_name="show_draft", trigger_mode="always_last")
+    # Another tab bumps the revision when it has changed the draft (a generation, the demo, a hold-out,
+    # a Hub load, a batch): redrawn, with a status line that says so, not the tab's own last action's.
+    wire(c["dataset_rev"].change, show_draft_if_changed, c, api_visibility="private", trigger_mode="always_last")
     if tab is not None:  # the Start tab's demo changes the draft mid-run without redrawing: see it now
         wire(tab.select, show_draft_if_changed, c, api_visibility="private")
     wire_pages(c)

@@ -135,16 +135,17 @@ def show_draft(visitor: str | None, dataset_rev: int, model_dd: str, epochs_num:
         yield {**shown, "status_md": gr.skip()}
 
 
-CHANGED_ELSEWHERE = "The table was changed from another tab (the Start tab's demo, a hold-out, a batch) since you last saw it: these are its rows now."
+CHANGED_ELSEWHERE = ("The table was changed from another tab (a generation, the Start tab's demo, a hold-out, a Hub "
+                     "load, a batch) since this tab last drew it: these are its rows now.")
 
 
 @outputs(*SHOWN)
 def show_draft_if_changed(visitor: str | None, drawn_stamp: tuple | None, dataset_rev: int, model_dd: str,
                           epochs_num: float | None, page_start: int | None = 0, filter_dd: str | None = None,
                           search_box: str | None = "", draft_cache: DraftCache | None = None) -> Iterator[dict]:
-    """The tab is opened: redraw when the draft changed since it was drawn. A demo run changes the
-    draft without redrawing the tab (that took CPU from the run's next step); a visitor who looks sees
-    the rows as they are now."""
+    """The tab is opened, or another tab says it changed the draft: redraw when the draft changed since
+    it was drawn. A demo run changes the draft without redrawing the tab (that took CPU from the run's
+    next step); a visitor who looks sees the rows as they are now."""
     if drawn_stamp is not None and _stamp(visitor) == tuple(drawn_stamp):
         yield {}
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import gradio as gr
 import pytest
 
 from components import start
@@ -111,6 +112,11 @@ def test_opening_the_dataset_tab_redraws_only_a_changed_draft() -> None:
     built = app.build_app()
     tab = next(b._id for b in built.blocks.values() if getattr(b, "id", None) == "dataset")
     assert [fn.name for fn in built.fns.values() if (tab, "select") in fn.targets] == ["show_draft_if_changed"]
+    # So is a revision bump from another tab (the demo's end bumps it, the tab redrew under a stale
+    # "Loaded 2 examples from broken.jsonl" above the demo's 40 rows: seen in a CI run's screenshot).
+    states = {b._id for b in built.blocks.values() if isinstance(b, gr.State)}
+    on_rev = {fn.name for fn in built.fns.values() for target, event in fn.targets if target in states and event == "change"}
+    assert "show_draft_if_changed" in on_rev and "show_draft" not in on_rev
 
     visitor, row = "visitor_dataset_look_1", {"messages": [{"role": "user", "content": "Hi?"},
                                                             {"role": "assistant", "content": "Hello."}]}

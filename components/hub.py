@@ -86,8 +86,10 @@ def load_dataset_into_draft(visitor: str, settings: SessionSettings | None, data
     notes = [f"{result.skipped} rows skipped (no user or assistant turn)" if result.skipped else "",
              "stopped at the row limit (DISTILL_MAX_PULL_ROWS)" if result.truncated else ""]
     extra = "; ".join(n for n in notes if n)
+    undo = " **Undo last bulk change** in the Dataset tab brings your previous table back." \
+        if MODES[mode_radio] == "replace" else ""
     return {"load_md": f"Loaded {len(result.examples)} examples from {result.repo_id} ({result.config}/"
-                       f"{result.split}; {used}). The draft now has {total}.{' ' + extra + '.' if extra else ''}",
+                       f"{result.split}; {used}). The draft now has {total}.{' ' + extra + '.' if extra else ''}{undo}",
             "dataset_rev": int(dataset_rev or 0) + 1}
 
 

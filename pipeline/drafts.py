@@ -29,6 +29,11 @@ def meta_path(visitor_id: str) -> Path:
     return workspace.visitor_dir(visitor_id, "draft") / "meta.json"
 
 
+def unparsed_path(visitor_id: str) -> Path:
+    """The draft's lines that are not JSON yet (the Dataset tab's `raw` rows; pipeline.dataset.draft_ops)."""
+    return workspace.visitor_dir(visitor_id, "draft") / "unparsed.json"
+
+
 def _dump(examples: list[dict]) -> str:
     return "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
 
@@ -173,18 +178,21 @@ def update_meta(visitor_id: str, **fields: Any) -> dict[str, Any]:
 
 def replace_draft(visitor_id: str, examples: list[dict], **meta: Any) -> Path | None:
     """Start a new draft (a demo, a loaded sample) while keeping the old one as a backup to undo to.
+    The old draft's unreadable lines go with it into the backup: they are not lines of the new data.
 
     Returns the backup's path, or None when there was nothing to keep.
     """
-    old = draft_path(visitor_id)
+    old, raw = draft_path(visitor_id), unparsed_path(visitor_id)
     backup = None
-    if old.exists() and old.stat().st_size:
+    if (old.exists() and old.stat().st_size) or raw.exists():
         backup = old.with_name(f"backup-{time.strftime('%Y%m%d-%H%M%S')}-{time.perf_counter_ns() % 10**6:06d}.jsonl")
         with atomic.locked(old):
-            backup.write_bytes(old.read_bytes())
+            backup.write_bytes(old.read_bytes() if old.exists() else b"")
         old_meta = meta_path(visitor_id)
         if old_meta.exists():
             backup.with_suffix(".meta.json").write_bytes(old_meta.read_bytes())
+        if raw.exists():
+            os.replace(raw, backup.with_suffix(".unparsed.json"))
     save_draft(visitor_id, examples)
     with atomic.locked(meta_path(visitor_id)):
         atomic.write_text(meta_path(visitor_id), json.dumps(meta, indent=2, ensure_ascii=False))
@@ -202,4 +210,9 @@ def restore_backup(visitor_id: str, backup: Path) -> int:
     meta = backup.with_suffix(".meta.json")
     with atomic.locked(meta_path(visitor_id)):
         atomic.write_text(meta_path(visitor_id), meta.read_text(encoding="utf-8") if meta.exists() else "{}")
+    raw = backup.with_suffix(".unparsed.json")
+    if raw.exists():
+        unparsed_path(visitor_id).write_bytes(raw.read_bytes())
+    else:
+        unparsed_path(visitor_id).unlink(missing_ok=True)
     return len(examples)

@@ -22,6 +22,8 @@ import yaml
 from components.errors import shown_errors
 from components.wiring import wire
 from pipeline import drafts
+from pipeline.dataset import draft_ops
+from pipeline.dataset.jsonl import Unparsed
 from pipeline.endpoints import SessionSettings
 from pipeline.errors import InputError, MissingKeyError
 from pipeline.hub import auth
@@ -331,9 +333,16 @@ def test_load_replaces_or_appends_only_this_visitors_draft(hub: FakeHub) -> None
         load(me, None, 0, "alice/pub", "", "train", "", "", "", None, "", None)
     text, rev = load(me, None, 4, "alice/pub", "", "train", "", "", "", "Add to the draft", "", None).values()
     assert rev == 5 and "draft now has 5" in text and len(drafts.load_draft(me)) == 5
+    draft_ops.save_unparsed(me, [Unparsed(line=6, raw="{oops", code="invalid_json", message="not JSON")])  # a raw row to fix
     text, rev = load(me, None, rev, "alice/pub", "", "train", "", "", "", "Replace the draft", "", None).values()
     assert drafts.load_draft(me) == examples(3, "hub") and rev == 6
     assert drafts.load_meta(me)["generation"] == []  # the card no longer credits the teacher
+    assert draft_ops.load_unparsed(me) == []  # the old table's unreadable line is not a line of this data
+    # Nothing is lost: the Dataset tab's undo brings the replaced table back, its raw row too (it was
+    # replaced with no way back before).
+    assert "Undo last bulk change" in text
+    assert draft_ops.undo(me) is not None
+    assert len(drafts.load_draft(me)) == 5 and [u.raw for u in draft_ops.load_unparsed(me)] == ["{oops"]
     assert drafts.load_draft(other) == examples(1, "theirs")
     assert drafts.draft_path(me).parent != drafts.draft_path(other).parent
 

@@ -33,14 +33,14 @@ def _dir(visitor: str):
 
 
 def load_unparsed(visitor: str) -> list[Unparsed]:
-    path = _dir(visitor) / "unparsed.json"
+    path = drafts.unparsed_path(visitor)
     if not path.exists():
         return []
     return [Unparsed(**u) for u in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def save_unparsed(visitor: str, unparsed: Sequence[Unparsed]) -> None:
-    path = _dir(visitor) / "unparsed.json"
+    path = drafts.unparsed_path(visitor)
     path.write_text(json.dumps([u.__dict__ for u in unparsed], ensure_ascii=False), encoding="utf-8")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pipeline import atomic, drafts
+from pipeline.dataset import draft_ops
 from pipeline.errors import InputError
 from pipeline.evaluate.runs import latest_results
 from pipeline.hub.card import benchmark_rows
@@ -25,8 +26,9 @@ def card_info_for(visitor_id: str, splits: dict[str, list[dict]], license: str =
 def add_to_draft(visitor_id: str, examples: list[dict], mode: Literal["replace", "append"], source: dict) -> int:
     """Replace or extend the visitor's draft with loaded examples; returns the draft's new size.
 
-    Replacing also clears the recorded generation runs: the card must not credit a teacher with
-    data it did not write.
+    Replacing also clears the recorded generation runs (the card must not credit a teacher with
+    data it did not write) and the old draft's unreadable lines; the Dataset tab's undo brings the old
+    draft back with them, as after a file loaded there.
     """
     if mode == "append":
         count = drafts.append_to_draft(visitor_id, examples)
@@ -34,7 +36,8 @@ def add_to_draft(visitor_id: str, examples: list[dict], mode: Literal["replace",
         return count
     if mode != "replace":
         raise InputError("Choose whether the loaded examples replace the draft or are added to it.")
-    drafts.save_draft(visitor_id, examples)
+    draft_ops.snapshot(visitor_id, f"loading {source.get('hub') or 'a Hub dataset'}")
+    draft_ops.save_all(visitor_id, examples, [])
     meta = {**drafts.load_meta(visitor_id), "generation": [],
             "imports": [{**source, "mode": "replace", "examples": len(examples)}]}
     path = drafts.meta_path(visitor_id)

@@ -141,7 +141,7 @@ def run_evaluation(bench_dd: str | None, upload_file: str | None, base_use: bool
             so_far = build_results(path.name, items, targets, answers, judge=judge)
             done = ", ".join(f"{r['label']} {r['correct']}/{r['answered']}" for r in so_far["results"])
             yield {"status_md": f"{len(answers)}/{total} answers · correct so far: {done}",
-                   "score_df": gr.Dataframe(scoreboard_frame(so_far), visible=True), "empty_md": gr.Markdown(visible=False)}
+                   "score_df": gr.Dataframe(scoreboard_frame(so_far, live=True), visible=True), "empty_md": gr.Markdown(visible=False)}
     results = build_results(path.name, items, targets, answers, judge=judge, settings=settings_kept,
                             leaks=find_leaks(items, drafts.load_draft(visitor)) if visitor else [])
     by_role = {r["role"]: r for r in results["results"]}

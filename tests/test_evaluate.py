@@ -182,3 +182,22 @@ def test_cancel_stops_a_run_and_keeps_what_was_answered():
             got.append(answer)
             cancel.set()
     assert [a.model for a in got] == ["good"]
+
+
+def test_a_running_scoreboard_scores_what_was_answered_so_far() -> None:
+    """Mid-run, a contestant that answered 6 of 18, all right, showed 33% (16-56%) and 6/18 on the
+    scoreboard a presenter watches fill in; the finished board scores all 18 as before."""
+    from pipeline.evaluate import build_results
+    from pipeline.evaluate.bench import BenchItem
+    from pipeline.evaluate.runner import Answer, Target
+    from pipeline.evaluate.tables import scoreboard_frame
+
+    items = [BenchItem(i, [{"role": "user", "content": f"q{i}"}], "a", "contains") for i in range(18)]
+    target = Target("m", client=None, label="Fine-tuned: m", role="fine_tuned")
+    answers = [Answer(i, "Fine-tuned: m", "a", True, "ok", 0.1, 5, 5) for i in range(6)]
+    live = scoreboard_frame(build_results("b", items, [target], answers), live=True).iloc[0]
+    assert live["accuracy %"] == 100.0 and live["correct"] == "6/6 so far (of 18)"
+    assert live["95% interval"].startswith("61")  # Wilson's interval for 6 of 6
+    done = answers + [Answer(i, "Fine-tuned: m", "b", False, "no", 0.1, 5, 5) for i in range(6, 18)]
+    final = scoreboard_frame(build_results("b", items, [target], done), live=True).iloc[0]
+    assert final["accuracy %"] == 33.3 and final["correct"] == "6/18"

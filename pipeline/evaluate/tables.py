@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.evaluate.costs import chart_cost_per_100
+from pipeline.evaluate.stats import wilson_interval
 
 SCOREBOARD_COLUMNS = ["contestant", "accuracy %", "95% interval", "correct", "errors", "median latency s",
                       "tokens / 100 q", "cost / 100 q"]
@@ -17,19 +18,32 @@ def _money(x: float | None, equivalent: bool = False) -> str:
     return "unknown" if x is None else f"${x:.4f}" + (" (OpenAI equivalent; free here)" if equivalent else "")
 
 
-def scoreboard_frame(results: dict) -> pd.DataFrame:
+def scoreboard_frame(results: dict, live: bool = False) -> pd.DataFrame:
+    """`live`: results of a run still answering. Each contestant's accuracy and interval are then over
+    the questions it has answered so far, and `correct` says how many those are: scored over the whole
+    benchmark, a contestant that had answered 6 of 18, all right, showed 33% (16-56%) and 6/18."""
     rows = []
     for r in results["results"]:
+        r = _so_far(r) if live else r
         lo, hi = r.get("ci95") or (r["accuracy"], r["accuracy"])
         lat = r.get("median_latency_s")
         rows.append({
             "contestant": r["label"], "accuracy %": round(100 * r["accuracy"], 1),
-            "95% interval": f"{100 * lo:.0f}–{100 * hi:.0f}%", "correct": f"{r['correct']}/{r['total']}",
+            "95% interval": f"{100 * lo:.0f}–{100 * hi:.0f}%", "correct": r.get("correct_text") or f"{r['correct']}/{r['total']}",
             "errors": r["errors"], "median latency s": None if lat is None else round(lat, 2),
             "tokens / 100 q": r["tokens_per_100"],
             "cost / 100 q": _money(chart_cost_per_100(r), r.get("equivalent_cost_per_100_usd") is not None),
         })
     return pd.DataFrame(rows, columns=SCOREBOARD_COLUMNS)
+
+
+def _so_far(row: dict) -> dict:
+    answered, total, correct = row["answered"], row["total"], row["correct"]
+    if answered >= total:
+        return row
+    lo, hi = wilson_interval(correct, answered) if answered else (0.0, 1.0)
+    return {**row, "accuracy": correct / answered if answered else 0.0, "ci95": [lo, hi],
+            "correct_text": f"{correct}/{answered} so far (of {total})"}
 
 
 def drilldown_frame(results: dict, max_answer_chars: int = 400) -> pd.DataFrame:

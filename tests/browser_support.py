@@ -79,3 +79,14 @@ def upload_training_file(page, path: Path, timeout_ms: int = 60_000) -> None:
     expect(page.locator("#ft-upload")).to_be_visible(timeout=timeout_ms)
     page.locator("#ft-upload input[type=file]").set_input_files(str(path))
     expect(page.get_by_text(path.name)).to_be_visible(timeout=timeout_ms)
+
+
+def choose_demo_scenario(page, title: str, timeout_ms: int = 60_000) -> None:
+    """In the Start tab: pick the demo scenario `title` and wait for its pitch, which the server's answer
+    to that pick shows (with the steps table and the step buttons it has): a run started before then
+    found the page still showing the first scenario's table."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Start").click()
+    page.get_by_label(title).check()
+    expect(page.get_by_text(f"{title}.", exact=True)).to_be_visible(timeout=timeout_ms)

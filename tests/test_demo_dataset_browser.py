@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, choose_demo_scenario, running_app
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +22,7 @@ def test_the_dataset_tab_opened_mid_run_shows_the_rows_the_demo_wrote(tmp_path) 
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.get_by_label("Step-by-step reasoning").check()
+        choose_demo_scenario(page, "Step-by-step reasoning")
         page.get_by_role("button", name="▶ Run all steps").click()
         # Load (50 rows) and hold-out (10 leave) are done once the fine-tune's row says it is running.
         running = page.locator("#demo-steps [role=row]", has_text="Fine-tune the student").filter(has_text="running…")

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app, start_fine_tune_from_file
+from tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    choose_demo_scenario,
+    running_app,
+    start_fine_tune_from_file,
+)
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("DISTILL_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="distill-shots-"))
@@ -128,8 +134,7 @@ def test_a_tiny_fine_tune_draws_its_loss_curve_as_it_trains(page, tmp_path) -> N
 def test_the_reasoning_demo_runs_from_data_to_scoreboard(page) -> None:
     from playwright.sync_api import expect
 
-    page.get_by_role("tab", name="Start").click()
-    page.get_by_label("Step-by-step reasoning").check()
+    choose_demo_scenario(page, "Step-by-step reasoning")
     page.get_by_role("button", name="▶ Run all steps").click()
     # While it runs only Stop is live (a second click on a step would start a second job).
     expect(page.get_by_role("button", name="■ Stop")).to_be_enabled(timeout=30_000)

@@ -38,6 +38,7 @@ def choose(page, field, option: str) -> None:
 
 def options(page, field) -> list[str]:
     field.click()
+    playwright_api.expect(page.get_by_role("option").first).to_be_visible()  # read the list once it is open
     names = [o.inner_text().strip() for o in page.get_by_role("option").all()]
     page.keyboard.press("Escape")
     return names
@@ -95,6 +96,9 @@ def test_own_key_typed_in_settings_end_to_end_then_a_second_visitor_sees_none_of
 
     # Editing the endpoint (a capability, the key again) leaves the roles as the visitor set them.
     choose(a, a.get_by_label("Endpoint to edit"), "myopenai")
+    # The server's answer to that pick fills the form and empties the key box: wait for it, or it can
+    # empty the key typed below.
+    expect(a.get_by_label("API key")).to_have_attribute("placeholder", re.compile("^Key: typed"), timeout=30_000)
     a.get_by_label("API key").fill(KEY)
     a.get_by_role("button", name="Save endpoint").click()
     expect(a.get_by_text("Saved 'myopenai'")).to_be_visible(timeout=30_000)

@@ -97,7 +97,8 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     expect(page.get_by_label("Teacher: model")).to_have_value("SmolLM2-135M-Instruct", timeout=30_000)
 
     _choose(page, "Endpoint to edit", "openai")
-    expect(page.get_by_label("Base URL")).to_be_disabled()  # a built-in: only its key can be typed
+    # (The server's answer to the pick; the key is typed only after it: it empties the key box.)
+    expect(page.get_by_label("Base URL")).to_be_disabled(timeout=30_000)  # a built-in: only its key can be typed
     page.get_by_label("API key").fill(KEY)
     page.get_by_role("button", name="Save endpoint").click()
     expect(status).to_contain_text("OpenAI key: typed (this session)", timeout=30_000)
@@ -131,7 +132,7 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     _open_settings(page, url)
     expect(page.locator("#endpoints-table")).to_contain_text("mine", timeout=30_000)
     _choose(page, "Endpoint to edit", "mine")
-    expect(page.get_by_label("API key")).to_have_attribute("placeholder", re.compile("^Key: missing"))
+    expect(page.get_by_label("API key")).to_have_attribute("placeholder", re.compile("^Key: missing"), timeout=30_000)
 
     # ...and with keys, when ticked: the key comes back from this browser's storage.
     page.get_by_label("API key").fill(KEY)
@@ -143,7 +144,7 @@ def test_typed_key_updates_status_clears_box_and_is_remembered_only_when_asked(a
     _open_settings(page, url)
     expect(page.locator("#endpoints-table")).to_contain_text("mine", timeout=30_000)
     _choose(page, "Endpoint to edit", "mine")
-    expect(page.get_by_label("API key")).to_have_attribute("placeholder", re.compile("^Key: typed"))
+    expect(page.get_by_label("API key")).to_have_attribute("placeholder", re.compile("^Key: typed"), timeout=30_000)
     assert KEY not in page.content()
 
 

@@ -78,9 +78,14 @@ def _review(bench_dd: str | None, visitor: str | None) -> dict[str, Any]:
 
 @outputs("bench_dd")
 def list_benchmarks(visitor: str | None, bench_dd: str | None) -> dict[str, Any]:
-    """On page load: the visitor's own benchmarks (made in an earlier visit) join the list."""
+    """On page load: the visitor's own benchmarks (made in an earlier visit) join the list. The pick is
+    left alone when it is listed: this answer can come after an upload made the moment the page opened
+    (a loaded server), and setting the pick it read at load put the list back on a sample, which the
+    run then scored (seen in chromium)."""
     choices = bench_choices(visitor)
-    return {"bench_dd": gr.Dropdown(choices=choices, value=bench_dd if bench_dd in choices else choices[0])}
+    if bench_dd in choices:
+        return {"bench_dd": gr.update(choices=choices)}
+    return {"bench_dd": gr.update(choices=choices, value=choices[0])}
 
 
 @outputs("leak_md", "review_df", "save_review_btn")

@@ -156,5 +156,15 @@ def test_made_benchmarks_are_listed_again_on_a_later_visit():
     drafts.save_draft(visitor, paraphrase_dataset()[0])
     made = hold_out(visitor, 5, "auto", 0)["bench_dd"].value
     listed = list_benchmarks(visitor, "person_bench.jsonl")["bench_dd"]
-    assert made in [c[0] for c in listed.choices] and listed.value == "person_bench.jsonl"
-    assert list_benchmarks(None, None)["bench_dd"].value == "person_bench.jsonl"
+    assert made in listed["choices"]
+    assert list_benchmarks(None, None)["bench_dd"]["value"] == "person_bench.jsonl"
+
+
+def test_the_page_load_list_leaves_a_listed_pick_alone():
+    """Its answer can arrive after an upload made the moment the page opened: it must not put the list
+    back on the pick it read at load (the run would score that sample, not the upload)."""
+    from components.evaluate_bench import UPLOADED, list_benchmarks
+
+    for pick in ("person_bench.jsonl", UPLOADED):
+        assert "value" not in list_benchmarks("visitor-bench-tab-3", pick)["bench_dd"]
+    assert list_benchmarks("visitor-bench-tab-3", "gone.jsonl")["bench_dd"]["value"] == "person_bench.jsonl"

@@ -9,7 +9,12 @@ times the engine's decoder (its cached conversion: pipeline/local/engine.py `loa
 threads and on the engine's per-step choice ("auto"), for one stream and three decoded together,
 with `_step_rate` from benchmarks/local_decode.py.
 
-    .venv/bin/python benchmarks/decode_waits.py [--rounds 3] [--spins 10000] [--json]
+    .venv/bin/python benchmarks/decode_waits.py [--rounds 3] [--spins 10000] [--json] [--contend 2]
+
+`--contend N` runs a neighbour beside each measuring process, as a fine-tune or another visitor's
+work shares a Space: fp32 matmuls on N threads with sleeping waits (as the training subprocess
+gets). Its own rate is reported too (matmuls/s while each setting decoded): a wait setting that
+spins takes CPU from the neighbour, which the decoder's rate alone does not show.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,14 +42,46 @@ def child() -> dict:
     from pipeline.local.engine import load_fast
 
     decoder = load_fast(weights.base_model_dir())
-    rates = {}
+    rates: dict = {"decoding_from": time.time()}
     chooser = threads.ThreadChooser((1, 2))
     for count in (1, 2, "auto"):
         for streams in (1, 3):
             rates[f"{count}thr_{streams}streams"] = round(_step_rate(decoder, streams, count if count != "auto"
                                                                      else chooser, steps=96)[0], 1)
     torch.set_num_threads(1)
+    rates["decoding_until"] = time.time()
     return rates
+
+
+NEIGHBOUR = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+a, done, said = torch.randn(512, 512), 0, time.time()
+print("ready", flush=True)
+while True:
+    a @ a
+    done += 1
+    if time.time() - said >= 0.2:
+        said = time.time()
+        print(said, done, flush=True)
+"""
+
+
+def start_neighbour(threads: int, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(threads)], env=env | {"OMP_WAIT_POLICY": "PASSIVE"},
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def neighbour_rate(proc: subprocess.Popen, window: tuple[float, float]) -> float:
+    """The neighbour's matmuls per second while the child decoded (its progress lines inside `window`)."""
+    proc.kill()
+    out, _ = proc.communicate(timeout=30)
+    marks = [tuple(map(float, line.split())) for line in out.splitlines() if line.strip()]
+    inside = [(t, n) for t, n in marks if window[0] <= t <= window[1]]
+    (t0, n0), (t1, n1) = inside[0], inside[-1]
+    return round((n1 - n0) / (t1 - t0), 1)
 
 
 def main() -> int:
@@ -51,6 +89,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--spins", default="10000", help="comma-separated GOMP_SPINCOUNT values to compare")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--contend", type=int, default=0, help="threads of a neighbour process (0 = none)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -64,10 +103,21 @@ def main() -> int:
     runs: dict[str, list[dict]] = {name: [] for name in settings}
     for _ in range(args.rounds):
         for name, extra in settings.items():
-            out = subprocess.run([sys.executable, __file__, "--child"], env=base | extra, cwd=ROOT,
-                                 capture_output=True, text=True, check=True).stdout
-            runs[name].append(json.loads(out.strip().splitlines()[-1]))
-    result = {"machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "nproc": os.cpu_count(),
+            neighbour = start_neighbour(args.contend, base) if args.contend else None
+            try:
+                out = subprocess.run([sys.executable, __file__, "--child"], env=base | extra, cwd=ROOT,
+                                     capture_output=True, text=True, check=True).stdout
+            except BaseException:
+                if neighbour:
+                    neighbour.kill()
+                raise
+            rates = json.loads(out.strip().splitlines()[-1])
+            window = (rates.pop("decoding_from"), rates.pop("decoding_until"))
+            if neighbour:
+                rates["neighbour_matmuls_s"] = neighbour_rate(neighbour, window)
+            runs[name].append(rates)
+    result = {"contend_threads": args.contend,
+              "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "nproc": os.cpu_count(),
                           "load_average_at_end": os.getloadavg(),
                           "env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
                                                              "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}},

@@ -82,7 +82,7 @@ def _env_after_import(extra: dict[str, str]) -> dict:
     import sys
     from pathlib import Path
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | extra
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "DISTILL_DECODE_THREADS")} | extra
     code = ("import json, os; from pipeline.local.standby import trainer_env; t = trainer_env(); "
             "print(json.dumps({'spin': os.environ.get('GOMP_SPINCOUNT'), 'policy': os.environ.get('OMP_WAIT_POLICY'), "
             "'trainer': [t.get('OMP_WAIT_POLICY'), t.get('GOMP_SPINCOUNT')]}))")
@@ -91,11 +91,18 @@ def _env_after_import(extra: dict[str, str]) -> dict:
     return json.loads(out.splitlines()[-1])
 
 
-def test_threads_sleep_by_default_and_a_spin_is_the_decoders_alone():
-    # Nothing set: sleeping waits everywhere (spinning threads stalled steps on a shared CPU).
-    assert _env_after_import({}) == {"spin": None, "policy": "PASSIVE", "trainer": ["PASSIVE", None]}
-    # A short spin asked for at launch: the decoding process spins briefly, the trainer still sleeps.
-    assert _env_after_import({"GOMP_SPINCOUNT": "10000"}) == {"spin": "10000", "policy": None,
-                                                             "trainer": ["PASSIVE", None]}
+def test_the_decoder_spins_briefly_where_it_chooses_its_threads_and_the_trainer_always_sleeps():
+    # Nothing set (threads "auto"): a short spin for the decoding process, sleeping waits for the trainer.
+    assert _env_after_import({}) == {"spin": "10000", "policy": None, "trainer": ["PASSIVE", None]}
+    assert _env_after_import({"DISTILL_DECODE_THREADS": "1"})["spin"] == "10000"
+    # A fixed count of 2+ threads cannot fall back to one under contention: sleeping waits.
+    for fixed in ("2", "0"):
+        assert _env_after_import({"DISTILL_DECODE_THREADS": fixed}) == {"spin": None, "policy": "PASSIVE",
+                                                                        "trainer": ["PASSIVE", None]}
+    # Wait settings given at launch are kept; the trainer still sleeps unless a policy was given.
+    assert _env_after_import({"GOMP_SPINCOUNT": "500"}) == {"spin": "500", "policy": None,
+                                                           "trainer": ["PASSIVE", None]}
+    assert _env_after_import({"OMP_WAIT_POLICY": "PASSIVE"}) == {"spin": None, "policy": "PASSIVE",
+                                                                "trainer": ["PASSIVE", None]}
     assert _env_after_import({"OMP_WAIT_POLICY": "ACTIVE"}) == {"spin": None, "policy": "ACTIVE",
                                                                "trainer": ["ACTIVE", None]}

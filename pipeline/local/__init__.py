@@ -1,18 +1,29 @@
 """The embedded OpenAI-compatible backend (SmolLM2 serving + LoRA fine-tuning). See runtime.py.
 
 How torch's OpenMP threads wait between two parallel ops, set here because it takes effect only when
-torch has not been imported yet. Spinning waits made torch many times slower when the CPU is shared
-(the trainer subprocess, the UI, other visitors): one decode step took 8x longer with 2 spinning
-threads than with 1, and even a short spin (GOMP_SPINCOUNT=10000) made two-thread steps 2-9x slower
-than sleeping waits while another process used both cores. So threads sleep at once (PASSIVE).
-
-On a machine that decodes alone, the short spin is faster: a decode step runs ~150 short parallel ops
-and waking a sleeping second thread for each costs about a quarter of a two-thread step (one stream
-~100 tokens/s vs 64-87 natively, docs/bench/backend.md). `GOMP_SPINCOUNT=10000` at launch opts in (the
-training subprocess keeps sleeping waits, standby.py `trainer_env`); an OMP_WAIT_POLICY set at launch is kept.
+torch has not been imported yet. A decode step runs ~150 short parallel ops; with two threads, waking a
+sleeping second thread for each costs about a quarter of a step. So the decoder's threads spin briefly
+first (`GOMP_SPINCOUNT=10000`, ~0.1 ms, then sleep), measured side by side with sleeping at once
+(`benchmarks/decode_waits.py`, docs/bench/backend.md):
+- idle machine, the engine's own thread choice (the default): one stream 64.0 vs 44.6 tokens/s,
+  three streams 125.3 vs 94.5;
+- another process keeping both cores busy: 43.9 vs 42.4 and 81.6 vs 89.3, and that neighbour did
+  as much work beside either (418 vs 386 matmuls/s). The engine times its steps and falls back to one
+  thread, where no thread waits.
+A fixed count of two or more threads (`DISTILL_DECODE_THREADS=2`, or 0 = torch's default) cannot fall
+back: there the spin made two-thread steps 3-9x slower under contention (9.7 vs 36.3 tokens/s), so
+threads sleep at once (`OMP_WAIT_POLICY=PASSIVE`). Wait settings given at launch are kept as they are,
+and the training subprocess always sleeps (standby.py `trainer_env`: a step is a few hundred large ops).
 """
 
 import os
 
-if "GOMP_SPINCOUNT" not in os.environ:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from pipeline.config import DECODE_THREADS
+
+SPINCOUNT = "10000"
+
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    if os.environ.get(DECODE_THREADS.name, "auto").strip().lower() in ("", "auto", "1"):
+        os.environ["GOMP_SPINCOUNT"] = SPINCOUNT  # the engine picks 1 or 2 threads per step by timing them
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

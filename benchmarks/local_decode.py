@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # Over HTTP the baseline (`generate`) runs with torch's usual OpenMP waits (spinning ~3 ms), its best case
 # on an idle machine, and the backend in this process with them too. --steps keeps the backend's own
-# default (sleeping waits unless GOMP_SPINCOUNT is given, pipeline/local/__init__.py): what the app does.
+# default (a short spin where the engine chooses its threads, pipeline/local/__init__.py): what the app does.
 if "--steps" not in sys.argv:
     os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 PROMPTS = ["Write a long story about a dragon who learns to bake bread.",

@@ -105,8 +105,12 @@ def test_reasoning_scenario_end_to_end_on_the_local_backend(local, monkeypatch) 
 
 
 def test_person_keeps_its_shipped_benchmark_and_says_why() -> None:
+    from pipeline.demo.actions import about_benchmark
+
     person = load_scenario("person")
     assert "holdout" not in person.steps and "shipped" in person.benchmark_note
+    said = about_benchmark("person_bench.jsonl", held_out=False, note=person.benchmark_note)
+    assert said == person.benchmark_note and said.count("The benchmark") == 1  # once, not "The benchmark: The benchmark is"
     reasoning = load_scenario("reasoning")
     assert reasoning.steps.index("holdout") < reasoning.steps.index("finetune") and reasoning.holdout == 10
 

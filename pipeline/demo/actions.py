@@ -218,6 +218,15 @@ def step_compare(ctx: StepContext) -> StepResult:
                       details={"question": item.question, "expected": item.expected, "panes": panes})
 
 
+def about_benchmark(name: str, *, held_out: bool, note: str = "") -> str:
+    """The scoreboard's last sentence: where its questions came from. A scenario's own note is a whole
+    sentence already ("The benchmark is the shipped one: ..."; prefixed, it read "The benchmark: The
+    benchmark is ...")."""
+    if held_out:
+        return f"The benchmark: held out of this demo's own data (`{name}`)."
+    return note or f"The benchmark: the shipped `{name}`."
+
+
 def step_benchmark(ctx: StepContext) -> StepResult:
     bench = _benchmark(ctx)
     items = load_benchmark(bench)
@@ -241,11 +250,9 @@ def step_benchmark(ctx: StepContext) -> StepResult:
     real = sum(r["cost_usd"] or 0.0 for r in results["results"])
     equivalent = sum(usage_cost_usd(_equivalent_model(r["label"]), r["input_tokens"], r["output_tokens"]) or 0.0
                      for r in results["results"]) if all_local else None
-    source = (f"held out of this demo's own data (`{bench.name}`)" if ctx.run.benchmark else
-              ctx.scenario.benchmark_note or f"the shipped `{bench.name}`")
     said = " ".join(results["verdicts"])
     return StepResult("benchmark", "Scoreboard on held-out questions: " + ", ".join(board) + f". {said} "
-                      f"The benchmark: {source}", 0,
+                      + about_benchmark(bench.name, held_out=bool(ctx.run.benchmark), note=ctx.scenario.benchmark_note), 0,
                       cost_usd=0.0 if all_local else real, equivalent_usd=equivalent,
                       details={"results": results["results"], "verdicts": results["verdicts"],
                                "comparisons": results["comparisons"], "benchmark": bench.name})

@@ -113,8 +113,9 @@ def probe(budget_s: float = 0.5) -> dict:
     """Times the same matmul in fp32 and bf16 on one thread, alternating, and compares each format's
     fastest call. Another process's load slows some calls of both formats; it cannot make the fastest
     bf16 call slower than the fastest fp32 one where bf16 is really ~4x faster. (The first version
-    took each format's mean, fp32's calls first: load during the bf16 half once turned AMX into "no
-    native bf16" under the test suite's own load.)"""
+    took each format's mean, fp32's calls first, so load during the bf16 half alone could turn AMX
+    into "no native bf16": it fell under 1.2x in 1 of 40 loaded rounds, and most likely did so once
+    under the test suite; docs/bench/backend.md.)"""
     import torch
 
     threads = torch.get_num_threads()

@@ -126,9 +126,13 @@ def tick_batches(settings: SessionSettings, visitor: str | None, batch_kind: str
 
 @outputs(*LIST)
 def follow_kind(visitor: str | None, batch_kind: str, batch_dd: str | None) -> dict[str, Any]:
-    """On page load (a refresh, a restart, a day away): the same list, no provider call yet."""
+    """On page load (a refresh, a restart, a day away): the same list, no provider call yet.
+
+    The timer starts even with nothing moving: this answer was read when the page opened and can
+    arrive after a batch submitted in the first moment, whose own answer it then blanks. The next
+    beat lists the records again (and stops the timer if nothing moves), instead of a reload."""
     try:
-        return listing(visitor, batch_kind, batch_dd)
+        return {**listing(visitor, batch_kind, batch_dd), "batch_timer": gr.update(active=True)}
     except Exception as exc:  # noqa: BLE001 - the page must load: say what went wrong and go on
         warn(exc)
         return {}

@@ -24,12 +24,15 @@ def scoreboard_frame(results: dict, live: bool = False) -> pd.DataFrame:
     benchmark, a contestant that had answered 6 of 18, all right, showed 33% (16-56%) and 6/18."""
     rows = []
     for r in results["results"]:
-        r = _so_far(r) if live else r
+        partial = live and r["answered"] < r["total"]
+        if partial:
+            r = _over_answered(r)
         lo, hi = r.get("ci95") or (r["accuracy"], r["accuracy"])
         lat = r.get("median_latency_s")
+        correct = f"{r['correct']}/{r['answered']} so far (of {r['total']})" if partial else f"{r['correct']}/{r['total']}"
         rows.append({
             "contestant": r["label"], "accuracy %": round(100 * r["accuracy"], 1),
-            "95% interval": f"{100 * lo:.0f}–{100 * hi:.0f}%", "correct": r.get("correct_text") or f"{r['correct']}/{r['total']}",
+            "95% interval": f"{100 * lo:.0f}–{100 * hi:.0f}%", "correct": correct,
             "errors": r["errors"], "median latency s": None if lat is None else round(lat, 2),
             "tokens / 100 q": r["tokens_per_100"],
             "cost / 100 q": _money(chart_cost_per_100(r), r.get("equivalent_cost_per_100_usd") is not None),
@@ -37,13 +40,11 @@ def scoreboard_frame(results: dict, live: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SCOREBOARD_COLUMNS)
 
 
-def _so_far(row: dict) -> dict:
-    answered, total, correct = row["answered"], row["total"], row["correct"]
-    if answered >= total:
-        return row
+def _over_answered(row: dict) -> dict:
+    """The row's accuracy and interval over the questions answered so far."""
+    answered, correct = row["answered"], row["correct"]
     lo, hi = wilson_interval(correct, answered) if answered else (0.0, 1.0)
-    return {**row, "accuracy": correct / answered if answered else 0.0, "ci95": [lo, hi],
-            "correct_text": f"{correct}/{answered} so far (of {total})"}
+    return {**row, "accuracy": correct / answered if answered else 0.0, "ci95": [lo, hi]}
 
 
 def drilldown_frame(results: dict, max_answer_chars: int = 400) -> pd.DataFrame:

@@ -74,11 +74,15 @@ def upload_training_file(page, path: Path, timeout_ms: int = 60_000) -> None:
 
     page.get_by_role("tab", name="Fine-tune").click()
     page.get_by_label("Upload a file").check()
-    # The file box is shown by the server's answer to that click: a file set before then can go to an
-    # input the page is about to redraw (seen once in a full run under load: the name never appeared).
+    # The file box is shown by the server's answer to that click: a file set before then would go to an
+    # input the page has not drawn yet.
     expect(page.locator("#ft-upload")).to_be_visible(timeout=timeout_ms)
     page.locator("#ft-upload input[type=file]").set_input_files(str(path))
-    expect(page.get_by_text(path.name)).to_be_visible(timeout=timeout_ms)
+    # The finished upload is a table row whose cell is named after the file. Its text cannot be matched:
+    # it is split as "riddles .jsonl" (stem and extension in two spans). A text match only ever caught
+    # the progress line shown while the upload runs, and missed it when the upload was quick.
+    expect(page.locator("#ft-upload").get_by_role("cell", name=path.name, exact=True)).to_be_visible(
+        timeout=timeout_ms)
 
 
 def choose_demo_scenario(page, title: str, timeout_ms: int = 60_000) -> None:

@@ -42,8 +42,6 @@ def test_start_reload_reattach_and_cancel(running_app, tmp_path) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(demo.local_url)
-        # (The helper waits for the file box the radio's answer shows: without that wait the name once
-        # never appeared in a full fresh-clone run.)
         upload_training_file(page, train, timeout_ms=90_000)
         page.get_by_role("button", name="Check data and cost").click()
         expect(page.get_by_text("180 training examples, 20 validation")).to_be_visible(timeout=30_000)

@@ -231,9 +231,58 @@ def test_unmerged_adapter_gives_the_merged_models_logits(tiny_model, tmp_path, t
     # layer's output plus x A^T B^T (scaling folded in), and the base decoder is left untouched.
     base = FastLlama(tiny_model, weights="int4")
     tuned4 = base.with_adapter(tmp_path)
-    layer, x = tuned4.layers[0].wqkv, torch.randn(2, tiny_model.config.hidden_size)
-    assert torch.equal(layer(x), torch.addmm(base.layers[0].wqkv(x).float(), x @ layer.a_t, layer.b_t))
-    assert type(base.layers[0].wqkv).__name__ == "Int4"
+    a_t, b_t = tuned4.lora[(0, "wqkv")]
+    x = torch.randn(2, tiny_model.config.hidden_size)
+    projected = base._project(x, 0, "wqkv", [(0, 2, tuned4.lora)])
+    assert torch.equal(projected, torch.addmm(base.layers[0].wqkv(x).float(), x @ a_t, b_t))
+    assert tuned4.layers is base.layers and not base.lora and type(base.layers[0].wqkv).__name__ == "Int4"
+
+
+def _steps_apart_and_together(decoders, prompts_ids, tokens):
+    """Greedy tokens and every step's logits of each decoder's prompt: decoded alone, then all in one pass."""
+    apart = []
+    for fast, ids in zip(decoders, prompts_ids, strict=True):
+        cache, logits, rows = fast.new_cache(), None, []
+        logits = fast.forward([(ids, cache)])[0]
+        for _ in range(tokens):
+            rows.append(logits)
+            logits = fast.forward([([int(logits.argmax())], cache)])[0]
+        apart.append(rows)
+    root = decoders[0].root
+    caches = [fast.new_cache() for fast in decoders]
+    logits = root.forward_together([(fast, [(ids, cache)])
+                                    for fast, ids, cache in zip(decoders, prompts_ids, caches, strict=True)])
+    together = [[] for _ in decoders]
+    for _ in range(tokens):
+        for rows, row in zip(together, logits, strict=True):
+            rows.append(row)
+        logits = root.forward_together([(fast, [([int(rows[-1].argmax())], cache)])
+                                        for fast, rows, cache in zip(decoders, together, caches, strict=True)])
+    return apart, together
+
+
+@pytest.mark.parametrize("weights_kind", ["int4", "int8", "dense"])
+def test_base_and_fine_tuned_models_decode_in_one_pass_with_their_own_numbers(tiny_model, tmp_path, weights_kind):
+    """The three chat panes (base, fine-tuned, teacher = base) and the base-vs-fine-tuned benchmark read the
+    weights once per step: every row of a shared pass gets the logits it gets in its own decoder's pass,
+    the fine-tuned rows with their adapter's delta and the base rows without it."""
+    _random_adapter(tiny_model, tmp_path / "a")
+    _random_adapter(tiny_model, tmp_path / "b", ["q_proj", "v_proj", "down_proj"])
+    base = FastLlama(tiny_model, weights=weights_kind)
+    tuned_a, tuned_b = base.with_adapter(tmp_path / "a"), base.with_adapter(tmp_path / "b")
+    prompts = [[1, 9690, 198, 2683, 359], [1, 9690, 198, 2683, 359], [1, 30, 40, 50], [1, 30, 40, 50, 60, 70]]
+    decoders = [base, tuned_a, base, tuned_b]  # rows: base, fine-tuned a, base again, fine-tuned b
+    apart, together = _steps_apart_and_together(decoders, prompts, 6)
+    for rows_apart, rows_together in zip(apart, together, strict=True):
+        for alone, shared in zip(rows_apart, rows_together, strict=True):
+            if weights_kind == "int8":  # the shared prefill has 20 rows: int8 takes its dense copy from 8 rows
+                assert (alone - shared).abs().max() < 0.01
+            else:
+                assert torch.equal(alone, shared)
+            assert int(alone.argmax()) == int(shared.argmax())
+    assert not torch.allclose(apart[0][0], apart[1][0], atol=1e-2)  # same prompt: the adapter made a difference
+    with pytest.raises(ValueError):
+        tuned_a.forward_together([(base, [([1], base.new_cache())])])  # a pass is run by the base's decoder
 
 
 def test_engine_serves_a_fine_tuned_model_without_merging(tiny_model, tmp_path, monkeypatch):
@@ -263,6 +312,47 @@ def test_engine_serves_a_fine_tuned_model_without_merging(tiny_model, tmp_path, 
     expected = engine._models["tiny"].with_adapter(tmp_path / "adapter")
     ids = engine.encode_chat([{"role": "user", "content": "hi"}])
     assert tuned == _greedy_together(expected, [ids], 8)[0][:len(tuned)] and tuned != base
+
+
+def test_the_engine_decodes_base_and_fine_tuned_requests_in_shared_passes(tiny_model, tmp_path, monkeypatch):
+    """Chat panes asking the base and a fine-tuned model at once: each step is one pass for all of them,
+    and each gets the answer it gets alone."""
+    import asyncio
+
+    from pipeline.local.engine import Engine, GenRequest
+
+    _random_adapter(tiny_model, tmp_path / "adapter")
+    engine = Engine(weights.tiny_model_dir, "tiny", lambda m: tmp_path / "adapter" if m == "ft:tiny" else None)
+    engine.wait_ready(timeout=300)
+    passes: list[list[str]] = []
+    together = FastLlama.forward_together
+
+    def recorded(self, parts):
+        passes.append(["ft" if model.lora else "base" for model, _ in parts])
+        return together(self, parts)
+
+    monkeypatch.setattr(FastLlama, "forward_together", recorded)
+
+    async def answers(model_ids: list[str]) -> list[list[int]]:
+        requests = [GenRequest(model_id=m, prompt_ids=engine.encode_chat([{"role": "user", "content": "hi"}]),
+                               max_tokens=8, temperature=0.0, loop=asyncio.get_running_loop(), out=asyncio.Queue())
+                    for m in model_ids]
+        for request in requests:
+            engine.submit(request)
+        for request in requests:
+            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
+                pass
+        return [r.generated for r in requests]
+
+    try:
+        alone = [asyncio.run(answers([m]))[0] for m in ("tiny", "ft:tiny")]
+        passes.clear()
+        shared = asyncio.run(answers(["tiny", "ft:tiny", "tiny"]))
+    finally:
+        engine.shutdown()
+    assert shared == [alone[0], alone[1], alone[0]] and alone[0] != alone[1]
+    assert ["base", "ft"] in passes  # one pass held the base rows and the fine-tuned row
+    assert all(len(p) == len(set(p)) for p in passes)  # each decoder's rows once per pass, not a pass per row
 
 
 def test_tokenizer_loads_without_the_model_config_import_chain():

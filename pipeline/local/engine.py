@@ -1,9 +1,11 @@
-"""The model engine: one worker thread decodes every active request, batching those on the same model.
+"""The model engine: one worker thread decodes every active request, batching those on the same weights.
 
 HTTP handlers submit a `GenRequest` and read its deltas from an asyncio queue. The worker prefills new
-requests, then runs one decoding step for all active requests per model in a single batched forward
-(see fastlm.py), so three concurrent chat panes share the cost of one pass and never share state: each
-request owns its KV cache, sampler generator and output queue.
+requests, then runs one decoding step for all active requests in a single batched forward per set of
+weights (see fastlm.py): the base model and the fine-tuned models served as its weights plus a LoRA
+adapter go through one pass together. So three concurrent chat panes (base, fine-tuned, teacher) share
+the cost of one pass and never share state: each request owns its KV cache, sampler generator and output
+queue.
 """
 
 from __future__ import annotations
@@ -149,6 +151,9 @@ class GenRequest:
                 self.loop.call_soon_threadsafe(self.out.put_nowait, item)
             except RuntimeError:  # its loop has ended (a stopping server or batch runner): nobody reads
                 self.cancelled = True
+
+
+Part = tuple[FastLlama, list["GenRequest"]]  # requests of one decoder within a pass
 
 
 class Engine:
@@ -335,18 +340,33 @@ class Engine:
             return any(not r.low_priority and r.finish_reason is None and not r.cancelled
                        for r in (*self._pending, *self._admitting, *self._active))
 
-    def _start(self, requests: list[GenRequest]) -> None:
-        """Prefill the prompts of requests that arrived together, one forward pass per model: the demo's
-        36 benchmark prompts took 36 passes of a few dozen rows each, now one of all their rows."""
-        by_model: dict[str, list[GenRequest]] = {}
+    def _by_weights(self, requests: list[GenRequest]) -> list[tuple[FastLlama, list[Part]]]:
+        """The requests grouped for one pass each: per set of weights (a base decoder), per decoder made
+        from it (the base itself, fine-tuned ones). A request whose model cannot be had fails alone."""
+        passes: dict[int, dict[int, Part]] = {}
+        roots: dict[int, FastLlama] = {}
         for request in requests:
-            by_model.setdefault(request.model_id, []).append(request)
-        for model_id, group in by_model.items():
             try:
-                model = self._model(model_id)
-                for request in group:
-                    request.cache = model.new_cache()
-                rows = model.forward([(r.prompt_ids, r.cache) for r in group])
+                model = self._model(request.model_id)
+            except Exception as exc:  # e.g. an adapter file gone: this request ends, the others go on
+                log.exception("the model of a request could not be loaded")
+                self._fail(request, str(exc))
+                continue
+            roots[id(model.root)] = model.root
+            passes.setdefault(id(model.root), {}).setdefault(id(model), (model, []))[1].append(request)
+        return [(roots[key], list(parts.values())) for key, parts in passes.items()]
+
+    def _start(self, requests: list[GenRequest]) -> None:
+        """Prefill the prompts of requests that arrived together, one forward pass per set of weights: the
+        demo's 36 benchmark prompts (18 for the base, 18 for the fine-tuned model) take one pass."""
+        for root, parts in self._by_weights(requests):
+            group = [request for _, part in parts for request in part]
+            try:
+                for model, part in parts:
+                    for request in part:
+                        request.cache = model.new_cache()
+                rows = root.forward_together([(model, [(r.prompt_ids, r.cache) for r in part])
+                                              for model, part in parts])
             except Exception as exc:
                 if len(group) > 1:  # e.g. one prompt too long: each alone, so only that one fails
                     for request in group:
@@ -379,13 +399,10 @@ class Engine:
         return self._active
 
     def _step(self) -> None:
-        by_model: dict[str, list[GenRequest]] = {}
-        for request in self._stepping():
-            by_model.setdefault(request.model_id, []).append(request)
-        for model_id, group in by_model.items():
+        for root, parts in self._by_weights(self._stepping()):
+            group = [request for _, part in parts for request in part]
             try:
-                model = self._model(model_id)
-                logits = self._timed_forward(model, group)
+                logits = self._timed_forward(root, parts)
             except Exception as exc:  # e.g. the context is full: end these requests, keep serving
                 log.exception("decoding step failed")
                 for request in group:
@@ -399,19 +416,21 @@ class Engine:
                     log.exception("sampling failed")
                     self._fail(request, f"decoding failed: {type(exc).__name__}")
 
-    def _timed_forward(self, model: FastLlama, group: list[GenRequest]) -> torch.Tensor:
+    def _timed_forward(self, root: FastLlama, parts: list[Part]) -> torch.Tensor:
         """One decoding step on the thread count the chooser picks; its wall time goes back to the chooser
         (not the first step after a change: OpenMP starts or parks threads then)."""
-        rows = [(r.feed, r.cache) for r in group]
+        rows = [(model, [(r.feed, r.cache) for r in part]) for model, part in parts]
         if self._chooser is None or len(self._chooser.candidates) == 1:
-            return model.forward(rows)
-        threads_now, wanted = torch.get_num_threads(), self._chooser.choose(len(group))
+            return root.forward_together(rows)
+        count = sum(len(part) for _, part in parts)
+        threads_now, wanted = torch.get_num_threads(), self._chooser.choose(count)
         if wanted != threads_now:
             torch.set_num_threads(wanted)
         start = time.perf_counter()
-        logits = model.forward(rows)
-        if wanted == threads_now and all(len(feed) == 1 for feed, _ in rows):  # forced tokens: not a step
-            self._chooser.record(len(group), wanted, time.perf_counter() - start)
+        logits = root.forward_together(rows)
+        single = all(len(feed) == 1 for _, segments in rows for feed, _ in segments)
+        if wanted == threads_now and single:  # forced tokens: not a step
+            self._chooser.record(count, wanted, time.perf_counter() - start)
         return logits
 
     @staticmethod

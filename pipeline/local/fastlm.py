@@ -6,7 +6,10 @@ This module keeps the linear weights in int4 or int8 (or bfloat16 / float32; see
 and gate/up into one matmul each, and decodes several sequences in one pass: the linear layers (where the
 weights are read from memory) run once for the whole batch, and only attention runs per sequence, each
 against its own KV cache. So concurrent streams share the cost of reading the weights. A fine-tuned
-model is the base's weights plus its LoRA adapter, applied unmerged in float32 (`with_adapter`).
+model is the base's weights plus its LoRA adapter, applied unmerged in float32 (`with_adapter`); its rows
+and the base model's (or other fine-tuned models') go through one pass together (`forward_together`):
+the three chat panes and the base-vs-fine-tuned benchmark read the weights once per step, not once per
+model.
 
 A decode step is ~30 layers x a handful of small ops, so each op's dispatch cost counts as much as its
 arithmetic. The layout is chosen to keep the op count low:
@@ -62,6 +65,11 @@ SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy
 def _aligned(t: torch.Tensor) -> torch.Tensor:
     """`t` itself when its data is 64-byte aligned, else an aligned copy (torch's allocator aligns to 64)."""
     return t if t.data_ptr() % ALIGN_BYTES == 0 else t.clone()
+
+
+Segment = tuple[list[int], KVCache]  # a sequence's new tokens and its cache
+Lora = dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]]  # (layer, fused weight) -> (A^T, B^T), float32
+AdapterRows = list[tuple[int, int, Lora]]  # [start, stop) rows of a pass and the adapter applied to them
 
 
 @dataclass
@@ -143,11 +151,17 @@ class FastLlama:
         inv_freq = 1.0 / (meta["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
         freqs = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
         self.rotation = torch.complex(freqs.cos(), freqs.sin())  # [positions, head_dim / 2]
+        # A fine-tuned decoder (with_adapter) is its base's weights (`root`) plus `lora`; the base is its own root.
+        self.root: FastLlama = self
+        self.lora: Lora = {}
 
     def with_adapter(self, adapter_dir: Path) -> FastLlama:
-        """This decoder plus a LoRA adapter applied unmerged in float32 (shares the base's weights).
+        """This decoder plus a LoRA adapter applied unmerged in float32 (shares the base's weights, and
+        decodes in one pass with it: forward_together).
 
         Raises qweights.UnsupportedAdapter for adapters that are not plain LoRA on the projections."""
+        if self.root is not self:
+            raise qweights.UnsupportedAdapter("this decoder already has an adapter")
         lora = qweights.read_lora(adapter_dir)
         if max((layer for layer, _ in lora), default=-1) >= len(self.layers):
             raise qweights.UnsupportedAdapter("the adapter has more layers than the model")
@@ -158,11 +172,8 @@ class FastLlama:
                   "up_proj": (hidden, self.intermediate), "down_proj": (self.intermediate, hidden)}
         fused = {"wqkv": ("q_proj", "k_proj", "v_proj"), "wo": ("o_proj",), "wgu": ("gate_proj", "up_proj"),
                  "wdown": ("down_proj",)}
-        clone = FastLlama.__new__(FastLlama)
-        clone.__dict__.update(self.__dict__)
-        clone.layers = []
-        for index, layer in enumerate(self.layers):
-            parts = {}
+        adapter: Lora = {}
+        for index in range(len(self.layers)):
             for field_name, names in fused.items():
                 if not any((index, n) in lora for n in names):
                     continue
@@ -176,9 +187,11 @@ class FastLlama:
                         b = _interleave(b, b.shape[0] // hd, hd)
                     a_list.append(a)
                     b_list.append(b)
-                parts[field_name] = qweights.WithLora(getattr(layer, field_name), torch.cat(a_list).t().contiguous(),
-                                                      torch.block_diag(*b_list).t().contiguous())
-            clone.layers.append(_Layer(**{**layer.__dict__, **parts}))
+                adapter[(index, field_name)] = (torch.cat(a_list).t().contiguous(),
+                                                torch.block_diag(*b_list).t().contiguous())
+        clone = FastLlama.__new__(FastLlama)
+        clone.__dict__.update(self.__dict__)  # the same weight tensors: nothing is copied
+        clone.root, clone.lora = self, adapter
         return clone
 
     def save(self, path: Path) -> None:
@@ -213,11 +226,6 @@ class FastLlama:
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, torch.float32)
 
-    @staticmethod
-    def _linear(x: torch.Tensor, weight: Weight) -> torch.Tensor:
-        """x @ weight.T in the activation dtype (float32 with an adapter); callers widen where needed."""
-        return weight(x)
-
     def _rotations(self, positions: list[int]) -> torch.Tensor:
         """[tokens, q/k/v heads * head_dim / 2] complex: RoPE for the q and k pairs, 1 for the v pairs.
 
@@ -227,12 +235,29 @@ class FastLlama:
         ones = torch.ones(len(positions), v_pairs, dtype=rows.dtype)
         return torch.cat([rows.repeat(1, self.heads + self.kv_heads), ones], dim=1)
 
-    @torch.inference_mode()
-    def forward(self, segments: list[tuple[list[int], KVCache]]) -> torch.Tensor:
+    def forward(self, segments: list[Segment]) -> torch.Tensor:
         """Append each segment's tokens to its cache; float32 logits of each segment's last token."""
+        return self.root.forward_together([(self, segments)])
+
+    @torch.inference_mode()
+    def forward_together(self, parts: list[tuple[FastLlama, list[Segment]]]) -> torch.Tensor:
+        """`forward` for the segments of several decoders made from this one (itself, and fine-tuned ones
+        from with_adapter) in one pass: logits in the order of `parts`. Each linear layer reads its weights
+        once for every row, then adds each adapter's delta to its own rows only, so a row gets the same
+        numbers as in a pass of its decoder alone."""
+        if any(model.root is not self for model, _ in parts):
+            raise ValueError("forward_together takes this decoder and the ones made from it by with_adapter")
+        segments = [segment for _, group in parts for segment in group]
         sizes = [len(tokens) for tokens, _ in segments]
+        adapters: AdapterRows = []
+        start = 0
+        for model, group in parts:
+            stop = start + sum(len(tokens) for tokens, _ in group)
+            if model.lora and stop > start:
+                adapters.append((start, stop, model.lora))
+            start = stop
         if max(sizes) == 1:
-            return self._decode(segments)
+            return self._decode(segments, adapters)
         positions = [p for (_, c), n in zip(segments, sizes, strict=True) for p in range(c.length, c.length + n)]
         if max(positions) >= self.max_positions:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
@@ -244,7 +269,7 @@ class FastLlama:
         x = self.embed[[t for tokens, _ in segments for t in tokens]].float()
         shape = (self.hidden,)
         for index, layer in enumerate(self.layers):
-            qkv = layer.wqkv(F.rms_norm(x, shape, layer.ln1, self.eps)).float()
+            qkv = self._project(F.rms_norm(x, shape, layer.ln1, self.eps), index, "wqkv", adapters).float()
             # RoPE: the weights put each pair (x_j, x_j+half) side by side, so rotating is one complex multiply
             # in place; q and k stay pair-interleaved (q.k is the same sum in another order).
             torch.view_as_complex(qkv.view(total, -1, 2)).mul_(rotation)
@@ -262,18 +287,33 @@ class FastLlama:
                     out = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed, enable_gqa=True)
                 outputs.append(out.transpose(0, 1).reshape(n, q_width))
                 start = stop
-            x.add_(layer.wo(torch.cat(outputs) if len(outputs) > 1 else outputs[0]))
-            self._mlp(x, layer)
+            x.add_(self._project(torch.cat(outputs) if len(outputs) > 1 else outputs[0], index, "wo", adapters))
+            self._mlp(x, index, adapters)
         for (_, cache), n in zip(segments, sizes, strict=True):
             cache.length += n
         x = x[torch.tensor(sizes).cumsum(0) - 1]
         return self.lm_head(F.rms_norm(x, shape, self.norm, self.eps)).float()
 
-    def _mlp(self, x: torch.Tensor, layer: _Layer) -> None:
-        gate_up = layer.wgu(F.rms_norm(x, (self.hidden,), layer.ln2, self.eps))
-        x.add_(layer.wdown(F.silu(gate_up[:, : self.intermediate].float()) * gate_up[:, self.intermediate:]))
+    def _project(self, x: torch.Tensor, index: int, name: str, adapters: AdapterRows) -> torch.Tensor:
+        """Layer `index`'s fused weight `name` applied to x, plus each adapter's x A^T B^T on its rows (then
+        float32, as `addmm` of the base output; rows without an adapter keep the kernel's own values)."""
+        out = getattr(self.layers[index], name)(x)
+        deltas = [(start, stop, lora[(index, name)]) for start, stop, lora in adapters if (index, name) in lora]
+        if not deltas:
+            return out
+        out = out.float()
+        for start, stop, (a_t, b_t) in deltas:
+            if stop - start == x.shape[0]:  # one fine-tuned model's pass: no row copies
+                return torch.addmm(out, torch.mm(x.float(), a_t), b_t)
+            out[start:stop] = torch.addmm(out[start:stop], torch.mm(x[start:stop].float(), a_t), b_t)
+        return out
 
-    def _decode(self, segments: list[tuple[list[int], KVCache]]) -> torch.Tensor:
+    def _mlp(self, x: torch.Tensor, index: int, adapters: AdapterRows) -> None:
+        gate_up = self._project(F.rms_norm(x, (self.hidden,), self.layers[index].ln2, self.eps), index, "wgu", adapters)
+        gated = F.silu(gate_up[:, : self.intermediate].float()) * gate_up[:, self.intermediate:]
+        x.add_(self._project(gated, index, "wdown", adapters))
+
+    def _decode(self, segments: list[Segment], adapters: AdapterRows) -> torch.Tensor:
         """One new token per sequence: the same computation as `forward`, with fewer ops per layer (a step
         is ~30 layers x a few dozen small ops, where each op's dispatch costs about as much as its work)."""
         caches = [cache for _, cache in segments]
@@ -288,10 +328,10 @@ class FastLlama:
         # Per sequence, all layers' keys and values up to and including the new position: [layers, 2, kv, L, hd].
         spans = [cache.kv[:, :, :, : p + 1] for cache, p in zip(caches, positions, strict=True)]
         for index, layer in enumerate(self.layers):
-            qkv = layer.wqkv(F.rms_norm(x, shape, layer.ln1, eps)).float()
+            qkv = self._project(F.rms_norm(x, shape, layer.ln1, eps), index, "wqkv", adapters).float()
             torch.view_as_complex(qkv.view(total, -1, 2)).mul_(rotation)
-            x.add_(layer.wo(attend_new_token(qkv, spans, index, kv_heads, hd)))
-            self._mlp(x, layer)
+            x.add_(self._project(attend_new_token(qkv, spans, index, kv_heads, hd), index, "wo", adapters))
+            self._mlp(x, index, adapters)
         for cache in caches:
             cache.length += 1
         return self._head(F.rms_norm(x, shape, self.norm, eps))

@@ -131,22 +131,7 @@ class Dense:
         return self.w.shape[0]
 
 
-@dataclass
-class WithLora:
-    """A base weight plus a LoRA adapter in float32: returns float32 base(x) + (x A^T) B^T."""
-    base: Int8 | Int4 | Dense
-    a_t: torch.Tensor  # [in, rank] float32
-    b_t: torch.Tensor  # [rank, out] float32, the adapter's scaling folded in
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.base(x).float(), torch.mm(x.float(), self.a_t), self.b_t)
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
-
-Weight = Int8 | Int4 | Dense | WithLora
+Weight = Int8 | Int4 | Dense
 
 
 def quantize(name: str, t: torch.Tensor, kind: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:

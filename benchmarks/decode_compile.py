@@ -130,7 +130,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from benchmarks.local_decode import _cpu_name
+    from benchmarks.machine_facts import cpu_name
     from pipeline.local import weights
     from pipeline.local.engine import load_fast
 
@@ -138,7 +138,7 @@ def main() -> int:
     fast = load_fast(weights.base_model_dir())
     variants = {"step": torch.compile(step_core),
                 "layer": (torch.compile(layer_pre, dynamic=False), torch.compile(layer_post, dynamic=False))}
-    result = {"machine": {"cpu": _cpu_name(), "nproc": os.cpu_count(), "torch": torch.__version__,
+    result = {"machine": {"cpu": cpu_name(), "nproc": os.cpu_count(), "torch": torch.__version__,
                           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                           "load_average_at_start": os.getloadavg()},
               "weights": fast.weights, "compile_s": {}, "same_greedy_tokens": {}}

@@ -40,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 # default (a short spin where the engine chooses its threads, pipeline/local/__init__.py): what the app does.
 if "--steps" not in sys.argv:
     os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+from benchmarks.machine_facts import machine  # noqa: E402
+
 PROMPTS = ["Write a long story about a dragon who learns to bake bread.",
            "Explain in detail how a steam engine works, step by step.",
            "Describe a walk through a busy city market, with many details."]
@@ -212,7 +214,7 @@ def steps_main(args: argparse.Namespace) -> dict:
     old = baseline_module.FastLlama(model, dtype=dtype, weights=old_kind) if old_kind != "int8" else \
         baseline_module.FastLlama(model, int8=True)
     new = FastLlama(model, dtype=dtype, weights=kind)
-    result = {"machine": _machine(), "precision": precision.summary(), "baseline_rev": args.baseline_rev,
+    result = {"machine": machine(), "precision": precision.summary(), "baseline_rev": args.baseline_rev,
               "baseline_format": old_kind, "new_format": {"weights": kind, "dtype": str(dtype)}}
     rates: dict = {}
     cpu: dict = {}  # one thread: CPU ms per step
@@ -295,16 +297,6 @@ def _fine_tuned(adapter: str, model_dir: Path, baseline, new, tokenizer) -> dict
     return out
 
 
-def _machine() -> dict:
-    import torch
-
-    knobs = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-                                        "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
-    return {"nproc": os.cpu_count(), "cpu": _cpu_name(), "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "env": knobs,
-            "load_average_at_start": os.getloadavg()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=128)
@@ -326,7 +318,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="distill-decode-"))
     model_dir = weights.base_model_dir()
     ft_id, adapter = fake_finetuned(root, model_dir, weights.BASE_MODEL_ID)
-    result = {"machine": _machine(), "tokens_per_request": args.tokens}
+    result = {"machine": machine(), "tokens_per_request": args.tokens}
     result["plain_generate_tok_s"] = baseline(model_dir, adapter, args.tokens)
     handle = start_server(root=root, tiny=False)
     try:
@@ -339,13 +331,6 @@ def main() -> int:
     result["machine"]["load_average_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 if __name__ == "__main__":

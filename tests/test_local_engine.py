@@ -314,6 +314,34 @@ def test_engine_serves_a_fine_tuned_model_without_merging(tiny_model, tmp_path, 
     assert tuned == _greedy_together(expected, [ids], 8)[0][:len(tuned)] and tuned != base
 
 
+def test_a_large_prefill_is_split_into_passes_with_the_same_logits(tiny_model, tmp_path, monkeypatch):
+    from pipeline.local import fastlm
+
+    _random_adapter(tiny_model, tmp_path / "a")
+    base = FastLlama(tiny_model, weights="int4")
+    tuned = base.with_adapter(tmp_path / "a")
+    prompts = [[1, 9690, 198, 2683, 359], [1, 30, 40, 50], [1, 30, 40, 50, 60, 70], [1, 2, 3, 4, 5, 6, 7, 8, 9]]
+    decoders = [base, tuned, tuned, base]
+
+    def prefill():
+        caches = [fast.new_cache() for fast in decoders]
+        return base.forward_together([(fast, [(ids, cache)]) for fast, ids, cache in zip(decoders, prompts, caches,
+                                                                                         strict=True)])
+
+    whole = prefill()
+    passes = []
+    decode = FastLlama._decode
+    monkeypatch.setattr(fastlm, "PREFILL_ROWS", 10)
+    monkeypatch.setattr(FastLlama, "_decode", lambda self, *a: pytest.fail("a prefill took the decode path"))
+    layer = base._project
+    monkeypatch.setattr(base, "_project", lambda x, index, *a: (passes.append(x.shape[0]) if index == 0 and
+                                                                 a[0] == "wqkv" else None, layer(x, index, *a))[1])
+    split = prefill()
+    monkeypatch.setattr(FastLlama, "_decode", decode)
+    assert passes == [9, 6, 9]  # 5 + 4 rows, then 6 (4 more would pass 10), then the 9-token prompt
+    assert torch.equal(split, whole)
+
+
 def test_the_engine_decodes_base_and_fine_tuned_requests_in_shared_passes(tiny_model, tmp_path, monkeypatch):
     """Chat panes asking the base and a fine-tuned model at once: each step is one pass for all of them,
     and each gets the answer it gets alone."""

@@ -141,14 +141,15 @@ def test_prompts_that_arrive_together_are_prefilled_in_one_pass(tiny_backend, mo
 
     engine = tiny_backend.app.state.backend.engine
     passes: list[list[int]] = []
-    forward = FastLlama.forward
+    forward = FastLlama.forward_together  # the engine's one entry to the decoder
 
-    def recording(self, segments):
-        if max(len(tokens) for tokens, _ in segments) > 1:  # a prefill, not a decoding step
-            passes.append([len(tokens) for tokens, _ in segments])
-        return forward(self, segments)
+    def recording(self, parts):
+        sizes = [len(tokens) for _, segments in parts for tokens, _ in segments]
+        if max(sizes) > 1:  # a prefill, not a decoding step
+            passes.append(sizes)
+        return forward(self, parts)
 
-    monkeypatch.setattr(FastLlama, "forward", recording)
+    monkeypatch.setattr(FastLlama, "forward_together", recording)
     prompts = [engine.encode_chat([{"role": "user", "content": f"Question number {i}?"}]) for i in range(5)]
     requests = [GenRequest(model_id=BASE, prompt_ids=p, max_tokens=3, temperature=0.0) for p in prompts]
     with engine._cv:  # the worker takes none of them until all are waiting (the lock is reentrant)

@@ -247,8 +247,9 @@ class FastLlama:
     def forward_together(self, parts: list[tuple[FastLlama, list[Segment]]]) -> torch.Tensor:
         """`forward` for the segments of several decoders made from this one (itself, and fine-tuned ones
         from with_adapter) in one pass: logits in the order of `parts`. Each linear layer reads its weights
-        once for every row, then adds each adapter's delta to its own rows only, so a row gets the same
-        numbers as in a pass of its decoder alone."""
+        once for every row, then adds each adapter's delta to its own rows only. A row gets the numbers
+        of its own decoder's pass wherever the two passes' row counts take the same kernel (a pass of
+        DENSE_FROM_ROWS rows or more takes the dense copy of quantized weights: qweights.py)."""
         if any(model.root is not self for model, _ in parts):
             raise ValueError("forward_together takes this decoder and the ones made from it by with_adapter")
         segments = [segment for _, group in parts for segment in group]

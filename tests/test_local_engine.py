@@ -242,7 +242,7 @@ def _steps_apart_and_together(decoders, prompts_ids, tokens):
     """Greedy tokens and every step's logits of each decoder's prompt: decoded alone, then all in one pass."""
     apart = []
     for fast, ids in zip(decoders, prompts_ids, strict=True):
-        cache, logits, rows = fast.new_cache(), None, []
+        cache, rows = fast.new_cache(), []
         logits = fast.forward([(ids, cache)])[0]
         for _ in range(tokens):
             rows.append(logits)
@@ -330,14 +330,17 @@ def test_a_large_prefill_is_split_into_passes_with_the_same_logits(tiny_model, t
 
     whole = prefill()
     passes = []
-    decode = FastLlama._decode
+    project = base._project
+
+    def recording(x, index, name, adapters):
+        if (index, name) == (0, "wqkv"):  # once per pass
+            passes.append(x.shape[0])
+        return project(x, index, name, adapters)
+
     monkeypatch.setattr(fastlm, "PREFILL_ROWS", 10)
     monkeypatch.setattr(FastLlama, "_decode", lambda self, *a: pytest.fail("a prefill took the decode path"))
-    layer = base._project
-    monkeypatch.setattr(base, "_project", lambda x, index, *a: (passes.append(x.shape[0]) if index == 0 and
-                                                                 a[0] == "wqkv" else None, layer(x, index, *a))[1])
+    monkeypatch.setattr(base, "_project", recording)
     split = prefill()
-    monkeypatch.setattr(FastLlama, "_decode", decode)
     assert passes == [9, 6, 9]  # 5 + 4 rows, then 6 (4 more would pass 10), then the 9-token prompt
     assert torch.equal(split, whole)
 

@@ -343,8 +343,7 @@ class Engine:
     def _by_weights(self, requests: list[GenRequest]) -> list[tuple[FastLlama, list[Part]]]:
         """The requests grouped for one pass each: per set of weights (a base decoder), per decoder made
         from it (the base itself, fine-tuned ones). A request whose model cannot be had fails alone."""
-        passes: dict[int, dict[int, Part]] = {}
-        roots: dict[int, FastLlama] = {}
+        passes: dict[int, dict[int, Part]] = {}  # id of the base decoder -> id of a decoder -> its part
         for request in requests:
             try:
                 model = self._model(request.model_id)
@@ -352,9 +351,8 @@ class Engine:
                 log.exception("the model of a request could not be loaded")
                 self._fail(request, str(exc))
                 continue
-            roots[id(model.root)] = model.root
             passes.setdefault(id(model.root), {}).setdefault(id(model), (model, []))[1].append(request)
-        return [(roots[key], list(parts.values())) for key, parts in passes.items()]
+        return [(next(iter(parts.values()))[0].root, list(parts.values())) for parts in passes.values()]
 
     def _start(self, requests: list[GenRequest]) -> None:
         """Prefill the prompts of requests that arrived together, one forward pass per set of weights: the

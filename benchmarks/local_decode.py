@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 if "--steps" not in sys.argv:
     os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 from benchmarks.machine_facts import machine  # noqa: E402
+from benchmarks.random_adapter import save_random_adapter  # noqa: E402
 
 PROMPTS = ["Write a long story about a dragon who learns to bake bread.",
            "Explain in detail how a steam engine works, step by step.",
@@ -67,8 +68,6 @@ def baseline(model_dir: Path, adapter: Path, tokens: int) -> dict:
 
 def fake_finetuned(root: Path, model_dir: Path, base_id: str) -> tuple[str, Path]:
     """A LoRA adapter registered as a succeeded job in the backend's store."""
-    import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from pipeline.local.store import Store, new_id
@@ -78,10 +77,7 @@ def fake_finetuned(root: Path, model_dir: Path, base_id: str) -> tuple[str, Path
     model_id = f"ft:{base_id}:local:bench:{job_id}"
     store.create_job({"id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()),
                       "status": "succeeded", "fine_tuned_model": model_id, "finished_at": int(time.time())})
-    torch.manual_seed(0)
-    lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora)
-    peft_model.save_pretrained(store.adapter_dir(job_id))
+    save_random_adapter(AutoModelForCausalLM.from_pretrained(model_dir), store.adapter_dir(job_id))
     return model_id, store.adapter_dir(job_id)
 
 
@@ -164,13 +160,8 @@ def _step_rate(decoder, streams: int, threads, steps: int = 48, context: int = 6
     for _ in range(steps):
         if fixed:
             decoder.forward([([42], c) for c in caches])
-            continue
-        now, wanted = torch.get_num_threads(), threads.choose(streams)
-        torch.set_num_threads(wanted)
-        began = time.perf_counter()
-        decoder.forward([([42], c) for c in caches])
-        if wanted == now:
-            threads.record(streams, wanted, time.perf_counter() - began)
+        else:
+            threads.run(streams, lambda: decoder.forward([([42], c) for c in caches]))
     return streams * steps / (time.perf_counter() - start), (time.thread_time() - cpu) * 1000 / steps
 
 

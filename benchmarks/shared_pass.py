@@ -30,20 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine_facts import machine  # noqa: E402
+from benchmarks.random_adapter import save_random_adapter  # noqa: E402
 
 CASES = {"panes": (["base", "tuned", "base"], 40), "score": (["base"] * 18 + ["tuned"] * 18, 60)}
-
-
-def _adapter(model, folder: Path) -> Path:
-    import copy
-
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(0)
-    lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
-    get_peft_model(copy.deepcopy(model), lora).save_pretrained(folder)
-    return folder
 
 
 def _passes(decoders: dict, rows: list[str], caches: list, feeds: list[list[int]], shared: bool):
@@ -85,13 +74,8 @@ def _run(decoders: dict, case: str, shared: bool, threads, steps: int) -> dict:
             row.extend(feed)
         if fixed:
             logits = _passes(decoders, rows, caches, feeds, shared)
-            continue
-        now, wanted = torch.get_num_threads(), threads.choose(len(rows))
-        torch.set_num_threads(wanted)
-        step_start = time.perf_counter()
-        logits = _passes(decoders, rows, caches, feeds, shared)
-        if wanted == now:
-            threads.record(len(rows), wanted, time.perf_counter() - step_start)
+        else:
+            logits = threads.run(len(rows), lambda feeds=feeds: _passes(decoders, rows, caches, feeds, shared))
     seconds = time.perf_counter() - start
     return {"prefill_ms": prefill_ms, "tok_s": len(rows) * steps / seconds,
             "cpu_ms_per_step": (time.thread_time() - cpu) * 1000 / steps, "tokens": tokens}
@@ -115,7 +99,7 @@ def main() -> int:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     dtype, kind = decode_format()
     base = FastLlama(model, dtype=dtype, weights=kind)
-    decoders = {"base": base, "tuned": base.with_adapter(_adapter(model, Path(tempfile.mkdtemp()) / "adapter"))}
+    decoders = {"base": base, "tuned": base.with_adapter(save_random_adapter(model, Path(tempfile.mkdtemp()) / "adapter"))}
     result: dict = {"machine": machine(), "precision": precision.summary(), "weights": kind, "steps": args.steps,
                     "rounds": args.rounds, "cases": {}}
     samples: dict[str, list[dict]] = {}

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -415,21 +414,13 @@ class Engine:
                     self._fail(request, f"decoding failed: {type(exc).__name__}")
 
     def _timed_forward(self, root: FastLlama, parts: list[Part]) -> torch.Tensor:
-        """One decoding step on the thread count the chooser picks; its wall time goes back to the chooser
-        (not the first step after a change: OpenMP starts or parks threads then)."""
+        """One decoding step on the thread count the chooser picks, which gets its wall time back."""
         rows = [(model, [(r.feed, r.cache) for r in part]) for model, part in parts]
         if self._chooser is None or len(self._chooser.candidates) == 1:
             return root.forward_together(rows)
-        count = sum(len(part) for _, part in parts)
-        threads_now, wanted = torch.get_num_threads(), self._chooser.choose(count)
-        if wanted != threads_now:
-            torch.set_num_threads(wanted)
-        start = time.perf_counter()
-        logits = root.forward_together(rows)
-        single = all(len(feed) == 1 for _, segments in rows for feed, _ in segments)
-        if wanted == threads_now and single:  # forced tokens: not a step
-            self._chooser.record(count, wanted, time.perf_counter() - start)
-        return logits
+        single = all(len(feed) == 1 for _, segments in rows for feed, _ in segments)  # forced tokens: not a step
+        return self._chooser.run(sum(len(part) for _, part in parts), lambda: root.forward_together(rows),
+                                 timed=single)
 
     @staticmethod
     def _sample(request: GenRequest, logits: torch.Tensor) -> int:

@@ -12,6 +12,11 @@ every EXPLORE_EVERY steps re-measures the others for a few steps, so a machine t
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 EXPLORE_EVERY = 64  # steps between re-measurements of the other thread counts
 PROBE_STEPS = 4  # steps per re-measurement (the first one after a switch is not counted)
@@ -54,6 +59,21 @@ class ThreadChooser:
         key = (min(rows, MAX_ROWS_KEY), threads)
         old = self.seconds.get(key)
         self.seconds[key] = seconds if old is None else old + SMOOTHING * (seconds - old)
+
+    def run(self, rows: int, step: Callable[[], T], *, timed: bool = True) -> T:
+        """`step()` (one decode step of `rows` sequences) on the count chosen for them; its wall time is
+        recorded unless the count just changed (OpenMP starts or parks threads in that step) or `timed`
+        is false (the caller knows it is not a decode step, e.g. forced tokens)."""
+        import torch  # here: pipeline/local/__init__.py must set the wait policy before torch loads
+
+        now, wanted = torch.get_num_threads(), self.choose(rows)
+        if wanted != now:
+            torch.set_num_threads(wanted)
+        start = time.perf_counter()
+        result = step()
+        if wanted == now and timed:
+            self.record(rows, wanted, time.perf_counter() - start)
+        return result
 
     def best(self, rows: int) -> int | None:
         """The faster count measured so far for this many rows (None before both are measured)."""

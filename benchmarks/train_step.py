@@ -25,29 +25,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=("person", "classifier"), default="person")
-    parser.add_argument("--batch", type=int, default=2)
-    args = parser.parse_args()
+def build_trainer(task: str, batch: int):
+    """(trainer, ten batches) built as pipeline/local/trainer.py builds its trainer (LoRA r=16
+    all-linear, the precision the CPU gets, no gradient checkpointing), optimizer ready."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from pipeline.local import precision
     from pipeline.local.dataset import read_examples
     from pipeline.local.sft_head import CompletionHeadSFTTrainer
     from pipeline.local.weights import base_model_dir
 
-    data = {"person": "data/samples/person_train.jsonl", "classifier": "data/samples/tickets_train.jsonl"}[args.task]
+    data = {"person": "data/samples/person_train.jsonl", "classifier": "data/samples/tickets_train.jsonl"}[task]
     examples = read_examples((ROOT / data).read_bytes())
     model_dir, choice = base_model_dir(), precision.choose()
-    print(f"{args.task} batch {args.batch}; {choice.train}; {torch.backends.cpu.get_cpu_capability()}; "
+    print(f"{task} batch {batch}; {choice.train}; {torch.backends.cpu.get_cpu_capability()}; "
           f"threads {torch.get_num_threads()}; load {os.getloadavg()[0]:.2f}", flush=True)
     torch.manual_seed(7)
-    config = SFTConfig(output_dir=tempfile.mkdtemp(prefix="distill-train-step-"), per_device_train_batch_size=args.batch,
+    config = SFTConfig(output_dir=tempfile.mkdtemp(prefix="distill-train-step-"), per_device_train_batch_size=batch,
                        learning_rate=1e-3, report_to=[], use_cpu=True, max_length=1024, disable_tqdm=True,
                        bf16=choice.train == "bf16", fp16=False, gradient_checkpointing=False, save_strategy="no")
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -55,10 +53,20 @@ def main() -> int:
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), args=config,
         train_dataset=Dataset.from_list(examples), processing_class=AutoTokenizer.from_pretrained(model_dir),
         peft_config=lora)
-    model = trainer.model
-    model.train()
+    trainer.model.train()
     trainer.create_optimizer_and_scheduler(num_training_steps=100)
-    batches = [b for _, b in zip(range(12), trainer.get_train_dataloader(), strict=False)][2:]
+    return trainer, [b for _, b in zip(range(12), trainer.get_train_dataloader(), strict=False)][2:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("person", "classifier"), default="person")
+    parser.add_argument("--batch", type=int, default=2)
+    args = parser.parse_args()
+    from trl import SFTTrainer
+
+    trainer, batches = build_trainer(args.task, args.batch)
+    model = trainer.model
     inner = model.get_base_model()
 
     def backbone(m, b):

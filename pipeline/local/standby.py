@@ -49,9 +49,10 @@ VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})  # pytest renames the running test
 
 def trainer_env() -> dict[str, str]:
     """The environment of a training process started now (fresh or standby: they must not differ)."""
-    # PASSIVE: idle OpenMP threads sleep instead of spinning, which matters on a shared 2-core box. A
-    # training step is a few hundred large ops, so waking a sleeping thread costs it nothing that counts;
-    # a GOMP_SPINCOUNT given for the decoder (pipeline/local/__init__.py) is not passed on.
+    # PASSIVE: idle OpenMP threads sleep at once. The decoder's short spin (pipeline/local/__init__.py)
+    # is not passed on: measured (benchmarks/train_waits.py, docs/bench/recipe.md), it trains 0.84-0.97x
+    # the seconds per step alone but 1.7-2.3x beside a chat decoding on the same 2 cores, and the chat
+    # gains nothing from it: the trainer's two threads are fixed and cannot fall back to one.
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
            "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("GOMP_SPINCOUNT", None)

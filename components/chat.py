@@ -29,6 +29,7 @@ from components.chat_panes import (
 )
 from components.chat_tools import build_tools_section, send_tool_result, wire_tools
 from components.context import AppContext
+from components.status import redraw_status_after
 from components.wiring import outputs, wire
 from pipeline.chat import ChatSession, extras
 from pipeline.endpoints import SessionSettings, make_client
@@ -193,7 +194,10 @@ def _wire(ctx: AppContext, c: dict[str, Any]) -> None:
     wire(c["clear_btn"].click, clear_chat, c, queue=False, api_visibility="private")
     wire(c["undo_btn"].click, undo_clear_chat, c, queue=False, api_visibility="private")
     for event in (c["defaults_btn"].click, ctx.settings.change):  # Settings are the source of truth
-        wire(event, use_role_defaults, c, api_visibility="private")
+        # The look-up can learn that there is no fine-tuned model yet, which the status line says too; it
+        # drew itself on the same settings change, before the answer (the page said "local" there and
+        # "none yet" under the pane).
+        redraw_status_after(wire(event, use_role_defaults, c, api_visibility="private"), ctx)
     wire(c["export_btn"].click, export_chat, c, api_name="chat_export")
     wire(c["blind_chk"].change, toggle_blind, c, api_visibility="private")
     wire(c["vote_btn"].click, vote_blind, c, api_visibility="private")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
@@ -30,7 +31,7 @@ def build_pane(settings: SessionSettings, i: int) -> dict[str, gr.components.Com
             c[names["refresh"]] = gr.Button("↻ Models", scale=1, min_width=60, size="sm")
         # Its own row, the pane's full width: a fine-tuned id ("ft:gpt-4o-mini-…:org:suffix:id") was cut off.
         c[names["model"]] = gr.Dropdown([choice.model], value=choice.model, label="Model", allow_custom_value=True,
-                                        info=_stand_in_note(settings, role_name), elem_id=f"chat-model-{role_name}")
+                                        info=pane_info(settings, role_name), elem_id=f"chat-model-{role_name}")
         c[names["chatbot"]] = gr.Chatbot(label=ROLE_TITLES[role_name], height=420, buttons=["copy"],
                                          feedback_options=None, group_consecutive_messages=False)
         c[names["metrics"]] = gr.Markdown("", elem_classes=["pane-metrics"])
@@ -47,7 +48,7 @@ def build_pane(settings: SessionSettings, i: int) -> dict[str, gr.components.Com
 def pane_pickers(settings: SessionSettings) -> dict:
     """Every pane's endpoint and model pickers (by name) from the roles in Settings; the fine-tuned pane
     gets the newest fine-tuned model (looked up once per session)."""
-    values = role_pickers(settings, PANE_ROLES, look_up_newest=True)
+    values = role_pickers(settings, PANE_ROLES, look_up_newest=True, info=pane_info)
     return {pane_names(i)[part]: values[2 * i + k]
             for i in range(len(PANE_ROLES)) for k, part in enumerate(("endpoint", "model"))}
 
@@ -80,19 +81,22 @@ def refresh_pane_models(settings: SessionSettings, endpoint: str, model: str) ->
     return {"model": refresh_model_picker(settings, endpoint, model)}
 
 
-def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_newest: bool) -> list:
+def role_pickers(settings: SessionSettings, roles: tuple[str, ...], *, look_up_newest: bool,
+                 info: Callable[[SessionSettings, str], str] | None = None) -> list:
     """Endpoint and model dropdown updates [ep0, m0, ep1, m1, ...] from the visitor's role choices.
 
     With `look_up_newest`, the fine-tuned role's default is the newest succeeded fine-tuning job
-    (one network call); without, only what the session already knows.
+    (one network call); without, only what the session already knows. `info(settings, role)` is the
+    line under each model picker (default: only the fine-tuned one's, while the base stands in).
     """
+    info = info or _stand_in_note
     if look_up_newest and "fine_tuned" in roles and "fine_tuned" not in settings.roles:
         newest_fine_tuned_model(settings)
     out = []
     for r in roles:
         choice = role(settings, r)
         out += [gr.Dropdown(choices=list(settings.endpoints()), value=choice.endpoint),
-                gr.Dropdown(choices=[choice.model], value=choice.model, info=_stand_in_note(settings, r))]
+                gr.Dropdown(choices=[choice.model], value=choice.model, info=info(settings, r))]
     return out
 
 
@@ -101,7 +105,17 @@ def _stand_in_note(settings: SessionSettings, role_name: str) -> str:
     panes with no word of why looked like a broken fine-tune)."""
     if role_name != "fine_tuned" or not fine_tuned_stands_in(settings):
         return ""
-    return "No fine-tuned model yet: the base model stands in until a fine-tuning job succeeds."
+    return "None yet: the base stands in until a job succeeds."
+
+
+# One short line under each Chat pane's model picker. Every pane has one, so the three chat boxes start
+# at the same height (with the stand-in note alone, the middle pane sat a line or two lower).
+PANE_INFO = {"base": "The student as it is, before fine-tuning.", "fine_tuned": "The student after fine-tuning.",
+             "teacher": "The strong model the examples come from."}
+
+
+def pane_info(settings: SessionSettings, role_name: str) -> str:
+    return _stand_in_note(settings, role_name) or PANE_INFO[role_name]
 
 
 def few_shot_sources() -> list[str]:

@@ -27,6 +27,9 @@ class AppContext:
     #: when the id arrived: a new visitor's page went through an extra wave of events re-drawing an
     #: empty draft and empty batch lists (the browser is the cold start's critical path).
     session_handlers: list[tuple[Callable[..., Any], Mapping[str, Any], dict[str, Any]]] = field(default_factory=list)
+    #: The status line above the tabs (components/status.py), for a tab whose handler learns something it
+    #: shows without changing `settings` (the Chat tab's look-up of the newest fine-tuned model).
+    status_md: gr.Markdown | None = None
 
     def after_start(self, fn: Callable[..., Any], comps: Mapping[str, Any], **kwargs: Any) -> None:
         """Run the wired handler `fn` (components.wiring) once the page's visitor id is known."""

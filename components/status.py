@@ -22,5 +22,15 @@ def build_status_line(ctx: AppContext) -> gr.Markdown:
     """Built above gr.Tabs; follows every change of the visitor's settings, whichever tab made it."""
     c = {"settings": ctx.settings, "status_md": gr.Markdown(status_line(SessionSettings()), elem_id="distill-status")}
     # No triggers: runs on page load (environment keys set after start-up are seen) and on every change.
-    wire(functools.partial(gr.on, None), render_status, c, api_name="status", queue=False)
+    # No progress timer: the line is redrawn on every settings change, and a "1.2s" counter in it is noise.
+    wire(functools.partial(gr.on, None), render_status, c, api_name="status", queue=False, show_progress="hidden")
+    ctx.status_md = c["status_md"]
     return c["status_md"]
+
+
+def redraw_status_after(event: Any, ctx: AppContext) -> None:
+    """Draw the status line again once `event` (a wired dependency) is done: for a handler that fills the
+    session's look-up cache in place, which changes no state and so triggers nothing."""
+    if ctx.status_md is not None:
+        wire(event.then, render_status, {"settings": ctx.settings, "status_md": ctx.status_md}, queue=False,
+             show_progress="hidden", api_visibility="private")

@@ -76,3 +76,20 @@ def test_stop_is_live_only_while_its_pane_streams() -> None:
     live = [pane_outputs(session, turn)[f"stop_{i}"].interactive for i in range(3)]
     assert live == [True, False, False]
     assert [pane_outputs(session)[f"stop_{i}"].interactive for i in range(3)] == [False] * 3
+
+
+def test_every_pane_has_a_line_under_its_model_picker_so_the_chats_line_up() -> None:
+    """With the stand-in note alone under the fine-tuned pane's picker, that pane's chat box sat lower
+    than the other two (seen in Chromium): each pane has one short line, at page load and after a
+    refresh of the pickers."""
+    from components.chat_panes import build_pane, pane_names, pane_pickers
+
+    settings = SessionSettings()
+    with gr.Blocks():
+        panes = [build_pane(settings, i) for i in range(3)]
+    infos = [p[pane_names(i)["model"]].info for i, p in enumerate(panes)]
+    refreshed = [pane_pickers(settings)[pane_names(i)["model"]].info for i in range(3)]
+    # One line each at a pane's minimum width (~50 characters of the picker's small print).
+    assert all(info and len(info) <= 50 for info in infos + refreshed)
+    # The look-up found no fine-tuned model (nothing serves this session's endpoint): the base stands in.
+    assert refreshed[1].startswith("None yet: the base stands in") and refreshed[0] == infos[0]

@@ -95,3 +95,18 @@ shown = render(None, "gpt-4o-mini-2024-07-18", 0, None)
 print("plotly" in sys.modules, "tiktoken" in sys.modules, shown["summary_md"] == EMPTY_DRAFT, shown["table_df"])
 """
     assert _in_fresh_process(code) == "False False True []"
+
+
+def test_the_status_line_is_drawn_again_after_the_chat_tab_looks_up_the_fine_tuned_model():
+    """The status line and the Chat tab's pickers both follow a settings change; the pickers' look-up of
+    the newest fine-tuned model fills the session's cache in place, so the status line, drawn first,
+    said "local · SmolLM2" for the fine-tuned student while the pane below said none yet (seen in
+    Chromium on a new visitor's page). It is drawn again after each look-up."""
+    import app
+
+    demo = app.build_app()
+    fns = list(demo.fns.values())
+    lookups = [fn for fn in fns if fn.name == "use_role_defaults" and fn.fn.__module__ == "components.chat"]
+    redraws = [fn for fn in fns if fn.name == "render_status"]
+    assert len(lookups) == 2  # the tab's button and every settings change
+    assert all(any(r.trigger_after == fn._id for r in redraws) for fn in lookups)

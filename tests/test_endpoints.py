@@ -132,7 +132,7 @@ def test_with_an_openai_key_gpt4_class_teacher_and_fine_tunable_base(monkeypatch
     from components.chat_panes import role_pickers
 
     picker = role_pickers(settings, ("base", "fine_tuned"), look_up_newest=False)[3]
-    assert picker.value == role(settings, "base").model and "No fine-tuned model yet" in picker.info
+    assert picker.value == role(settings, "base").model and "None yet: the base stands in" in picker.info
 
 
 def test_newest_fine_tuned_falls_back_to_base_when_jobs_cannot_be_listed(monkeypatch) -> None:

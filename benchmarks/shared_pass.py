@@ -99,7 +99,8 @@ def main() -> int:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     dtype, kind = decode_format()
     base = FastLlama(model, dtype=dtype, weights=kind)
-    decoders = {"base": base, "tuned": base.with_adapter(save_random_adapter(model, Path(tempfile.mkdtemp()) / "adapter"))}
+    adapter = save_random_adapter(model, Path(tempfile.mkdtemp()) / "adapter")
+    decoders = {"base": base, "tuned": base.with_adapter(adapter)}
     result: dict = {"machine": machine(), "precision": precision.summary(), "weights": kind, "steps": args.steps,
                     "rounds": args.rounds, "cases": {}}
     samples: dict[str, list[dict]] = {}

@@ -6,8 +6,9 @@ sleeping waits (OMP_WAIT_POLICY=PASSIVE) that wake-up is a futex round trip; wit
 thread is usually still awake. The wait policy is read once when torch loads, so each setting runs in
 its own process, alternating settings round by round so all see the same machine load. Each process
 times the engine's decoder (its cached conversion: pipeline/local/engine.py `load_fast`) on 1 and 2
-threads and on the engine's per-step choice ("auto"), for one stream and three decoded together,
-with `_step_rate` from benchmarks/local_decode.py.
+threads and on the engine's per-step choice ("auto"; "auto64" is that choice with the rule before
+pipeline/local/threads.py FAR), for one stream and three decoded together, with `_step_rate` from
+benchmarks/local_decode.py.
 
     .venv/bin/python benchmarks/decode_waits.py [--rounds 3] [--spins 10000] [--json] [--contend 2]
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+STEPS = 320  # per measurement: long enough for FAR_EVERY re-measurements to happen in it
 
 
 def child() -> dict:
@@ -43,11 +45,14 @@ def child() -> dict:
 
     decoder = load_fast(weights.base_model_dir())
     rates: dict = {"decoding_from": time.time()}
-    chooser = threads.ThreadChooser((1, 2))
-    for count in (1, 2, "auto"):
-        for streams in (1, 3):
-            rates[f"{count}thr_{streams}streams"] = round(_step_rate(decoder, streams, count if count != "auto"
-                                                                     else chooser, steps=96)[0], 1)
+    # "auto": the engine's chooser; "auto64": the rule before threads.FAR (every other count re-measured
+    # every EXPLORE_EVERY steps, however slow it was), fresh choosers taking turns with it.
+    choosers = {"auto": lambda: threads.ThreadChooser((1, 2)),
+                "auto64": lambda: threads.ThreadChooser((1, 2), far_every=threads.EXPLORE_EVERY)}
+    for streams in (1, 3):
+        for count in (1, 2, "auto", "auto64"):
+            used = choosers[count]() if count in choosers else count
+            rates[f"{count}thr_{streams}streams"] = round(_step_rate(decoder, streams, used, steps=STEPS)[0], 1)
     torch.set_num_threads(1)
     rates["decoding_until"] = time.time()
     return rates

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.local import threads, weights
-from pipeline.local.threads import EXPLORE_EVERY, PROBE_STEPS, ThreadChooser
+from pipeline.local.threads import EXPLORE_EVERY, FAR_EVERY, PROBE_STEPS, ThreadChooser
 
 
 def _run(chooser: ThreadChooser, rows: int, seconds: dict[int, float], steps: int) -> list[int]:
@@ -29,6 +29,25 @@ def test_the_faster_count_is_kept_and_the_other_re_measured_now_and_then():
     # The machine gets busy: two threads now lose; within a few re-measurements one thread takes over.
     picked = _run(chooser, 1, {1: 0.020, 2: 0.060}, EXPLORE_EVERY * 3)
     assert chooser.best(1) == 1 and picked[-EXPLORE_EVERY + PROBE_STEPS:].count(2) == 0
+
+
+def test_a_much_slower_count_is_re_measured_less_often_and_still_noticed_when_it_wins():
+    # Close (1.2x): re-measured every EXPLORE_EVERY steps; far (1.6x): every FAR_EVERY steps.
+    steps = FAR_EVERY * 2
+    close, far = ThreadChooser((1, 2)), ThreadChooser((1, 2))
+    close_probes = _run(close, 1, {1: 0.0144, 2: 0.012}, steps)[2:].count(1)
+    far_probes = _run(far, 1, {1: 0.020, 2: 0.012}, steps)[2:].count(1)
+    assert close_probes >= PROBE_STEPS * (steps // EXPLORE_EVERY - 1)
+    assert 0 < far_probes <= PROBE_STEPS * (steps // FAR_EVERY + 1)
+    # The rule before FAR, kept for the benchmark's comparison, re-measures every EXPLORE_EVERY steps.
+    assert _run(ThreadChooser((1, 2), far_every=EXPLORE_EVERY), 1, {1: 0.020, 2: 0.012}, steps)[2:].count(1) \
+        == close_probes
+    # The machine gets idle: two threads were 3x slower, now 2x faster. The next re-measurement (within
+    # FAR_EVERY steps) brings them close, the one after (EXPLORE_EVERY later) ahead: two threads take over.
+    chooser = ThreadChooser((1, 2))
+    _run(chooser, 1, {1: 0.020, 2: 0.060}, 20)
+    picked = _run(chooser, 1, {1: 0.020, 2: 0.010}, FAR_EVERY + 2 * EXPLORE_EVERY)
+    assert chooser.best(1) == 2 and picked[-EXPLORE_EVERY + PROBE_STEPS:].count(1) == 0
 
 
 def test_batch_sizes_are_measured_apart():

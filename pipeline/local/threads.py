@@ -6,7 +6,8 @@ nothing or lost (docs/bench/backend.md). The machine's load changes from minute 
 average lags it, so the engine asks the steps themselves: it times each step (wall clock, which is
 what contention slows) per number of sequences and per thread count, uses the faster count, and
 every EXPLORE_EVERY steps re-measures the others for a few steps, so a machine that became busy
-(or idle) is noticed within a second or two of decoding.
+(or idle) is noticed within a second or two of decoding; others that were much slower (FAR) are
+re-measured four times less often, since each re-measurement is a few slow steps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ T = TypeVar("T")
 
 EXPLORE_EVERY = 64  # steps between re-measurements of the other thread counts
 PROBE_STEPS = 4  # steps per re-measurement (the first one after a switch is not counted)
+# A re-measurement is five steps on a slower count. Where the others were last measured FAR times slower
+# or more (one thread against two on an idle AVX2 machine: ~1.6x; two spinning threads beside a busy
+# neighbour against one: ~3x), they are re-measured only every FAR_EVERY steps: every 64 steps those
+# windows cost 4-14% of the decoding (docs/bench/backend.md), for a change the engine then notices
+# within FAR_EVERY + EXPLORE_EVERY steps (~8 s of decoding at 40 tokens/s) instead of ~2 s.
+FAR = 1.25
+FAR_EVERY = 256
 SMOOTHING = 0.3  # weight of a new step time in the running average
 MAX_ROWS_KEY = 4  # batch sizes from this on share one measurement
 
@@ -34,8 +42,9 @@ def available_cores() -> int:
 class ThreadChooser:
     """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
 
-    def __init__(self, candidates: tuple[int, ...]):
+    def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY):
         self.candidates = candidates
+        self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> running average per step
         self.steps = 0
 
@@ -48,7 +57,8 @@ class ThreadChooser:
                 return threads
         best = min(self.candidates, key=lambda t: self.seconds[(key, t)])
         others = [t for t in self.candidates if t != best]
-        phase = self.steps % EXPLORE_EVERY
+        near = min(self.seconds[(key, t)] for t in others) < FAR * self.seconds[(key, best)]
+        phase = self.steps % (EXPLORE_EVERY if near else self.far_every)
         if phase < PROBE_STEPS * len(others):
             return others[phase // PROBE_STEPS]
         return best

@@ -72,23 +72,6 @@ while True:
 """
 
 
-def start_neighbour(threads: int, env: dict) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(threads)], env=env | {"OMP_WAIT_POLICY": "PASSIVE"},
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def neighbour_rate(proc: subprocess.Popen, window: tuple[float, float]) -> float:
-    """The neighbour's matmuls per second while the child decoded (its progress lines inside `window`)."""
-    proc.kill()
-    out, _ = proc.communicate(timeout=30)
-    marks = [tuple(map(float, line.split())) for line in out.splitlines() if line.strip()]
-    inside = [(t, n) for t, n in marks if window[0] <= t <= window[1]]
-    (t0, n0), (t1, n1) = inside[0], inside[-1]
-    return round((n1 - n0) / (t1 - t0), 1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -101,6 +84,7 @@ def main() -> int:
         print(json.dumps(child()))
         return 0
     import torch
+    from neighbours import rate_inside, start  # this script's folder is on sys.path
 
     settings = {"passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
     settings |= {f"spin{n}": {"GOMP_SPINCOUNT": n} for n in args.spins.split(",")}
@@ -108,7 +92,8 @@ def main() -> int:
     runs: dict[str, list[dict]] = {name: [] for name in settings}
     for _ in range(args.rounds):
         for name, extra in settings.items():
-            neighbour = start_neighbour(args.contend, base) if args.contend else None
+            neighbour = start([sys.executable, "-c", NEIGHBOUR, str(args.contend)],
+                              base | {"OMP_WAIT_POLICY": "PASSIVE"}) if args.contend else None
             try:
                 out = subprocess.run([sys.executable, __file__, "--child"], env=base | extra, cwd=ROOT,
                                      capture_output=True, text=True, check=True).stdout
@@ -119,7 +104,7 @@ def main() -> int:
             rates = json.loads(out.strip().splitlines()[-1])
             window = (rates.pop("decoding_from"), rates.pop("decoding_until"))
             if neighbour:
-                rates["neighbour_matmuls_s"] = neighbour_rate(neighbour, window)
+                rates["neighbour_matmuls_s"] = rate_inside(neighbour, window)
             runs[name].append(rates)
     result = {"contend_threads": args.contend,
               "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "nproc": os.cpu_count(),

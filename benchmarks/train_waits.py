@@ -79,23 +79,6 @@ def decoder_child() -> None:
         print(time.time(), tokens, flush=True)
 
 
-def start_decoder(env: dict) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, __file__, "--decoder-child"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def decoder_rate(proc: subprocess.Popen, window: tuple[float, float]) -> float:
-    """The neighbour's tokens/s inside `window` (its progress lines there)."""
-    proc.kill()
-    out, _ = proc.communicate(timeout=30)
-    marks = [tuple(map(float, line.split())) for line in out.splitlines() if line.strip()]
-    inside = [(t, n) for t, n in marks if window[0] <= t <= window[1]]
-    (t0, n0), (t1, n1) = inside[0], inside[-1]
-    return round((n1 - n0) / (t1 - t0), 1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -111,6 +94,7 @@ def main() -> int:
         return 0
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from machine_facts import machine
+    from neighbours import rate_inside, start
 
     base = {k: v for k, v in os.environ.items() if k not in WAIT_VARS}
     base["PYTHONPATH"] = str(ROOT)
@@ -118,7 +102,8 @@ def main() -> int:
     for _ in range(args.rounds):
         for case in ("alone", "beside_chat"):
             for name, extra in SETTINGS.items():
-                neighbour = start_decoder(base | {"GOMP_SPINCOUNT": "10000"}) if case == "beside_chat" else None
+                neighbour = (start([sys.executable, __file__, "--decoder-child"], base | {"GOMP_SPINCOUNT": "10000"})
+                             if case == "beside_chat" else None)
                 try:
                     out = subprocess.run([sys.executable, __file__, "--trainer-child"], env=base | extra, cwd=ROOT,
                                          capture_output=True, text=True, check=True).stdout
@@ -129,7 +114,7 @@ def main() -> int:
                 row = json.loads(out.strip().splitlines()[-1])
                 window = (row.pop("from"), row.pop("until"))
                 if neighbour:
-                    row["chat_tok_s"] = decoder_rate(neighbour, window)
+                    row["chat_tok_s"] = rate_inside(neighbour, window)
                 runs.setdefault(f"{case}_{name}", []).append(row)
                 print(f"{case} {name}: {row}", file=sys.stderr, flush=True)
     medians = {key: {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "threads"}

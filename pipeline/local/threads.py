@@ -24,7 +24,7 @@ PROBE_STEPS = 4  # steps per re-measurement (the first one after a switch is not
 # A re-measurement is five steps on a slower count. Where the others were last measured FAR times slower
 # or more (one thread against two on an idle AVX2 machine: ~1.6x; two spinning threads beside a busy
 # neighbour against one: ~3x), they are re-measured only every FAR_EVERY steps: every 64 steps those
-# windows cost 4-14% of the decoding (docs/bench/backend.md), for a change the engine then notices
+# windows cost up to ~15% of the decoding (docs/bench/backend.md), for a change the engine then notices
 # within FAR_EVERY + EXPLORE_EVERY steps (~8 s of decoding at 40 tokens/s) instead of ~2 s.
 FAR = 1.25
 FAR_EVERY = 256

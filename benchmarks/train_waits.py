@@ -28,10 +28,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
-WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-SETTINGS = {"sleeping": {"OMP_WAIT_POLICY": "PASSIVE"}, "short_spin": {"GOMP_SPINCOUNT": "10000"}}
+WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "DISTILL_TRAIN_THREADS")
+# "auto": sleeping waits and the trainer's own choice of 2 or 1 threads per step (pipeline/local/train_threads.py).
+SETTINGS = {"sleeping": {"OMP_WAIT_POLICY": "PASSIVE"}, "short_spin": {"GOMP_SPINCOUNT": "10000"},
+            "one_thread": {"OMP_NUM_THREADS": "1"}, "auto": {"OMP_WAIT_POLICY": "PASSIVE", "DISTILL_TRAIN_THREADS": "auto"}}
 
 
 def trainer_child() -> dict:
@@ -41,20 +44,30 @@ def trainer_child() -> dict:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_step import build_trainer
 
+    from pipeline import config
+    from pipeline.local import train_threads
+
     trainer, batches = build_trainer("person", 2)
     model = trainer.model
+    choice = train_threads.chooser(config.TRAIN_THREADS.get()) if "DISTILL_TRAIN_THREADS" in os.environ else None
+    stepper = train_threads.StepThreads(model, choice) if choice else None
     timed: dict = {}
     for rep in range(2):
         start, cpu = time.time(), time.process_time()
-        for b in batches:
+        for i, b in enumerate(batches):
+            state = SimpleNamespace(global_step=rep * len(batches) + i + 1)
+            if stepper:  # as the Trainer calls it around each optimizer step
+                stepper.on_step_begin(None, state, None)
             trainer.compute_loss(model, dict(b)).backward()
             trainer.optimizer.step()
             trainer.optimizer.zero_grad()
+            if stepper:
+                stepper.on_step_end(None, state, None)
         if rep == 1:
             timed = {"s_per_step": round((time.time() - start) / len(batches), 3),
                      "cpu_s_per_step": round((time.process_time() - cpu) / len(batches), 3),
                      "from": start, "until": time.time()}
-    timed["threads"] = torch.get_num_threads()
+    timed["threads"] = dict(stepper.steps_on) if stepper else torch.get_num_threads()
     return timed
 
 
@@ -83,6 +96,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="which of " + ", ".join(SETTINGS))
     parser.add_argument("--trainer-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--decoder-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,7 +115,8 @@ def main() -> int:
     runs: dict[str, list[dict]] = {}
     for _ in range(args.rounds):
         for case in ("alone", "beside_chat"):
-            for name, extra in SETTINGS.items():
+            for name in args.settings.split(","):
+                extra = SETTINGS[name]
                 neighbour = (start([sys.executable, __file__, "--decoder-child"], base | {"GOMP_SPINCOUNT": "10000"})
                              if case == "beside_chat" else None)
                 try:

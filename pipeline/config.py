@@ -150,9 +150,11 @@ DECODE_THREADS: Setting[int | str | None] = Setting(
     "Intra-op threads for local decoding: auto times steps with 1 and 2 threads and keeps the faster "
     "(re-checked as the load changes); a number fixes it (0 = torch's default; see `docs/bench/backend.md`).",
     "auto or a whole number")
-TRAIN_THREADS: Setting[int | None] = Setting(
-    "DISTILL_TRAIN_THREADS", _count, None, "torch's default",
-    "Intra-op threads for local fine-tuning.", "a whole number")
+TRAIN_THREADS: Setting[int | str | None] = Setting(
+    "DISTILL_TRAIN_THREADS", _threads, "auto", "auto",
+    "Intra-op threads for local fine-tuning: auto times steps with 2 and 1 threads and keeps the faster "
+    "(one wins beside a chat decoding on the same cores); a number fixes it (0 = torch's default; see "
+    "`docs/bench/recipe.md`).", "auto or a whole number")
 TRAIN_STANDBY: Setting[bool] = Setting(
     "DISTILL_TRAIN_STANDBY", _flag, True, "1",
     "1 keeps one training process waiting with its libraries imported (at idle priority, ~430 MB), so a "

@@ -42,9 +42,12 @@ def available_cores() -> int:
 class ThreadChooser:
     """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
 
-    def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY):
+    def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY, explore_every: int = EXPLORE_EVERY,
+                 probe_steps: int = PROBE_STEPS):
         self.candidates = candidates
         self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
+        self.explore_every = explore_every
+        self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> running average per step
         self.steps = 0
 
@@ -58,9 +61,9 @@ class ThreadChooser:
         best = min(self.candidates, key=lambda t: self.seconds[(key, t)])
         others = [t for t in self.candidates if t != best]
         near = min(self.seconds[(key, t)] for t in others) < FAR * self.seconds[(key, best)]
-        phase = self.steps % (EXPLORE_EVERY if near else self.far_every)
-        if phase < PROBE_STEPS * len(others):
-            return others[phase // PROBE_STEPS]
+        phase = self.steps % (self.explore_every if near else self.far_every)
+        if phase < self.probe_steps * len(others):
+            return others[phase // self.probe_steps]
         return best
 
     def record(self, rows: int, threads: int, seconds: float) -> None:

@@ -110,9 +110,11 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     spec = json.loads((job_dir / "spec.json").read_text())
     import torch
 
-    threads = config.TRAIN_THREADS.get()
-    if threads:
-        torch.set_num_threads(threads)
+    from pipeline.local import train_threads
+
+    threads = train_threads.chooser(config.TRAIN_THREADS.get())
+    if threads is not None:
+        torch.set_num_threads(threads.candidates[0])
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -160,6 +162,10 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     trainer_cls = CompletionHeadSFTTrainer if spec.get("completion_logits", True) else SFTTrainer
     trainer = trainer_cls(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
+    # Threads per step, measured (pipeline/local/train_threads.py); DISTILL_TRAIN_THREADS=N fixes them.
+    stepper = train_threads.StepThreads(trainer.model, threads) if threads is not None else None
+    if stepper is not None:
+        trainer.add_callback(stepper)
     seen = _observe_compute(trainer.model)
     phases["data"] = time.perf_counter() - STARTED  # SFTTrainer wrapped the model and tokenized the data
     waited = {name: at - phases["handed_over"] for name, at in phases.items() if name != "handed_over"}
@@ -180,7 +186,8 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]), precision=choice.train,
          compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights,
          head_rows=getattr(trainer, "head_rows", None), forwards_per_step=round(seen["training_forwards"] / max(1, trainer.state.global_step), 2), learning_rates=rates,
-         phases_s={k: round(v, 2) for k, v in phases.items()})
+         phases_s={k: round(v, 2) for k, v in phases.items()},
+         thread_steps={str(n): c for n, c in sorted(stepper.steps_on.items())} if stepper else None)
     return 0
 
 

@@ -1,0 +1,77 @@
+"""How many intra-op threads the training process uses, chosen step by step by timing the steps.
+
+Alone on two cores a LoRA step is fastest on two threads (one thread: 1.2x slower natively, 1.6x with
+torch and oneDNN capped to AVX2). Beside a chat decoding on the same cores it is the other way round:
+the chat's decoder holds a core, the trainer's two threads wait for each other at every op, and a step
+took 1.4x the seconds of a one-thread step, with the chat no faster (benchmarks/train_waits.py,
+docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other work may come and go, so the
+trainer measures instead of guessing, as decoding does (pipeline/local/threads.py): it times its steps
+on each count and keeps the faster, re-measuring the other now and then.
+
+A training step is ~50 decode steps long, so the other count is re-measured for one step only, every
+EXPLORE_EVERY steps (FAR_EVERY where it was much slower): a few slower steps of a 50-step fine-tune.
+Batches differ in length, so a step's seconds are divided by the positions it computed (plus a fixed
+part: ~0.2 s of a step does not depend on its length) before they are compared.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import torch
+from transformers import TrainerCallback
+
+from pipeline.local.threads import ThreadChooser, available_cores
+
+EXPLORE_EVERY = 16
+FAR_EVERY = 32
+# ~0.2 s of a step whatever its length, ~5.3 ms per position on two threads (docs/bench/recipe.md):
+# the fixed part in positions, so a short batch's step does not look slow per position.
+FIXED_POSITIONS = 40
+
+
+def chooser(setting: int | str | None) -> ThreadChooser | None:
+    """From DISTILL_TRAIN_THREADS: "auto" measures 2 and 1 threads (two threads first: the faster
+    alone) where two cores are ours; a number fixes the count; None leaves torch's default alone."""
+    if setting is None:
+        return None
+    if setting != "auto":
+        return ThreadChooser((int(setting),))
+    counts = (2, 1) if available_cores() >= 2 else (1,)
+    return ThreadChooser(counts, far_every=FAR_EVERY, explore_every=EXPLORE_EVERY, probe_steps=1)
+
+
+class StepThreads(TrainerCallback):
+    """Sets the thread count before each optimizer step and records the step's time per position.
+
+    The positions are counted by a hook on the input embeddings during forwards that build a graph
+    (training; validation runs under no_grad and after the step's end)."""
+
+    def __init__(self, model: torch.nn.Module, choose: ThreadChooser,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.chooser = choose
+        self.clock = clock
+        self.steps_on: Counter[int] = Counter()  # optimizer steps run per thread count (the "done" event)
+        self._positions = 0
+        self._threads = 0
+        self._started = 0.0
+        model.get_input_embeddings().register_forward_hook(self._count)
+
+    def _count(self, _module: torch.nn.Module, inputs: tuple, _output: torch.Tensor) -> None:
+        if torch.is_grad_enabled():
+            self._positions += inputs[0].numel()
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 (TrainerCallback's)
+        self._threads = self.chooser.choose(1)
+        if torch.get_num_threads() != self._threads:
+            torch.set_num_threads(self._threads)
+        self._positions = 0
+        self._started = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.steps_on[self._threads] += 1
+        if state.global_step > 1:  # the first step also warms up (allocations, first-call set-up)
+            per_position = (self.clock() - self._started) / (self._positions + FIXED_POSITIONS)
+            self.chooser.record(1, self._threads, per_position)

@@ -13,6 +13,7 @@ re-measured four times less often, since each re-measurement is a few slow steps
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -29,6 +30,11 @@ PROBE_STEPS = 4  # steps per re-measurement (the first one after a switch is not
 FAR = 1.25
 FAR_EVERY = 256
 SMOOTHING = 0.3  # weight of a new step time in the running average
+# A count's first steps may include OpenMP starting its threads: a one-stream step on a new second thread
+# was seen at 54 ms against 17.5 ms for the next ones, which made two threads look 2.5x slower, hence
+# "far", and kept the slower count for ~125 steps. Each count's first estimate is the median of its
+# first INITIAL_SAMPLES recorded steps, all taken before either count is preferred.
+INITIAL_SAMPLES = 3
 MAX_ROWS_KEY = 4  # batch sizes from this on share one measurement
 
 
@@ -43,20 +49,22 @@ class ThreadChooser:
     """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
 
     def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY, explore_every: int = EXPLORE_EVERY,
-                 probe_steps: int = PROBE_STEPS):
+                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES):
         self.candidates = candidates
+        self.initial_samples = initial_samples  # 1: the rule before INITIAL_SAMPLES (benchmarks/decode_waits.py)
         self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
         self.explore_every = explore_every
         self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> running average per step
+        self.first: dict[tuple[int, int], list[float]] = {}  # the first initial_samples step times of each
         self.steps = 0
 
     def choose(self, rows: int) -> int:
         if len(self.candidates) == 1:
             return self.candidates[0]
         key = min(rows, MAX_ROWS_KEY)
-        for threads in self.candidates:  # each count measured (one counted step) before any is preferred
-            if self.seconds.get((key, threads)) is None:
+        for threads in self.candidates:  # each count measured (INITIAL_SAMPLES steps) before any is preferred
+            if len(self.first.get((key, threads), ())) < self.initial_samples:
                 return threads
         best = min(self.candidates, key=lambda t: self.seconds[(key, t)])
         others = [t for t in self.candidates if t != best]
@@ -70,8 +78,13 @@ class ThreadChooser:
         """One step's wall time; the engine does not record the first step after changing the count."""
         self.steps += 1
         key = (min(rows, MAX_ROWS_KEY), threads)
-        old = self.seconds.get(key)
-        self.seconds[key] = seconds if old is None else old + SMOOTHING * (seconds - old)
+        first = self.first.setdefault(key, [])
+        if len(first) < self.initial_samples:
+            first.append(seconds)
+            self.seconds[key] = statistics.median(first)
+            return
+        old = self.seconds[key]
+        self.seconds[key] = old + SMOOTHING * (seconds - old)
 
     def run(self, rows: int, step: Callable[[], T], *, timed: bool = True) -> T:
         """`step()` (one decode step of `rows` sequences) on the count chosen for them; its wall time is

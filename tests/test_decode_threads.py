@@ -56,7 +56,7 @@ def test_a_slow_first_step_on_a_new_thread_does_not_make_its_count_look_slow():
     # The first recorded step on two threads took 3x the others (OpenMP starting its thread): as a running
     # average it made two threads look far slower, and one thread was kept for ~FAR_EVERY steps.
     chooser, picked = ThreadChooser((1, 2)), []
-    for n in range(EXPLORE_EVERY):
+    for _ in range(EXPLORE_EVERY):
         t = chooser.choose(1)
         picked.append(t)
         first_on_two = t == 2 and 2 not in picked[:-1]

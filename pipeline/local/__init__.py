@@ -13,8 +13,8 @@ first (`GOMP_SPINCOUNT=10000`, ~0.1 ms, then sleep), measured side by side with 
 A fixed count of two or more threads (`DISTILL_DECODE_THREADS=2`, or 0 = torch's default) cannot fall
 back: there the spin made two-thread steps 3-9x slower under contention (9.7 vs 36.3 tokens/s), so
 threads sleep at once (`OMP_WAIT_POLICY=PASSIVE`). Wait settings given at launch are kept as they are,
-and the training subprocess always sleeps (standby.py `trainer_env`: measured, a spin made its fixed two
-threads 1.7-2.3x slower beside a chat).
+and the training subprocess always sleeps (standby.py `trainer_env`: measured, a spin made its two
+threads 2.0-2.3x slower beside a chat, and slower alone under the AVX2 knobs).
 """
 
 import os

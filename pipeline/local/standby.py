@@ -50,9 +50,10 @@ VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})  # pytest renames the running test
 def trainer_env() -> dict[str, str]:
     """The environment of a training process started now (fresh or standby: they must not differ)."""
     # PASSIVE: idle OpenMP threads sleep at once. The decoder's short spin (pipeline/local/__init__.py)
-    # is not passed on: measured (benchmarks/train_waits.py, docs/bench/recipe.md), it trains 0.84-0.97x
-    # the seconds per step alone but 1.7-2.3x beside a chat decoding on the same 2 cores, and the chat
-    # gains nothing from it: the trainer's two threads are fixed and cannot fall back to one.
+    # is not passed on: measured (benchmarks/train_waits.py, docs/bench/recipe.md), two spinning threads
+    # trained 0.84-1.0x the seconds per step alone natively but 1.2-1.9x under the AVX2 knobs, and 2.0-2.3x
+    # beside a chat decoding on the same 2 cores. (Beside a chat the trainer now moves to one thread,
+    # pipeline/local/train_threads.py, but it first measures two, and a spin would make those steps slow.)
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
            "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("GOMP_SPINCOUNT", None)

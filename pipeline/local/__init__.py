@@ -14,7 +14,7 @@ A fixed count of two or more threads (`DISTILL_DECODE_THREADS=2`, or 0 = torch's
 back: there the spin made two-thread steps 3-9x slower under contention (9.7 vs 36.3 tokens/s), so
 threads sleep at once (`OMP_WAIT_POLICY=PASSIVE`). Wait settings given at launch are kept as they are,
 and the training subprocess always sleeps (standby.py `trainer_env`: measured, a spin made its two
-threads 2.0-2.3x slower beside a chat, and slower alone under the AVX2 knobs).
+threads 1.7-2.3x slower beside a chat, and up to 1.9x slower alone under the AVX2 knobs).
 """
 
 import os

@@ -51,7 +51,7 @@ def trainer_env() -> dict[str, str]:
     """The environment of a training process started now (fresh or standby: they must not differ)."""
     # PASSIVE: idle OpenMP threads sleep at once. The decoder's short spin (pipeline/local/__init__.py)
     # is not passed on: measured (benchmarks/train_waits.py, docs/bench/recipe.md), two spinning threads
-    # trained 0.84-1.0x the seconds per step alone natively but 1.2-1.9x under the AVX2 knobs, and 2.0-2.3x
+    # trained 0.81-1.02x the seconds per step alone natively, 0.9-1.9x under the AVX2 knobs, and 1.7-2.3x
     # beside a chat decoding on the same 2 cores. (Beside a chat the trainer now moves to one thread,
     # pipeline/local/train_threads.py, but it first measures two, and a spin would make those steps slow.)
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,

@@ -7,8 +7,9 @@ thread is usually still awake. The wait policy is read once when torch loads, so
 its own process, alternating settings round by round so all see the same machine load. Each process
 times the engine's decoder (its cached conversion: pipeline/local/engine.py `load_fast`) on 1 and 2
 threads and on the engine's per-step choice ("auto"; "auto64" is that choice without the rarer
-re-measurement of a much slower count, pipeline/local/threads.py FAR; "auto1" takes each count's first
-estimate from one step instead of INITIAL_SAMPLES), for one stream and three decoded together, with
+re-measurement of a much slower count, pipeline/local/threads.py FAR; "auto1" is the rule before
+INITIAL_SAMPLES and WINDOW: a running average of step times, the first one step), for one stream and
+three decoded together, with
 `_step_rate` from benchmarks/local_decode.py.
 
     .venv/bin/python benchmarks/decode_waits.py [--rounds 3] [--spins 10000] [--json] [--contend 2]
@@ -48,10 +49,10 @@ def child() -> dict:
     rates: dict = {"decoding_from": time.time()}
     # "auto": the engine's chooser; "auto64": the rule before threads.FAR (every other count re-measured
     # every EXPLORE_EVERY steps, however slow it was), fresh choosers taking turns with it.
-    # "auto1": the rule before threads.INITIAL_SAMPLES (each count's first estimate is one step's time).
+    # "auto1": the rule before threads.INITIAL_SAMPLES and WINDOW (a running average, first one step's time).
     choosers = {"auto": lambda: threads.ThreadChooser((1, 2)),
                 "auto64": lambda: threads.ThreadChooser((1, 2), far_every=threads.EXPLORE_EVERY),
-                "auto1": lambda: threads.ThreadChooser((1, 2), initial_samples=1)}
+                "auto1": lambda: threads.ThreadChooser((1, 2), initial_samples=1, window=0)}
     for streams in (1, 3):
         for count in (1, 2, "auto", "auto64", "auto1"):
             used = choosers[count]() if count in choosers else count

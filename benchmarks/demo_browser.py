@@ -63,7 +63,8 @@ def fine_tune_breakdown(home: Path) -> dict:
     return {"job_created_to_training_process_start_s": started - job["created_at"] if started else None,
             "training_process_start_to_succeeded_s": job["finished_at"] - started if started else None,
             "phases_from_process_start_s": phases or None, "phases_from_handover_s": waited or None,
-            "steps": len(steps), "epochs": job["hyperparameters"].get("n_epochs"),
+            "steps": len(steps), "thread_steps": (created.get("data") or {}).get("thread_steps"),
+            "epochs": job["hyperparameters"].get("n_epochs"),
             "batch_size": job["hyperparameters"].get("batch_size")}
 
 

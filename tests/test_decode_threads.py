@@ -64,6 +64,16 @@ def test_a_slow_first_step_on_a_new_thread_does_not_make_its_count_look_slow():
     assert chooser.best(1) == 2 and picked[FIRST:].count(1) <= PROBE_STEPS
 
 
+def test_two_stray_slow_steps_do_not_hand_the_decoding_to_the_slower_count():
+    # Settled on two threads (12 ms against 20), two steps in a row are preempted (60 ms each). As a running
+    # average that made two threads look 2x slower than one, "far", and one thread was kept ~FAR_EVERY steps.
+    chooser = ThreadChooser((1, 2))
+    _run(chooser, 1, {1: 0.020, 2: 0.012}, EXPLORE_EVERY)
+    _run(chooser, 1, {1: 0.020, 2: 0.060}, 2)
+    picked = _run(chooser, 1, {1: 0.020, 2: 0.012}, EXPLORE_EVERY)
+    assert picked.count(1) <= PROBE_STEPS
+
+
 def test_batch_sizes_are_measured_apart():
     chooser = ThreadChooser((1, 2))
     _run(chooser, 1, {1: 0.020, 2: 0.012}, 40)

@@ -56,8 +56,11 @@ def run_job(client, runner, seed: int = 3) -> tuple[object, int | None, dict, li
         time.sleep(0.02)
     assert job.status == "succeeded", job.error
     events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
-    phases = next(e.data["phases_s"] for e in events if e.message.startswith("New fine-tuned model created"))
+    created = next(e.data for e in events if e.message.startswith("New fine-tuned model created"))
+    phases = created["phases_s"]
     losses = sorted((e.data["step"], e.data["train_loss"]) for e in events if e.type == "metrics")
+    # Every optimizer step ran on a thread count the trainer chose (pipeline/local/train_threads.py).
+    assert sum(created["thread_steps"].values()) == len(losses) > 0
     assert len(pids) <= 1
     return job, (pids[0] if pids else None), phases, losses
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from pipeline.local import train_threads
-from pipeline.local.threads import ThreadChooser
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +33,7 @@ def _train(seconds: Callable[[int, int], float], lengths: Callable[[int], int], 
     takes seconds(threads, positions) on the clock; a validation forward (no grad) follows each."""
     now = [0.0]
     model = _Model()
-    stepper = train_threads.StepThreads(model, ThreadChooser((2, 1), far_every=train_threads.FAR_EVERY,
-                                                             explore_every=train_threads.EXPLORE_EVERY,
-                                                             probe_steps=1), clock=lambda: now[0])
+    stepper = train_threads.StepThreads(model, train_threads.measuring((2, 1)), clock=lambda: now[0])
     for n in range(1, steps + 1):
         state = SimpleNamespace(global_step=n)
         stepper.on_step_begin(None, state, None)

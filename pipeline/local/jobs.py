@@ -278,5 +278,7 @@ class JobRunner:
                 return
             self.store.update_job(job_id, status="succeeded", fine_tuned_model=model_id, finished_at=int(time.time()),
                                   trained_tokens=done.get("trained_tokens"), result_files=[result["id"]])
-        self.store.add_event(job_id, f"New fine-tuned model created: {model_id}", data={"phases_s": phases})
+        # thread_steps: optimizer steps run on each thread count (pipeline/local/train_threads.py).
+        self.store.add_event(job_id, f"New fine-tuned model created: {model_id}",
+                             data={"phases_s": phases, "thread_steps": done.get("thread_steps")})
         self.store.add_event(job_id, "The job has successfully completed")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -35,6 +36,11 @@ SMOOTHING = 0.3  # weight of a new step time in the running average
 # "far", and kept the slower count for ~125 steps. Each count's first estimate is the median of its
 # first INITIAL_SAMPLES recorded steps, all taken before either count is preferred.
 INITIAL_SAMPLES = 3
+# Later steps can be as wrong: a preempted thread makes one step several times slower. A running average
+# moved by such a step can make the faster count look slower, and if it then looks FAR slower it is not
+# re-measured for FAR_EVERY steps. So each count's estimate is the median of its last WINDOW steps: two
+# stray steps do not move it, three steps of a real change of load do.
+WINDOW = 5
 MAX_ROWS_KEY = 4  # batch sizes from this on share one measurement
 
 
@@ -49,14 +55,16 @@ class ThreadChooser:
     """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
 
     def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY, explore_every: int = EXPLORE_EVERY,
-                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES):
+                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES, window: int = WINDOW):
         self.candidates = candidates
         self.initial_samples = initial_samples  # 1: the rule before INITIAL_SAMPLES (benchmarks/decode_waits.py)
         self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
         self.explore_every = explore_every
         self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> running average per step
+        self.window = window  # 0: a running average (SMOOTHING), the rule before WINDOW (benchmarks/decode_waits.py)
         self.first: dict[tuple[int, int], list[float]] = {}  # the first initial_samples step times of each
+        self.recent: dict[tuple[int, int], deque[float]] = {}  # the last `window` step times of each
         self.steps = 0
 
     def choose(self, rows: int) -> int:
@@ -64,7 +72,7 @@ class ThreadChooser:
             return self.candidates[0]
         key = min(rows, MAX_ROWS_KEY)
         for threads in self.candidates:  # each count measured (INITIAL_SAMPLES steps) before any is preferred
-            if len(self.first.get((key, threads), ())) < self.initial_samples:
+            if len((self.recent if self.window else self.first).get((key, threads), ())) < self.initial_samples:
                 return threads
         best = min(self.candidates, key=lambda t: self.seconds[(key, t)])
         others = [t for t in self.candidates if t != best]
@@ -78,6 +86,11 @@ class ThreadChooser:
         """One step's wall time; the engine does not record the first step after changing the count."""
         self.steps += 1
         key = (min(rows, MAX_ROWS_KEY), threads)
+        if self.window:
+            recent = self.recent.setdefault(key, deque(maxlen=self.window))
+            recent.append(seconds)
+            self.seconds[key] = statistics.median(recent)
+            return
         first = self.first.setdefault(key, [])
         if len(first) < self.initial_samples:
             first.append(seconds)

@@ -27,6 +27,9 @@ from pipeline.local.threads import ThreadChooser, available_cores
 
 EXPLORE_EVERY = 16
 FAR_EVERY = 32
+# Each count's estimate: the median of its last 3 steps (decoding keeps 5). A re-measurement is one step
+# here, so the other count's estimate follows a change of load after two re-measurements, not three.
+WINDOW = 3
 # ~0.2 s of a step whatever its length, ~5.3 ms per position on two threads (docs/bench/recipe.md):
 # the fixed part in positions, so a short batch's step does not look slow per position.
 FIXED_POSITIONS = 40
@@ -39,8 +42,12 @@ def chooser(setting: int | str | None) -> ThreadChooser | None:
         return None
     if setting != "auto":
         return ThreadChooser((int(setting),))
-    counts = (2, 1) if available_cores() >= 2 else (1,)
-    return ThreadChooser(counts, far_every=FAR_EVERY, explore_every=EXPLORE_EVERY, probe_steps=1)
+    return measuring((2, 1) if available_cores() >= 2 else (1,))
+
+
+def measuring(counts: tuple[int, ...]) -> ThreadChooser:
+    """A chooser among `counts` paced for training steps (one-step re-measurements)."""
+    return ThreadChooser(counts, far_every=FAR_EVERY, explore_every=EXPLORE_EVERY, probe_steps=1, window=WINDOW)
 
 
 class StepThreads(TrainerCallback):

@@ -61,7 +61,7 @@ class ThreadChooser:
         self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
         self.explore_every = explore_every
         self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
-        self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> running average per step
+        self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> estimated seconds per step
         self.window = window  # 0: a running average (SMOOTHING), the rule before WINDOW (benchmarks/decode_waits.py)
         self.first: dict[tuple[int, int], list[float]] = {}  # the first initial_samples step times of each
         self.recent: dict[tuple[int, int], deque[float]] = {}  # the last `window` step times of each

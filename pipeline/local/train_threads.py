@@ -3,8 +3,8 @@
 Alone on two cores a LoRA step is fastest on two threads (one thread: 1.2x slower natively, 1.6x with
 torch and oneDNN capped to AVX2). Beside a chat decoding on the same cores it is the other way round:
 the chat's decoder holds a core, the trainer's two threads wait for each other at every op, and a step
-took 1.4x the seconds of a one-thread step, with the chat no faster (benchmarks/train_waits.py,
-docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other work may come and go, so the
+took 1.2-1.5x the seconds of a one-thread step natively, with the chat no faster for it
+(benchmarks/train_waits.py, docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other work may come and go, so the
 trainer measures instead of guessing, as decoding does (pipeline/local/threads.py): it times its steps
 on each count and keeps the faster, re-measuring the other now and then.
 

@@ -9,8 +9,7 @@ times the engine's decoder (its cached conversion: pipeline/local/engine.py `loa
 threads and on the engine's per-step choice ("auto"; "auto64" is that choice without the rarer
 re-measurement of a much slower count, pipeline/local/threads.py FAR; "auto1" is the rule before
 INITIAL_SAMPLES and WINDOW: a running average of step times, the first one step), for one stream and
-three decoded together, with
-`_step_rate` from benchmarks/local_decode.py.
+three decoded together, with `_step_rate` from benchmarks/local_decode.py.
 
     .venv/bin/python benchmarks/decode_waits.py [--rounds 3] [--spins 10000] [--json] [--contend 2]
 

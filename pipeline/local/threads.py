@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -65,6 +65,7 @@ class ThreadChooser:
         self.window = window  # 0: a running average (SMOOTHING), the rule before WINDOW (benchmarks/decode_waits.py)
         self.first: dict[tuple[int, int], list[float]] = {}  # the first initial_samples step times of each
         self.recent: dict[tuple[int, int], deque[float]] = {}  # the last `window` step times of each
+        self.recorded: Counter[tuple[int, int]] = Counter()  # steps recorded per (rows key, threads)
         self.steps = 0
 
     def choose(self, rows: int) -> int:
@@ -72,7 +73,7 @@ class ThreadChooser:
             return self.candidates[0]
         key = min(rows, MAX_ROWS_KEY)
         for threads in self.candidates:  # each count measured (INITIAL_SAMPLES steps) before any is preferred
-            if len((self.recent if self.window else self.first).get((key, threads), ())) < self.initial_samples:
+            if self.recorded[(key, threads)] < self.initial_samples:
                 return threads
         best = min(self.candidates, key=lambda t: self.seconds[(key, t)])
         others = [t for t in self.candidates if t != best]
@@ -86,6 +87,7 @@ class ThreadChooser:
         """One step's wall time; the engine does not record the first step after changing the count."""
         self.steps += 1
         key = (min(rows, MAX_ROWS_KEY), threads)
+        self.recorded[key] += 1
         if self.window:
             recent = self.recent.setdefault(key, deque(maxlen=self.window))
             recent.append(seconds)

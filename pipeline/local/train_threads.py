@@ -25,11 +25,13 @@ from transformers import TrainerCallback
 
 from pipeline.local.threads import ThreadChooser, available_cores
 
-EXPLORE_EVERY = 16
-FAR_EVERY = 32
-# Each count's estimate: the median of its last 3 steps (decoding keeps 5). A re-measurement is one step
-# here, so the other count's estimate follows a change of load after two re-measurements, not three.
-WINDOW = 3
+EXPLORE_EVERY = 12
+FAR_EVERY = 24
+# Each count's estimate is its last step's time (decoding keeps the median of 5). A training step is
+# already an average over thousands of ops (~1 s), so one stray op does not decide it; and a
+# re-measurement is one step, so with a median the other count followed a change of load only after
+# several: seen in the app, a chat that ended a third into a fine-tune left the rest on one thread.
+WINDOW = 1
 # ~0.2 s of a step whatever its length, ~5.3 ms per position on two threads (docs/bench/recipe.md):
 # the fixed part in positions, so a short batch's step does not look slow per position.
 FIXED_POSITIONS = 40

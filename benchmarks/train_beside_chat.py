@@ -8,7 +8,10 @@ the Chat tab streams). Each job gets a fresh training process (`DISTILL_TRAIN_ST
 reads the setting. Reported per job: its training seconds (from the trainer's own phases), the steps
 on each thread count, and the chat's tokens/s while the job trained.
 
-    DISTILL_MODEL_DIR=/tmp/distill-studio-models .venv/bin/python benchmarks/train_beside_chat.py [--rounds 2] [--json]
+`--chat-seconds S` stops the chat S seconds after it started (2 s before the job): the trainer must
+then go back to two threads.
+
+    DISTILL_MODEL_DIR=/tmp/distill-studio-models .venv/bin/python benchmarks/train_beside_chat.py [--rounds 2] [--chat-seconds S] [--json]
 """
 
 from __future__ import annotations
@@ -29,20 +32,20 @@ QUESTIONS = ("What is a good name for a lighthouse keeper's cat?", "Explain why 
              "Give three tips for writing a short story.", "What does a barometer measure?")
 
 
-def chat_loop(client, stop: threading.Event, done: list[tuple[float, int]]) -> None:
-    """Chats until `stop`; appends (finish time, completion tokens) per answer."""
-    n = 0
-    while not stop.is_set():
+def chat_loop(client, stop: threading.Event, done: list[tuple[float, int]], seconds: float | None) -> None:
+    """Chats until `stop` (or for `seconds`); appends (finish time, completion tokens) per answer."""
+    n, until = 0, time.time() + seconds if seconds else float("inf")
+    while not stop.is_set() and time.time() < until:
         reply = client.chat.completions.create(model=MODEL, max_tokens=64, temperature=0.7,
                                                messages=[{"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]}])
         done.append((time.time(), reply.usage.completion_tokens))
         n += 1
 
 
-def run_job(client, train_id: str, setting: str) -> dict:
+def run_job(client, train_id: str, setting: str, chat_seconds: float | None) -> dict:
     os.environ["DISTILL_TRAIN_THREADS"] = setting  # the training process inherits it
     stop, answers = threading.Event(), []
-    chat = threading.Thread(target=chat_loop, args=(client, stop, answers), daemon=True)
+    chat = threading.Thread(target=chat_loop, args=(client, stop, answers, chat_seconds), daemon=True)
     chat.start()
     time.sleep(2)  # the chat is decoding when the job starts
     job = client.fine_tuning.jobs.create(training_file=train_id, model=MODEL, seed=7)
@@ -68,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--chat-seconds", type=float, help="chat only this long from the job's start (a chat that ends)")
     args = parser.parse_args()
     os.environ["DISTILL_TRAIN_STANDBY"] = "0"
     sys.path.insert(0, str(ROOT))
@@ -85,7 +89,7 @@ def main() -> int:
             train_id = client.files.create(file=("person_train.jsonl", fh), purpose="fine-tune").id
         for _ in range(args.rounds):
             for setting in ("2", "auto"):
-                rows.append(run_job(client, train_id, setting))
+                rows.append(run_job(client, train_id, setting, args.chat_seconds))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     finally:
         handle.stop()

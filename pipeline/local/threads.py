@@ -63,8 +63,8 @@ class ThreadChooser:
         self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> estimated seconds per step
         self.window = window  # 0: a running average (SMOOTHING), the rule before WINDOW (benchmarks/decode_waits.py)
-        self.first: dict[tuple[int, int], list[float]] = {}  # the first initial_samples step times of each
-        self.recent: dict[tuple[int, int], deque[float]] = {}  # the last `window` step times of each
+        # The last `window` step times of each (with a running average: its first initial_samples).
+        self.recent: dict[tuple[int, int], deque[float]] = {}
         self.recorded: Counter[tuple[int, int]] = Counter()  # steps recorded per (rows key, threads)
         self.steps = 0
 
@@ -88,15 +88,10 @@ class ThreadChooser:
         self.steps += 1
         key = (min(rows, MAX_ROWS_KEY), threads)
         self.recorded[key] += 1
-        if self.window:
-            recent = self.recent.setdefault(key, deque(maxlen=self.window))
+        if self.window or self.recorded[key] <= self.initial_samples:
+            recent = self.recent.setdefault(key, deque(maxlen=self.window or self.initial_samples))
             recent.append(seconds)
             self.seconds[key] = statistics.median(recent)
-            return
-        first = self.first.setdefault(key, [])
-        if len(first) < self.initial_samples:
-            first.append(seconds)
-            self.seconds[key] = statistics.median(first)
             return
         old = self.seconds[key]
         self.seconds[key] = old + SMOOTHING * (seconds - old)

@@ -4,9 +4,10 @@ Alone on two cores a LoRA step is fastest on two threads (one thread: 1.2x slowe
 torch and oneDNN capped to AVX2). Beside a chat decoding on the same cores it is the other way round:
 the chat's decoder holds a core, the trainer's two threads wait for each other at every op, and a step
 took 1.2-1.5x the seconds of a one-thread step natively, with the chat no faster for it
-(benchmarks/train_waits.py, docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other work may come and go, so the
-trainer measures instead of guessing, as decoding does (pipeline/local/threads.py): it times its steps
-on each count and keeps the faster, re-measuring the other now and then.
+(benchmarks/train_waits.py, docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other
+work may come and go, so the trainer measures instead of guessing, as decoding does
+(pipeline/local/threads.py): it times its steps on each count and keeps the faster, re-measuring the
+other now and then.
 
 A training step is ~50 decode steps long, so the other count is re-measured for one step only, every
 EXPLORE_EVERY steps (FAR_EVERY where it was much slower): a few slower steps of a 50-step fine-tune.

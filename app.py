@@ -8,7 +8,9 @@ import components.quick_import  # noqa: F401 - before gradio: makes its import ~
 
 # isort: split
 import gradio as gr
+from starlette.middleware import Middleware
 
+from components import page_frames
 from components.chat import build_chat_tab
 from components.context import AppContext
 from components.dataset import build_dataset_tab
@@ -60,8 +62,9 @@ def build_app() -> gr.Blocks:
                 build_hub_tab(ctx)
             with gr.Tab("Settings", id="settings") as settings_tab:
                 build_settings_tab(ctx, settings_tab)
+        # No progress timer: it flashed "0.8s" under the status line for the second a session takes.
         started = demo.load(start_session, inputs=ctx.visitor, outputs=[ctx.visitor, main_col, starting_md],
-                            api_visibility="private")
+                            api_visibility="private", show_progress="hidden")
         started.then(restore_settings, [ctx.settings, ctx.remembered, ctx.visitor], ctx.settings,
                      api_visibility="private")
         for fn, comps, kwargs in ctx.session_handlers:  # the Dataset's draft, the batch lists: once, with the id
@@ -80,6 +83,8 @@ if __name__ == "__main__":
         # 2-core machine the probe timed out while the server was fine, and a presenter's app
         # quit. `_frontend=False` skips that probe only; the patient check below replaces it.
         _frontend=False,
+        # No frames drawn for progress timers nobody sees (components/page_frames.py).
+        app_kwargs={"middleware": [Middleware(page_frames.FirstInHead)]},
     )
     from pipeline.local.warmup import warm_up_in_background
 

@@ -45,7 +45,9 @@ def start_session(visitor: str | None, profile: gr.OAuthProfile | None) -> tuple
 
     `visitor` is the verified id (visitor_state), None when the browser's token was not ours."""
     token = ownership.token_for(visitor) if visitor else None
-    return assign_visitor(token, profile), gr.Column(visible=True), gr.Markdown(visible=False)
+    # "hidden", not False: a component removed from the page while its event runs leaves its progress
+    # timer counting forever (components/page_frames.py); a hidden one sees the event complete.
+    return assign_visitor(token, profile), gr.Column(visible=True), gr.Markdown(visible="hidden")
 
 
 def browser_secret() -> str:

@@ -18,7 +18,7 @@ from components.evaluate import build_evaluate_tab
 from components.finetune import build_finetune_tab
 from components.generate import build_generate_tab
 from components.hub import build_hub_tab
-from components.launching import warn_if_unreachable
+from components.launching import calm_queue, warn_if_unreachable
 from components.settings import build_settings_tab
 from components.settings_handlers import restore_settings
 from components.start import build_start_tab
@@ -75,7 +75,9 @@ def build_app() -> gr.Blocks:
 demo = build_app()
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=8).launch(
+    demo.queue(default_concurrency_limit=8)
+    calm_queue(demo._queue)  # gradio polls its empty queue every 1 ms (components/launching.py)
+    demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         prevent_thread_lock=True,

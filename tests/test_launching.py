@@ -1,11 +1,12 @@
-"""The app's own reachability check: patient, never fatal, and it says what to do."""
+"""The app's own reachability check: patient, never fatal, and it says what to do; gradio's queue
+looking for work less often than every millisecond."""
 
 from __future__ import annotations
 
 import http.server
 import logging
 
-from components.launching import page_answers, warn_if_unreachable
+from components.launching import PROGRESS_IDLE_S, QUEUE_IDLE_S, calm_queue, page_answers, warn_if_unreachable
 from tests.browser_support import free_port
 from tests.fakes.serving import serve_in_thread
 
@@ -37,3 +38,22 @@ def test_the_app_launches_without_gradios_fatal_probe() -> None:
 
     source = (Path(__file__).parent.parent / "app.py").read_text()
     assert "_frontend=False" in source and "warn_if_unreachable(" in source
+
+
+def test_gradios_queue_looks_for_work_less_often(caplog) -> None:
+    """gradio 6.31 polls its empty queue every 1 ms (~0.08 of a core with no page open); the app calms it.
+    Fails if a gradio release renames the two settings, which would leave the polling as it was."""
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    demo.queue()
+    assert demo._queue.sleep_when_free < QUEUE_IDLE_S  # gradio's own rate, on Linux
+    assert calm_queue(demo._queue)
+    assert (demo._queue.sleep_when_free, demo._queue.progress_update_sleep_when_free) == (QUEUE_IDLE_S, PROGRESS_IDLE_S)
+    with caplog.at_level(logging.WARNING):
+        assert not calm_queue(object())
+    assert "left polling" in caplog.text
+    from pathlib import Path
+
+    assert "calm_queue(demo._queue)" in (Path(__file__).parent.parent / "app.py").read_text()

@@ -8,7 +8,7 @@ second for as long as it is open: ~0.1 of a CPU core in Chromium on an idle page
 docs/bench/demo.md), taken from the local fine-tune where browser and backend share a 2-core machine.
 
 The script lets the tracker's frames through at most 10 times a second while a tracker is on screen
-(its timer shows tenths: in Chromium it showed 27 of the 30 tenths of a 3 s wait, against 30) and
+(its timer shows tenths: in Chromium a 3 s wait showed 26 of its 30 tenths, against all 30) and
 once a second while none is, which is then all a removed tracker's loop costs. Other frames are untouched. The tracker takes its reference to
 `requestAnimationFrame` when its module loads, before Gradio adds a `launch(head=...)` to the page,
 so the script goes in the served HTML itself, first in <head>. It recognises the tracker's calls by

@@ -25,34 +25,20 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
-
-# Installed before the page's own scripts: counts every requestAnimationFrame call.
-COUNT_FRAMES = """(() => { window.__frames = 0; const asked = window.requestAnimationFrame.bind(window);
-  window.requestAnimationFrame = (cb) => { window.__frames += 1; return asked(cb); }; })()"""
+from benchmarks.cpu_share import CpuShare  # noqa: E402
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, COUNT_FRAMES, running_app  # noqa: E402
 
 
-def cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass  # a renderer that ended
-    return total
+def thread_seconds(pid: int) -> dict[int, float]:
+    return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
 
 
-def chromium_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name()]
-
-
-def thread_seconds(app: psutil.Process) -> dict[int, float]:
-    return {t.id: t.user_time + t.system_time for t in app.threads()}
-
-
-def busiest(before: dict[int, float], after: dict[int, float]) -> float:
-    return max((after[t] - before.get(t, 0.0) for t in after), default=0.0)
+def busiest_thread_cores(pid: int, seconds: float) -> float:
+    """CPU cores used by the process's busiest thread over the next `seconds` (it sleeps that long)."""
+    before = thread_seconds(pid)
+    time.sleep(seconds)
+    after = thread_seconds(pid)
+    return max((after[t] - before.get(t, 0.0) for t in after), default=0.0) / seconds
 
 
 def main(app_dir: Path | None, settle: float, window: float) -> dict:
@@ -64,32 +50,31 @@ def main(app_dir: Path | None, settle: float, window: float) -> dict:
         browser_support.ROOT = app_dir.resolve()
     home = Path(tempfile.mkdtemp(prefix="distill-idle-"))
     with running_app(home) as url, sync_playwright() as p:
-        app = next(c for c in psutil.Process().children(recursive=True) if "app.py" in " ".join(c.cmdline()))
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.add_init_script(COUNT_FRAMES)
         page.goto(url)
         time.sleep(settle)
-        chrome, frames = chromium_processes(), page.evaluate("() => window.__frames")
-        c0, a0, t0, started = cpu_seconds(chrome), cpu_seconds([app]), thread_seconds(app), time.monotonic()
-        time.sleep(window)
-        took = time.monotonic() - started
-        open_page = {"chromium_cores": (cpu_seconds(chrome) - c0) / took, "app_cores": (cpu_seconds([app]) - a0) / took,
-                     "app_busiest_thread_cores": busiest(t0, thread_seconds(app)) / took,
-                     "frames_per_s": (page.evaluate("() => window.__frames") - frames) / took}
+        share = CpuShare().start()
+        app, frames = share.app_pid(), page.evaluate("() => window.__frames")
+        open_thread = busiest_thread_cores(app, window)
+        frames = page.evaluate("() => window.__frames") - frames
+        share.mark("page open")
         page.close()
-        a0, t0, started = cpu_seconds([app]), thread_seconds(app), time.monotonic()
-        time.sleep(window)
-        took = time.monotonic() - started
-        closed = {"app_cores": (cpu_seconds([app]) - a0) / took,
-                  "app_busiest_thread_cores": busiest(t0, thread_seconds(app)) / took}
+        closed_thread = busiest_thread_cores(app, window)
+        share.mark("page closed")
+        share.stop()
         browser.close()
+    opened, closed = share.between()
+    open_page = {"chromium_cores": opened["chromium"] / opened["wall_s"], "app_cores": opened["app"] / opened["wall_s"],
+                 "app_busiest_thread_cores": open_thread, "frames_per_s": frames / opened["wall_s"]}
+    closed_page = {"app_cores": closed["app"] / closed["wall_s"], "app_busiest_thread_cores": closed_thread}
     result = {"app_dir": str(app_dir or "."), "page_open": {k: round(v, 3) for k, v in open_page.items()},
-              "page_closed": {k: round(v, 3) for k, v in closed.items()}, "nproc": os.cpu_count(),
+              "page_closed": {k: round(v, 3) for k, v in closed_page.items()}, "nproc": os.cpu_count(),
               "load_average": [round(x, 2) for x in os.getloadavg()]}
     print(f"page open:   Chromium {open_page['chromium_cores']:.3f} cores, app {open_page['app_cores']:.3f} "
-          f"(busiest thread {open_page['app_busiest_thread_cores']:.3f}), {open_page['frames_per_s']:.1f} frames/s")
-    print(f"page closed: app {closed['app_cores']:.3f} cores (busiest thread {closed['app_busiest_thread_cores']:.3f})")
+          f"(busiest thread {open_thread:.3f}), {open_page['frames_per_s']:.1f} frames/s")
+    print(f"page closed: app {closed_page['app_cores']:.3f} cores (busiest thread {closed_thread:.3f})")
     print(json.dumps(result), flush=True)
     return result
 

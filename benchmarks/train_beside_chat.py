@@ -5,8 +5,9 @@ the fictional-person fine-tune ("auto" hyperparameters, as the demo) twice, once
 (`DISTILL_TRAIN_THREADS=2`, the count torch chose on 2 cores before the choice existed, and `auto`),
 while a chat thread asks the base model one question after another (answers of up to 64 tokens at
 temperature 0.7, not streamed: the engine decodes them as it decodes the Chat tab's). Each job gets a
-fresh training process (`DISTILL_TRAIN_STANDBY=0`) so it reads the setting. Reported per job: its training seconds (from the trainer's own phases), the steps
-on each thread count, and the chat's tokens/s while the job trained.
+fresh training process (`DISTILL_TRAIN_STANDBY=0`) so it reads the setting. Reported per job: its
+training seconds (from the trainer's own phases), the steps on each thread count, and the chat's
+tokens/s while the job trained.
 
 `--chat-seconds S` stops the chat S seconds after it started (2 s before the job): the trainer must
 then go back to two threads.

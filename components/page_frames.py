@@ -18,13 +18,7 @@ browser test counts the frames: tests/test_page_frames.py).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: ms between two frames of the status trackers' timers while one is shown / while none is.
 SHOWN_MS = 100
@@ -56,7 +50,7 @@ def with_script(html: bytes) -> bytes:
 class FirstInHead:
     """ASGI middleware: puts SCRIPT in the HTML of the app's page ("/", GET), before Gradio's modules."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

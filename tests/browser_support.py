@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: For `page.add_init_script`, before the page's own scripts: counts every requestAnimationFrame call in
+#: `window.__frames` (tests/test_page_frames.py, benchmarks/idle_page.py).
+COUNT_FRAMES = """(() => { window.__frames = 0; const asked = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (cb) => { window.__frames += 1; return asked(cb); }; })()"""
 
 
 def free_port() -> int:

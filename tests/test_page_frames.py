@@ -7,6 +7,8 @@ second forever (the starting line's did too, while it was removed rather than hi
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -16,7 +18,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from components.page_frames import SCRIPT, FirstInHead, with_script
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_app
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, COUNT_FRAMES, running_app
 
 PAGE = "<!doctype html><html><head><title>t</title></head><body>page</body></html>"
 
@@ -45,25 +47,17 @@ def test_the_script_goes_first_in_the_head_of_the_page_only():
     assert with_script(b"<p>no head</p>") == b"<p>no head</p>"
 
 
-# Every call to requestAnimationFrame, whoever makes it.
-COUNT_FRAMES = """() => { window.__frames = 0; const asked = window.requestAnimationFrame.bind(window);
-  window.requestAnimationFrame = (cb) => { window.__frames += 1; return asked(cb); }; }"""
-
-
 @pytest.mark.browser
 def test_an_idle_page_asks_for_few_frames():
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed")
-    import tempfile
-    from pathlib import Path
-
     env = {"DISTILL_LOCAL_TINY": "1", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
     with running_app(Path(tempfile.mkdtemp(prefix="distill-frames-")), env, timeout_s=300) as url, \
             playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.add_init_script(f"({COUNT_FRAMES})()")  # before the page's own scripts: sees every call
+        page.add_init_script(COUNT_FRAMES)  # before the page's own scripts: sees every call
         page.goto(url)
         playwright_api.expect(page.get_by_role("tab", name="Start")).to_be_visible(timeout=120_000)
         # Once the page has settled (the session's first look-ups, Gradio's transitions), a 2 s window

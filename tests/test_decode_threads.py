@@ -149,3 +149,46 @@ def test_the_decoder_spins_briefly_where_it_chooses_its_threads_and_the_trainer_
                                                                 "trainer": ["PASSIVE", None]}
     assert _env_after_import({"OMP_WAIT_POLICY": "ACTIVE"}) == {"spin": None, "policy": "ACTIVE",
                                                                "trainer": ["ACTIVE", None]}
+
+
+def test_a_prefill_has_its_own_thread_choice_timed_per_row(monkeypatch):
+    """Decoding often keeps one thread; a prefill (many rows, bound by arithmetic) used to inherit it.
+    Now it starts on two threads and measures both, whatever decoding left; small passes are not timed."""
+    from pipeline.local.engine import Engine, GenRequest
+    from pipeline.local.fastlm import FastLlama
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setenv("DISTILL_DECODE_THREADS", "auto")
+    seen: list[tuple[int, int]] = []  # (rows, threads) of each prefill pass
+    together = FastLlama.forward_together
+
+    def recorded(self, parts):
+        rows = [len(tokens) for _, segments in parts for tokens, _ in segments]
+        if max(rows) > 1:
+            seen.append((sum(rows), torch.get_num_threads()))
+        return together(self, parts)
+
+    monkeypatch.setattr(FastLlama, "forward_together", recorded)
+    before = torch.get_num_threads()
+    engine = Engine(weights.tiny_model_dir, "tiny", lambda model_id: None)
+    try:
+        engine.wait_ready(timeout=300)
+
+        async def ask(prompt: list[int]) -> None:
+            request = GenRequest(model_id="tiny", prompt_ids=prompt, max_tokens=2, temperature=0.0,
+                                 loop=asyncio.get_running_loop(), out=asyncio.Queue())
+            engine.submit(request)
+            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
+                pass
+
+        for start in (100, 300, 500, 700):  # prompts with nothing in common: each one is prefilled whole
+            torch.set_num_threads(1)  # what decoding's choice often leaves
+            asyncio.run(ask(list(range(start, start + threads.PREFILL_TIMED_ROWS + 16))))
+        asyncio.run(ask(list(range(900, 930))))  # small: not timed
+    finally:
+        engine.shutdown()
+        torch.set_num_threads(before)
+    assert [t for _, t in seen[:2]] == [2, 1]  # each count measured, two threads first
+    chooser = engine._prefill_chooser
+    assert set(chooser.recorded) == {(1, 1), (1, 2)} and chooser.steps == 4
+    assert seen[-1][0] == 30 and seen[-1][1] == chooser.best(1)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from pipeline import config
-from pipeline.local import threads
+from pipeline.local import prefixes, threads
 from pipeline.local.constrain import OutputConstraint, load_tokenizer
 from pipeline.local.fastlm import FastLlama, KVCache, sample
 from pipeline.local.qweights import UnsupportedAdapter
@@ -176,6 +176,8 @@ class Engine:
         self._cv = threading.Condition()
         self._stopped = False
         self._chooser = _thread_chooser()
+        self._prefill_chooser = threads.prefill_chooser(config.DECODE_THREADS.get())
+        self._prefixes = prefixes.PrefixStore()
         self._threads = [threading.Thread(target=self._load_base, name="engine-load", daemon=True),
                          threading.Thread(target=self._run, name="engine-decode", daemon=True)]
         for thread in self._threads:
@@ -261,6 +263,7 @@ class Engine:
         """Drop a cached merged model (its adapter was deleted)."""
         with self._cv:
             self._models.pop(model_id, None)
+        self._prefixes.forget(model_id)
 
     # -- tokens ----------------------------------------------------------------------------------
     def encode_chat(self, messages: list[dict]) -> list[int]:
@@ -355,15 +358,24 @@ class Engine:
 
     def _start(self, requests: list[GenRequest]) -> None:
         """Prefill the prompts of requests that arrived together, one forward pass per set of weights: the
-        demo's 36 benchmark prompts (18 for the base, 18 for the fine-tuned model) take one pass."""
+        demo's 36 benchmark prompts (18 for the base, 18 for the fine-tuned model) take one pass. What the
+        prefix store holds of a prompt is copied, not computed (prefixes.py)."""
         for root, parts in self._by_weights(requests):
             group = [request for _, part in parts for request in part]
             try:
+                self._share_group_prefixes(root, parts)
+                stored: dict[int, torch.Tensor] = {}  # id(request) -> logits of a prompt asked before
                 for model, part in parts:
                     for request in part:
                         request.cache = model.new_cache()
-                rows = root.forward_together([(model, [(r.prompt_ids, r.cache) for r in part])
-                                              for model, part in parts])
+                        logits = self._prefixes.take(request.model_id, request.prompt_ids, request.cache)
+                        if logits is not None:
+                            stored[id(request)] = logits
+                segments = [(model, [(r.prompt_ids[r.cache.length:], r.cache) for r in part if id(r) not in stored])
+                            for model, part in parts]
+                segments = [(model, todo) for model, todo in segments if todo]
+                computed = iter(self._prefill(root, segments) if segments else [])
+                rows = [stored.get(id(request)) if id(request) in stored else next(computed) for request in group]
             except Exception as exc:
                 if len(group) > 1:  # e.g. one prompt too long: each alone, so only that one fails
                     for request in group:
@@ -373,6 +385,8 @@ class Engine:
                     self._fail(group[0], str(exc))
                 continue
             for request, logits in zip(group, rows, strict=True):
+                if id(request) not in stored:
+                    self._prefixes.add(request.model_id, request.prompt_ids, request.cache, logits)
                 try:
                     if request.seed is not None:
                         request.generator = torch.Generator().manual_seed(request.seed)
@@ -383,6 +397,24 @@ class Engine:
                     continue
                 if request.finish_reason is None:
                     self._active.append(request)
+
+    def _share_group_prefixes(self, root: FastLlama, parts: list[Part]) -> None:
+        """Prompts of one decoder that arrived together and start alike (a benchmark's system part, one
+        template filled in several times): their common start is computed once, in a pass of its own,
+        and stored, when that saves more rows than a pass's fixed part."""
+        shared = []
+        for model, part in parts:
+            prefix = prefixes.group_prefix([r.prompt_ids for r in part])
+            model_id = part[0].model_id
+            known = self._prefixes.longest(model_id, prefix)
+            if len(part) > 1 and (len(part) - 1) * (len(prefix) - known) >= prefixes.SHARE_FROM_ROWS:
+                cache = model.new_cache()
+                self._prefixes.take(model_id, prefix, cache)
+                shared.append((model, model_id, prefix, cache))
+        if shared:
+            logits = self._prefill(root, [(model, [(prefix[cache.length:], cache)]) for model, _, prefix, cache in shared])
+            for (_, model_id, prefix, cache), row in zip(shared, logits, strict=True):
+                self._prefixes.add(model_id, prefix, cache, row)
 
     def _stepping(self) -> list[GenRequest]:
         """The requests decoded this step: every active one, except batch work while a chat decodes
@@ -412,6 +444,15 @@ class Engine:
                     # or every later chat on this server waits forever.
                     log.exception("sampling failed")
                     self._fail(request, f"decoding failed: {type(exc).__name__}")
+
+    def _prefill(self, root: FastLlama, segments: list[tuple[FastLlama, list]]) -> torch.Tensor:
+        """A prefill pass on the thread count chosen for prefills (threads.prefill_chooser); a pass that
+        first makes the weights' dense copies (seconds, once) is not timed."""
+        run = functools.partial(root.forward_together, segments)
+        if self._prefill_chooser is None:
+            return run()
+        rows = sum(len(tokens) for _, group in segments for tokens, _ in group)
+        return threads.timed_prefill(self._prefill_chooser, rows, run, timed=not root.makes_dense_copies(rows))
 
     def _timed_forward(self, root: FastLlama, parts: list[Part]) -> torch.Tensor:
         """One decoding step on the thread count the chooser picks, which gets its wall time back."""

@@ -227,6 +227,10 @@ class FastLlama:
         self._setup(meta, {name: _aligned(t) for name, t in load_file(str(path)).items()})
         return self
 
+    def makes_dense_copies(self, rows: int) -> bool:
+        """Would a pass of `rows` rows first make the quantized weights' dense copies (qweights.py)?"""
+        return self.layers[0].wqkv.makes_dense_copy(rows)
+
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.kv_heads, self.head_dim, torch.float32)
 
@@ -275,6 +279,11 @@ class FastLlama:
         rotation = self._rotations(positions)
         x = self.embed[[t for tokens, _ in segments for t in tokens]].float()
         shape = (self.hidden,)
+        # A chunk appended after earlier tokens (a prompt whose start came from the prefix store): each
+        # new token sees the past and itself. Built once per pass, not per layer.
+        masks = [None if cache.length == 0 else
+                 torch.arange(cache.length + n).unsqueeze(0) <= (torch.arange(n) + cache.length).unsqueeze(1)
+                 for (_, cache), n in zip(segments, sizes, strict=True)]
         for index, layer in enumerate(self.layers):
             qkv = self._project(F.rms_norm(x, shape, layer.ln1, self.eps), index, "wqkv", adapters).float()
             # RoPE: the weights put each pair (x_j, x_j+half) side by side, so rotating is one complex multiply
@@ -282,16 +291,15 @@ class FastLlama:
             torch.view_as_complex(qkv.view(total, -1, 2)).mul_(rotation)
             kv = qkv[:, q_width:].view(total, 2, kv_heads, hd)
             outputs, start = [], 0
-            for (_, cache), n in zip(segments, sizes, strict=True):
+            for (_, cache), n, mask in zip(segments, sizes, masks, strict=True):
                 past, stop = cache.length, start + n
                 cache.kv[index, :, :, past: past + n] = kv[start:stop].permute(1, 2, 0, 3)
                 keys, values = cache.kv[index, 0, :, : past + n], cache.kv[index, 1, :, : past + n]
                 query = qkv[start:stop, :q_width].view(n, heads, hd).transpose(0, 1)
-                if past == 0:
+                if mask is None:
                     out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
-                else:  # a chunk appended after earlier tokens: each new token sees the past and itself
-                    allowed = torch.arange(past + n).unsqueeze(0) <= (torch.arange(n) + past).unsqueeze(1)
-                    out = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed, enable_gqa=True)
+                else:
+                    out = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, enable_gqa=True)
                 outputs.append(out.transpose(0, 1).reshape(n, q_width))
                 start = stop
             x.add_(self._project(torch.cat(outputs) if len(outputs) > 1 else outputs[0], index, "wo", adapters))

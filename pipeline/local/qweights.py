@@ -60,6 +60,9 @@ class Int8:
             return F.linear(x.to(self.dense.dtype), self.dense)
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale)
 
+    def makes_dense_copy(self, rows: int) -> bool:
+        return self.dense is None and rows >= DENSE_FROM_ROWS
+
     def rows(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """float32 [rows, k]: output `ids[r]` of row r of x, by the same kernel as a full call (so the same
         values), reading only those weight rows."""
@@ -90,6 +93,9 @@ class Int4:
         if rows >= DENSE_FROM_ROWS and isinstance(self.dense, torch.Tensor):
             return F.linear(x.to(self.dense.dtype), self.dense)
         return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.packed, self.group, self.scales_zeros)
+
+    def makes_dense_copy(self, rows: int) -> bool:
+        return self.dense is None and rows >= INT4_DENSE_FROM_ROWS
 
     def _dequantized(self) -> torch.Tensor | bool:
         codes = _unpack_int4(self.packed, self.out_features)
@@ -125,6 +131,9 @@ class Dense:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x.to(self.w.dtype), self.w)
+
+    def makes_dense_copy(self, rows: int) -> bool:  # noqa: ARG002 (the other formats' signature)
+        return False
 
     @property
     def out_features(self) -> int:

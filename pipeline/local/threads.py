@@ -118,6 +118,23 @@ class ThreadChooser:
         return min(known, key=lambda t: self.seconds[(key, t)]) if len(known) == len(self.candidates) else None
 
 
+# A prefill pass (a prompt's tokens, or many prompts' together) is chosen apart from decode steps: its
+# matmuls have tens to thousands of rows, so it is bound by arithmetic where a decode step is bound by
+# reading the weights. Under the AVX2 knobs two threads ran it 1.6-1.9x faster than one on an idle CPU
+# (33 to 1,188 rows), natively 1.0-1.5x (docs/bench/backend.md), while decoding's choice, which a prefill
+# used to inherit, is often one thread. Passes differ in size, so each is timed per row, plus a fixed
+# part of about PREFILL_FIXED_ROWS rows (~50 ms of a pass does not depend on its rows); a prefill is
+# 0.1-3 s, so the other count is re-measured for one pass only, every PREFILL_EXPLORE_EVERY passes
+# (PREFILL_FAR_EVERY where it was FAR slower). Only passes of PREFILL_TIMED_ROWS rows or more are timed
+# and count: a one-question prompt's pass (~30 rows, ~0.1 s) is mostly its fixed part, and it is the
+# pass that runs while the HTTP threads parse the other requests of a burst (0.44-0.79 s seen for
+# 33-66 rows, against 0.07-0.12 s alone); smaller passes run on the count chosen so far.
+PREFILL_FIXED_ROWS = 40
+PREFILL_TIMED_ROWS = 64
+PREFILL_EXPLORE_EVERY = 8
+PREFILL_FAR_EVERY = 32
+
+
 def chooser(setting: int | str | None) -> ThreadChooser | None:
     """From DISTILL_DECODE_THREADS: "auto" measures 1 and 2 threads (where 2 cores are ours); a number
     fixes the count; None (0) leaves torch's default alone (no chooser)."""
@@ -126,3 +143,29 @@ def chooser(setting: int | str | None) -> ThreadChooser | None:
     if setting == "auto":
         return ThreadChooser((1, 2) if available_cores() >= 2 else (1,))
     return ThreadChooser((int(setting),))
+
+
+def prefill_chooser(setting: int | str | None) -> ThreadChooser | None:
+    """The prefill's own chooser where decoding's is "auto" on two cores (two threads first: the faster
+    on an idle CPU); None where the count is fixed or one core is ours (a prefill then keeps decoding's)."""
+    if setting != "auto" or available_cores() < 2:
+        return None
+    return ThreadChooser((2, 1), far_every=PREFILL_FAR_EVERY, explore_every=PREFILL_EXPLORE_EVERY, probe_steps=1,
+                         initial_samples=1, window=1)
+
+
+def timed_prefill(choose: ThreadChooser, rows: int, run: Callable[[], T], *, timed: bool = True) -> T:
+    """`run()`, a prefill pass of `rows` rows, on the count `choose` picks for prefills; its seconds per
+    row (plus the fixed part) are recorded unless it is small or `timed` is false (the pass also did
+    one-off work); a pass not timed runs on the faster count measured so far."""
+    import torch
+
+    timed = timed and rows >= PREFILL_TIMED_ROWS
+    wanted = choose.choose(1) if timed else (choose.best(1) or choose.candidates[0])
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    start = time.perf_counter()
+    result = run()
+    if timed:
+        choose.record(1, wanted, (time.perf_counter() - start) / (rows + PREFILL_FIXED_ROWS))
+    return result

@@ -55,7 +55,8 @@ class ThreadChooser:
     """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
 
     def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY, explore_every: int = EXPLORE_EVERY,
-                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES, window: int = WINDOW):
+                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES, window: int = WINDOW,
+                 fastest: bool = False):
         self.candidates = candidates
         self.initial_samples = initial_samples  # 1: the rule before INITIAL_SAMPLES (benchmarks/decode_waits.py)
         self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
@@ -63,6 +64,8 @@ class ThreadChooser:
         self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> estimated seconds per step
         self.window = window  # 0: a running average (SMOOTHING), the rule before WINDOW (benchmarks/decode_waits.py)
+        # The estimate of a count: the median of its window, or (`fastest`) its fastest step there.
+        self.fastest = fastest
         # The last `window` step times of each (with a running average: its first initial_samples).
         self.recent: dict[tuple[int, int], deque[float]] = {}
         self.recorded: Counter[tuple[int, int]] = Counter()  # steps recorded per (rows key, threads)
@@ -91,7 +94,7 @@ class ThreadChooser:
         if self.window or self.recorded[key] <= self.initial_samples:
             recent = self.recent.setdefault(key, deque(maxlen=self.window or self.initial_samples))
             recent.append(seconds)
-            self.seconds[key] = statistics.median(recent)
+            self.seconds[key] = min(recent) if self.fastest else statistics.median(recent)
             return
         old = self.seconds[key]
         self.seconds[key] = old + SMOOTHING * (seconds - old)

@@ -181,14 +181,15 @@ def test_a_prefill_has_its_own_thread_choice_timed_per_row(monkeypatch):
             while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
                 pass
 
-        for start in (100, 300, 500, 700):  # prompts with nothing in common: each one is prefilled whole
+        large = threads.PREFILL_PROBE_ROWS + 50  # never the pass that measures the other count
+        for start, rows in ((10, large), (1000, 80), (2000, 80), (3000, 80), (4000, 80)):  # nothing in common
             torch.set_num_threads(1)  # what decoding's choice often leaves
-            asyncio.run(ask(list(range(start, start + threads.PREFILL_TIMED_ROWS + 16))))
+            asyncio.run(ask(list(range(start, start + rows))))
         asyncio.run(ask(list(range(900, 930))))  # small: not timed
     finally:
         engine.shutdown()
         torch.set_num_threads(before)
-    assert [t for _, t in seen[:2]] == [2, 1]  # each count measured, two threads first
+    assert [t for _, t in seen[:3]] == [2, 2, 1]  # the large pass on two, then each count measured
     chooser = engine._prefill_chooser
-    assert set(chooser.recorded) == {(1, 1), (1, 2)} and chooser.steps == 4
+    assert set(chooser.recorded) == {(1, 1), (1, 2)} and chooser.steps == 5
     assert seen[-1][0] == 30 and seen[-1][1] == chooser.best(1)

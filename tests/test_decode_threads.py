@@ -153,7 +153,8 @@ def test_the_decoder_spins_briefly_where_it_chooses_its_threads_and_the_trainer_
 
 def test_a_prefill_has_its_own_thread_choice_timed_per_row(monkeypatch):
     """Decoding often keeps one thread; a prefill (many rows, bound by arithmetic) used to inherit it.
-    Now it starts on two threads and measures both, whatever decoding left; small passes are not timed."""
+    Now it starts on two threads and measures both, whatever decoding left; small and large passes are
+    not timed."""
     from pipeline.local.engine import Engine, GenRequest
     from pipeline.local.fastlm import FastLlama
 
@@ -191,5 +192,28 @@ def test_a_prefill_has_its_own_thread_choice_timed_per_row(monkeypatch):
         torch.set_num_threads(before)
     assert [t for _, t in seen[:3]] == [2, 2, 1]  # the large pass on two, then each count measured
     chooser = engine._prefill_chooser
-    assert set(chooser.recorded) == {(1, 1), (1, 2)} and chooser.steps == 5
+    assert set(chooser.recorded) == {(1, 1), (1, 2)} and chooser.steps == 4  # the large pass is not timed
     assert seen[-1][0] == 30 and seen[-1][1] == chooser.best(1)
+
+
+def test_a_large_prefill_never_measures_the_slower_count(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    chooser = threads.prefill_chooser("auto")
+    before = torch.get_num_threads()
+    ran: list[int] = []
+
+    def prefill(rows: int) -> None:
+        threads.timed_prefill(chooser, rows, lambda: ran.append(torch.get_num_threads()))
+
+    try:
+        prefill(threads.PREFILL_PROBE_ROWS + 1)  # nothing measured yet: two threads
+        for _ in range(3):
+            prefill(threads.PREFILL_TIMED_ROWS)
+        chooser.seconds = {(1, 2): 1.0, (1, 1): 1.1}  # two threads measured faster, one "near"
+        chooser.steps = threads.PREFILL_EXPLORE_EVERY  # the moment to re-measure one thread
+        prefill(threads.PREFILL_PROBE_ROWS + 1)
+        prefill(threads.PREFILL_TIMED_ROWS)
+    finally:
+        torch.set_num_threads(before)
+    assert ran[:3] == [2, 2, 1]  # the large pass on two; the first small ones measure both counts
+    assert ran[-2:] == [2, 1]  # the large pass kept two threads; the next small one re-measured one

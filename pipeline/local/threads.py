@@ -131,9 +131,10 @@ class ThreadChooser:
 # (PREFILL_FAR_EVERY where it was FAR slower). Only passes of PREFILL_TIMED_ROWS rows or more are timed
 # and count: a one-question prompt's pass (~30 rows, ~0.1 s) is mostly its fixed part, and it is the
 # pass that runs while the HTTP threads parse the other requests of a burst (0.44-0.79 s seen for
-# 33-66 rows, against 0.07-0.12 s alone); smaller passes run on the count chosen so far. A pass of more
-# than PREFILL_PROBE_ROWS rows is never the one that measures the other count: the demo's benchmark
-# prefill (~600-1,200 rows) cost 2-4 s more on the slower count under the AVX2 knobs.
+# 33-66 rows, against 0.07-0.12 s alone); smaller passes run on the count chosen so far. Nor are passes
+# of more than PREFILL_PROBE_ROWS rows, so that one is never the pass that measures the other count:
+# the demo's benchmark prefill (~600-1,200 rows) cost 2-4 s more on the slower count under the AVX2
+# knobs. They run on the faster count measured (two threads before both are).
 PREFILL_FIXED_ROWS = 40
 PREFILL_TIMED_ROWS = 64
 PREFILL_PROBE_ROWS = 400
@@ -162,14 +163,13 @@ def prefill_chooser(setting: int | str | None) -> ThreadChooser | None:
 
 def timed_prefill(choose: ThreadChooser, rows: int, run: Callable[[], T], *, timed: bool = True) -> T:
     """`run()`, a prefill pass of `rows` rows, on the count `choose` picks for prefills; its seconds per
-    row (plus the fixed part) are recorded unless it is small or `timed` is false (the pass also did
-    one-off work). A pass not timed, or a large one, runs on the faster count measured so far (two
-    threads before both are measured)."""
+    row (plus the fixed part) are recorded unless it is small, large or `timed` is false (the pass also
+    did one-off work). A pass not timed runs on the faster count measured so far (two threads before
+    both are measured)."""
     import torch
 
-    timed = timed and rows >= PREFILL_TIMED_ROWS
-    probing = timed and rows <= PREFILL_PROBE_ROWS
-    wanted = choose.choose(1) if probing else (choose.best(1) or choose.candidates[0])
+    timed = timed and PREFILL_TIMED_ROWS <= rows <= PREFILL_PROBE_ROWS
+    wanted = choose.choose(1) if timed else (choose.best(1) or choose.candidates[0])
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     start = time.perf_counter()

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from pipeline.local import train_threads
-from pipeline.local.threads import INITIAL_SAMPLES
 
 
 @pytest.fixture(autouse=True)
@@ -71,22 +70,6 @@ def test_the_trainer_goes_back_to_two_threads_soon_after_the_chat_ends() -> None
     assert stepper.steps_on[1] >= 10  # one thread while the chat ran
     # After it ended, back on two threads by the next re-measurement: the last 25 steps at most 2 on one.
     assert stepper.picked[-25:].count(1) <= 2, stepper.picked
-
-
-def test_one_stray_slow_step_does_not_send_a_quiet_fine_tune_to_one_thread() -> None:
-    # Seen in quiet demo runs: 20 and 39 of 54 steps on one thread after a few slow two-thread steps.
-    step = [0]
-
-    def seconds(threads: int, positions: int) -> float:
-        step[0] += 1
-        stray = 1.6 if step[0] in (15, 31, 44) else 1.0  # another process took the CPU for a moment
-        return (0.2 + 0.005 * positions) * (1.0 if threads == 2 else 1.2) * stray
-
-    stepper = _train(seconds, lambda n: 50, steps=54)
-    # One thread only for its measurements: its first ones and one step every EXPLORE_EVERY (it is 1.2x
-    # slower, "near"). Before: also the steps after each stray one, until the next re-measurement of two
-    # threads (28 of 54 here).
-    assert stepper.steps_on[1] <= INITIAL_SAMPLES + 54 // train_threads.EXPLORE_EVERY, stepper.picked
 
 
 def test_a_step_is_judged_by_its_time_per_position_not_by_its_batch_length() -> None:

@@ -375,7 +375,7 @@ class Engine:
                             for model, part in parts]
                 segments = [(model, todo) for model, todo in segments if todo]
                 computed = iter(self._prefill(root, segments) if segments else [])
-                rows = [stored.get(id(request)) if id(request) in stored else next(computed) for request in group]
+                rows = [stored[id(request)] if id(request) in stored else next(computed) for request in group]
             except Exception as exc:
                 if len(group) > 1:  # e.g. one prompt too long: each alone, so only that one fails
                     for request in group:

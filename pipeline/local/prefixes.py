@@ -3,8 +3,8 @@
 A prompt's prefill is one row per token through every layer, and the prompts this app sends repeat
 themselves: the demo's rewording requests share 208 of their ~255 tokens (the template) and a reply that
 did not parse is asked again with the very same prompt; the benchmark's 36 prompts share their system
-part; the three chat panes send one prompt to two or three decoders, and a chat's next turn starts with
-the whole previous turn. Each of those rows was computed once already.
+part; the compare step and the Chat tab send the base and the teacher pane (one model, unless another
+teacher is set) the same prompt. Each of those rows was computed once already.
 
 `PrefixStore` keeps, per decoder, recent prompts' cached keys and values (and the logits of the last
 position, so a prompt asked again needs no pass at all and gets the very numbers it got the first

@@ -55,8 +55,7 @@ class ThreadChooser:
     """Picks a thread count among `candidates` for each step; `record` feeds back each step's seconds."""
 
     def __init__(self, candidates: tuple[int, ...], far_every: int = FAR_EVERY, explore_every: int = EXPLORE_EVERY,
-                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES, window: int = WINDOW,
-                 fastest: bool = False):
+                 probe_steps: int = PROBE_STEPS, initial_samples: int = INITIAL_SAMPLES, window: int = WINDOW):
         self.candidates = candidates
         self.initial_samples = initial_samples  # 1: the rule before INITIAL_SAMPLES (benchmarks/decode_waits.py)
         self.far_every = far_every  # EXPLORE_EVERY: the rule before FAR (benchmarks/decode_waits.py)
@@ -64,8 +63,6 @@ class ThreadChooser:
         self.probe_steps = probe_steps  # the trainer's steps are ~50x longer than a decode step: it probes 1
         self.seconds: dict[tuple[int, int], float] = {}  # (rows key, threads) -> estimated seconds per step
         self.window = window  # 0: a running average (SMOOTHING), the rule before WINDOW (benchmarks/decode_waits.py)
-        # The estimate of a count: the median of its window, or (`fastest`) its fastest step there.
-        self.fastest = fastest
         # The last `window` step times of each (with a running average: its first initial_samples).
         self.recent: dict[tuple[int, int], deque[float]] = {}
         self.recorded: Counter[tuple[int, int]] = Counter()  # steps recorded per (rows key, threads)
@@ -94,7 +91,7 @@ class ThreadChooser:
         if self.window or self.recorded[key] <= self.initial_samples:
             recent = self.recent.setdefault(key, deque(maxlen=self.window or self.initial_samples))
             recent.append(seconds)
-            self.seconds[key] = min(recent) if self.fastest else statistics.median(recent)
+            self.seconds[key] = statistics.median(recent)
             return
         old = self.seconds[key]
         self.seconds[key] = old + SMOOTHING * (seconds - old)
@@ -123,18 +120,18 @@ class ThreadChooser:
 
 # A prefill pass (a prompt's tokens, or many prompts' together) is chosen apart from decode steps: its
 # matmuls have tens to thousands of rows, so it is bound by arithmetic where a decode step is bound by
-# reading the weights. Under the AVX2 knobs two threads ran it 1.6-1.9x faster than one on an idle CPU
-# (33 to 1,188 rows), natively 1.0-1.5x (docs/bench/backend.md), while decoding's choice, which a prefill
-# used to inherit, is often one thread. Passes differ in size, so each is timed per row, plus a fixed
-# part of about PREFILL_FIXED_ROWS rows (~50 ms of a pass does not depend on its rows); a prefill is
-# 0.1-3 s, so the other count is re-measured for one pass only, every PREFILL_EXPLORE_EVERY passes
-# (PREFILL_FAR_EVERY where it was FAR slower). Only passes of PREFILL_TIMED_ROWS rows or more are timed
-# and count: a one-question prompt's pass (~30 rows, ~0.1 s) is mostly its fixed part, and it is the
-# pass that runs while the HTTP threads parse the other requests of a burst (0.44-0.79 s seen for
-# 33-66 rows, against 0.07-0.12 s alone); smaller passes run on the count chosen so far. Nor are passes
-# of more than PREFILL_PROBE_ROWS rows, so that one is never the pass that measures the other count:
-# the demo's benchmark prefill (~600-1,200 rows) cost 2-4 s more on the slower count under the AVX2
-# knobs. They run on the faster count measured (two threads before both are).
+# reading the weights. Two threads ran it 1.4-1.9x faster than one on an idle CPU under the AVX2 knobs
+# (33 to 1,188 rows), 1.1-1.7x natively (docs/bench/backend.md), while decoding's choice, which a
+# prefill used to inherit, is often one thread. Passes differ in size, so each is timed per row plus a
+# fixed part of about PREFILL_FIXED_ROWS rows (~50 ms of a pass does not depend on its rows), and the
+# other count is re-measured for one pass only, every PREFILL_EXPLORE_EVERY passes (PREFILL_FAR_EVERY
+# where it was FAR slower). Only passes of PREFILL_TIMED_ROWS to PREFILL_PROBE_ROWS rows are timed:
+# - a one-question prompt's pass (~30 rows, ~0.1 s) is mostly its fixed part, and it is the pass that
+#   runs while the HTTP threads parse the other requests of a burst (0.44-0.79 s seen for 33-66 rows,
+#   against 0.06-0.12 s alone);
+# - a larger pass must not be the one that measures the slower count: the demo's benchmark prefill
+#   (~600-1,200 rows) took 1.3-4.4 s more on one thread under the AVX2 knobs.
+# The others run on the faster count measured so far (two threads before both are measured).
 PREFILL_FIXED_ROWS = 40
 PREFILL_TIMED_ROWS = 64
 PREFILL_PROBE_ROWS = 400

@@ -28,15 +28,11 @@ from pipeline.local.threads import ThreadChooser, available_cores
 
 EXPLORE_EVERY = 12
 FAR_EVERY = 24
-# Each count's estimate is the faster of its last WINDOW steps (decoding keeps the median of 5). Other
-# work only ever makes a step slower, so the faster of two is the truer time: one stray slow step on two
-# threads no longer sends a quiet fine-tune to one thread until the next re-measurement, which happened
-# in the demo (20 and 39 of 54 steps on one thread in two quiet runs, 4-10 s more training), and a real
-# change of load (a chat starting) is followed one step later. With a median over more steps, one quiet
-# re-measurement could not outvote older ones from during a chat: seen in the app, a chat that ended a
-# third into a fine-tune left the rest on one thread. The last step alone (the rule before) followed
-# every stray step.
-WINDOW = 2
+# Each count's estimate is its last step's time (decoding keeps the median of 5). A training step is
+# already an average over thousands of ops (~1 s), so one stray op does not decide it; and a
+# re-measurement is one step, so with a median the other count followed a change of load only after
+# several: seen in the app, a chat that ended a third into a fine-tune left the rest on one thread.
+WINDOW = 1
 # ~0.2 s of a step whatever its length, ~5.3 ms per position on two threads (docs/bench/recipe.md):
 # the fixed part in positions, so a short batch's step does not look slow per position.
 FIXED_POSITIONS = 40
@@ -54,8 +50,7 @@ def chooser(setting: int | str | None) -> ThreadChooser | None:
 
 def measuring(counts: tuple[int, ...]) -> ThreadChooser:
     """A chooser among `counts` paced for training steps (one-step re-measurements)."""
-    return ThreadChooser(counts, far_every=FAR_EVERY, explore_every=EXPLORE_EVERY, probe_steps=1, window=WINDOW,
-                         fastest=True)
+    return ThreadChooser(counts, far_every=FAR_EVERY, explore_every=EXPLORE_EVERY, probe_steps=1, window=WINDOW)
 
 
 class StepThreads(TrainerCallback):

@@ -155,8 +155,9 @@ def test_a_prefill_has_its_own_thread_choice_timed_per_row(monkeypatch):
     """Decoding often keeps one thread; a prefill (many rows, bound by arithmetic) used to inherit it.
     Now it starts on two threads and measures both, whatever decoding left; small and large passes are
     not timed."""
-    from pipeline.local.engine import Engine, GenRequest
+    from pipeline.local.engine import Engine
     from pipeline.local.fastlm import FastLlama
+    from tests.engine_support import generate
 
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setenv("DISTILL_DECODE_THREADS", "auto")
@@ -175,18 +176,14 @@ def test_a_prefill_has_its_own_thread_choice_timed_per_row(monkeypatch):
     try:
         engine.wait_ready(timeout=300)
 
-        async def ask(prompt: list[int]) -> None:
-            request = GenRequest(model_id="tiny", prompt_ids=prompt, max_tokens=2, temperature=0.0,
-                                 loop=asyncio.get_running_loop(), out=asyncio.Queue())
-            engine.submit(request)
-            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
-                pass
+        def ask(prompt: list[int]) -> None:
+            generate(engine, [{"model_id": "tiny", "prompt_ids": prompt, "max_tokens": 2, "temperature": 0.0}])
 
         large = threads.PREFILL_PROBE_ROWS + 50  # never the pass that measures the other count
         for start, rows in ((10, large), (1000, 80), (2000, 80), (3000, 80), (4000, 80)):  # nothing in common
             torch.set_num_threads(1)  # what decoding's choice often leaves
-            asyncio.run(ask(list(range(start, start + rows))))
-        asyncio.run(ask(list(range(900, 930))))  # small: not timed
+            ask(list(range(start, start + rows)))
+        ask(list(range(900, 930)))  # small: not timed
     finally:
         engine.shutdown()
         torch.set_num_threads(before)

@@ -348,9 +348,8 @@ def test_a_large_prefill_is_split_into_passes_with_the_same_logits(tiny_model, t
 def test_the_engine_decodes_base_and_fine_tuned_requests_in_shared_passes(tiny_model, tmp_path, monkeypatch):
     """Chat panes asking the base and a fine-tuned model at once: each step is one pass for all of them,
     and each gets the answer it gets alone."""
-    import asyncio
-
-    from pipeline.local.engine import Engine, GenRequest
+    from pipeline.local.engine import Engine
+    from tests.engine_support import generate
 
     _random_adapter(tiny_model, tmp_path / "adapter")
     engine = Engine(weights.tiny_model_dir, "tiny", lambda m: tmp_path / "adapter" if m == "ft:tiny" else None)
@@ -364,21 +363,15 @@ def test_the_engine_decodes_base_and_fine_tuned_requests_in_shared_passes(tiny_m
 
     monkeypatch.setattr(FastLlama, "forward_together", recorded)
 
-    async def answers(model_ids: list[str]) -> list[list[int]]:
-        requests = [GenRequest(model_id=m, prompt_ids=engine.encode_chat([{"role": "user", "content": "hi"}]),
-                               max_tokens=8, temperature=0.0, loop=asyncio.get_running_loop(), out=asyncio.Queue())
-                    for m in model_ids]
-        for request in requests:
-            engine.submit(request)
-        for request in requests:
-            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
-                pass
-        return [r.generated for r in requests]
+    def answers(model_ids: list[str]) -> list[list[int]]:
+        prompt = engine.encode_chat([{"role": "user", "content": "hi"}])
+        return generate(engine, [{"model_id": m, "prompt_ids": prompt, "max_tokens": 8, "temperature": 0.0}
+                                 for m in model_ids])
 
     try:
-        alone = [asyncio.run(answers([m]))[0] for m in ("tiny", "ft:tiny")]
+        alone = [answers([m])[0] for m in ("tiny", "ft:tiny")]
         passes.clear()
-        shared = asyncio.run(answers(["tiny", "ft:tiny", "tiny"]))
+        shared = answers(["tiny", "ft:tiny", "tiny"])
     finally:
         engine.shutdown()
     assert shared == [alone[0], alone[1], alone[0]] and alone[0] != alone[1]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import torch
 
 from pipeline.local import prefixes, weights
 from pipeline.local.fastlm import FastLlama, KVCache
+from tests.engine_support import generate
 
 TEMPLATE = ("Rewrite this user message 2 different ways, keeping its meaning, so that the answer it got stays "
             "correct for every rewrite, and vary the wording, length, word order and formality. USER MESSAGE: ")
@@ -38,19 +37,8 @@ def _record_passes(monkeypatch) -> list[list[int]]:
 
 
 def _ask(engine, prompts: list[list[int]], **sampling) -> list[list[int]]:
-    from pipeline.local.engine import GenRequest
-
-    async def run() -> list[list[int]]:
-        requests = [GenRequest(model_id="tiny", prompt_ids=ids, max_tokens=6, loop=asyncio.get_running_loop(),
-                               out=asyncio.Queue(), **({"temperature": 0.0} | sampling)) for ids in prompts]
-        for request in requests:
-            engine.submit(request)
-        for request in requests:
-            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
-                pass
-        return [r.generated for r in requests]
-
-    return asyncio.run(run())
+    return generate(engine, [{"model_id": "tiny", "prompt_ids": ids, "max_tokens": 6, "temperature": 0.0} | sampling
+                             for ids in prompts])
 
 
 def _prompt(engine, question: str) -> list[int]:

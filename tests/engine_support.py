@@ -1,0 +1,23 @@
+"""Driving the local engine directly in tests: requests submitted together, answers awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+def generate(engine: Any, requests: list[dict[str, Any]]) -> list[list[int]]:
+    """Submit one GenRequest per dict of its fields, all at once, and wait until each is done; the tokens
+    each generated, in order."""
+    from pipeline.local.engine import GenRequest
+
+    async def run() -> list[list[int]]:
+        made = [GenRequest(**fields, loop=asyncio.get_running_loop(), out=asyncio.Queue()) for fields in requests]
+        for request in made:
+            engine.submit(request)
+        for request in made:
+            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
+                pass
+        return [r.generated for r in made]
+
+    return asyncio.run(run())

@@ -162,7 +162,9 @@ def test_prompts_that_arrive_together_are_prefilled_in_one_pass(tiny_backend, mo
     while any(r.finish_reason is None for r in requests):
         assert time.monotonic() < deadline, "requests never finished"
         time.sleep(0.02)
-    assert [len(p) for p in prompts] in passes, passes  # one pass with all five prompts
+    # One pass with all five prompts (each without the start the prefix store gave: the chat template's
+    # default system part, stored by earlier requests of this module's backend).
+    assert any(len(sizes) == len(prompts) for sizes in passes), passes
     assert all(r.finish_reason in ("stop", "length") and r.generated for r in requests)
     alone = GenRequest(model_id=BASE, prompt_ids=prompts[3], max_tokens=3, temperature=0.0)
     engine.submit(alone)

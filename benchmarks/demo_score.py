@@ -17,23 +17,37 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
-def main(workspace: Path, rounds: int) -> None:
+def copy_workspace(workspace: Path) -> Path:
+    """A fresh copy of a demo run's workspace made the DISTILL_HOME of this process (before the pipeline
+    is imported), with this checkout's pipeline first on the import path."""
     home = Path(tempfile.mkdtemp(prefix="distill-demo-score-"))
     shutil.copytree(workspace, home, dirs_exist_ok=True)
     os.environ["DISTILL_HOME"] = str(home)
     sys.path.insert(0, str(Path.cwd()))
-    from pipeline.demo import DemoRun, run_step
-    from pipeline.endpoints import SessionSettings
+    return home
+
+
+def scored_run(home: Path) -> Any:
+    """The demo run of the workspace's visitor, with the fine-tuned model its last job made."""
+    from pipeline.demo import DemoRun
 
     jobs = sorted((home / "local-backend" / "jobs").glob("*/job.json"))
     if not jobs:
-        raise SystemExit(f"{workspace} holds no fine-tuning job: run benchmarks/demo_story.py person first")
-    job = json.loads(jobs[-1].read_text())
-    visitors = [p.name for p in (home / "visitors").iterdir() if p.is_dir()]
-    run = DemoRun("person", visitors[0])
-    run.fine_tuned_model = job["fine_tuned_model"]
+        raise SystemExit("the workspace holds no fine-tuning job: run benchmarks/demo_story.py person first")
+    run = DemoRun("person", next(p.name for p in (home / "visitors").iterdir() if p.is_dir()))
+    run.fine_tuned_model = json.loads(jobs[-1].read_text())["fine_tuned_model"]
+    return run
+
+
+def main(workspace: Path, rounds: int) -> None:
+    home = copy_workspace(workspace)
+    from pipeline.demo import run_step
+    from pipeline.endpoints import SessionSettings
+
+    run = scored_run(home)
     settings = SessionSettings()
     started = time.perf_counter()
     run_step(run, "compare", settings)  # also starts the local backend and loads the model

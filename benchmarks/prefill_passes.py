@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -64,18 +63,15 @@ def _summary(label: str, wall: float, trace: dict[str, list], reused: int | None
 
 
 def demo_steps(workspace: Path) -> list[dict[str, Any]]:
-    home = Path(tempfile.mkdtemp(prefix="distill-prefill-passes-"))
-    shutil.copytree(workspace, home, dirs_exist_ok=True)
-    os.environ["DISTILL_HOME"] = str(home)
-    sys.path.insert(0, str(Path.cwd()))
+    from demo_score import copy_workspace, scored_run  # this folder's: the same copy and run
+
+    home = copy_workspace(workspace)
     trace = _trace_engine()
     from pipeline.demo import DemoRun, run_step
     from pipeline.endpoints import SessionSettings
     from pipeline.local.runtime import ensure_local_backend
 
-    jobs = sorted((home / "local-backend" / "jobs").glob("*/job.json"))
-    if not jobs:
-        raise SystemExit(f"{workspace} holds no fine-tuning job: run benchmarks/demo_story.py person first")
+    scored = scored_run(home)  # before this benchmark adds its own visitor
     settings = SessionSettings()
     handle = ensure_local_backend()
     handle.wait_ready()
@@ -88,11 +84,7 @@ def demo_steps(workspace: Path) -> list[dict[str, Any]]:
     rows = []
     fresh = DemoRun("person", "prefill_passes_visitor")  # its own draft: the augment step's input
     run_step(fresh, "load", settings)
-    for name, run in (("augment", fresh), ("compare", None), ("benchmark", None)):
-        if run is None:
-            run = DemoRun("person", next(p.name for p in (home / "visitors").iterdir()
-                                         if p.is_dir() and p.name != "prefill_passes_visitor"))
-            run.fine_tuned_model = json.loads(jobs[-1].read_text())["fine_tuned_model"]
+    for name, run in (("augment", fresh), ("compare", scored), ("benchmark", scored)):
         for kind in trace.values():
             kind.clear()
         before = reused()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import torch
 
@@ -92,7 +90,8 @@ def test_the_setting_picks_the_candidates(monkeypatch):
 
 @pytest.mark.parametrize("setting", ["", "1"])
 def test_the_engine_times_its_steps_with_both_counts_unless_fixed(monkeypatch, setting):
-    from pipeline.local.engine import Engine, GenRequest
+    from pipeline.local.engine import Engine
+    from tests.engine_support import generate
 
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setenv("DISTILL_DECODE_THREADS", setting)
@@ -101,14 +100,8 @@ def test_the_engine_times_its_steps_with_both_counts_unless_fixed(monkeypatch, s
     try:
         engine.wait_ready(timeout=300)
 
-        async def run() -> None:
-            request = GenRequest(model_id="tiny", prompt_ids=engine.encode_chat([{"role": "user", "content": "hi"}]),
-                                 max_tokens=12, temperature=0.0, loop=asyncio.get_running_loop(), out=asyncio.Queue())
-            engine.submit(request)
-            while (await asyncio.wait_for(request.out.get(), timeout=120))[0] not in ("done", "error"):
-                pass
-
-        asyncio.run(run())
+        generate(engine, [{"model_id": "tiny", "prompt_ids": engine.encode_chat([{"role": "user", "content": "hi"}]),
+                           "max_tokens": 12, "temperature": 0.0}])
     finally:
         engine.shutdown()
         torch.set_num_threads(before)

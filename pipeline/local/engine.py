@@ -404,10 +404,11 @@ class Engine:
         and stored, when that saves more rows than a pass's fixed part."""
         shared = []
         for model, part in parts:
+            if len(part) < 2:  # a chat's one prompt: nothing to share, no lookup
+                continue
             prefix = prefixes.group_prefix([r.prompt_ids for r in part])
             model_id = part[0].model_id
-            known = self._prefixes.longest(model_id, prefix)
-            if len(part) > 1 and (len(part) - 1) * (len(prefix) - known) >= prefixes.SHARE_FROM_ROWS:
+            if (len(part) - 1) * (len(prefix) - self._prefixes.longest(model_id, prefix)) >= prefixes.SHARE_FROM_ROWS:
                 cache = model.new_cache()
                 self._prefixes.take(model_id, prefix, cache)
                 shared.append((model, model_id, prefix, cache))

@@ -141,6 +141,10 @@ DECODE_INT8: Setting[bool] = Setting(
 DECODE_INT4: Setting[bool] = Setting(
     "DISTILL_DECODE_INT4", _flag, True, "1",
     "Local backend decodes the base model's layers with int4 weights (~1.5x faster than int8; 0 keeps int8; see `docs/bench/backend.md`).", "1 or 0")
+NATIVE_STEP: Setting[bool] = Setting(
+    "DISTILL_NATIVE_STEP", _flag, True, "1",
+    "1 runs a decode step's small ops (norms, attention, SiLU) in C, built once with the machine's C compiler "
+    "where it has one; 0 keeps them in torch (see `docs/bench/backend.md`).", "1 or 0")
 def _threads(raw: str) -> int | str | None:
     return "auto" if raw.lower() == "auto" else _count(raw)
 

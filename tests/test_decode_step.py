@@ -1,4 +1,5 @@
-"""The fast decoder's single-token step: which kernels it runs (op counts, not timings)."""
+"""The fast decoder's single-token step: which kernels it runs (op counts, not timings), and its C version
+(native.py) against its torch ops."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch.profiler import profile
 
-from pipeline.local import weights
+from pipeline.local import native, weights
 from pipeline.local.fastlm import FastLlama
 
 
@@ -15,6 +16,20 @@ def tiny_model():
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(weights.tiny_model_dir(), dtype=torch.float32)
+
+
+@pytest.fixture
+def torch_step(monkeypatch):
+    """The decode step with its torch ops (as where no C compiler is found)."""
+    monkeypatch.setattr(native, "library", lambda: None)
+
+
+@pytest.fixture
+def fresh_library():
+    """native.library() looked up again in the test (its result is cached per process), and after it."""
+    native.library.cache_clear()
+    yield
+    native.library.cache_clear()
 
 
 def _step_ops(fast: FastLlama, streams: int) -> dict[str, int]:
@@ -28,7 +43,7 @@ def _step_ops(fast: FastLlama, streams: int) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("streams", [1, 3])
-def test_single_token_attention_takes_the_fused_kernel(tiny_model, streams):
+def test_single_token_attention_takes_the_fused_kernel(tiny_model, streams, torch_step):
     # 3-D inputs sent SDPA to its unfused math path (softmax, masks and two bmm per call).
     fast = FastLlama(tiny_model, weights="int4")
     ops = _step_ops(fast, streams)
@@ -57,3 +72,84 @@ def test_int4_decode_takes_its_top_logits_from_the_int8_head(tiny_model, streams
     assert torch.equal(logits.argmax(-1), full.argmax(-1))
     int8_weights = [e.input_shapes[1] for e in prof.events() if e.name == "aten::_weight_int8pack_mm"]
     assert int8_weights == [[streams * SCREEN_TOP, fast.hidden]]  # only the candidates' rows were read
+
+
+def _peaked(tiny_model):
+    """The tiny model with larger q/k weights: random init gives near-uniform attention, under which a RoPE
+    or cache mistake barely shows; peaked attention makes it change the logits."""
+    import copy
+
+    model = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(12)
+            layer.self_attn.k_proj.weight.mul_(12)
+    return model
+
+
+def _greedy_steps(fast: FastLlama, prompts: list[list[int]], tokens: int, adapters=()) -> tuple[torch.Tensor, list]:
+    """Every step's logits [steps, rows, vocab] and greedy tokens of `prompts` decoded together (row i by
+    adapters[i]'s decoder when given, else the base)."""
+    decoders = list(adapters) or [fast] * len(prompts)
+    caches = [d.new_cache() for d in decoders]
+    logits = fast.forward_together([(d, [(ids, c)]) for d, ids, c in zip(decoders, prompts, caches, strict=True)])
+    steps, chosen = [], []
+    for _ in range(tokens):
+        steps.append(logits)
+        chosen.append(logits.argmax(-1).tolist())
+        logits = fast.forward_together([(d, [([t], c)]) for d, t, c in zip(decoders, chosen[-1], caches, strict=True)])
+    return torch.stack(steps), chosen
+
+
+@pytest.mark.parametrize("kind", ["int4", "int8"])
+def test_the_c_step_gives_the_torch_steps_logits_and_tokens(tiny_model, tmp_path, kind, monkeypatch):
+    """Base and fine-tuned rows decoded together, past the cache's first growth (256 positions), with the
+    step in C and with its torch ops: the same greedy tokens, and logits equal up to float rounding."""
+    from tests.test_local_engine import _random_adapter
+
+    assert native.library() is not None, "this machine has a C compiler: the C step must build"
+    model = _peaked(tiny_model)
+    _random_adapter(model, tmp_path / "a")
+    base = FastLlama(model, weights=kind)
+    tuned = base.with_adapter(tmp_path / "a")
+    prompts = [list(range(5, 245)), list(range(9, 240)), [1, 30, 40, 50]]
+    decoders = [base, tuned, base]
+    in_c, tokens_c = _greedy_steps(base, prompts, 24, decoders)
+    monkeypatch.setattr(native, "library", lambda: None)
+    in_torch, tokens_torch = _greedy_steps(base, prompts, 24, decoders)
+    assert tokens_c == tokens_torch
+    scale = in_torch.abs().max()
+    assert (in_c - in_torch).abs().max() < 0.02 * scale
+    assert (in_c - in_torch).abs().mean() < 0.002 * scale
+    assert len({tuple(t) for t in zip(*tokens_c, strict=True)}) > 1  # the rows did not all say the same
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_the_c_step_runs_no_torch_ops_between_the_weight_kernels(tiny_model, streams):
+    assert native.library() is not None
+    fast = FastLlama(tiny_model, weights="int4")
+    ops = _step_ops(fast, streams)
+    for small in ("aten::rms_norm", "aten::silu", "aten::_scaled_dot_product_flash_attention_for_cpu",
+                  "aten::view_as_complex"):
+        assert small not in ops
+    # four weight kernels per layer, then the int4 lm_head screen
+    assert ops["aten::_weight_int4pack_mm_for_cpu"] == 4 * len(fast.layers) + 1
+
+
+def test_without_a_working_compiler_the_decoder_keeps_its_torch_ops(tiny_model, monkeypatch, fresh_library, caplog):
+    fast = FastLlama(tiny_model, weights="int4")
+    expected = _greedy_steps(fast, [[1, 30, 40, 50]], 6)[1]
+    monkeypatch.setenv("CC", "false")  # a "compiler" that fails every build
+    native.library.cache_clear()
+    with caplog.at_level("WARNING", logger="pipeline.local.native"):
+        assert native.library() is None
+    assert "C helpers are unavailable" in caplog.text
+    assert _greedy_steps(fast, [[1, 30, 40, 50]], 6)[1] == expected
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in _step_ops(fast, 1)
+    native.library.cache_clear()
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert native.library() is None
+    native.library.cache_clear()
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("DISTILL_NATIVE_STEP", "0")
+    assert native.library() is None

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pipeline.local import qweights
+from pipeline.local import native, qweights
 from pipeline.local.qweights import Weight
 
 
@@ -155,6 +155,10 @@ class FastLlama:
         inv_freq = 1.0 / (meta["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
         freqs = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
         self.rotation = torch.complex(freqs.cos(), freqs.sin())  # [positions, head_dim / 2]
+        self.rope_table = torch.view_as_real(self.rotation).contiguous()  # [positions, head_dim / 2, (cos, sin)]
+        # The C decode step (native.py) feeds the weight kernels bf16 rows itself: quantized weights only.
+        self.native_ready = all(isinstance(getattr(layer, name), qweights.Int4 | qweights.Int8)
+                                for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown"))
         # A fine-tuned decoder (with_adapter) is its base's weights (`root`) plus `lora`; the base is its own root.
         self.root: FastLlama = self
         self.lora: Lora = {}
@@ -309,10 +313,13 @@ class FastLlama:
         x = x[torch.tensor(sizes).cumsum(0) - 1]
         return self.lm_head(F.rms_norm(x, shape, self.norm, self.eps)).float()
 
-    def _project(self, x: torch.Tensor, index: int, name: str, adapters: AdapterRows) -> torch.Tensor:
+    def _project(self, x: torch.Tensor, index: int, name: str, adapters: AdapterRows,
+                 x_bf16: torch.Tensor | None = None) -> torch.Tensor:
         """Layer `index`'s fused weight `name` applied to x, plus each adapter's x A^T B^T on its rows (then
-        float32, as `addmm` of the base output; rows without an adapter keep the kernel's own values)."""
-        out = getattr(self.layers[index], name)(x)
+        float32, as `addmm` of the base output; rows without an adapter keep the kernel's own values).
+        `x_bf16`: x already rounded to bf16, fed straight to the weight's small-row kernel (native step)."""
+        weight = getattr(self.layers[index], name)
+        out = weight(x) if x_bf16 is None else weight.kernel(x_bf16)
         deltas = [(start, stop, lora[(index, name)]) for start, stop, lora in adapters if (index, name) in lora]
         if not deltas:
             return out
@@ -337,6 +344,10 @@ class FastLlama:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for cache in caches:
             cache.reserve(1)
+        if self.native_ready and len(caches) < qweights.DENSE_FROM_ROWS:
+            lib = native.library()
+            if lib is not None:
+                return self._decode_native(lib, segments, positions, adapters)
         total, hd, kv_heads, shape, eps = len(caches), self.head_dim, self.kv_heads, (self.hidden,), self.eps
         rotation = self._rotations(positions)
         x = self.embed[[tokens[0] for tokens, _ in segments]].float()
@@ -350,6 +361,47 @@ class FastLlama:
         for cache in caches:
             cache.length += 1
         return self._head(F.rms_norm(x, shape, self.norm, eps))
+
+    def _decode_native(self, lib, segments: list[Segment], positions: list[int],
+                       adapters: AdapterRows) -> torch.Tensor:
+        """`_decode` with each layer's ops between the weight kernels in C (native.py, decode_step.c): per
+        layer four C calls and four kernel calls instead of ~25 torch ops. The same arithmetic in float32,
+        summed in another order (the tests compare both paths' logits and greedy tokens)."""
+        caches = [cache for _, cache in segments]
+        rows, hidden, hd = len(caches), self.hidden, self.head_dim
+        q_width, width = self.heads * hd, (self.heads + 2 * self.kv_heads) * hd
+        x = self.embed[[tokens[0] for tokens, _ in segments]].float()
+        # Buffers reused by every layer: each C call writes its result in float32 (for adapters, the residual)
+        # and in bf16 (the next weight kernel's input).
+        h, h_bf16 = torch.empty(rows, hidden), torch.empty(rows, hidden, dtype=torch.bfloat16)
+        att, att_bf16 = torch.empty(rows, q_width), torch.empty(rows, q_width, dtype=torch.bfloat16)
+        act = torch.empty(rows, self.intermediate)
+        act_bf16 = torch.empty(rows, self.intermediate, dtype=torch.bfloat16)
+        scratch = torch.empty(width + max(positions) + 1)
+        pos = torch.tensor(positions, dtype=torch.int64)
+        cache_ptrs = torch.tensor([cache.kv.data_ptr() for cache in caches], dtype=torch.int64)
+        capacity = torch.tensor([cache.kv.shape[3] for cache in caches], dtype=torch.int64)
+        eps, bf16 = self.eps, torch.bfloat16
+        delta: torch.Tensor | None = None  # the previous layer's MLP output, added to x by the next norm
+        for index, layer in enumerate(self.layers):
+            lib.add_norm(x.data_ptr(), None if delta is None else delta.data_ptr(), delta is not None and
+                         delta.dtype == bf16, layer.ln1.data_ptr(), rows, hidden, eps, h.data_ptr(), h_bf16.data_ptr())
+            qkv = self._project(h, index, "wqkv", adapters, h_bf16)
+            lib.attend(qkv.data_ptr(), qkv.dtype == bf16, rows, self.heads, self.kv_heads, hd,
+                       self.rope_table.data_ptr(), pos.data_ptr(), cache_ptrs.data_ptr(), capacity.data_ptr(), index,
+                       scratch.data_ptr(), att.data_ptr(), att_bf16.data_ptr())
+            out = self._project(att, index, "wo", adapters, att_bf16)
+            lib.add_norm(x.data_ptr(), out.data_ptr(), out.dtype == bf16, layer.ln2.data_ptr(), rows, hidden, eps,
+                         h.data_ptr(), h_bf16.data_ptr())
+            gate_up = self._project(h, index, "wgu", adapters, h_bf16)
+            lib.silu_mul(gate_up.data_ptr(), gate_up.dtype == bf16, rows, self.intermediate, act.data_ptr(),
+                         act_bf16.data_ptr())
+            delta = self._project(act, index, "wdown", adapters, act_bf16)
+        lib.add_norm(x.data_ptr(), delta.data_ptr(), delta.dtype == bf16, self.norm.data_ptr(), rows, hidden, eps,
+                     h.data_ptr(), h_bf16.data_ptr())
+        for cache in caches:
+            cache.length += 1
+        return self._head(h)
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         """float32 logits of a decode step. With int4 weights, the int8 lm_head (49152 x 576, a fifth of a

@@ -58,7 +58,11 @@ class Int8:
             if self.dense is None:
                 self.dense = (self.q.to(torch.float32) * self.scale.float()[:, None]).to(dense_dtype())
             return F.linear(x.to(self.dense.dtype), self.dense)
-        return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale)
+        return self.kernel(x.to(torch.bfloat16))
+
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """bf16 x [rows, in] through torch's int8 kernel (what a call of fewer than DENSE_FROM_ROWS rows runs)."""
+        return torch._weight_int8pack_mm(x, self.q, self.scale)
 
     def makes_dense_copy(self, rows: int) -> bool:
         return self.dense is None and rows >= DENSE_FROM_ROWS
@@ -92,7 +96,11 @@ class Int4:
             self.dense = self._dequantized()
         if rows >= DENSE_FROM_ROWS and isinstance(self.dense, torch.Tensor):
             return F.linear(x.to(self.dense.dtype), self.dense)
-        return torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.packed, self.group, self.scales_zeros)
+        return self.kernel(x.to(torch.bfloat16))
+
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """bf16 x [rows, in] through torch's int4 kernel (what a call of fewer than DENSE_FROM_ROWS rows runs)."""
+        return torch._weight_int4pack_mm_for_cpu(x, self.packed, self.group, self.scales_zeros)
 
     def makes_dense_copy(self, rows: int) -> bool:
         return self.dense is None and rows >= INT4_DENSE_FROM_ROWS

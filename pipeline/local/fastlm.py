@@ -372,7 +372,8 @@ class FastLlama:
         q_width, width = self.heads * hd, (self.heads + 2 * self.kv_heads) * hd
         x = self.embed[[tokens[0] for tokens, _ in segments]].float()
         # Buffers reused by every layer: each C call writes its result in float32 (for adapters, the residual)
-        # and in bf16 (the next weight kernel's input).
+        # and in bf16 (the next weight kernel's input). Their addresses are taken once: a step makes ~120
+        # C calls, where each Python-level attribute access shows.
         h, h_bf16 = torch.empty(rows, hidden), torch.empty(rows, hidden, dtype=torch.bfloat16)
         att, att_bf16 = torch.empty(rows, q_width), torch.empty(rows, q_width, dtype=torch.bfloat16)
         act = torch.empty(rows, self.intermediate)
@@ -381,24 +382,26 @@ class FastLlama:
         pos = torch.tensor(positions, dtype=torch.int64)
         cache_ptrs = torch.tensor([cache.kv.data_ptr() for cache in caches], dtype=torch.int64)
         capacity = torch.tensor([cache.kv.shape[3] for cache in caches], dtype=torch.int64)
-        eps, bf16 = self.eps, torch.bfloat16
+        x_p, h_p, hb_p, att_p, attb_p, act_p, actb_p = (t.data_ptr() for t in (x, h, h_bf16, att, att_bf16, act,
+                                                                               act_bf16))
+        attend_args = (rows, self.heads, self.kv_heads, hd, self.rope_table.data_ptr(), pos.data_ptr(),
+                       cache_ptrs.data_ptr(), capacity.data_ptr())
+        add_norm, attend, silu_mul = lib.add_norm, lib.attend, lib.silu_mul
+        eps, bf16, inter = self.eps, torch.bfloat16, self.intermediate
         delta: torch.Tensor | None = None  # the previous layer's MLP output, added to x by the next norm
         for index, layer in enumerate(self.layers):
-            lib.add_norm(x.data_ptr(), None if delta is None else delta.data_ptr(), delta is not None and
-                         delta.dtype == bf16, layer.ln1.data_ptr(), rows, hidden, eps, h.data_ptr(), h_bf16.data_ptr())
-            qkv = self._project(h, index, "wqkv", adapters, h_bf16)
-            lib.attend(qkv.data_ptr(), qkv.dtype == bf16, rows, self.heads, self.kv_heads, hd,
-                       self.rope_table.data_ptr(), pos.data_ptr(), cache_ptrs.data_ptr(), capacity.data_ptr(), index,
-                       scratch.data_ptr(), att.data_ptr(), att_bf16.data_ptr())
-            out = self._project(att, index, "wo", adapters, att_bf16)
-            lib.add_norm(x.data_ptr(), out.data_ptr(), out.dtype == bf16, layer.ln2.data_ptr(), rows, hidden, eps,
-                         h.data_ptr(), h_bf16.data_ptr())
-            gate_up = self._project(h, index, "wgu", adapters, h_bf16)
-            lib.silu_mul(gate_up.data_ptr(), gate_up.dtype == bf16, rows, self.intermediate, act.data_ptr(),
-                         act_bf16.data_ptr())
-            delta = self._project(act, index, "wdown", adapters, act_bf16)
-        lib.add_norm(x.data_ptr(), delta.data_ptr(), delta.dtype == bf16, self.norm.data_ptr(), rows, hidden, eps,
-                     h.data_ptr(), h_bf16.data_ptr())
+            if delta is None:
+                add_norm(x_p, None, 0, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
+            else:
+                add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
+            qkv = self._project(h, index, "wqkv", adapters, h_bf16) if adapters else layer.wqkv.kernel(h_bf16)
+            attend(qkv.data_ptr(), qkv.dtype == bf16, *attend_args, index, scratch.data_ptr(), att_p, attb_p)
+            out = self._project(att, index, "wo", adapters, att_bf16) if adapters else layer.wo.kernel(att_bf16)
+            add_norm(x_p, out.data_ptr(), out.dtype == bf16, layer.ln2.data_ptr(), rows, hidden, eps, h_p, hb_p)
+            gate_up = self._project(h, index, "wgu", adapters, h_bf16) if adapters else layer.wgu.kernel(h_bf16)
+            silu_mul(gate_up.data_ptr(), gate_up.dtype == bf16, rows, inter, act_p, actb_p)
+            delta = self._project(act, index, "wdown", adapters, act_bf16) if adapters else layer.wdown.kernel(act_bf16)
+        add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, self.norm.data_ptr(), rows, hidden, eps, h_p, hb_p)
         for cache in caches:
             cache.length += 1
         return self._head(h)

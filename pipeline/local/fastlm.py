@@ -156,9 +156,9 @@ class FastLlama:
         freqs = torch.outer(torch.arange(self.max_positions, dtype=torch.float32), inv_freq)
         self.rotation = torch.complex(freqs.cos(), freqs.sin())  # [positions, head_dim / 2]
         self.rope_table = torch.view_as_real(self.rotation).contiguous()  # [positions, head_dim / 2, (cos, sin)]
-        # The C decode step (native.py) feeds the weight kernels bf16 rows itself: quantized weights only.
-        self.native_ready = all(isinstance(getattr(layer, name), qweights.Int4 | qweights.Int8)
-                                for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown"))
+        # The C decode step (native.py) feeds the quantized weights' small-row kernels bf16 rows itself.
+        self.quantized = all(isinstance(getattr(layer, name), qweights.Int4 | qweights.Int8)
+                             for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown"))
         # A fine-tuned decoder (with_adapter) is its base's weights (`root`) plus `lora`; the base is its own root.
         self.root: FastLlama = self
         self.lora: Lora = {}
@@ -344,10 +344,9 @@ class FastLlama:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for cache in caches:
             cache.reserve(1)
-        if self.native_ready and len(caches) < qweights.DENSE_FROM_ROWS:
-            lib = native.library()
-            if lib is not None:
-                return self._decode_native(lib, segments, positions, adapters)
+        lib = native.library()
+        if lib is not None:
+            return self._decode_native(lib, segments, positions, adapters)
         total, hd, kv_heads, shape, eps = len(caches), self.head_dim, self.kv_heads, (self.hidden,), self.eps
         rotation = self._rotations(positions)
         x = self.embed[[tokens[0] for tokens, _ in segments]].float()
@@ -365,8 +364,9 @@ class FastLlama:
     def _decode_native(self, lib, segments: list[Segment], positions: list[int],
                        adapters: AdapterRows) -> torch.Tensor:
         """`_decode` with each layer's ops between the weight kernels in C (native.py, decode_step.c): per
-        layer four C calls and four kernel calls instead of ~25 torch ops. The same arithmetic in float32,
-        summed in another order (the tests compare both paths' logits and greedy tokens)."""
+        layer four C calls and four weight calls instead of ~25 torch ops (and, for many rows, one call
+        for all rows' attention instead of one SDPA call per row). The same arithmetic in float32, summed
+        in another order (the tests compare both paths' logits and greedy tokens)."""
         caches = [cache for _, cache in segments]
         rows, hidden, hd = len(caches), self.hidden, self.head_dim
         q_width, width = self.heads * hd, (self.heads + 2 * self.kv_heads) * hd
@@ -388,19 +388,24 @@ class FastLlama:
                        cache_ptrs.data_ptr(), capacity.data_ptr())
         add_norm, attend, silu_mul = lib.add_norm, lib.attend, lib.silu_mul
         eps, bf16, inter = self.eps, torch.bfloat16, self.intermediate
+        # Fewer than DENSE_FROM_ROWS rows of quantized weights: the C calls' bf16 rows go straight into the
+        # small-row kernels (no conversion op); else each weight takes its usual path from the float32 rows.
+        kernels = self.quantized and rows < qweights.DENSE_FROM_ROWS
+        direct = kernels and not adapters
+        h_in, att_in, act_in = (h_bf16, att_bf16, act_bf16) if kernels else (None, None, None)
         delta: torch.Tensor | None = None  # the previous layer's MLP output, added to x by the next norm
         for index, layer in enumerate(self.layers):
             if delta is None:
                 add_norm(x_p, None, 0, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
             else:
                 add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
-            qkv = self._project(h, index, "wqkv", adapters, h_bf16) if adapters else layer.wqkv.kernel(h_bf16)
+            qkv = layer.wqkv.kernel(h_bf16) if direct else self._project(h, index, "wqkv", adapters, h_in)
             attend(qkv.data_ptr(), qkv.dtype == bf16, *attend_args, index, scratch.data_ptr(), att_p, attb_p)
-            out = self._project(att, index, "wo", adapters, att_bf16) if adapters else layer.wo.kernel(att_bf16)
+            out = layer.wo.kernel(att_bf16) if direct else self._project(att, index, "wo", adapters, att_in)
             add_norm(x_p, out.data_ptr(), out.dtype == bf16, layer.ln2.data_ptr(), rows, hidden, eps, h_p, hb_p)
-            gate_up = self._project(h, index, "wgu", adapters, h_bf16) if adapters else layer.wgu.kernel(h_bf16)
+            gate_up = layer.wgu.kernel(h_bf16) if direct else self._project(h, index, "wgu", adapters, h_in)
             silu_mul(gate_up.data_ptr(), gate_up.dtype == bf16, rows, inter, act_p, actb_p)
-            delta = self._project(act, index, "wdown", adapters, act_bf16) if adapters else layer.wdown.kernel(act_bf16)
+            delta = layer.wdown.kernel(act_bf16) if direct else self._project(act, index, "wdown", adapters, act_in)
         add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, self.norm.data_ptr(), rows, hidden, eps, h_p, hb_p)
         for cache in caches:
             cache.length += 1

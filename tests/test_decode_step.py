@@ -119,8 +119,9 @@ def test_the_c_step_gives_the_torch_steps_logits_and_tokens(tiny_model, tmp_path
     in_torch, tokens_torch = _greedy_steps(base, prompts, 24, decoders)
     assert tokens_c == tokens_torch
     scale = in_torch.abs().max()
-    assert (in_c - in_torch).abs().max() < 0.02 * scale
-    assert (in_c - in_torch).abs().mean() < 0.002 * scale
+    # A bf16 rounding that falls the other way moves a few logits by a few bf16 steps; on average they agree.
+    assert (in_c - in_torch).abs().max() < 0.05 * scale
+    assert (in_c - in_torch).abs().mean() < 1e-4 * scale
     assert len({tuple(t) for t in zip(*tokens_c, strict=True)}) > 1  # the rows did not all say the same
 
 
@@ -153,3 +154,20 @@ def test_without_a_working_compiler_the_decoder_keeps_its_torch_ops(tiny_model, 
     monkeypatch.delenv("CC")
     monkeypatch.setenv("DISTILL_NATIVE_STEP", "0")
     assert native.library() is None
+
+
+def test_a_step_past_the_c_steps_length_runs_the_torch_ops(tiny_model):
+    """The C attention is single-threaded and slower than SDPA at long contexts: from NATIVE_POSITIONS on,
+    a step runs the torch ops (still the same tokens)."""
+    from pipeline.local.fastlm import NATIVE_POSITIONS
+
+    assert native.library() is not None
+    fast = FastLlama(tiny_model, weights="int4")
+    sdpa = "aten::_scaled_dot_product_flash_attention_for_cpu"
+    for length, in_c in ((NATIVE_POSITIONS - 1, True), (NATIVE_POSITIONS, False)):
+        cache = fast.new_cache()
+        fast.forward([(list(range(5, 5 + length)), cache)])
+        with profile() as prof:
+            fast.forward([([7], cache)])
+        ops = {event.key for event in prof.key_averages()}
+        assert (sdpa not in ops) == in_c, length

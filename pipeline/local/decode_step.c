@@ -40,6 +40,19 @@ static inline void load_row(const void *src, int bf16, long offset, int n, float
     }
 }
 
+/* q . k with eight partial sums, which the compiler keeps in one vector register (a single running sum
+ * would be a chain of dependent adds), then added up. */
+static inline float dot(const float *q, const float *k, int n) {
+    float part[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    int d = 0;
+    for (; d + 8 <= n; d += 8)
+        for (int i = 0; i < 8; i++) part[i] += q[d + i] * k[d + i];
+    float sum = 0.0f;
+    for (; d < n; d++) sum += q[d] * k[d];
+    for (int i = 0; i < 8; i++) sum += part[i];
+    return sum;
+}
+
 /* For each of `rows` rows of x [rows, n]: x += delta (when delta is not NULL; f32 or bf16), then
  * out = x / sqrt(mean(x^2) + eps) * weight, written as float32 (out) and bfloat16 (out_bf16). */
 void add_norm(float *x, const void *delta, int delta_bf16, const float *weight, int rows, int n, float eps,
@@ -73,17 +86,20 @@ void add_norm(float *x, const void *delta, int delta_bf16, const float *weight, 
  * head is elements 2j, 2j+1), then v. rope [positions, head_dim / 2, 2]: cos, sin per position and pair.
  * Row r is at position pos[r] of its cache caches[r], laid out [layers, 2 (k, v), kv_heads, capacity[r],
  * head_dim] float32: its roped k and its v are written at pos[r] of layer `layer`, then each query head
- * attends over positions 0..pos[r] of its key/value head (query head h uses kv head h / (heads / kv_heads)).
- * scratch: at least (heads + 2 kv_heads) * head_dim + max(pos) + 1 floats. Output [rows, heads * head_dim]
- * as float32 (out) and bfloat16 (out_bf16). */
+ * attends over positions 0..pos[r] of its key/value head (query heads g * group .. g * group + group - 1
+ * share kv head g, group = heads / kv_heads). The query heads of a kv head are done together, so its keys
+ * and values are read from memory once, not once per query head (at long contexts they outgrow the
+ * caches). scratch: at least width + group * (max(pos) + 2) floats. Output [rows, heads * head_dim] as
+ * float32 (out) and bfloat16 (out_bf16). */
 void attend(const void *qkv, int qkv_bf16, int rows, int heads, int kv_heads, int head_dim, const float *rope,
             const int64_t *pos, float *const *caches, const int64_t *capacity, int layer, float *scratch,
             float *out, uint16_t *out_bf16) {
     const int width = (heads + 2 * kv_heads) * head_dim, half = head_dim / 2, group = heads / kv_heads;
     const float inv_sqrt = 1.0f / sqrtf((float)head_dim);
-    float *row = scratch, *scores = scratch + width;
+    float *row = scratch;
     for (int r = 0; r < rows; r++) {
-        const long p = pos[r], cap = capacity[r];
+        const long p = pos[r], cap = capacity[r], span = p + 1;
+        float *scores = scratch + width, *totals = scores + group * span;  /* [group, span], [group] */
         load_row(qkv, qkv_bf16, (long)r * width, width, row);
         const float *angle = rope + p * head_dim;  /* [half, 2] */
         for (int h = 0; h < heads + kv_heads; h++) {  /* q heads, then k heads; v is not rotated */
@@ -101,32 +117,37 @@ void attend(const void *qkv, int qkv_bf16, int rows, int heads, int kv_heads, in
             memcpy(layer_kv + ((long)(kv_heads + g) * cap + p) * head_dim, row + (heads + kv_heads + g) * head_dim,
                    (size_t)head_dim * sizeof(float));
         }
-        for (int h = 0; h < heads; h++) {
-            const int g = h / group;
-            const float *q = row + h * head_dim;
+        for (int g = 0; g < kv_heads; g++) {
+            const float *queries = row + g * group * head_dim;
             const float *keys = layer_kv + (long)g * cap * head_dim;
             const float *values = layer_kv + (long)(kv_heads + g) * cap * head_dim;
-            float top = -INFINITY;
-            for (long t = 0; t <= p; t++) {
+            for (long t = 0; t < span; t++) {
                 const float *k = keys + t * head_dim;
-                float dot = 0.0f;
-                for (int d = 0; d < head_dim; d++) dot += q[d] * k[d];
-                scores[t] = dot * inv_sqrt;
-                if (scores[t] > top) top = scores[t];
+                for (int j = 0; j < group; j++) {
+                    scores[j * span + t] = dot(queries + j * head_dim, k, head_dim) * inv_sqrt;
+                }
             }
-            float total = 0.0f;
-            for (long t = 0; t <= p; t++) {
-                scores[t] = expf(scores[t] - top);
-                total += scores[t];
+            for (int j = 0; j < group; j++) {
+                float *s = scores + j * span, top = -INFINITY, total = 0.0f;
+                for (long t = 0; t < span; t++) top = s[t] > top ? s[t] : top;
+                for (long t = 0; t < span; t++) {
+                    s[t] = expf(s[t] - top);
+                    total += s[t];
+                }
+                totals[j] = 1.0f / total;
             }
-            float *o = out + (long)r * heads * head_dim + (long)h * head_dim;
-            for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
-            for (long t = 0; t <= p; t++) {
-                const float w = scores[t] / total, *v = values + t * head_dim;
-                for (int d = 0; d < head_dim; d++) o[d] += w * v[d];
+            float *o = out + (long)r * heads * head_dim + (long)g * group * head_dim;
+            memset(o, 0, (size_t)group * head_dim * sizeof(float));
+            for (long t = 0; t < span; t++) {
+                const float *v = values + t * head_dim;
+                for (int j = 0; j < group; j++) {
+                    const float w = scores[j * span + t] * totals[j];
+                    float *oj = o + j * head_dim;
+                    for (int d = 0; d < head_dim; d++) oj[d] += w * v[d];
+                }
             }
-            uint16_t *ob = out_bf16 + (long)r * heads * head_dim + (long)h * head_dim;
-            for (int d = 0; d < head_dim; d++) ob[d] = to_bf16(o[d]);
+            uint16_t *ob = out_bf16 + (long)r * heads * head_dim + (long)g * group * head_dim;
+            for (int i = 0; i < group * head_dim; i++) ob[i] = to_bf16(o[i]);
         }
     }
 }

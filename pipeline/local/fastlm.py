@@ -63,6 +63,10 @@ ALIGN_BYTES = 64
 # many: 36 prompts of 60 tokens took 2.4 s in one pass of 2,160 rows against ~2 s in two of 1,080
 # (AVX512, 2 threads): a pass's activations outgrow the caches.
 PREFILL_ROWS = 1024
+# The C decode step (native.py) for steps whose sequences are all shorter than this: its single-threaded
+# attention ran ~1.5x slower per layer than torch's SDPA from ~1,000 positions, and at 512 the step was
+# 0.86x (one stream) and 1.00x (three) of the torch ops' time (docs/bench/backend.md).
+NATIVE_POSITIONS = 512
 SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
@@ -344,9 +348,10 @@ class FastLlama:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for cache in caches:
             cache.reserve(1)
-        lib = native.library()
-        if lib is not None:
-            return self._decode_native(lib, segments, positions, adapters)
+        if self.quantized and len(caches) < qweights.DENSE_FROM_ROWS and max(positions) < NATIVE_POSITIONS:
+            lib = native.library()
+            if lib is not None:
+                return self._decode_native(lib, segments, positions, adapters)
         total, hd, kv_heads, shape, eps = len(caches), self.head_dim, self.kv_heads, (self.hidden,), self.eps
         rotation = self._rotations(positions)
         x = self.embed[[tokens[0] for tokens, _ in segments]].float()
@@ -364,9 +369,8 @@ class FastLlama:
     def _decode_native(self, lib, segments: list[Segment], positions: list[int],
                        adapters: AdapterRows) -> torch.Tensor:
         """`_decode` with each layer's ops between the weight kernels in C (native.py, decode_step.c): per
-        layer four C calls and four weight calls instead of ~25 torch ops (and, for many rows, one call
-        for all rows' attention instead of one SDPA call per row). The same arithmetic in float32, summed
-        in another order (the tests compare both paths' logits and greedy tokens)."""
+        layer four C calls and four kernel calls instead of ~25 torch ops. The same arithmetic in float32,
+        summed in another order (the tests compare both paths' logits and greedy tokens)."""
         caches = [cache for _, cache in segments]
         rows, hidden, hd = len(caches), self.hidden, self.head_dim
         q_width, width = self.heads * hd, (self.heads + 2 * self.kv_heads) * hd
@@ -378,7 +382,7 @@ class FastLlama:
         att, att_bf16 = torch.empty(rows, q_width), torch.empty(rows, q_width, dtype=torch.bfloat16)
         act = torch.empty(rows, self.intermediate)
         act_bf16 = torch.empty(rows, self.intermediate, dtype=torch.bfloat16)
-        scratch = torch.empty(width + max(positions) + 1)
+        scratch = torch.empty(width + (self.heads // self.kv_heads) * (max(positions) + 2))
         pos = torch.tensor(positions, dtype=torch.int64)
         cache_ptrs = torch.tensor([cache.kv.data_ptr() for cache in caches], dtype=torch.int64)
         capacity = torch.tensor([cache.kv.shape[3] for cache in caches], dtype=torch.int64)
@@ -386,26 +390,21 @@ class FastLlama:
                                                                                act_bf16))
         attend_args = (rows, self.heads, self.kv_heads, hd, self.rope_table.data_ptr(), pos.data_ptr(),
                        cache_ptrs.data_ptr(), capacity.data_ptr())
-        add_norm, attend, silu_mul = lib.add_norm, lib.attend, lib.silu_mul
+        add_norm, attend, silu_mul, scratch_p = lib.add_norm, lib.attend, lib.silu_mul, scratch.data_ptr()
         eps, bf16, inter = self.eps, torch.bfloat16, self.intermediate
-        # Fewer than DENSE_FROM_ROWS rows of quantized weights: the C calls' bf16 rows go straight into the
-        # small-row kernels (no conversion op); else each weight takes its usual path from the float32 rows.
-        kernels = self.quantized and rows < qweights.DENSE_FROM_ROWS
-        direct = kernels and not adapters
-        h_in, att_in, act_in = (h_bf16, att_bf16, act_bf16) if kernels else (None, None, None)
         delta: torch.Tensor | None = None  # the previous layer's MLP output, added to x by the next norm
         for index, layer in enumerate(self.layers):
             if delta is None:
                 add_norm(x_p, None, 0, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
             else:
                 add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
-            qkv = layer.wqkv.kernel(h_bf16) if direct else self._project(h, index, "wqkv", adapters, h_in)
-            attend(qkv.data_ptr(), qkv.dtype == bf16, *attend_args, index, scratch.data_ptr(), att_p, attb_p)
-            out = layer.wo.kernel(att_bf16) if direct else self._project(att, index, "wo", adapters, att_in)
+            qkv = self._project(h, index, "wqkv", adapters, h_bf16) if adapters else layer.wqkv.kernel(h_bf16)
+            attend(qkv.data_ptr(), qkv.dtype == bf16, *attend_args, index, scratch_p, att_p, attb_p)
+            out = self._project(att, index, "wo", adapters, att_bf16) if adapters else layer.wo.kernel(att_bf16)
             add_norm(x_p, out.data_ptr(), out.dtype == bf16, layer.ln2.data_ptr(), rows, hidden, eps, h_p, hb_p)
-            gate_up = layer.wgu.kernel(h_bf16) if direct else self._project(h, index, "wgu", adapters, h_in)
+            gate_up = self._project(h, index, "wgu", adapters, h_bf16) if adapters else layer.wgu.kernel(h_bf16)
             silu_mul(gate_up.data_ptr(), gate_up.dtype == bf16, rows, inter, act_p, actb_p)
-            delta = layer.wdown.kernel(act_bf16) if direct else self._project(act, index, "wdown", adapters, act_in)
+            delta = self._project(act, index, "wdown", adapters, act_bf16) if adapters else layer.wdown.kernel(act_bf16)
         add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, self.norm.data_ptr(), rows, hidden, eps, h_p, hb_p)
         for cache in caches:
             cache.length += 1

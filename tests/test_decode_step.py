@@ -87,10 +87,10 @@ def _peaked(tiny_model):
     return model
 
 
-def _greedy_steps(fast: FastLlama, prompts: list[list[int]], tokens: int, adapters=()) -> tuple[torch.Tensor, list]:
+def _greedy_steps(fast: FastLlama, prompts: list[list[int]], tokens: int, decoders=()) -> tuple[torch.Tensor, list]:
     """Every step's logits [steps, rows, vocab] and greedy tokens of `prompts` decoded together (row i by
-    adapters[i]'s decoder when given, else the base)."""
-    decoders = list(adapters) or [fast] * len(prompts)
+    decoders[i], made from `fast`, when given; else by `fast`)."""
+    decoders = list(decoders) or [fast] * len(prompts)
     caches = [d.new_cache() for d in decoders]
     logits = fast.forward_together([(d, [(ids, c)]) for d, ids, c in zip(decoders, prompts, caches, strict=True)])
     steps, chosen = [], []

@@ -27,6 +27,7 @@ it gets alone.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from dataclasses import dataclass
@@ -366,7 +367,7 @@ class FastLlama:
             cache.length += 1
         return self._head(F.rms_norm(x, shape, self.norm, eps))
 
-    def _decode_native(self, lib, segments: list[Segment], positions: list[int],
+    def _decode_native(self, lib: ctypes.CDLL, segments: list[Segment], positions: list[int],
                        adapters: AdapterRows) -> torch.Tensor:
         """`_decode` with each layer's ops between the weight kernels in C (native.py, decode_step.c): per
         layer four C calls and four kernel calls instead of ~25 torch ops. The same arithmetic in float32,

@@ -6,8 +6,8 @@ kernels (docs/bench/backend.md); in C they are four calls per layer. The library
 there is no compiler, the build fails or DISTILL_NATIVE_STEP=0, `library()` is None and the decoder keeps
 its torch ops (the same numbers up to float rounding; tests run both).
 
-The flags target x86-64-v3 (AVX2 + FMA) on any x86 CPU that has it, natively AVX512 or not, so both kinds of
-CPU run the same code; elsewhere plain -O3. The reassociation flags let the compiler vectorise the sums
+The flags ask for AVX2 + FMA on any x86 CPU that has them (torch's own check), AVX512 or not, so both kinds
+of CPU run the same code; elsewhere plain -O3. The reassociation flags let the compiler vectorise the sums
 (dot products, norms) as torch's own kernels do.
 """
 
@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from pipeline import config, workspace
@@ -31,6 +32,7 @@ SOURCE = Path(__file__).with_name("decode_step.c")
 BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros",
               "-fassociative-math", "-ffp-contract=fast")
 BUILD_SECONDS = 120
+_BUILDING = threading.Lock()  # the engine's load thread and a test's second engine may ask at once
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int
@@ -46,12 +48,13 @@ def _compiler() -> str | None:
 
 
 def _flag_sets() -> list[tuple[str, ...]]:
-    """Flags to try in order: x86-64-v3 where the CPU has AVX2 (torch's own check), then without."""
+    """Flags to try in order: AVX2 + FMA where the CPU has them (torch's own check), then without. Only
+    those two extensions: -march=x86-64-v3 would also allow BMI2, MOVBE..., which a VM may hide."""
     import torch
 
     if platform.machine().lower() in ("x86_64", "amd64") and \
             torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        return [(*BASE_FLAGS, "-march=x86-64-v3"), BASE_FLAGS]
+        return [(*BASE_FLAGS, "-mavx2", "-mfma"), BASE_FLAGS]
     return [BASE_FLAGS]
 
 
@@ -66,7 +69,7 @@ def _build(cc: str) -> Path:
         path = workspace.subdir("native") / f"decode_step-{key}.so"
         if path.is_file():
             return path
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         done = subprocess.run([cc, *flags, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True,
                               timeout=BUILD_SECONDS)
         if done.returncode == 0:
@@ -87,12 +90,13 @@ def library() -> ctypes.CDLL | None:
         log.info("no C compiler found: the decoder's small ops stay in torch")
         return None
     try:
-        lib = ctypes.CDLL(str(_build(cc)))
-    except (OSError, subprocess.SubprocessError) as err:
+        with _BUILDING:
+            lib = ctypes.CDLL(str(_build(cc)))
+        for name, argtypes in _SIGNATURES.items():
+            function = getattr(lib, name)
+            function.argtypes, function.restype = argtypes, None
+    except (OSError, AttributeError, subprocess.SubprocessError) as err:
         log.warning("the decoder's C helpers are unavailable, its small ops stay in torch: %s", err)
         return None
-    for name, argtypes in _SIGNATURES.items():
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, None
-    log.info("decode step: C helpers built with %s", cc)
+    log.info("decode step: C helpers loaded (built with %s)", cc)
     return lib

@@ -158,7 +158,7 @@ def test_without_a_working_compiler_the_decoder_keeps_its_torch_ops(tiny_model, 
 
 def test_a_step_past_the_c_steps_length_runs_the_torch_ops(tiny_model):
     """The C attention is single-threaded and slower than SDPA at long contexts: from NATIVE_POSITIONS on,
-    a step runs the torch ops (still the same tokens)."""
+    a step runs the torch ops."""
     from pipeline.local.fastlm import NATIVE_POSITIONS
 
     assert native.library() is not None

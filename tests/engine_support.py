@@ -1,4 +1,5 @@
-"""Driving the local engine directly in tests: requests submitted together, answers awaited."""
+"""Driving the local engine directly in tests: requests submitted together, answers awaited; a tiny model
+whose decoding mistakes show."""
 
 from __future__ import annotations
 
@@ -21,3 +22,19 @@ def generate(engine: Any, requests: list[dict[str, Any]]) -> list[list[int]]:
         return [r.generated for r in made]
 
     return asyncio.run(run())
+
+
+def peaked(model: Any) -> Any:
+    """A copy of a (tiny, random) transformers Llama with larger q/k weights. Random init gives near-uniform
+    attention, under which a RoPE or cache mistake barely shows in the answers; peaked attention makes it
+    change the tokens."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(12)
+            layer.self_attn.k_proj.weight.mul_(12)
+    return model

@@ -74,19 +74,6 @@ def test_int4_decode_takes_its_top_logits_from_the_int8_head(tiny_model, streams
     assert int8_weights == [[streams * SCREEN_TOP, fast.hidden]]  # only the candidates' rows were read
 
 
-def _peaked(tiny_model):
-    """The tiny model with larger q/k weights: random init gives near-uniform attention, under which a RoPE
-    or cache mistake barely shows; peaked attention makes it change the logits."""
-    import copy
-
-    model = copy.deepcopy(tiny_model)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.q_proj.weight.mul_(12)
-            layer.self_attn.k_proj.weight.mul_(12)
-    return model
-
-
 def _greedy_steps(fast: FastLlama, prompts: list[list[int]], tokens: int, decoders=()) -> tuple[torch.Tensor, list]:
     """Every step's logits [steps, rows, vocab] and greedy tokens of `prompts` decoded together (row i by
     decoders[i], made from `fast`, when given; else by `fast`)."""
@@ -105,10 +92,11 @@ def _greedy_steps(fast: FastLlama, prompts: list[list[int]], tokens: int, decode
 def test_the_c_step_gives_the_torch_steps_logits_and_tokens(tiny_model, tmp_path, kind, monkeypatch):
     """Base and fine-tuned rows decoded together, past the cache's first growth (256 positions), with the
     step in C and with its torch ops: the same greedy tokens, and logits equal up to float rounding."""
+    from tests.engine_support import peaked
     from tests.test_local_engine import _random_adapter
 
     assert native.library() is not None, "this machine has a C compiler: the C step must build"
-    model = _peaked(tiny_model)
+    model = peaked(tiny_model)
     _random_adapter(model, tmp_path / "a")
     base = FastLlama(model, weights=kind)
     tuned = base.with_adapter(tmp_path / "a")

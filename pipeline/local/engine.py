@@ -191,7 +191,8 @@ class Engine:
             self.tokenizer = load_tokenizer_fast(self.model_dir)
             self.grammar_tokenizer = load_tokenizer(self.tokenizer)
             self._models[self.base_id] = load_fast(self.model_dir)
-            native.library()  # built (once per workspace, ~1 s) here rather than in the first chat's first step
+            if self._models[self.base_id].quantized:  # the C step serves quantized weights only (fastlm)
+                native.library()  # built (once per workspace, ~1 s) here rather than in the first chat's first step
             self.max_positions = self._models[self.base_id].max_positions
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
             if "after interpreter shutdown" in str(exc):

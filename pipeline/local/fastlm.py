@@ -349,13 +349,13 @@ class FastLlama:
             raise ValueError(f"The sequence is longer than the model's {self.max_positions}-token context.")
         for cache in caches:
             cache.reserve(1)
+        x = self.embed[[tokens[0] for tokens, _ in segments]].float()
         if self.quantized and len(caches) < qweights.DENSE_FROM_ROWS and max(positions) < NATIVE_POSITIONS:
             lib = native.library()
             if lib is not None:
-                return self._decode_native(lib, segments, positions, adapters)
+                return self._decode_native(lib, x, caches, positions, adapters)
         total, hd, kv_heads, shape, eps = len(caches), self.head_dim, self.kv_heads, (self.hidden,), self.eps
         rotation = self._rotations(positions)
-        x = self.embed[[tokens[0] for tokens, _ in segments]].float()
         # Per sequence, all layers' keys and values up to and including the new position: [layers, 2, kv, L, hd].
         spans = [cache.kv[:, :, :, : p + 1] for cache, p in zip(caches, positions, strict=True)]
         for index, layer in enumerate(self.layers):
@@ -367,15 +367,14 @@ class FastLlama:
             cache.length += 1
         return self._head(F.rms_norm(x, shape, self.norm, eps))
 
-    def _decode_native(self, lib: ctypes.CDLL, segments: list[Segment], positions: list[int],
+    def _decode_native(self, lib: ctypes.CDLL, x: torch.Tensor, caches: list[KVCache], positions: list[int],
                        adapters: AdapterRows) -> torch.Tensor:
         """`_decode` with each layer's ops between the weight kernels in C (native.py, decode_step.c): per
         layer four C calls and four kernel calls instead of ~25 torch ops. The same arithmetic in float32,
-        summed in another order (the tests compare both paths' logits and greedy tokens)."""
-        caches = [cache for _, cache in segments]
+        summed in another order (the tests compare both paths' logits and greedy tokens). `x`: the new tokens'
+        embeddings (float32, updated in place as the residual stream)."""
         rows, hidden, hd = len(caches), self.hidden, self.head_dim
         q_width, width = self.heads * hd, (self.heads + 2 * self.kv_heads) * hd
-        x = self.embed[[tokens[0] for tokens, _ in segments]].float()
         # Buffers reused by every layer: each C call writes its result in float32 (for adapters, the residual)
         # and in bf16 (the next weight kernel's input). Their addresses are taken once: a step makes ~120
         # C calls, where each Python-level attribute access shows.

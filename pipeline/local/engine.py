@@ -38,7 +38,7 @@ MAX_MERGED_MODELS = 3  # fine-tuned models kept ready (an unmerged adapter is ~2
 
 
 _PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
-CACHE_FORMAT = 5  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
+CACHE_FORMAT = 6  # bump when FastLlama's tensor layout changes: older cached conversions are then ignored
 
 
 def decode_format() -> tuple[torch.dtype, str]:

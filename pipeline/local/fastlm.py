@@ -29,15 +29,20 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from pipeline import config
 from pipeline.local import native, qweights
 from pipeline.local.qweights import Weight
+
+log = logging.getLogger(__name__)
 
 
 class KVCache:
@@ -68,6 +73,7 @@ PREFILL_ROWS = 1024
 # attention ran ~1.5x slower per layer than torch's SDPA from ~1,000 positions, and at 512 the step was
 # 0.86x (one stream) and 1.00x (three) of the torch ops' time (docs/bench/backend.md).
 NATIVE_POSITIONS = 512
+KERNEL_PROBE_CALLS = 15  # calls of each int4 kernel, alternated, when choosing between them (~5 ms)
 SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
@@ -164,6 +170,12 @@ class FastLlama:
         # The C decode step (native.py) feeds the quantized weights' small-row kernels bf16 rows itself.
         self.quantized = all(isinstance(getattr(layer, name), qweights.Int4 | qweights.Int8)
                              for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown"))
+        # Every int4 weight (and the lm_head's int4 copy) also in int4_linear.c's blocks: a conversion made
+        # with this code. Which int4 kernel native steps run: "c" or "torch", chosen at the first (`_c_int4`).
+        self.has_blocks = self.quantized and self.lm_screen is not None and all(
+            getattr(getattr(layer, name), "blocks", None) is not None
+            for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown")) and self.lm_screen.blocks is not None
+        self.int4_kernel: str | None = None
         # A fine-tuned decoder (with_adapter) is its base's weights (`root`) plus `lora`; the base is its own root.
         self.root: FastLlama = self
         self.lora: Lora = {}
@@ -319,12 +331,11 @@ class FastLlama:
         return self.lm_head(F.rms_norm(x, shape, self.norm, self.eps)).float()
 
     def _project(self, x: torch.Tensor, index: int, name: str, adapters: AdapterRows,
-                 x_bf16: torch.Tensor | None = None) -> torch.Tensor:
+                 base: torch.Tensor | None = None) -> torch.Tensor:
         """Layer `index`'s fused weight `name` applied to x, plus each adapter's x A^T B^T on its rows (then
         float32, as `addmm` of the base output; rows without an adapter keep the kernel's own values).
-        `x_bf16`: x already rounded to bf16, fed straight to the weight's small-row kernel (native step)."""
-        weight = getattr(self.layers[index], name)
-        out = weight(x) if x_bf16 is None else weight.kernel(x_bf16)
+        `base`: the weight's output for x, already computed by the caller (the native step's kernels)."""
+        out = getattr(self.layers[index], name)(x) if base is None else base
         deltas = [(start, stop, lora[(index, name)]) for start, stop, lora in adapters if (index, name) in lora]
         if not deltas:
             return out
@@ -370,9 +381,11 @@ class FastLlama:
     def _decode_native(self, lib: ctypes.CDLL, x: torch.Tensor, caches: list[KVCache], positions: list[int],
                        adapters: AdapterRows) -> torch.Tensor:
         """`_decode` with each layer's ops between the weight kernels in C (native.py, decode_step.c): per
-        layer four C calls and four kernel calls instead of ~25 torch ops. The same arithmetic in float32,
-        summed in another order (the tests compare both paths' logits and greedy tokens). `x`: the new tokens'
-        embeddings (float32, updated in place as the residual stream)."""
+        layer three C calls and four weight kernels instead of ~25 torch ops. The weight kernels are torch's
+        int4/int8 ones on bf16 rows, or int4_linear.c's on float32 rows where it measured faster on this
+        CPU (`_c_int4`). The same arithmetic in float32, summed in another order (the tests compare both
+        paths' logits and greedy tokens). `x`: the new tokens' embeddings (float32, updated in place as the
+        residual stream)."""
         rows, hidden, hd = len(caches), self.hidden, self.head_dim
         q_width, width = self.heads * hd, (self.heads + 2 * self.kv_heads) * hd
         # Buffers reused by every layer: each C call writes its result in float32 (for adapters, the residual)
@@ -392,36 +405,106 @@ class FastLlama:
                        cache_ptrs.data_ptr(), capacity.data_ptr())
         add_norm, attend, silu_mul, scratch_p = lib.add_norm, lib.attend, lib.silu_mul, scratch.data_ptr()
         eps, bf16, inter = self.eps, torch.bfloat16, self.intermediate
+        linear = self._native_linear(lib, rows, adapters)
         delta: torch.Tensor | None = None  # the previous layer's MLP output, added to x by the next norm
         for index, layer in enumerate(self.layers):
             if delta is None:
                 add_norm(x_p, None, 0, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
             else:
                 add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, layer.ln1.data_ptr(), rows, hidden, eps, h_p, hb_p)
-            qkv = self._project(h, index, "wqkv", adapters, h_bf16) if adapters else layer.wqkv.kernel(h_bf16)
+            qkv = linear(index, "wqkv", h, h_bf16)
             attend(qkv.data_ptr(), qkv.dtype == bf16, *attend_args, index, scratch_p, att_p, attb_p)
-            out = self._project(att, index, "wo", adapters, att_bf16) if adapters else layer.wo.kernel(att_bf16)
+            out = linear(index, "wo", att, att_bf16)
             add_norm(x_p, out.data_ptr(), out.dtype == bf16, layer.ln2.data_ptr(), rows, hidden, eps, h_p, hb_p)
-            gate_up = self._project(h, index, "wgu", adapters, h_bf16) if adapters else layer.wgu.kernel(h_bf16)
+            gate_up = linear(index, "wgu", h, h_bf16)
             silu_mul(gate_up.data_ptr(), gate_up.dtype == bf16, rows, inter, act_p, actb_p)
-            delta = self._project(act, index, "wdown", adapters, act_bf16) if adapters else layer.wdown.kernel(act_bf16)
+            delta = linear(index, "wdown", act, act_bf16)
         add_norm(x_p, delta.data_ptr(), delta.dtype == bf16, self.norm.data_ptr(), rows, hidden, eps, h_p, hb_p)
         for cache in caches:
             cache.length += 1
-        return self._head(h)
+        return self._head(h, lib if self._c_int4(lib) else None)
 
-    def _head(self, h: torch.Tensor) -> torch.Tensor:
+    def _native_linear(self, lib: ctypes.CDLL, rows: int, adapters: AdapterRows):
+        """f(layer index, weight name, x float32, x as bf16) -> the weight's output plus its adapter deltas,
+        by the int4 kernel chosen for this CPU (`_c_int4`)."""
+        if not self._c_int4(lib):
+            def torch_kernel(index: int, name: str, x: torch.Tensor, x_bf16: torch.Tensor) -> torch.Tensor:
+                base = getattr(self.layers[index], name).kernel(x_bf16)
+                return self._project(x, index, name, adapters, base) if adapters else base
+            return torch_kernel
+        threads, int4_linear = torch.get_num_threads(), lib.int4_linear
+        outputs: dict[int, torch.Tensor] = {}  # by output width: one buffer per shape, reused by every layer
+
+        def c_kernel(index: int, name: str, x: torch.Tensor, x_bf16: torch.Tensor) -> torch.Tensor:  # noqa: ARG001
+            weight = getattr(self.layers[index], name)
+            out = outputs.get(weight.out_features)
+            if out is None:
+                out = outputs[weight.out_features] = torch.empty(rows, weight.out_features)
+            int4_linear(weight.blocks.data_ptr(), weight.out_features, x.shape[1], x.data_ptr(), rows, out.data_ptr(),
+                        threads)
+            return self._project(x, index, name, adapters, out) if adapters else out
+        return c_kernel
+
+    def _c_int4(self, lib: ctypes.CDLL) -> bool:
+        """Whether native steps run the int4 weights through int4_linear.c rather than torch's kernel:
+        DISTILL_INT4_KERNEL, else measured once on this CPU at the first native step (`_faster_kernel`).
+        One choice for every number of rows, so a sequence decoded alone or beside others gets the same
+        numbers (each row's sums are the same either way, in both kernels)."""
+        root = self.root
+        if not root.has_blocks:
+            return False
+        if root.int4_kernel is None:
+            root.int4_kernel = _faster_kernel(lib, root.layers[0].wgu)
+        return root.int4_kernel == "c"
+
+    def _head(self, h: torch.Tensor, lib: ctypes.CDLL | None = None) -> torch.Tensor:
         """float32 logits of a decode step. With int4 weights, the int8 lm_head (49152 x 576, a fifth of a
         token's weight bytes) is read only where it matters: its int4 copy gives every logit in half the
         time, and the SCREEN_TOP highest are replaced by the int8 head's own values for those tokens (same
         kernel, so the same numbers). The int8 head's top token is among them unless 4-bit rounding moved
         it below SCREEN_TOP others, so greedy tokens are the int8 head's; a sampled token's tail
-        probabilities come from the int4 logits."""
+        probabilities come from the int4 logits. `lib`: the int4 copy through int4_linear.c."""
         if self.lm_screen is None or h.shape[0] >= qweights.DENSE_FROM_ROWS:
             return self.lm_head(h).float()
-        logits = self.lm_screen(h).float()
+        if lib is None:
+            logits = self.lm_screen(h).float()
+        else:
+            screen = self.lm_screen
+            logits = torch.empty(h.shape[0], screen.out_features)
+            lib.int4_linear(screen.blocks.data_ptr(), screen.out_features, h.shape[1], h.data_ptr(), h.shape[0],
+                            logits.data_ptr(), torch.get_num_threads())
         top = logits.topk(SCREEN_TOP, dim=-1).indices
         return logits.scatter_(1, top, self.lm_head.rows(h, top))
+
+
+def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
+    """"c" or "torch": DISTILL_INT4_KERNEL, else the int4 kernel that applied `weight` faster on this CPU to
+    one row and to three (one chat, the three panes), best of KERNEL_PROBE_CALLS alternated calls each, on
+    the step's thread count. Measured rather than assumed from the CPU's name: ours was ~2-3x faster than
+    torch's with torch capped to AVX2 and up to ~2x slower than its AVX512 code (docs/bench/backend.md).
+    Logged once."""
+    forced = config.INT4_KERNEL.get()
+    if forced != "auto":
+        return forced
+    inp, out, threads = weight.blocks.shape[1] * qweights.INT4_GROUP, weight.out_features, torch.get_num_threads()
+    seconds = {"c": 0.0, "torch": 0.0}
+    for rows in (1, 3):
+        x = torch.randn(rows, inp)
+        x_bf16, y = x.to(torch.bfloat16), torch.empty(rows, out)
+        best = {"c": float("inf"), "torch": float("inf")}
+        for _ in range(KERNEL_PROBE_CALLS):
+            start = time.perf_counter()
+            lib.int4_linear(weight.blocks.data_ptr(), out, inp, x.data_ptr(), rows, y.data_ptr(), threads)
+            middle = time.perf_counter()
+            weight.kernel(x_bf16)
+            end = time.perf_counter()
+            best["c"], best["torch"] = min(best["c"], middle - start), min(best["torch"], end - middle)
+        for kernel in seconds:
+            seconds[kernel] += best[kernel]
+    choice = min(seconds, key=seconds.__getitem__)
+    log.info("int4 kernel of the decode step: %s (a %dx%d weight for 1 and 3 rows: C %.3f ms, torch %.3f ms)",
+             choice, out, inp, seconds["c"] * 1e3, seconds["torch"] * 1e3)
+    return choice
 
 
 def _prefill_chunks(parts: list[tuple[FastLlama, list[Segment]]]) -> list[list[tuple[FastLlama, list[Segment]]]]:

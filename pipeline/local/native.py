@@ -28,7 +28,7 @@ from pipeline import config, workspace
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("decode_step.c")
+SOURCES = (Path(__file__).with_name("decode_step.c"), Path(__file__).with_name("int4_linear.c"))
 BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros",
               "-fassociative-math", "-ffp-contract=fast")
 BUILD_SECONDS = 120
@@ -40,6 +40,7 @@ _SIGNATURES = {
     "add_norm": [_P, _P, _I, _P, _I, _I, ctypes.c_float, _P, _P],
     "attend": [_P, _I, _I, _I, _I, _I, _P, _P, _P, _P, _I, _P, _P, _P],
     "silu_mul": [_P, _I, _I, _I, _P, _P],
+    "int4_linear": [_P, _I, _I, _P, _I, _P, _I],
 }
 
 
@@ -48,20 +49,20 @@ def _compiler() -> str | None:
 
 
 def _flag_sets() -> list[tuple[str, ...]]:
-    """Flags to try in order: AVX2 + FMA where the CPU has them (torch's own check), then without. Only
-    those two extensions: -march=x86-64-v3 would also allow BMI2, MOVBE..., which a VM may hide."""
+    """Flags to try in order: AVX2 + FMA where the CPU has them (torch's own check), then without; each
+    with OpenMP first (int4_linear.c's threads), then without (one thread). Only those two extensions:
+    -march=x86-64-v3 would also allow BMI2, MOVBE..., which a VM may hide."""
     import torch
 
-    if platform.machine().lower() in ("x86_64", "amd64") and \
-            torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        return [(*BASE_FLAGS, "-mavx2", "-mfma"), BASE_FLAGS]
-    return [BASE_FLAGS]
+    isa = [("-mavx2", "-mfma"), ()] if platform.machine().lower() in ("x86_64", "amd64") and \
+        torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else [()]
+    return [(*BASE_FLAGS, *extra, *threads) for extra in isa for threads in (("-fopenmp",), ())]
 
 
 def _build(cc: str) -> Path:
     """The compiled library's path, built now unless an identical build is already there. Written aside
     and renamed, so processes sharing a workspace never load a half-written file."""
-    source = SOURCE.read_bytes()
+    source = b"\0".join(path.read_bytes() for path in SOURCES)
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     errors = []
     for flags in _flag_sets():
@@ -70,14 +71,14 @@ def _build(cc: str) -> Path:
         if path.is_file():
             return path
         tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-        done = subprocess.run([cc, *flags, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True,
+        done = subprocess.run([cc, *flags, "-o", str(tmp), *map(str, SOURCES), "-lm"], capture_output=True, text=True,
                               timeout=BUILD_SECONDS)
         if done.returncode == 0:
             os.replace(tmp, path)
             return path
         tmp.unlink(missing_ok=True)
         errors.append(done.stderr.strip()[-400:])
-    raise OSError(f"{cc} could not build {SOURCE.name}: {errors[-1]}")
+    raise OSError(f"{cc} could not build {', '.join(p.name for p in SOURCES)}: {errors[-1]}")
 
 
 @functools.cache

@@ -86,6 +86,9 @@ class Int4:
     scales_zeros: torch.Tensor  # [in / group, out, 2] bf16: w = (q - 8) * scale + zero
     group: int
     out_features: int
+    # The same codes, scales and zeros as 20-byte blocks per group of 32 inputs, read by the C kernel of a
+    # decode step (int4_linear.c); None in a conversion made before it (the engine then converts again).
+    blocks: torch.Tensor | None = field(default=None, repr=False)
     # The dequantized weights in dense_dtype() (see INT4_DENSE_FROM_ROWS); False: torch's packing was not
     # the one _unpack_int4 reads (another CPU kind), the kernel serves every call.
     dense: torch.Tensor | bool | None = field(default=None, repr=False)
@@ -155,8 +158,8 @@ def quantize(name: str, t: torch.Tensor, kind: str, dtype: torch.dtype) -> dict[
     """The stored tensors of one [out, in] weight in format `kind` (int4, int8 or dense in `dtype`)."""
     t = t.detach().float()
     if kind == "int4" and int4_fits(t):
-        packed, scales_zeros = _int4(t, INT4_GROUP)
-        return {f"{name}.q4": packed, f"{name}.sz": scales_zeros}
+        packed, scales_zeros, blocks = _int4(t, INT4_GROUP)
+        return {f"{name}.q4": packed, f"{name}.sz": scales_zeros, f"{name}.b4": blocks}
     if kind in ("int4", "int8"):  # one scale per output row: half the memory traffic of bf16
         scale = t.abs().amax(dim=1).clamp(min=1e-8) / 127
         return {f"{name}.q": (t / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous(),
@@ -167,7 +170,8 @@ def quantize(name: str, t: torch.Tensor, kind: str, dtype: torch.dtype) -> dict[
 def load(name: str, tensors: dict[str, torch.Tensor]) -> Int8 | Int4 | Dense:
     if f"{name}.q4" in tensors:
         sz = tensors[f"{name}.sz"]
-        return Int4(tensors[f"{name}.q4"], sz, tensors[f"{name}.q4"].shape[1] * 2 // sz.shape[0], sz.shape[1])
+        return Int4(tensors[f"{name}.q4"], sz, tensors[f"{name}.q4"].shape[1] * 2 // sz.shape[0], sz.shape[1],
+                    tensors.get(f"{name}.b4"))
     if f"{name}.q" in tensors:
         return Int8(tensors[f"{name}.q"], tensors[f"{name}.scale"])
     return Dense(tensors[name])
@@ -177,8 +181,9 @@ def int4_fits(t: torch.Tensor) -> bool:
     return t.shape[1] % INT4_GROUP == 0 and t.shape[0] % 16 == 0
 
 
-def _int4(t: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Asymmetric 4-bit rounding per group of `group` inputs (min..max onto 0..15), torch's CPU packing.
+def _int4(t: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit rounding per group of `group` inputs (min..max onto 0..15): torch's CPU packing with
+    its scales and zeros, and the same as the C kernel's blocks (`_blocks`).
 
     The codes are rounded against the bf16-rounded scale and zero the kernel will use, so the stored
     scale/zero rounding does not add to the 4-bit error."""
@@ -189,8 +194,20 @@ def _int4(t: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
     zero = (low + 8 * scale).to(torch.bfloat16).float()
     codes = ((g - zero) / scale + 8).round().clamp(0, 15).to(torch.int32).view(out, inp)
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
-    scales_zeros = torch.stack([scale.view(out, -1), zero.view(out, -1)], dim=-1).transpose(0, 1)
-    return packed.contiguous(), scales_zeros.to(torch.bfloat16).contiguous()
+    scales_zeros = torch.stack([scale.view(out, -1), zero.view(out, -1)], dim=-1).to(torch.bfloat16)
+    return packed.contiguous(), scales_zeros.transpose(0, 1).contiguous(), _blocks(codes, scales_zeros)
+
+
+BLOCK_BYTES = 20  # int4_linear.c's Block: bf16 scale, bf16 zero, 16 bytes of codes
+
+
+def _blocks(codes: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
+    """[out, in / 32, 20] uint8: per group of 32 inputs its bf16 scale and zero (little-endian, as the C
+    struct reads them on x86 and ARM), then byte j = code j | code j + 16 << 4."""
+    out, inp = codes.shape
+    g = codes.view(out, inp // 32, 32)
+    packed = (g[..., :16] | (g[..., 16:] << 4)).to(torch.uint8)
+    return torch.cat([scales_zeros.contiguous().view(torch.uint8), packed], dim=-1).contiguous()
 
 
 class UnsupportedAdapter(ValueError):

@@ -51,9 +51,11 @@ def _table(settings: SessionSettings) -> Any:
 def show_precision() -> dict:
     """When the Settings tab is opened: the local model's compute precision (its decision imports torch,
     so it waits for a visitor who looks, not for every page load)."""
+    from pipeline.local.fastlm import int4_kernel_note
     from pipeline.local.precision import settings_line
 
-    return {"precision_md": settings_line()}
+    kernel = int4_kernel_note()
+    return {"precision_md": settings_line() + (f"\n\n**Local decode kernel:** {kernel}" if kernel else "")}
 
 
 @outputs("endpoints_df", "endpoint_dd", "budget_num", "confirm_num", "remember_chk", "remember_keys_chk",

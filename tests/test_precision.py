@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from pipeline.local import precision
+from pipeline.local import native, precision
 from tests.cpu_support import AVX2_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +151,23 @@ def test_settings_tab_shows_the_choice():
 
     # Filled when the Settings tab is opened (tests/test_cold_start.py checks that wiring): deciding
     # imports torch, which delayed the first page when built and the first chat when run at page load.
-    assert show_precision()["precision_md"] == f"**Local model compute:** {precision.summary()}"
+    assert show_precision()["precision_md"].startswith(f"**Local model compute:** {precision.summary()}")
+
+
+def test_settings_tab_shows_the_int4_kernel_chosen(monkeypatch):
+    from components.settings_handlers import show_precision
+    from pipeline.local import fastlm
+
+    monkeypatch.setattr(fastlm, "_kernel_notes", [])
+    assert "decode kernel" not in show_precision()["precision_md"]  # nothing decoded in this process yet
+    monkeypatch.setenv("DISTILL_INT4_KERNEL", "auto")
+    weight = fastlm.qweights.load("w", fastlm.qweights.quantize("w", torch.randn(64, 64), "int4", torch.bfloat16))
+    lib = native.library()
+    assert lib is not None
+    choice = fastlm._faster_kernel(lib, weight)
+    shown = show_precision()["precision_md"]
+    assert "**Local decode kernel:** int4 weights through " in shown
+    assert ("our C kernel" if choice == "c" else "torch’s kernel") in shown and "DISTILL_INT4_KERNEL" in shown
 
 
 def _train_tiny(tmp_path: Path, env: dict, **spec_fields: object) -> dict:

@@ -192,7 +192,9 @@ class Engine:
             self.grammar_tokenizer = load_tokenizer(self.tokenizer)
             self._models[self.base_id] = load_fast(self.model_dir)
             if self._models[self.base_id].quantized:  # the C step serves quantized weights only (fastlm)
-                native.library()  # built (once per workspace, ~1 s) here rather than in the first chat's first step
+                # Built (once per workspace, ~1 s) and its int4 kernel chosen (~10 ms) here rather than in
+                # the first chat's first step.
+                self._models[self.base_id].choose_int4_kernel(native.library())
             self.max_positions = self._models[self.base_id].max_positions
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to every caller of wait_ready
             if "after interpreter shutdown" in str(exc):

@@ -74,6 +74,9 @@ PREFILL_ROWS = 1024
 # 0.86x (one stream) and 1.00x (three) of the torch ops' time (docs/bench/backend.md).
 NATIVE_POSITIONS = 512
 KERNEL_PROBE_CALLS = 15  # calls of each int4 kernel, alternated, when choosing between them (~5 ms)
+# What the last choice of this process was, in words, for the Settings tab (a fact of the machine, like
+# precision.choose(); not a visitor's state).
+_kernel_notes: list[str] = []
 SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
@@ -445,6 +448,11 @@ class FastLlama:
             return self._project(x, index, name, adapters, out) if adapters else out
         return c_kernel
 
+    def choose_int4_kernel(self, lib: ctypes.CDLL | None) -> None:
+        """Make the int4 kernel choice now (the engine does while loading, so no chat waits for it)."""
+        if lib is not None:
+            self._c_int4(lib)
+
     def _c_int4(self, lib: ctypes.CDLL) -> bool:
         """Whether native steps run the int4 weights through int4_linear.c rather than torch's kernel:
         DISTILL_INT4_KERNEL, else measured once on this CPU at the first native step (`_faster_kernel`).
@@ -504,7 +512,16 @@ def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
     choice = min(seconds, key=seconds.__getitem__)
     log.info("int4 kernel of the decode step: %s (a %dx%d weight for 1 and 3 rows: C %.3f ms, torch %.3f ms)",
              choice, out, inp, seconds["c"] * 1e3, seconds["torch"] * 1e3)
+    ratio = max(seconds.values()) / max(min(seconds.values()), 1e-9)
+    _kernel_notes.append(f"int4 weights through {'our C kernel (int16 activations)' if choice == 'c' else 'torch’s kernel'}"
+                         f", measured {ratio:.1f}x faster than {'torch’s' if choice == 'c' else 'ours'} on this CPU; "
+                         f"{config.INT4_KERNEL.name}=c|torch forces it.")
     return choice
+
+
+def int4_kernel_note() -> str | None:
+    """The decode kernel chosen in this process, in words (None before the local model has decoded or loaded)."""
+    return _kernel_notes[-1] if _kernel_notes else None
 
 
 def _prefill_chunks(parts: list[tuple[FastLlama, list[Segment]]]) -> list[list[tuple[FastLlama, list[Segment]]]]:

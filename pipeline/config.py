@@ -147,8 +147,8 @@ NATIVE_STEP: Setting[bool] = Setting(
     "where it has one; 0 keeps them in torch (see `docs/bench/backend.md`).", "1 or 0")
 INT4_KERNEL: Setting[str] = Setting(
     "DISTILL_INT4_KERNEL", _one_of("auto", "c", "torch"), "auto",
-    "auto: measured once per number of streams at the first steps",
-    "Which int4 kernel a C decode step runs: c (ours, int8 activations: faster where torch's kernel lacks "
+    "auto: the faster of the two, timed once while the model loads",
+    "Which int4 kernel a C decode step runs: c (ours, int16 activations: faster where torch's kernel lacks "
     "AVX512) or torch (see `docs/bench/backend.md`).", "auto, c or torch")
 def _threads(raw: str) -> int | str | None:
     return "auto" if raw.lower() == "auto" else _count(raw)

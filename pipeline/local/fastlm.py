@@ -74,9 +74,9 @@ PREFILL_ROWS = 1024
 # 0.86x (one stream) and 1.00x (three) of the torch ops' time (docs/bench/backend.md).
 NATIVE_POSITIONS = 512
 KERNEL_PROBE_CALLS = 15  # calls of each int4 kernel, alternated, when choosing between them (~5 ms)
-# What the last choice of this process was, in words, for the Settings tab (a fact of the machine, like
+# The last measured choice of this process, in words, for the Settings tab (a fact of the machine, like
 # precision.choose(); not a visitor's state).
-_kernel_notes: list[str] = []
+_kernel_note: dict[str, str] = {}
 SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
@@ -174,7 +174,7 @@ class FastLlama:
         self.quantized = all(isinstance(getattr(layer, name), qweights.Int4 | qweights.Int8)
                              for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown"))
         # Every int4 weight (and the lm_head's int4 copy) also in int4_linear.c's blocks: a conversion made
-        # with this code. Which int4 kernel native steps run: "c" or "torch", chosen at the first (`_c_int4`).
+        # with this code. Which int4 kernel native steps run: "c" or "torch", chosen once (`_c_int4`).
         self.has_blocks = self.quantized and self.lm_screen is not None and all(
             getattr(getattr(layer, name), "blocks", None) is not None
             for layer in self.layers for name in ("wqkv", "wo", "wgu", "wdown")) and self.lm_screen.blocks is not None
@@ -455,7 +455,8 @@ class FastLlama:
 
     def _c_int4(self, lib: ctypes.CDLL) -> bool:
         """Whether native steps run the int4 weights through int4_linear.c rather than torch's kernel:
-        DISTILL_INT4_KERNEL, else measured once on this CPU at the first native step (`_faster_kernel`).
+        DISTILL_INT4_KERNEL, else measured once on this CPU (`_faster_kernel`), when the engine loads the
+        model or else at the first native step.
         One choice for every number of rows, so a sequence decoded alone or beside others gets the same
         numbers (each row's sums are the same either way, in both kernels)."""
         root = self.root
@@ -513,15 +514,15 @@ def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
     log.info("int4 kernel of the decode step: %s (a %dx%d weight for 1 and 3 rows: C %.3f ms, torch %.3f ms)",
              choice, out, inp, seconds["c"] * 1e3, seconds["torch"] * 1e3)
     ratio = max(seconds.values()) / max(min(seconds.values()), 1e-9)
-    _kernel_notes.append(f"int4 weights through {'our C kernel (int16 activations)' if choice == 'c' else 'torch’s kernel'}"
-                         f", measured {ratio:.1f}x faster than {'torch’s' if choice == 'c' else 'ours'} on this CPU; "
-                         f"{config.INT4_KERNEL.name}=c|torch forces it.")
+    kernel, other = ("our C kernel (int16 activations)", "torch’s") if choice == "c" else ("torch’s kernel", "ours")
+    _kernel_note["last"] = (f"int4 weights through {kernel}, measured {ratio:.1f}x faster than {other} on this CPU; "
+                            f"{config.INT4_KERNEL.name}=c|torch forces it.")
     return choice
 
 
 def int4_kernel_note() -> str | None:
     """The decode kernel chosen in this process, in words (None before the local model has decoded or loaded)."""
-    return _kernel_notes[-1] if _kernel_notes else None
+    return _kernel_note.get("last")
 
 
 def _prefill_chunks(parts: list[tuple[FastLlama, list[Segment]]]) -> list[list[tuple[FastLlama, list[Segment]]]]:

@@ -1,11 +1,11 @@
 /* A decode step's int4 weight kernel for a few rows: y = x W^T with W in 4-bit groups of 32 inputs.
  *
  * Why not torch's int4 kernel: it multiplies in floats, converting every 4-bit weight to a float first,
- * which on a CPU without AVX512 made it most of a decode step (~20 ms of one core per token for the
- * 135M model, docs/bench/backend.md). Here, as llama.cpp does, each row of activations is first rounded
- * to int8 per group of 32 inputs (one float scale each), and a group's 32 products are summed in integers
- * by two AVX2 instructions (vpmaddubsw: unsigned 4-bit code times signed int8, then vpmaddwd); one float
- * multiply-add per group applies both scales. The weights are read once per call for all rows.
+ * which on a CPU without AVX512 made it most of a decode step (~18 ms of one core per token for the
+ * 135M model, docs/bench/backend.md). Here each row of activations is first rounded to int16 per group of
+ * 32 inputs (one float scale each), and a group's 32 products are summed in integers (AVX2 vpmaddwd on the
+ * codes widened to 16 bits); one float multiply-add per group applies both scales. The weights are read
+ * once per call for all rows.
  *
  * A weight row is `groups` blocks of 20 bytes (pipeline/local/qweights.py writes them): the group's scale
  * and zero as bfloat16, then 16 bytes holding its 32 codes, byte j = code j (low nibble) | code j + 16
@@ -28,9 +28,9 @@
 
 #define GROUP 32
 #define MAX_ROWS 8
-/* Activations in int16: int8 (as llama.cpp rounds them) put the real model's projections 1-4% off the
- * float result (its activations have channels 30-170x their mean, which take a group's range), and
- * changed the top token at ~6% of positions; int16 costs about the same instructions (vpmaddwd on two
+/* Activations in int16: int8 (as llama.cpp rounds them, with vpmaddubsw) put the real model's projections
+ * 1-2% off the float result (its activations have channels 30-170x their mean, which take a group's range)
+ * and changed the top token at 5.6% of positions; int16 costs about the same instructions (vpmaddwd on two
  * halves instead of vpmaddubsw + vpmaddwd). A group's integer sum stays below 2^31: 32 * 15 * 32767. */
 #define QMAX 32767.0f
 
@@ -120,21 +120,19 @@ static inline __attribute__((always_inline)) void row_dot(const Block *w, int gr
         y[a * y_stride] = horizontal_sum(_mm256_add_ps(even[a], odd[a])) + zero_even[a] + zero_odd[a];
 }
 #else
-static inline void row_dot(const Block *w, int groups, int R, int in, const int16_t *xq, const float *xs,
+static inline void row_dot(const Block *w, int groups, int rows, int in, const int16_t *xq, const float *xs,
                            const float *sums, float *y, long y_stride) {
-    for (int k = 0; k < 1; k++) {
-        for (int a = 0; a < R; a++) {
-            float total = 0.0f;
-            for (int g = 0; g < groups; g++) {
-                const Block *b = w + (long)k * groups + g;
-                const int16_t *x = xq + (long)a * in + g * GROUP;
-                int32_t dot = 0;
-                for (int j = 0; j < GROUP / 2; j++) dot += (b->codes[j] & 0x0F) * x[j] + (b->codes[j] >> 4) * x[j + GROUP / 2];
-                const float scale = bf16_value(b->scale);
-                total += scale * xs[a * groups + g] * (float)dot + (bf16_value(b->zero) - 8.0f * scale) * sums[a * groups + g];
-            }
-            y[a * y_stride + k] = total;
+    for (int a = 0; a < rows; a++) {
+        float total = 0.0f;
+        for (int g = 0; g < groups; g++) {
+            const Block *b = w + g;
+            const int16_t *x = xq + (long)a * in + g * GROUP;
+            int32_t dot = 0;
+            for (int j = 0; j < GROUP / 2; j++) dot += (b->codes[j] & 0x0F) * x[j] + (b->codes[j] >> 4) * x[j + GROUP / 2];
+            const float scale = bf16_value(b->scale);
+            total += scale * xs[a * groups + g] * (float)dot + (bf16_value(b->zero) - 8.0f * scale) * sums[a * groups + g];
         }
+        y[a * y_stride] = total;
     }
 }
 #endif

@@ -158,7 +158,7 @@ def test_settings_tab_shows_the_int4_kernel_chosen(monkeypatch):
     from components.settings_handlers import show_precision
     from pipeline.local import fastlm
 
-    monkeypatch.setattr(fastlm, "_kernel_note", {})
+    monkeypatch.setattr(fastlm, "_kernel_note", None)
     assert "decode kernel" not in show_precision()["precision_md"]  # nothing decoded in this process yet
     monkeypatch.setenv("DISTILL_INT4_KERNEL", "auto")
     weight = fastlm.qweights.load("w", fastlm.qweights.quantize("w", torch.randn(64, 64), "int4", torch.bfloat16))

@@ -76,7 +76,7 @@ NATIVE_POSITIONS = 512
 KERNEL_PROBE_CALLS = 15  # calls of each int4 kernel, alternated, when choosing between them (~5 ms)
 # The last measured choice of this process, in words, for the Settings tab (a fact of the machine, like
 # precision.choose(); not a visitor's state).
-_kernel_note: dict[str, str] = {}
+_kernel_note: str | None = None
 SCREEN_TOP = 64  # decode-step logits taken from the int8 lm_head: the int4 copy's highest this many
 
 
@@ -516,14 +516,15 @@ def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
              choice, out, inp, seconds["c"] * 1e3, seconds["torch"] * 1e3)
     ratio = max(seconds.values()) / max(min(seconds.values()), 1e-9)
     kernel, other = ("our C kernel (int16 activations)", "torch’s") if choice == "c" else ("torch’s kernel", "ours")
-    _kernel_note["last"] = (f"int4 weights through {kernel}, measured {ratio:.1f}x faster than {other} on this CPU; "
+    global _kernel_note  # noqa: PLW0603 - a fact of this process's CPU, set by its one measurement
+    _kernel_note = (f"int4 weights through {kernel}, measured {ratio:.1f}x faster than {other} on this CPU; "
                             f"{config.INT4_KERNEL.name}=c|torch forces it.")
     return choice
 
 
 def int4_kernel_note() -> str | None:
     """The decode kernel chosen in this process, in words (None before the local model has decoded or loaded)."""
-    return _kernel_note.get("last")
+    return _kernel_note
 
 
 def _prefill_chunks(parts: list[tuple[FastLlama, list[Segment]]]) -> list[list[tuple[FastLlama, list[Segment]]]]:

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,6 +32,7 @@ def main() -> int:
 
     from benchmarks.machine_facts import machine
     from pipeline.local import native, qweights
+    from pipeline.local.fastlm import time_int4_kernels
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
@@ -46,32 +46,22 @@ def main() -> int:
     rows_out = []
     for name, (out, inp) in SHAPES.items():
         weight = qweights.load("w", qweights.quantize("w", torch.randn(out, inp) * 0.05, "int4", torch.bfloat16))
-        codes = qweights._unpack_int4(weight.packed, out)
-        sz = weight.scales_zeros.double().repeat_interleave(weight.group, dim=0)
-        exact_w = None if codes is None else (codes.double() - 8) * sz[..., 0].t() + sz[..., 1].t()
+        exact_w = weight.weights(torch.float64)
         for rows in (1, 3):
             x = torch.randn(rows, inp)
             x[:, 7] *= 100
-            x_bf16, y = x.to(torch.bfloat16), torch.empty(rows, out)
             row = {"weight": name, "rows": rows}
             for threads in (1, 2):
                 torch.set_num_threads(threads)
-                best = {"c": float("inf"), "torch": float("inf")}
-                calls = max(5, args.calls // (10 if out > 10000 else 1))
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    lib.int4_linear(weight.blocks.data_ptr(), out, inp, x.data_ptr(), rows, y.data_ptr(), threads)
-                    middle = time.perf_counter()
-                    weight.kernel(x_bf16)
-                    end = time.perf_counter()
-                    best["c"], best["torch"] = min(best["c"], middle - start), min(best["torch"], end - middle)
+                best = time_int4_kernels(lib, weight, x, threads, max(5, args.calls // (10 if out > 10000 else 1)))
                 row[f"{threads}thr_ms"] = {k: round(v * 1e3, 3) for k, v in best.items()}
             if exact_w is not None:
                 exact = x.double() @ exact_w.t()
-                lib.int4_linear(weight.blocks.data_ptr(), out, inp, x.data_ptr(), rows, y.data_ptr(), 1)
+                ours = weight.native(lib, x, torch.empty(rows, out), 1)
                 norm = exact.norm()
-                row["relative_error"] = {"c": float((y.double() - exact).norm() / norm),
-                                         "torch": float((weight.kernel(x_bf16).double() - exact).norm() / norm)}
+                row["relative_error"] = {"c": float((ours.double() - exact).norm() / norm),
+                                         "torch": float((weight.kernel(x.to(torch.bfloat16)).double() - exact).norm()
+                                                        / norm)}
             rows_out.append(row)
             if not args.json:
                 print(json.dumps(row))

@@ -145,31 +145,18 @@ def _int4_weight(out: int, inp: int, seed: int) -> qweights.Int4:
     return weight
 
 
-def _c_linear(lib, weight: qweights.Int4, x: torch.Tensor, threads: int) -> torch.Tensor:
-    y = torch.full((x.shape[0], weight.out_features), float("nan"))
-    lib.int4_linear(weight.blocks.data_ptr(), weight.out_features, x.shape[1], x.data_ptr(), x.shape[0],
-                    y.data_ptr(), threads)
-    return y
-
-
-def _dequantized(weight: qweights.Int4) -> torch.Tensor:
-    """float64 [out, in]: the weights as torch's packing, scales and zeros hold them."""
-    codes = qweights._unpack_int4(weight.packed, weight.out_features).double()
-    sz = weight.scales_zeros.double().repeat_interleave(weight.group, dim=0)  # [in, out, 2]
-    return (codes - 8) * sz[..., 0].t() + sz[..., 1].t()
-
-
 def _check_c_kernel(lib) -> None:
     """int4_linear against the weights as torch's packing holds them (so the blocks hold the same codes,
     scales and zeros), in float64: off by the int16 rounding of the activations only."""
     for rows in range(1, 9):
         weight = _int4_weight(128, 160, rows)  # 5 groups of 32: the odd group takes the loop's tail
-        dense = _dequantized(weight)
+        dense = weight.weights(torch.float64)
         x = torch.randn(rows, 160)
         x[:, 7] *= 100  # an outlier channel, as the real model's activations have (30-170x their mean)
         expected = x.double() @ dense.t()
         for threads in (1, 2):
-            error = (_c_linear(lib, weight, x, threads).double() - expected).abs().max() / expected.abs().max()
+            ours = weight.native(lib, x, torch.full((rows, weight.out_features), float("nan")), threads)
+            error = (ours.double() - expected).abs().max() / expected.abs().max()
             assert error < 3e-4, (rows, threads, float(error))
 
 

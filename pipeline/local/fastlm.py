@@ -435,7 +435,7 @@ class FastLlama:
                 base = getattr(self.layers[index], name).kernel(x_bf16)
                 return self._project(x, index, name, adapters, base) if adapters else base
             return torch_kernel
-        threads, int4_linear = torch.get_num_threads(), lib.int4_linear
+        threads = torch.get_num_threads()
         outputs: dict[int, torch.Tensor] = {}  # by output width: one buffer per shape, reused by every layer
 
         def c_kernel(index: int, name: str, x: torch.Tensor, x_bf16: torch.Tensor) -> torch.Tensor:  # noqa: ARG001
@@ -443,8 +443,7 @@ class FastLlama:
             out = outputs.get(weight.out_features)
             if out is None:
                 out = outputs[weight.out_features] = torch.empty(rows, weight.out_features)
-            int4_linear(weight.blocks.data_ptr(), weight.out_features, x.shape[1], x.data_ptr(), rows, out.data_ptr(),
-                        threads)
+            weight.native(lib, x, out, threads)
             return self._project(x, index, name, adapters, out) if adapters else out
         return c_kernel
 
@@ -478,10 +477,8 @@ class FastLlama:
         if lib is None:
             logits = self.lm_screen(h).float()
         else:
-            screen = self.lm_screen
-            logits = torch.empty(h.shape[0], screen.out_features)
-            lib.int4_linear(screen.blocks.data_ptr(), screen.out_features, h.shape[1], h.data_ptr(), h.shape[0],
-                            logits.data_ptr(), torch.get_num_threads())
+            logits = self.lm_screen.native(lib, h, torch.empty(h.shape[0], self.lm_screen.out_features),
+                                           torch.get_num_threads())
         top = logits.topk(SCREEN_TOP, dim=-1).indices
         return logits.scatter_(1, top, self.lm_head.rows(h, top))
 
@@ -499,16 +496,7 @@ def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
     seconds = {"c": 0.0, "torch": 0.0}
     sample = torch.Generator().manual_seed(0)  # not the global generator: a seeded caller's draws stay its own
     for rows in (1, 3):
-        x = torch.randn(rows, inp, generator=sample)
-        x_bf16, y = x.to(torch.bfloat16), torch.empty(rows, out)
-        best = {"c": float("inf"), "torch": float("inf")}
-        for _ in range(KERNEL_PROBE_CALLS):
-            start = time.perf_counter()
-            lib.int4_linear(weight.blocks.data_ptr(), out, inp, x.data_ptr(), rows, y.data_ptr(), threads)
-            middle = time.perf_counter()
-            weight.kernel(x_bf16)
-            end = time.perf_counter()
-            best["c"], best["torch"] = min(best["c"], middle - start), min(best["torch"], end - middle)
+        best = time_int4_kernels(lib, weight, torch.randn(rows, inp, generator=sample), threads, KERNEL_PROBE_CALLS)
         for kernel in seconds:
             seconds[kernel] += best[kernel]
     choice = min(seconds, key=seconds.__getitem__)
@@ -520,6 +508,21 @@ def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
     _kernel_note = (f"int4 weights through {kernel}, measured {ratio:.1f}x faster than {other} on this CPU; "
                             f"{config.INT4_KERNEL.name}=c|torch forces it.")
     return choice
+
+
+def time_int4_kernels(lib: ctypes.CDLL, weight: qweights.Int4, x: torch.Tensor, threads: int,
+                      calls: int) -> dict[str, float]:
+    """{"c": s, "torch": s}: the best of `calls` alternated calls of each int4 kernel on the float32 rows x."""
+    x_bf16, y = x.to(torch.bfloat16), torch.empty(x.shape[0], weight.out_features)
+    best = {"c": float("inf"), "torch": float("inf")}
+    for _ in range(calls):
+        start = time.perf_counter()
+        weight.native(lib, x, y, threads)
+        middle = time.perf_counter()
+        weight.kernel(x_bf16)
+        end = time.perf_counter()
+        best["c"], best["torch"] = min(best["c"], middle - start), min(best["torch"], end - middle)
+    return best
 
 
 def int4_kernel_note() -> str | None:

@@ -105,17 +105,30 @@ class Int4:
         """bf16 x [rows, in] through torch's int4 kernel (what a call of fewer than DENSE_FROM_ROWS rows runs)."""
         return torch._weight_int4pack_mm_for_cpu(x, self.packed, self.group, self.scales_zeros)
 
+    def native(self, lib, x: torch.Tensor, out: torch.Tensor, threads: int) -> torch.Tensor:  # noqa: ANN001 (ctypes)
+        """float32 x [rows, in] (rows < 8) through int4_linear.c's kernel (`lib`: native.library()) into the
+        float32 `out` [rows, out_features], on `threads` threads; returns `out`."""
+        lib.int4_linear(self.blocks.data_ptr(), self.out_features, x.shape[1], x.data_ptr(), x.shape[0],
+                        out.data_ptr(), threads)
+        return out
+
     def makes_dense_copy(self, rows: int) -> bool:
         return self.dense is None and rows >= INT4_DENSE_FROM_ROWS
 
     def _dequantized(self) -> torch.Tensor | bool:
+        weights = self.weights(torch.float32)
+        return False if weights is None else weights.to(dense_dtype())
+
+    def weights(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """[out, in] the weights as torch's packing, scales and zeros hold them, computed in `dtype` (float64:
+        exactly), or None where the packing is not one _unpack_int4 reads."""
         codes = _unpack_int4(self.packed, self.out_features)
         if codes is None:
-            return False
-        sz = self.scales_zeros.float()  # [in / group, out, 2]
+            return None
+        sz = self.scales_zeros.to(dtype)  # [in / group, out, 2]
         scale = sz[..., 0].t().repeat_interleave(self.group, dim=1)
         zero = sz[..., 1].t().repeat_interleave(self.group, dim=1)
-        return ((codes - 8) * scale + zero).to(dense_dtype())
+        return (codes.to(dtype) - 8) * scale + zero
 
 
 def _unpack_int4(packed: torch.Tensor, out: int) -> torch.Tensor | None:
@@ -198,14 +211,11 @@ def _int4(t: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torc
     return packed.contiguous(), scales_zeros.transpose(0, 1).contiguous(), _blocks(codes, scales_zeros)
 
 
-BLOCK_BYTES = 20  # int4_linear.c's Block: bf16 scale, bf16 zero, 16 bytes of codes
-
-
 def _blocks(codes: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
     """[out, in / 32, 20] uint8: per group of 32 inputs its bf16 scale and zero (little-endian, as the C
     struct reads them on x86 and ARM), then byte j = code j | code j + 16 << 4."""
     out, inp = codes.shape
-    g = codes.view(out, inp // 32, 32)
+    g = codes.view(out, inp // INT4_GROUP, INT4_GROUP)
     packed = (g[..., :16] | (g[..., 16:] << 4)).to(torch.uint8)
     return torch.cat([scales_zeros.contiguous().view(torch.uint8), packed], dim=-1).contiguous()
 

@@ -1,7 +1,7 @@
 """Where one training step's time goes: forward / backward / optimizer, for each way of taking the loss.
 
 Builds the trainer as pipeline/local/trainer.py does (LoRA r=16 all-linear, the precision the CPU
-gets, no gradient checkpointing) on the fictional-person sample, then times the same batches with:
+gets: bf16 matmuls of the frozen weights where native, no gradient checkpointing) on the fictional-person sample, then times the same batches with:
 - trl: TRL 1.16 SFTTrainer.compute_loss (its chunked LM head: every position, entropy, top-1);
 - ours: pipeline/local/sft_head.py (logits only at the completion positions);
 - full_logits: the model's own forward with labels (all logits, transformers' loss);
@@ -34,7 +34,7 @@ def build_trainer(task: str, batch: int):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig
 
-    from pipeline.local import precision
+    from pipeline.local import frozen_bf16, precision
     from pipeline.local.dataset import read_examples
     from pipeline.local.sft_head import CompletionHeadSFTTrainer
     from pipeline.local.weights import base_model_dir
@@ -47,12 +47,14 @@ def build_trainer(task: str, batch: int):
     torch.manual_seed(7)
     config = SFTConfig(output_dir=tempfile.mkdtemp(prefix="distill-train-step-"), per_device_train_batch_size=batch,
                        learning_rate=1e-3, report_to=[], use_cpu=True, max_length=1024, disable_tqdm=True,
-                       bf16=choice.train == "bf16", fp16=False, gradient_checkpointing=False, save_strategy="no")
+                       bf16=False, fp16=False, gradient_checkpointing=False, save_strategy="no")
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = CompletionHeadSFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), args=config,
         train_dataset=Dataset.from_list(examples), processing_class=AutoTokenizer.from_pretrained(model_dir),
         peft_config=lora)
+    if choice.train == "bf16":
+        frozen_bf16.use_in(trainer)
     trainer.model.train()
     trainer.create_optimizer_and_scheduler(num_training_steps=100)
     return trainer, [b for _, b in zip(range(12), trainer.get_train_dataloader(), strict=False)][2:]

@@ -131,8 +131,8 @@ LOCAL_TINY: Setting[bool] = Setting(
     "1 serves a tiny random model of the same family instead of SmolLM2 (tests).", "1 or 0")
 PRECISION: Setting[str] = Setting(
     "DISTILL_PRECISION", _one_of("auto", "fp32", "bf16"), "auto",
-    "auto: decoding in bf16 where the CPU has it natively (AVX512-BF16/AMX), fp32 elsewhere; fine-tuning in "
-    "fp32 on every CPU (faster for this 135M model than bf16 autocast, even with AMX)",
+    "auto: bf16 where the CPU has it natively (AVX512-BF16/AMX): decoding's activations, and fine-tuning's matmuls "
+    "of the frozen weights (the rest of the fine-tune stays fp32); fp32 elsewhere",
     "Local backend's training/decoding precision: fp32 or bf16 forces both (see `docs/BENCHMARKS.md`).",
     "auto, fp32 or bf16")
 DECODE_INT8: Setting[bool] = Setting(

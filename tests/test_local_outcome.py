@@ -59,8 +59,8 @@ def test_fine_tuning_teaches_the_fictional_person(smollm_backend, cpu, monkeypat
     assert job.status == "succeeded", job.error
     wall = time.monotonic() - started
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
-    expected = "fp32" if cpu == "avx2" else precision.choose().train
-    assert any(f"computing in {expected} " in m for m in messages), messages
+    expected = "in fp32" if cpu == "avx2" else precision.training_text(precision.choose())
+    assert any(f"computing {expected} (" in m for m in messages), messages
     base = accuracy(client, "SmolLM2-135M-Instruct", bench)
     tuned = accuracy(client, job.fine_tuned_model, bench)
     # Shown with `pytest -s`; docs/bench/backend.md quotes it.

@@ -5,10 +5,11 @@ where it is emulated (AVX2-only laptops, most cloud VMs): measured here, a 512x5
 165 GFLOP/s in bf16 natively and 0.8 GFLOP/s with oneDNN capped to AVX2, against ~35-40 in fp32.
 So bf16 is used only where it is native, and float32 everywhere else.
 
-Fine-tuning is the exception: it runs in float32 on every CPU unless forced. At 135M parameters and
-~100-token batches the matmuls are small, and bf16 autocast re-casts every frozen weight in each
-forward and backward: on AMX, where bf16 is fastest, float32 trained the demos in 0.77-0.91x the
-seconds of bf16 autocast with the same held-out answers over five seeded pairs (docs/bench/recipe.md).
+Fine-tuning where bf16 is native runs only the frozen weights' matmuls in bf16 (the base's linear
+layers and the LM head, cast once: pipeline/local/frozen_bf16.py) and everything else in float32.
+bf16 autocast, used before, re-cast every frozen weight in each forward and moved attention and norms
+to bf16 too: on AMX float32 trained the demos in 0.77-0.91x the seconds of autocast, so training was
+float32 everywhere for a while (docs/bench/recipe.md, which also measures the casts kept now).
 
 The decision, made once per process and logged once:
 1. `DISTILL_PRECISION=fp32|bf16` forces it (bf16 on a CPU without it is allowed, with a warning).
@@ -55,17 +56,11 @@ MIN_SPEEDUP = 1.2
 
 @dataclass(frozen=True)
 class Precision:
-    train: str  # "bf16" (autocast) or "fp32": what the trainer computes in
+    train: str  # "bf16" (the frozen weights' matmuls; the rest float32) or "fp32": how the trainer computes
     compute: str  # "bf16" or "fp32": activations and dense weights when decoding
     decode_weights: str  # "int4", "int8", "bf16" or "fp32": how decoding stores the linear layers' weights
     native_bf16: bool  # what the CPU (as capped by the knobs) can do, whatever was chosen
     reason: str  # one short sentence: why
-
-    @property
-    def train_dtype(self):
-        import torch
-
-        return torch.bfloat16 if self.train == "bf16" else torch.float32
 
     @property
     def compute_dtype(self):
@@ -204,7 +199,7 @@ def decide(facts: dict, forced: str = "auto", measure=cached_probe) -> Precision
     mode = forced if forced in CHOICES else "auto"
     if mode == "auto":
         use = "bf16" if native else "fp32"
-        return Precision(train="fp32", compute=use, decode_weights=_quantized(), native_bf16=native, reason=reason)
+        return Precision(train=use, compute=use, decode_weights=_quantized(), native_bf16=native, reason=reason)
     if mode == "bf16" and not native:
         log.warning("%s=bf16 on a CPU without native bf16: training and decoding will be very slow", ENV)
     weights = _quantized() if mode == "bf16" else "fp32"  # fp32 = no bf16 anywhere, int4/int8 need bf16 activations
@@ -232,7 +227,12 @@ def summary(choice: Precision | None = None) -> str:
     """One line for people: what trains and decodes in which format, and why."""
     p = choice or choose()
     decode = {"int4": f"int4 weights, {p.compute} activations", "int8": f"int8 weights, {p.compute} activations", "bf16": "bf16", "fp32": "fp32"}[p.decode_weights]
-    return f"fine-tuning in {p.train}, decoding with {decode} — {p.reason}; {ENV}=fp32|bf16 forces it."
+    return f"fine-tuning {training_text(p)}, decoding with {decode} — {p.reason}; {ENV}=fp32|bf16 forces it."
+
+
+def training_text(choice: Precision) -> str:
+    """How the fine-tune computes, in words (Settings, the job's events)."""
+    return "with the frozen weights' matmuls in bf16, the rest in fp32" if choice.train == "bf16" else "in fp32"
 
 
 def as_dict(choice: Precision | None = None) -> dict:

@@ -22,6 +22,8 @@ class CompletionHeadSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss projects only the completion positions through the LM head."""
 
     head_rows = 0  # positions projected through the LM head in training (reported by the trainer)
+    # Set where bf16 is native (pipeline/local/frozen_bf16.py): the frozen head as a bf16 copy.
+    bf16_head = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # a caller that wants the logits gets TRL's own path
@@ -37,7 +39,8 @@ class CompletionHeadSFTTrainer(SFTTrainer):
             hidden = backbone(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                               use_cache=False).last_hidden_state[:, :-1]
             # Only these rows reach the head; in bf16 the logits are bf16 as in TRL's CPU kernel.
-            logits = causal_lm.get_output_embeddings()(hidden[mask]).float()
+            head = self.bf16_head or causal_lm.get_output_embeddings()
+            logits = head(hidden[mask]).float()
         total = F.cross_entropy(logits, targets, reduction="sum")
         count = num_items_in_batch if num_items_in_batch is not None else mask.sum()
         loss = total / torch.as_tensor(count).clamp(min=1)

@@ -6,10 +6,11 @@ Reads JOB_DIR/spec.json, fine-tunes a LoRA adapter with TRL's SFTTrainer on prom
 (loss on the completion only), prints one JSON line per event on stdout and saves the adapter.
 Defaults that worked on this 2-core CPU (docs/ARCHITECTURE.md, last section): r=16 on all linear layers, lr 1e-3 constant.
 
-Precision (pipeline/local/precision.py): bf16 autocast only where the CPU has native bf16, fp32
-elsewhere. TRL's SFTConfig defaults to bf16=True, which on a CPU without native bf16 emulates every
-matmul (~15x slower), so it is always set explicitly; the weights (base, LoRA) stay float32 either way.
-The dtype the layers really computed in is observed during training and reported in the "done" line.
+Precision (pipeline/local/precision.py): where the CPU has native bf16 the frozen weights' matmuls
+run in bf16 and everything else in float32 (pipeline/local/frozen_bf16.py); float32 elsewhere. TRL's
+SFTConfig defaults to bf16=True (autocast), which on a CPU without native bf16 emulates every matmul
+(~15x slower) and where it is native was slower than our casts, so it is always off. The dtype the
+frozen matmuls really computed in is observed during training and reported in the "done" line.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def _callback(total_steps: int, eval_every: int | None):
 
 
 def _observe_compute(model) -> dict:
-    """Records the dtype a linear layer's output really had during training (autocast included) and
-    how many times it ran with gradients on: once per step, or twice if activations were recomputed."""
+    """Records the dtype a linear layer's matmul really produced during training and how many times it
+    ran with gradients on: once per step, or twice if activations were recomputed. Its hook runs first,
+    before frozen_bf16's cast of the output back to float32."""
     import torch
 
     seen: dict = {"training_forwards": 0}
@@ -86,7 +88,7 @@ def _observe_compute(model) -> dict:
             seen.setdefault("compute_dtype", str(output.dtype).removeprefix("torch."))
             seen["training_forwards"] += 1
 
-    layer.register_forward_hook(hook)
+    layer.register_forward_hook(hook, prepend=True)
     return seen
 
 
@@ -120,7 +122,7 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from pipeline.local import precision
+    from pipeline.local import frozen_bf16, precision
     from pipeline.local.sft_head import CompletionHeadSFTTrainer
 
     # Seconds from this process's start to each phase before the first step, reported in the job's
@@ -147,7 +149,7 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
         logging_steps=1, save_strategy="no", report_to=[], seed=spec["seed"], use_cpu=True,
         max_length=1024, disable_tqdm=True, dataloader_num_workers=0,
         eval_strategy="steps" if valid is not None else "no", eval_steps=eval_every,
-        bf16=choice.train == "bf16", fp16=False,
+        bf16=False, fp16=False,  # no autocast: bf16 where native is frozen_bf16's casts (below)
         # TRL's SFTConfig turns gradient checkpointing on by default: every step then runs the forward
         # pass twice to save activation memory, which a 135M model on ~50-token examples does not need:
         # off, the same steps give the same losses in 0.70x the time (bf16) / 0.76x (fp32 AVX2)
@@ -167,13 +169,15 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     if stepper is not None:
         trainer.add_callback(stepper)
     seen = _observe_compute(trainer.model)
+    if choice.train == "bf16":
+        frozen_bf16.use_in(trainer)
     phases["data"] = time.perf_counter() - STARTED  # SFTTrainer wrapped the model and tokenized the data
     waited = {name: at - phases["handed_over"] for name, at in phases.items() if name != "handed_over"}
     ready = ", ".join(f"{name} {at:.1f} s" for name, at in waited.items())
     if handed_over is not None:
         ready += f" from its handover to a standby process started {phases['handed_over']:.0f} s earlier"
     emit("message", message=f"Training {len(spec['train'])} examples for {spec['epochs']} epochs ({total} steps); "
-                            f"computing in {choice.train} ({choice.reason}); ready after {ready}",
+                            f"computing {precision.training_text(choice)} ({choice.reason}); ready after {ready}",
          data={"ready_s": {k: round(v, 2) for k, v in phases.items()}})
     trainer.train()
     phases["trained"] = time.perf_counter() - STARTED

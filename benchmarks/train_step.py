@@ -1,7 +1,8 @@
 """Where one training step's time goes: forward / backward / optimizer, for each way of taking the loss.
 
 Builds the trainer as pipeline/local/trainer.py does (LoRA r=16 all-linear, the precision the CPU
-gets: bf16 matmuls of the frozen weights where native, no gradient checkpointing) on the fictional-person sample, then times the same batches with:
+gets: bf16 matmuls of the frozen weights where native, no gradient checkpointing) on the
+fictional-person sample, then times the same batches with:
 - trl: TRL 1.16 SFTTrainer.compute_loss (its chunked LM head: every position, entropy, top-1);
 - ours: pipeline/local/sft_head.py (logits only at the completion positions);
 - full_logits: the model's own forward with labels (all logits, transformers' loss);

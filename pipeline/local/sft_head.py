@@ -38,7 +38,7 @@ class CompletionHeadSFTTrainer(SFTTrainer):
         with self.accelerator.autocast():
             hidden = backbone(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                               use_cache=False).last_hidden_state[:, :-1]
-            # Only these rows reach the head; in bf16 the logits are bf16 as in TRL's CPU kernel.
+            # Only these rows reach the head (a bf16 copy of it where bf16 is native: frozen_bf16.py).
             head = self.bf16_head or causal_lm.get_output_embeddings()
             logits = head(hidden[mask]).float()
         total = F.cross_entropy(logits, targets, reduction="sum")

@@ -506,7 +506,7 @@ def _faster_kernel(lib: ctypes.CDLL, weight: qweights.Int4) -> str:
     kernel, other = ("our C kernel (int16 activations)", "torch’s") if choice == "c" else ("torch’s kernel", "ours")
     global _kernel_note  # noqa: PLW0603 - a fact of this process's CPU, set by its one measurement
     _kernel_note = (f"int4 weights through {kernel}, measured {ratio:.1f}x faster than {other} on this CPU; "
-                            f"{config.INT4_KERNEL.name}=c|torch forces it.")
+                    f"{config.INT4_KERNEL.name}=c|torch forces it.")
     return choice
 
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from pipeline.local import standby as standby_module
 from tests.test_local_backend import BASE, chat_file, upload, wait_job
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the standby is Linux-only")
@@ -79,6 +80,41 @@ def test_a_job_trains_in_the_standby_and_a_dead_one_falls_back_to_a_fresh_proces
     _, pid, phases, cold_losses = run_job(client, runner)
     assert pid != second and phases["handed_over"] == 0
     assert cold_losses == warm_losses  # the same seed trains the same in either kind of process
+
+
+def restarted_standby(runner) -> int:
+    """As right after the app starts: a new standby, still importing (its pid)."""
+    runner._standby.shutdown()
+    runner._standby.ensure()  # (or the idle runner's own call, a moment before: the same)
+    pid = runner._standby._proc.pid
+    assert runner._standby.ready() is None  # it has only just been spawned
+    return pid
+
+
+def test_a_job_that_comes_while_the_standby_imports_waits_for_it(tiny_backend, monkeypatch):
+    """The demo's fine-tune comes seconds after the app started its standby: it waits for that one's
+    imports to end instead of importing everything again in a fresh process."""
+    client, runner = tiny_backend.client(), tiny_backend.app.state.backend.runner
+    ready_standby(runner)
+    # A loaded test machine imports slowly and may starve an idle-priority process: neither is this test's point.
+    monkeypatch.setattr(standby_module, "AWAIT_LIMIT_S", DEADLINE_S)
+    monkeypatch.setattr(standby_module, "AWAIT_MIN_CPU_SHARE", 0.0)
+    importing = restarted_standby(runner)
+    _, pid, phases, _ = run_job(client, runner)
+    assert pid == importing and phases["handed_over"] > 0
+
+
+def test_a_standby_that_gets_no_cpu_is_not_waited_for(tiny_backend, monkeypatch):
+    """Beside a busy decoder an idle-priority import can get no CPU for seconds: a fresh process is faster."""
+    runner = tiny_backend.app.state.backend.runner
+    ready_standby(runner)
+    monkeypatch.setattr(standby_module, "AWAIT_LIMIT_S", DEADLINE_S)
+    importing = restarted_standby(runner)
+    monkeypatch.setattr(standby_module, "cpu_seconds", lambda _pid: None)  # /proc unreadable: no wait
+    assert runner._standby.await_ready() is False
+    monkeypatch.setattr(standby_module, "cpu_seconds", lambda _pid: 1.0)  # its CPU time stands still
+    assert runner._standby.await_ready() is False  # given up long before the limit
+    assert alive(importing)  # not discarded by the wait: a later job may still use it
 
 
 def test_cancel_kills_the_standby_that_trains(tiny_backend):

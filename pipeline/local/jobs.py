@@ -145,6 +145,12 @@ class JobRunner:
         except Exception:  # jobs start fresh processes, as before; this thread must go on
             log.warning("starting a training standby failed", exc_info=True)
 
+    def _await_standby(self) -> None:
+        try:
+            self._standby.await_ready()
+        except Exception:  # the job must not fail for it: a fresh process trains it
+            log.warning("waiting for the training standby failed", exc_info=True)
+
     def _warm_process(self, directory: Path) -> subprocess.Popen | None:
         try:
             return self._standby.hand_over(directory)
@@ -209,6 +215,7 @@ class JobRunner:
                 "batch_size": hp["batch_size"], **recipe_spec(float(hp["learning_rate_multiplier"])),
                 "seed": job["seed"], "adapter_dir": str(self.store.adapter_dir(job_id)), "total_steps": steps}
         (directory / "spec.json").write_text(json.dumps(spec))
+        self._await_standby()  # outside the lock: a cancel meanwhile is seen below
         with self._cv:
             if self.store.get_job(job_id)["status"] != "queued":
                 return

@@ -18,6 +18,10 @@ Rules that keep it honest:
   nices the whole process) there is no standby.
 - The runner starts one only while no job is waiting (when it starts, and when its queue empties), so
   it never competes with a fine-tune for the CPU.
+- A job that comes while the standby still imports waits for it (`await_ready`) only while it gets the
+  CPU, and never longer than a fresh process's imports take: right after the app starts (the demo's
+  fine-tune comes ~8 s after the standby started, while decoding starved it) it was ready 0.6-1.7 s
+  after the job came, where a fresh process imported for 3.6-4.4 s (docs/bench/demo.md).
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ READY = "standby_ready"
 TAKEN = "standby_taken"  # says it has read its JOB_DIR: a standby killed just before cannot lose the job
 ACK_TIMEOUT_S = 5.0  # it answers at once (its main thread has normal priority): silence means it is gone
 NICE = 19  # the imports take only CPU nobody else wants
+#: How long a job waits at most for a standby still importing: about what a fresh process's imports
+#: take on a quiet 2-core machine (3.6-5.2 s in the demo), so waiting never costs much more than it saves.
+AWAIT_LIMIT_S = 4.0
+#: Waiting goes on only while the standby gets at least this share of a CPU, checked every AWAIT_WINDOW_S:
+#: at idle priority beside a busy decoder it can get almost none, and then a fresh process is faster.
+AWAIT_MIN_CPU_SHARE = 0.3
+AWAIT_WINDOW_S = 0.5
 
 
 #: Variables that change while a server runs and that no training reads: left out of the comparison.
@@ -109,6 +120,38 @@ class Standby:
             self._env, self._ready, self._said = env, False, b""
             log.info("training standby started (pid %s)", self._proc.pid)
 
+    def await_ready(self) -> bool:
+        """Wait for a standby still importing to say it is ready: True once it has; False at once when
+        there is none (or it is stale or dead), after AWAIT_LIMIT_S, or as soon as it stops getting
+        AWAIT_MIN_CPU_SHARE of a CPU (starved by busier processes, it would finish after a fresh one)."""
+        limit_s = AWAIT_LIMIT_S
+        with self._lock:
+            proc = self._proc
+            if proc is None or not _same(self._env, trainer_env()):
+                return False
+        start = time.monotonic()
+        window_start, window_cpu = start, cpu_seconds(proc.pid)
+        if window_cpu is None:  # no /proc to tell a starved standby from a busy one: no waiting
+            return False
+        while True:
+            with self._lock:
+                if self._proc is not proc or proc.poll() is not None:
+                    return False
+                if self._poll_ready():
+                    log.info("training standby %s ready after the job waited %.1f s", proc.pid,
+                             time.monotonic() - start)
+                    return True
+            now = time.monotonic()
+            if now - start >= limit_s:
+                return False
+            if now - window_start >= AWAIT_WINDOW_S:
+                cpu = cpu_seconds(proc.pid)
+                if cpu is None or (cpu - window_cpu) / (now - window_start) < AWAIT_MIN_CPU_SHARE:
+                    log.info("training standby %s starved (or unreadable): not waited for", proc.pid)
+                    return False
+                window_start, window_cpu = now, cpu
+            time.sleep(0.05)
+
     def hand_over(self, job_dir: Path) -> subprocess.Popen | None:
         """The standby, now training the job in `job_dir`; None (and no standby left) when there is no
         ready one whose environment is today's: the caller then starts a fresh process."""
@@ -166,6 +209,16 @@ class Standby:
             proc.wait()
             proc.stdin.close()
             proc.stdout.close()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) process `pid` has used, from /proc; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> bytes:

@@ -101,7 +101,7 @@ def test_a_job_that_comes_while_the_standby_imports_waits_for_it(tiny_backend, m
     monkeypatch.setattr(standby_module, "AWAIT_MIN_CPU_SHARE", 0.0)
     importing = restarted_standby(runner)
     _, pid, phases, _ = run_job(client, runner)
-    assert pid == importing and phases["handed_over"] > 0
+    assert pid == importing and phases["handed_over"] > 0, (pid, importing, phases)
 
 
 def test_a_standby_that_gets_no_cpu_is_not_waited_for(tiny_backend, monkeypatch):

@@ -20,8 +20,8 @@ Rules that keep it honest:
   it never competes with a fine-tune for the CPU.
 - A job that comes while the standby still imports waits for it (`await_ready`) only while it gets the
   CPU, and never longer than a fresh process's imports take: right after the app starts (the demo's
-  fine-tune comes ~8 s after the standby started, while decoding starved it) it was ready 0.6-1.7 s
-  after the job came, where a fresh process imported for 3.6-4.4 s (docs/bench/demo.md).
+  fine-tune comes ~8 s after the standby started, while decoding starved it) the job waited 0.5-1.6 s
+  for it, where a fresh process imported for 4.1-4.2 s (docs/bench/demo.md).
 """
 
 from __future__ import annotations

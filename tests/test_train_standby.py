@@ -35,6 +35,16 @@ def ready_standby(runner) -> int:
     return pid
 
 
+def training_pid(runner, job_id: str) -> int:
+    """The pid of the process training `job_id`: the job is "running" a moment before its process is
+    assigned (a standby is handed the job first), so this waits for it."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (proc := runner._proc) is None or runner._running != job_id:
+        assert time.monotonic() < deadline, "the running job has no training process"
+        time.sleep(0.02)
+    return proc.pid
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -66,7 +76,7 @@ def run_job(client, runner, seed: int = 3) -> tuple[object, int | None, dict, li
     return job, (pids[0] if pids else None), phases, losses
 
 
-def test_a_job_trains_in_the_standby_and_a_dead_one_falls_back_to_a_fresh_process(tiny_backend):
+def test_a_job_trains_in_the_standby_and_a_dead_one_falls_back_to_a_fresh_process(tiny_backend, monkeypatch):
     client, runner = tiny_backend.client(), tiny_backend.app.state.backend.runner
     standby = ready_standby(runner)
     _, pid, phases, warm_losses = run_job(client, runner)
@@ -76,6 +86,8 @@ def test_a_job_trains_in_the_standby_and_a_dead_one_falls_back_to_a_fresh_proces
     # The queue emptied: a new standby waits for the next job. Killed (the OOM killer), a fresh process trains.
     second = ready_standby(runner)
     assert second != standby
+    # No replacement before the job (the idle runner would start one, and the job would wait for it).
+    monkeypatch.setattr(runner, "standby_after_job_s", 3600.0)
     os.kill(second, signal.SIGKILL)
     _, pid, phases, cold_losses = run_job(client, runner)
     assert pid != second and phases["handed_over"] == 0
@@ -123,7 +135,7 @@ def test_cancel_kills_the_standby_that_trains(tiny_backend):
     job = client.fine_tuning.jobs.create(training_file=upload(client, chat_file(40)).id, model=BASE,
                                          hyperparameters={"n_epochs": 50})
     wait_job(client, job.id, ("running",))
-    assert runner._proc.pid == standby
+    assert training_pid(runner, job.id) == standby
     assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
     deadline = time.monotonic() + 30
     while alive(standby):

@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pipeline.local.standby import cpu_seconds  # noqa: E402
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 
@@ -62,13 +63,10 @@ def watch_model_ready(home: Path, start: float, result: dict, stop: threading.Ev
             continue
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, all its threads (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-    except (OSError, IndexError, ValueError):
-        return None
+def app_cpu_s(pid: int) -> float | None:
+    """User + system CPU time of the app's process, all its threads, to the hundredth (Linux /proc)."""
+    seconds = cpu_seconds(pid)
+    return None if seconds is None else round(seconds, 2)
 
 
 def one_run(checkout: Path, browser) -> dict:
@@ -102,14 +100,14 @@ def one_run(checkout: Path, browser) -> dict:
         page.get_by_label("Message to all three panes").fill("What is the capital of France?")
         page.get_by_role("button", name="Send").click()
         result["sent_s"] = round(time.perf_counter() - start, 2)
-        result["app_cpu_at_sent_s"] = cpu_seconds(proc.pid)  # run_app.sh execs python: same pid
+        result["app_cpu_at_sent_s"] = app_cpu_s(proc.pid)  # run_app.sh execs python: same pid
         stops = page.get_by_role("button", name="Stop", exact=True)
         bots = page.locator('[data-testid="bot"]')
         page.wait_for_timeout(500)
         while time.perf_counter() - start < 600:
             if "first_text_s" not in result and any(t.strip() for t in bots.all_inner_texts()):
                 result["first_text_s"] = round(time.perf_counter() - start, 2)
-                result["app_cpu_at_first_text_s"] = cpu_seconds(proc.pid)
+                result["app_cpu_at_first_text_s"] = app_cpu_s(proc.pid)
             if "first_text_s" in result and all(stops.nth(i).is_disabled() for i in range(stops.count())):
                 result["answered_s"] = round(time.perf_counter() - start, 2)
                 break

@@ -20,7 +20,7 @@ Rules that keep it honest:
   it never competes with a fine-tune for the CPU.
 - A job that comes while the standby still imports waits for it (`await_ready`) only while it gets the
   CPU, and never longer than a fresh process's imports take: right after the app starts (the demo's
-  fine-tune comes ~8 s after the standby started, while decoding starved it) the job waited 0.5-1.6 s
+  fine-tune comes ~8 s after the standby started, while decoding starved it) the job waited 0.5-2.1 s
   for it, where a fresh process imported for 4.1-4.2 s (docs/bench/demo.md).
 """
 
@@ -124,7 +124,6 @@ class Standby:
         """Wait for a standby still importing to say it is ready: True once it has; False at once when
         there is none (or it is stale or dead), after AWAIT_LIMIT_S, or as soon as it stops getting
         AWAIT_MIN_CPU_SHARE of a CPU (starved by busier processes, it would finish after a fresh one)."""
-        limit_s = AWAIT_LIMIT_S
         with self._lock:
             proc = self._proc
             if proc is None or not _same(self._env, trainer_env()):
@@ -142,7 +141,7 @@ class Standby:
                              time.monotonic() - start)
                     return True
             now = time.monotonic()
-            if now - start >= limit_s:
+            if now - start >= AWAIT_LIMIT_S:
                 return False
             if now - window_start >= AWAIT_WINDOW_S:
                 cpu = cpu_seconds(proc.pid)

@@ -13,22 +13,60 @@ is a completion token and takes the same loss (sum of -log p over those tokens /
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
 
+from pipeline.local import row_shards
+
 
 class CompletionHeadSFTTrainer(SFTTrainer):
-    """SFTTrainer whose loss projects only the completion positions through the LM head."""
+    """SFTTrainer whose loss projects only the completion positions through the LM head, and whose
+    training step can split its batch by rows over worker threads (pipeline/local/row_shards.py)."""
 
     head_rows = 0  # positions projected through the LM head in training (reported by the trainer)
+    backbone_passes = 0  # forward passes of the backbone in training: one per step, or one per row shard
     # Set where bf16 is native (pipeline/local/frozen_bf16.py): the frozen head as a bf16 copy.
     bf16_head = None
+    # Threads of the next training step over which its rows are split (pipeline/local/train_threads.py
+    # sets it per step); 1 computes the batch whole on the calling thread, as TRL does.
+    step_shards = 1
+    _workers: row_shards.Workers | None = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # a caller that wants the logits gets TRL's own path
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        mode = "train" if self.model.training else "eval"
+        loss, counts = self._completion_loss(model, inputs, num_items_in_batch)
+        self._record(counts)
+        return loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        parts = row_shards.split(inputs, self.step_shards) if self.args.gradient_accumulation_steps == 1 else None
+        if not parts or len(parts) < 2:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if num_items_in_batch is None:  # each shard's loss is divided by the whole batch's count
+            num_items_in_batch = int((inputs["labels"][:, 1:] != -100).sum())
+
+        def shard(part: dict) -> tuple[torch.Tensor, Counter]:
+            # Autocast's state is the calling thread's, so each worker enters the trainer's context.
+            with self.compute_loss_context_manager():
+                loss, counts = self._completion_loss(model, part, num_items_in_batch)
+            self.accelerator.backward(loss)
+            return loss.detach(), counts
+
+        parts = [self._prepare_inputs(part) for part in parts]
+        self._workers = self._workers or row_shards.Workers()
+        done = self._workers.run([lambda part=part: shard(part) for part in parts],
+                                 threads_each=max(1, self.step_shards // len(parts)))
+        self._record(sum((counts for _, counts in done), Counter()))
+        return sum(loss for loss, _ in done)
+
+    def _completion_loss(self, model, inputs, num_items_in_batch) -> tuple[torch.Tensor, Counter]:
+        """The loss and what the log counts (positions scored and right, tokens); shares no state, so
+        row shards can run it on several threads at once."""
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
         backbone = getattr(causal_lm, causal_lm.base_model_prefix)
         labels = inputs["labels"][:, 1:]
@@ -44,13 +82,17 @@ class CompletionHeadSFTTrainer(SFTTrainer):
         total = F.cross_entropy(logits, targets, reduction="sum")
         count = num_items_in_batch if num_items_in_batch is not None else mask.sum()
         loss = total / torch.as_tensor(count).clamp(min=1)
-        valid = int(targets.numel())
-        if mode == "train":
-            self.head_rows += valid
-            if "attention_mask" in inputs:
-                self._total_train_tokens += int(inputs["attention_mask"].sum())
-            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         with torch.no_grad():
             correct = int((logits.argmax(-1) == targets).sum())
-        self._metrics[mode]["mean_token_accuracy"].append(correct / valid if valid else 0.0)
-        return loss
+        tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+        return loss, Counter(valid=int(targets.numel()), correct=correct, tokens=tokens, passes=1)
+
+    def _record(self, counts: Counter) -> None:
+        mode = "train" if self.model.training else "eval"
+        if mode == "train":
+            self.head_rows += counts["valid"]
+            self.backbone_passes += counts["passes"]
+            self._total_train_tokens += counts["tokens"]
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        valid = counts["valid"]
+        self._metrics[mode]["mean_token_accuracy"].append(counts["correct"] / valid if valid else 0.0)

@@ -17,6 +17,7 @@ part: ~0.2 s of a step does not depend on its length) before they are compared.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -56,27 +57,37 @@ def measuring(counts: tuple[int, ...]) -> ThreadChooser:
 class StepThreads(TrainerCallback):
     """Sets the thread count before each optimizer step and records the step's time per position.
 
+    With `sharded` (a trainer with `step_shards`: pipeline/local/sft_head.py) a count of N > 1 splits the
+    step's rows over N worker threads of one intra-op thread each (pipeline/local/row_shards.py) and the
+    trainer's own thread (optimizer step, validation) keeps one; without, N is torch's intra-op count.
     The positions are counted by a hook on the input embeddings during forwards that build a graph
-    (training; validation runs under no_grad and after the step's end)."""
+    (training; validation runs under no_grad and after the step's end), on whichever thread runs them."""
 
     def __init__(self, model: torch.nn.Module, choose: ThreadChooser,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, sharded: object | None = None):
         self.chooser = choose
         self.clock = clock
+        self.sharded = sharded
         self.steps_on: Counter[int] = Counter()  # optimizer steps run per thread count (the "done" event)
         self._positions = 0
+        self._lock = threading.Lock()  # row shards count their positions from their own threads
         self._threads = 0
         self._started = 0.0
         model.get_input_embeddings().register_forward_hook(self._count)
 
     def _count(self, _module: torch.nn.Module, inputs: tuple, _output: torch.Tensor) -> None:
         if torch.is_grad_enabled():
-            self._positions += inputs[0].numel()
+            with self._lock:
+                self._positions += inputs[0].numel()
 
     def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 (TrainerCallback's)
         self._threads = self.chooser.choose(1)
-        if torch.get_num_threads() != self._threads:
-            torch.set_num_threads(self._threads)
+        own = self._threads
+        if self.sharded is not None:
+            self.sharded.step_shards = self._threads
+            own = 1
+        if torch.get_num_threads() != own:
+            torch.set_num_threads(own)
         self._positions = 0
         self._started = self.clock()
 

@@ -76,20 +76,30 @@ def _callback(total_steps: int, eval_every: int | None):
 
 def _observe_compute(model) -> dict:
     """Records the dtype a linear layer's matmul really produced during training and how many times it
-    ran with gradients on: once per step, or twice if activations were recomputed. Its hook runs first,
-    before frozen_bf16's cast of the output back to float32."""
+    ran with gradients on: once per pass of the backbone, or twice if activations were recomputed. Its
+    hook runs first, before frozen_bf16's cast of the output back to float32; row shards run it on
+    their own threads, hence the lock."""
     import torch
 
     seen: dict = {"training_forwards": 0}
     layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    lock = threading.Lock()
 
     def hook(_module, _inputs, output):
         if torch.is_grad_enabled():
-            seen.setdefault("compute_dtype", str(output.dtype).removeprefix("torch."))
-            seen["training_forwards"] += 1
+            with lock:
+                seen.setdefault("compute_dtype", str(output.dtype).removeprefix("torch."))
+                seen["training_forwards"] += 1
 
     layer.register_forward_hook(hook, prepend=True)
     return seen
+
+
+def _forwards_per_pass(seen: dict, trainer) -> float:
+    """The observed layer's training forwards per backbone pass: 1.0, or 2.0 with recomputed activations.
+    A pass is a step (TRL's trainer) or a row shard of one (ours counts them)."""
+    passes = getattr(trainer, "backbone_passes", None) or trainer.state.global_step
+    return round(seen["training_forwards"] / max(1, passes), 2)
 
 
 def _die_with_parent() -> None:
@@ -165,7 +175,9 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     trainer = trainer_cls(model=model, args=sft_args, train_dataset=train, eval_dataset=valid,
                          processing_class=tokenizer, peft_config=lora, callbacks=[_callback(total, eval_every)])
     # Threads per step, measured (pipeline/local/train_threads.py); DISTILL_TRAIN_THREADS=N fixes them.
-    stepper = train_threads.StepThreads(trainer.model, threads) if threads is not None else None
+    # With our trainer a step on N threads splits its rows over N worker threads (pipeline/local/row_shards.py).
+    sharded = trainer if isinstance(trainer, CompletionHeadSFTTrainer) else None
+    stepper = train_threads.StepThreads(trainer.model, threads, sharded=sharded) if threads is not None else None
     if stepper is not None:
         trainer.add_callback(stepper)
     seen = _observe_compute(trainer.model)
@@ -189,7 +201,8 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
     rates = [float(f"{h['learning_rate']:.3g}") for h in trainer.state.log_history if "learning_rate" in h]
     emit("done", trained_tokens=int(sum(lengths) * spec["epochs"]), precision=choice.train,
          compute_dtype=seen.get("compute_dtype"), weight_dtypes=weights,
-         head_rows=getattr(trainer, "head_rows", None), forwards_per_step=round(seen["training_forwards"] / max(1, trainer.state.global_step), 2), learning_rates=rates,
+         head_rows=getattr(trainer, "head_rows", None), forwards_per_step=_forwards_per_pass(seen, trainer),
+         learning_rates=rates,
          phases_s={k: round(v, 2) for k, v in phases.items()},
          thread_steps={str(n): c for n, c in sorted(stepper.steps_on.items())} if stepper else None)
     return 0

@@ -161,9 +161,10 @@ DECODE_THREADS: Setting[int | str | None] = Setting(
     "auto or a whole number")
 TRAIN_THREADS: Setting[int | str | None] = Setting(
     "DISTILL_TRAIN_THREADS", _threads, "auto", "auto",
-    "Intra-op threads for local fine-tuning: auto times steps with 2 and 1 threads and keeps the faster "
-    "(one wins beside a chat decoding on the same cores); a number fixes it (0 = torch's default; see "
-    "`docs/bench/recipe.md`).", "auto or a whole number")
+    "Threads for local fine-tuning (N > 1: each step's rows split over N threads): auto times steps with 2 "
+    "and 1 threads and keeps the faster (one can win beside a chat decoding on the same cores); a number "
+    "fixes it (0 = torch's own intra-op threads on whole batches; see `docs/bench/recipe.md`).",
+    "auto or a whole number")
 TRAIN_STANDBY: Setting[bool] = Setting(
     "DISTILL_TRAIN_STANDBY", _flag, True, "1",
     "1 keeps one training process waiting with its libraries imported (at idle priority, ~430 MB), so a "

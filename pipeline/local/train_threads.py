@@ -1,13 +1,14 @@
-"""How many intra-op threads the training process uses, chosen step by step by timing the steps.
+"""How many threads the training process uses, chosen step by step by timing the steps.
 
-Alone on two cores a LoRA step is fastest on two threads (one thread: 1.2x slower natively, 1.6x with
-torch and oneDNN capped to AVX2). Beside a chat decoding on the same cores it is the other way round:
-the chat's decoder holds a core, the trainer's two threads wait for each other at every op, and a step
-took 1.2-1.5x the seconds of a one-thread step natively, with the chat no faster for it
-(benchmarks/train_waits.py, docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other
-work may come and go, so the trainer measures instead of guessing, as decoding does
-(pipeline/local/threads.py): it times its steps on each count and keeps the faster, re-measuring the
-other now and then.
+Two threads of our trainer split each step's rows between them, each on one intra-op thread
+(pipeline/local/row_shards.py): alone on the 2-core AMD EPYC that is 1.4-1.6x faster than one thread,
+where two intra-op threads on the whole batch were slower than one (their per-op barrier; on the Intel
+Xeon of earlier sessions they were 1.2-1.6x faster than one). Beside a chat decoding on the same cores,
+whose decoder holds a core, one thread can be the faster (it was for two intra-op threads: 1.2-1.5x,
+with the chat no faster for it; benchmarks/train_waits.py, docs/bench/recipe.md). A visitor may chat
+while a fine-tune runs, and other work may come and go, so the trainer measures instead of guessing,
+as decoding does (pipeline/local/threads.py): it times its steps on each count and keeps the faster,
+re-measuring the other now and then.
 
 A training step is ~50 decode steps long, so the other count is re-measured for one step only, every
 EXPLORE_EVERY steps (FAR_EVERY where it was much slower): a few slower steps of a 50-step fine-tune.

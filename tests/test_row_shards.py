@@ -116,3 +116,28 @@ def test_a_step_split_over_threads_trains_what_the_whole_batch_trains() -> None:
     assert split[2] == whole[2]
     assert max(float((a - b).abs().max()) for a, b in zip(whole[1], split[1], strict=True)) < 1e-6
     assert trainer.backbone_passes == 3  # one whole pass, then one per shard
+
+
+def test_a_validation_pass_split_over_threads_gives_the_whole_batchs_loss() -> None:
+    trainer, batch = _tiny_trainer()
+    model = trainer.model
+    model.eval()
+    threads: list[tuple[str, bool]] = []
+    model.get_input_embeddings().register_forward_hook(
+        lambda *_: threads.append((threading.current_thread().name, torch.is_grad_enabled())))
+
+    def loss(shards: int) -> tuple[float, list[float]]:
+        trainer.step_shards = shards
+        trainer._metrics["eval"].clear()
+        value, logits, labels = trainer.prediction_step(model, dict(batch), prediction_loss_only=True)
+        assert logits is None and labels is None
+        return float(value), trainer._metrics["eval"]["mean_token_accuracy"]
+
+    whole = loss(1)
+    assert threads == [("MainThread", False)]
+    threads.clear()
+    split = loss(2)
+    assert sorted(threads) == [("train-rows_0", False), ("train-rows_1", False)]  # no graph built
+    assert split[0] == pytest.approx(whole[0], rel=1e-5)
+    assert split[1] == whole[1]
+    assert trainer.backbone_passes == 0  # validation is not training

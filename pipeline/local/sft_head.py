@@ -48,7 +48,7 @@ class CompletionHeadSFTTrainer(SFTTrainer):
             return super().training_step(model, inputs, num_items_in_batch)
         model.train()
         if num_items_in_batch is None:  # each shard's loss is divided by the whole batch's count
-            num_items_in_batch = int((inputs["labels"][:, 1:] != -100).sum())
+            num_items_in_batch = _completion_count(inputs)
 
         def shard(part: dict) -> tuple[torch.Tensor, Counter]:
             # Autocast's state is the calling thread's, so each worker enters the trainer's context.
@@ -57,6 +57,25 @@ class CompletionHeadSFTTrainer(SFTTrainer):
             self.accelerator.backward(loss)
             return loss.detach(), counts
 
+        return self._run_shards(shard, parts)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """A validation pass (loss only) split by rows as the training steps are."""
+        parts = row_shards.split(inputs, self.step_shards) if prediction_loss_only else None
+        if not parts or len(parts) < 2:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        count = _completion_count(inputs)
+
+        def shard(part: dict) -> tuple[torch.Tensor, Counter]:
+            # Grad mode is per thread too: the workers leave it on unless told.
+            with torch.no_grad(), self.compute_loss_context_manager():
+                return self._completion_loss(model, part, count)
+
+        return self._run_shards(shard, parts), None, None
+
+    def _run_shards(self, shard, parts: list[dict]) -> torch.Tensor:
+        """Runs `shard` on each part on the workers' threads, records what they counted once, as one
+        pass over the batch would, and returns the batch's loss (the shards' losses summed)."""
         parts = [self._prepare_inputs(part) for part in parts]
         self._workers = self._workers or row_shards.Workers()
         done = self._workers.run([lambda part=part: shard(part) for part in parts],
@@ -96,3 +115,8 @@ class CompletionHeadSFTTrainer(SFTTrainer):
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         valid = counts["valid"]
         self._metrics[mode]["mean_token_accuracy"].append(counts["correct"] / valid if valid else 0.0)
+
+
+def _completion_count(inputs) -> int:
+    """Tokens the loss is taken on in the batch (labels shifted by one, -100 left out)."""
+    return int((inputs["labels"][:, 1:] != -100).sum())

@@ -63,7 +63,8 @@ def fine_tune_breakdown(home: Path) -> dict:
     return {"job_created_to_training_process_start_s": started - job["created_at"] if started else None,
             "training_process_start_to_succeeded_s": job["finished_at"] - started if started else None,
             "phases_from_process_start_s": phases or None, "phases_from_handover_s": waited or None,
-            "steps": len(steps), "thread_steps": (created.get("data") or {}).get("thread_steps"),
+            "steps": len(steps),
+            **{key: (created.get("data") or {}).get(key) for key in ("thread_steps", "thread_step_s", "validation_s")},
             "epochs": job["hyperparameters"].get("n_epochs"),
             "batch_size": job["hyperparameters"].get("batch_size")}
 

@@ -285,7 +285,9 @@ class JobRunner:
                 return
             self.store.update_job(job_id, status="succeeded", fine_tuned_model=model_id, finished_at=int(time.time()),
                                   trained_tokens=done.get("trained_tokens"), result_files=[result["id"]])
-        # thread_steps: optimizer steps run on each thread count (pipeline/local/train_threads.py).
+        # thread_steps: optimizer steps run on each thread count (pipeline/local/train_threads.py), and
+        # their median seconds; validation_s: the validation passes' seconds in all.
         self.store.add_event(job_id, f"New fine-tuned model created: {model_id}",
-                             data={"phases_s": phases, "thread_steps": done.get("thread_steps")})
+                             data={"phases_s": phases, **{key: done.get(key) for key in
+                                                          ("thread_steps", "thread_step_s", "validation_s")}})
         self.store.add_event(job_id, "The job has successfully completed")

@@ -70,6 +70,7 @@ class StepThreads(TrainerCallback):
         self.clock = clock
         self.sharded = sharded
         self.steps_on: Counter[int] = Counter()  # optimizer steps run per thread count (the "done" event)
+        self.step_seconds: dict[int, list[float]] = {}  # each measured step's seconds, per count (the same)
         self._positions = 0
         self._lock = threading.Lock()  # row shards count their positions from their own threads
         self._threads = 0
@@ -95,5 +96,7 @@ class StepThreads(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         self.steps_on[self._threads] += 1
         if state.global_step > 1:  # the first step also warms up (allocations, first-call set-up)
-            per_position = (self.clock() - self._started) / (self._positions + FIXED_POSITIONS)
+            seconds = self.clock() - self._started
+            self.step_seconds.setdefault(self._threads, []).append(seconds)
+            per_position = seconds / (self._positions + FIXED_POSITIONS)
             self.chooser.record(1, self._threads, per_position)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -204,7 +205,12 @@ def main(job_dir: Path, handed_over: float | None = None) -> int:
          head_rows=getattr(trainer, "head_rows", None), forwards_per_step=_forwards_per_pass(seen, trainer),
          learning_rates=rates,
          phases_s={k: round(v, 2) for k, v in phases.items()},
-         thread_steps={str(n): c for n, c in sorted(stepper.steps_on.items())} if stepper else None)
+         thread_steps={str(n): c for n, c in sorted(stepper.steps_on.items())} if stepper else None,
+         # Median seconds of a step on each count (the first step left out) and the validation passes'
+         # seconds in all: where a fine-tune's time went (docs/bench/demo.md).
+         thread_step_s={str(n): round(statistics.median(s), 3) for n, s in sorted(stepper.step_seconds.items())}
+         if stepper else None,
+         validation_s=round(sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history), 2))
     return 0
 
 

@@ -16,6 +16,10 @@ pipeline/local/trainer.py builds it (benchmarks/train_step.py `build_trainer`) a
 batches (forward with our LM head, backward, AdamW) twice; the second pass is timed.
 
     DISTILL_MODEL_DIR=/tmp/distill-studio-models .venv/bin/python benchmarks/train_waits.py [--rounds 3] [--json]
+
+`--settings two_rows,sleeping,one_thread` compares the trainer's two threads as it uses them now (each
+step's rows split over two threads, one intra-op thread each) with two intra-op threads on the whole
+batch (torch's default) and one thread.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "DISTILL_TRAIN_THREADS")
-# "auto": sleeping waits and the trainer's own choice of 2 or 1 threads per step (pipeline/local/train_threads.py).
+# "auto": sleeping waits and the trainer's own choice of 2 or 1 threads per step (pipeline/local/train_threads.py);
+# "two_rows": each step's rows split over two threads of one intra-op thread each (pipeline/local/row_shards.py).
 SETTINGS = {"sleeping": {"OMP_WAIT_POLICY": "PASSIVE"}, "short_spin": {"GOMP_SPINCOUNT": "10000"},
-            "one_thread": {"OMP_NUM_THREADS": "1"}, "auto": {"OMP_WAIT_POLICY": "PASSIVE", "DISTILL_TRAIN_THREADS": "auto"}}
+            "one_thread": {"OMP_NUM_THREADS": "1"}, "auto": {"OMP_WAIT_POLICY": "PASSIVE", "DISTILL_TRAIN_THREADS": "auto"},
+            "two_rows": {"OMP_WAIT_POLICY": "PASSIVE", "DISTILL_TRAIN_THREADS": "2"}}
 
 
 def trainer_child() -> dict:
@@ -50,7 +56,8 @@ def trainer_child() -> dict:
     trainer, batches = build_trainer("person", 2)
     model = trainer.model
     choice = train_threads.chooser(config.TRAIN_THREADS.get()) if "DISTILL_TRAIN_THREADS" in os.environ else None
-    stepper = train_threads.StepThreads(model, choice) if choice else None
+    stepper = train_threads.StepThreads(model, choice, sharded=trainer) if choice else None
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train's loop, which this stands in for
     timed: dict = {}
     for rep in range(2):
         start, cpu = time.time(), time.process_time()
@@ -58,7 +65,7 @@ def trainer_child() -> dict:
             state = SimpleNamespace(global_step=rep * len(batches) + i + 1)
             if stepper:  # as the Trainer calls it around each optimizer step
                 stepper.on_step_begin(None, state, None)
-            trainer.compute_loss(model, dict(b)).backward()
+            trainer.training_step(model, dict(b))  # forward and backward, split by rows where chosen
             trainer.optimizer.step()
             trainer.optimizer.zero_grad()
             if stepper:

@@ -87,6 +87,32 @@ def test_invalid_training_data_is_refused_or_fails_with_its_line(tiny_backend) -
     assert snap.status == "failed" and "Line 4" in snap.error and "failed on the provider" in snap.error
 
 
+def test_a_jobs_last_events_are_written_before_its_final_status(tiny_backend, monkeypatch) -> None:
+    """watch_job reads the status, then the events, and its callers stop polling at a final status:
+    whatever the job ends with must already be among the events then."""
+    store = tiny_backend.app.state.backend.runner.store
+    events_at_end: dict[str, list[str]] = {}
+    update_job = store.update_job
+
+    def recording(job_id: str, **changes):
+        if changes.get("status") in ("succeeded", "failed", "cancelled"):
+            events_at_end[changes["status"]] = [e["message"] for e in store.events(job_id)]
+        return update_job(job_id, **changes)
+
+    monkeypatch.setattr(store, "update_job", recording)
+    client = tiny_backend.client(max_retries=0)
+    model = base_model(client)
+    assert follow(client, start_job(client, examples(10), model, n_epochs=1).job.id).status == "succeeded"
+    too_few = ft.create_job(client, model=model, training_file=ft.upload_examples(client, examples(3), "few"))
+    assert follow(client, too_few.id).status == "failed"
+    cancelled = start_job(client, examples(10), model, n_epochs=30).job
+    assert ft.cancel_job(client, cancelled.id).status == "cancelled"
+    created, completed = events_at_end["succeeded"][-2:]
+    assert created.startswith("New fine-tuned model created") and completed == "The job has successfully completed"
+    assert events_at_end["failed"][-1].startswith("Fine-tuning failed:")
+    assert events_at_end["cancelled"][-1] == "Job cancelled by the user."
+
+
 @pytest.fixture
 def restartable(tmp_path):
     from pipeline.local.runtime import start_server

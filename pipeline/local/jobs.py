@@ -95,9 +95,9 @@ class JobRunner:
             job = self.store.get_job(job_id)
             if job["status"] in FINAL:
                 return job
+            self.store.add_event(job_id, "Job cancelled by the user.")  # before the status, as in _fail
             job = self.store.update_job(job_id, status="cancelled", finished_at=int(time.time()))
             proc = self._proc if self._running == job_id else None
-        self.store.add_event(job_id, "Job cancelled by the user.")
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -161,9 +161,11 @@ class JobRunner:
     def _fail(self, job_id: str, code: str, message: str, param: str | None = None) -> None:
         if self.store.get_job(job_id)["status"] == "cancelled":
             return
+        # The event first: a client that sees the final status and then reads the events (watch_job)
+        # must find the last ones there, as it stops polling then.
+        self.store.add_event(job_id, f"Fine-tuning failed: {message}", level="error")
         self.store.update_job(job_id, status="failed", finished_at=int(time.time()),
                               error={"code": code, "message": message, "param": param})
-        self.store.add_event(job_id, f"Fine-tuning failed: {message}", level="error")
 
     def _read(self, file_id: str, param: str) -> list[dict]:
         path = self.store.file_data_path(file_id)
@@ -283,11 +285,12 @@ class JobRunner:
         with self._cv:
             if self.store.get_job(job_id)["status"] == "cancelled":
                 return
+            # The events before the status, as in _fail. thread_steps: optimizer steps run on each thread
+            # count (pipeline/local/train_threads.py), and their median seconds; validation_s: the
+            # validation passes' seconds in all.
+            self.store.add_event(job_id, f"New fine-tuned model created: {model_id}",
+                                 data={"phases_s": phases, **{key: done.get(key) for key in
+                                                              ("thread_steps", "thread_step_s", "validation_s")}})
+            self.store.add_event(job_id, "The job has successfully completed")
             self.store.update_job(job_id, status="succeeded", fine_tuned_model=model_id, finished_at=int(time.time()),
                                   trained_tokens=done.get("trained_tokens"), result_files=[result["id"]])
-        # thread_steps: optimizer steps run on each thread count (pipeline/local/train_threads.py), and
-        # their median seconds; validation_s: the validation passes' seconds in all.
-        self.store.add_event(job_id, f"New fine-tuned model created: {model_id}",
-                             data={"phases_s": phases, **{key: done.get(key) for key in
-                                                          ("thread_steps", "thread_step_s", "validation_s")}})
-        self.store.add_event(job_id, "The job has successfully completed")

@@ -5,11 +5,11 @@ two intra-op threads meet at a barrier after every one of them, and on the 2-cor
 2026-12-02 a step on two intra-op threads took 1.2-1.7x the time of one thread (fp32 under the AVX2
 knobs and the bf16 path alike). Two worker threads that each run the forward and backward of their own
 rows on one intra-op thread meet once per step instead: 0.48 s per step against 0.77 s on one thread
-(AVX2 knobs), 0.27-0.33 against 0.36-0.39 s (native bf16) (benchmarks/train_waits.py,
-docs/bench/recipe.md, last section). torch releases the GIL inside its ops and autograd adds each shard's gradients into the
-shared LoRA weights under a lock, so the step's gradients are the whole batch's (fp32: equal to
-~1e-7); each shard's loss is divided by the whole batch's count of completion tokens, as one pass
-would be. A shard is trimmed to its own longest row, so less padding is computed too.
+(AVX2 knobs), 0.27-0.37 against 0.36-0.39 s (native bf16) (benchmarks/train_waits.py,
+docs/bench/recipe.md, last section). torch releases the GIL inside its ops and autograd adds each
+shard's gradients into the shared LoRA weights under a lock, so the step's gradients are the whole
+batch's (fp32: equal to ~1e-7); each shard's loss is divided by the whole batch's count of completion
+tokens, as one pass would be. A shard is trimmed to its own longest row, so less padding is computed too.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """How many threads the training process uses, chosen step by step by timing the steps.
 
 Two threads of our trainer split each step's rows between them, each on one intra-op thread
-(pipeline/local/row_shards.py): alone on the 2-core AMD EPYC that is 1.1-1.4x faster than one thread
+(pipeline/local/row_shards.py): alone on the 2-core AMD EPYC that is 1.05-1.4x faster than one thread
 natively and 1.6x under the AVX2 knobs, where two intra-op threads on the whole batch were slower than
 one (their per-op barrier; on the Intel Xeon of earlier sessions they were 1.2-1.6x faster than one).
 Beside a chat decoding on the same cores, whose decoder holds a core, one thread can be the faster
 (natively it was, or as fast, and the chat decoded ~25% faster beside it; benchmarks/train_waits.py,
-docs/bench/recipe.md). A visitor may chat
-while a fine-tune runs, and other work may come and go, so the trainer measures instead of guessing,
-as decoding does (pipeline/local/threads.py): it times its steps on each count and keeps the faster,
-re-measuring the other now and then.
+docs/bench/recipe.md). A visitor may chat while a fine-tune runs, and other work may come and go, so
+the trainer measures instead of guessing, as decoding does (pipeline/local/threads.py): it times its
+steps on each count and keeps the faster, re-measuring the other now and then.
 
 A training step is ~50 decode steps long, so the other count is re-measured for one step only, every
 EXPLORE_EVERY steps (FAR_EVERY where it was much slower): a few slower steps of a 50-step fine-tune.

@@ -12,7 +12,7 @@ runs their kernels. For each kind it prints each figure against its target:
   streams together >= 150, with the share of greedy answers identical to an earlier decoder's;
 - cold start (`cold_start.py`): the first page <= 5 s after launch, the first answer's text <= 15 s;
 - the demo in Chromium (`demo_browser.py`): "Run all steps" to the scoreboard <= 90 s, and its result.
-Then one table and, with --json, everything each benchmark reported. About 8 minutes per kind on a
+Then one table and, with --json, everything each benchmark reported. About 4-5 minutes per kind on a
 2-core machine. Item 2 of the issue (the dtype each path takes on each kind) is the test suite's.
 """
 

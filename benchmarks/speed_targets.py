@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -31,8 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine_facts import machine  # noqa: E402
+from tests.cpu_support import AVX2_ONLY  # noqa: E402  (the tests' one spelling of an AVX2-only CPU)
+
 BENCH = ROOT / "benchmarks"
-AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 KINDS = {"native": {}, "avx2": AVX2_ONLY}
 
 
@@ -94,14 +97,6 @@ TARGETS: dict[str, tuple[str, Callable[[dict[str, str]], dict]]] = {
     "cold start": ("page <= 5 s, first answer <= 15 s", cold_start),
     "demo": ("<= 90 s in Chromium", demo),
 }
-
-
-def machine() -> dict:
-    import torch
-
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-    return {"cpu": caps.get("cpu_name") or platform.processor(), "nproc": os.cpu_count(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "load_average": os.getloadavg()}
 
 
 def main() -> int:
